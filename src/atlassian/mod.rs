@@ -1,0 +1,33 @@
+//! Atlassian Data Center connectors: the only code that talks to Jira, Confluence, Crowd and
+//! Bitbucket. It turns one [`Action`] into the exact REST calls of the product, executes them
+//! idempotently, and reports every call made plus a classified outcome ([`Execution`]).
+//!
+//! This layer knows nothing of SCIM, of the outbox or of retry scheduling: it answers "done",
+//! "already done", "retry (maybe after N seconds)" or "give up", and `delivery/` decides what to
+//! do next. Credentials live in [`Secret`] and never reach logs, `Debug` output or [`Call::path`].
+//!
+//! Layout: shared types in `types.rs`, pure request values and URL encoding in `request.rs`, pure
+//! status/header classification in `classify.rs`, the reqwest client and call recording in
+//! `client.rs`, and one folder per product (`request.rs` pure builders, `response.rs` pure body
+//! interpretation, `client.rs` the call sequence).
+//!
+//! The field guide is `shared/reference/atlassian-dc.md` (§7 is the action matrix). Vendor pages:
+//! - Jira DC REST 10.3: <https://docs.atlassian.com/software/jira/docs/api/REST/latest>
+//! - Confluence DC REST: <https://developer.atlassian.com/server/confluence/rest/v1020/api-group-admin-users/>
+//! - Crowd REST: <https://developer.atlassian.com/server/crowd/crowd-rest-resources/>
+//! - Bitbucket DC REST: <https://developer.atlassian.com/server/bitbucket/rest/>
+//! - Rate limiting headers: <https://confluence.atlassian.com/doc/_ratelimiting_httpheaders-992678779.html>
+
+mod bitbucket;
+mod classify;
+mod client;
+mod confluence;
+mod crowd;
+mod jira;
+mod request;
+mod types;
+
+pub use client::{Connector, PollPolicy};
+pub use types::{
+    Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
+};

@@ -1,0 +1,327 @@
+//! Public value types of the Atlassian layer: products, targets, actions and outcomes.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// An Atlassian Data Center product that can be a provisioning target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    Jira,
+    Confluence,
+    Crowd,
+    Bitbucket,
+}
+
+impl Product {
+    pub const ALL: [Product; 4] = [Product::Jira, Product::Confluence, Product::Crowd, Product::Bitbucket];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::Jira => "jira",
+            Product::Confluence => "confluence",
+            Product::Crowd => "crowd",
+            Product::Bitbucket => "bitbucket",
+        }
+    }
+}
+
+impl fmt::Display for Product {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Product {
+    type Err = TargetError;
+
+    /// Parses the lowercase product name used in configuration (case-insensitive).
+    ///
+    /// # Errors
+    /// [`TargetError::UnknownProduct`] for anything but jira, confluence, crowd, bitbucket.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Product::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| TargetError::UnknownProduct(s.to_string()))
+    }
+}
+
+/// A credential. `Debug` and `Display` print `***`; only [`Secret::expose`] reveals it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How the bridge authenticates. Jira and Confluence take a personal access token as Bearer
+/// (atlassian-dc.md §1.1); Crowd takes Basic with the *application* name and password; Bitbucket
+/// takes either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    Bearer(Secret),
+    Basic { username: String, password: Secret },
+}
+
+/// One configured target.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub name: String,
+    pub product: Product,
+    /// Base URL including the context path, e.g. `https://wiki.example.com/confluence`.
+    pub url: String,
+    pub auth: Auth,
+    /// Whole-request timeout for one HTTP call.
+    pub timeout: Duration,
+}
+
+/// Construction errors of a [`crate::atlassian::Connector`].
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("unknown product {0:?}; expected one of jira, confluence, crowd, bitbucket")]
+    UnknownProduct(String),
+    #[error("target {name:?}: url {url:?} is not an http(s) URL, e.g. https://jira.example.com/jira")]
+    InvalidUrl { name: String, url: String },
+    #[error("target {name:?}: url must not carry credentials, a query or a fragment")]
+    UrlWithExtras { name: String },
+    #[error(
+        "target {name:?}: Crowd authenticates applications with Basic (application name and password), not Bearer"
+    )]
+    CrowdNeedsBasic { name: String },
+    #[error("target {name:?}: timeout must be greater than zero")]
+    ZeroTimeout { name: String },
+    #[error("target {name:?}: could not build the HTTP client: {source}")]
+    Client {
+        name: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// What the bridge asks a target to do for one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    CreateUser {
+        username: String,
+        display_name: String,
+        email: String,
+    },
+    Deactivate {
+        username: String,
+    },
+    Reactivate {
+        username: String,
+    },
+    Delete {
+        username: String,
+    },
+    Anonymize {
+        username: String,
+    },
+    /// Remove the user from the licence-granting groups: Bitbucket's stand-in for deactivation,
+    /// and licence reclaim elsewhere.
+    RemoveLicense {
+        username: String,
+        groups: Vec<String>,
+    },
+    AddToGroup {
+        username: String,
+        group: String,
+    },
+    RemoveFromGroup {
+        username: String,
+        group: String,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::CreateUser { .. } => ActionKind::CreateUser,
+            Action::Deactivate { .. } => ActionKind::Deactivate,
+            Action::Reactivate { .. } => ActionKind::Reactivate,
+            Action::Delete { .. } => ActionKind::Delete,
+            Action::Anonymize { .. } => ActionKind::Anonymize,
+            Action::RemoveLicense { .. } => ActionKind::RemoveLicense,
+            Action::AddToGroup { .. } => ActionKind::AddToGroup,
+            Action::RemoveFromGroup { .. } => ActionKind::RemoveFromGroup,
+        }
+    }
+
+    pub fn username(&self) -> &str {
+        match self {
+            Action::CreateUser { username, .. }
+            | Action::Deactivate { username }
+            | Action::Reactivate { username }
+            | Action::Delete { username }
+            | Action::Anonymize { username }
+            | Action::RemoveLicense { username, .. }
+            | Action::AddToGroup { username, .. }
+            | Action::RemoveFromGroup { username, .. } => username,
+        }
+    }
+}
+
+/// Fieldless mirror of [`Action`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    CreateUser,
+    Deactivate,
+    Reactivate,
+    Delete,
+    Anonymize,
+    RemoveLicense,
+    AddToGroup,
+    RemoveFromGroup,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 8] = [
+        ActionKind::CreateUser,
+        ActionKind::Deactivate,
+        ActionKind::Reactivate,
+        ActionKind::Delete,
+        ActionKind::Anonymize,
+        ActionKind::RemoveLicense,
+        ActionKind::AddToGroup,
+        ActionKind::RemoveFromGroup,
+    ];
+}
+
+/// Whether a product can carry out an action kind (atlassian-dc.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    Supported,
+    Unsupported {
+        reason: &'static str,
+    },
+    /// The product cannot do this, but the listed action is the vendor-recommended equivalent.
+    Substitute {
+        kind: ActionKind,
+        reason: &'static str,
+    },
+}
+
+pub(crate) fn support(product: Product, kind: ActionKind) -> Support {
+    use ActionKind as K;
+    match (product, kind) {
+        (Product::Bitbucket, K::Deactivate) => Support::Substitute {
+            kind: K::RemoveLicense,
+            reason: "Bitbucket DC has no deactivation API; remove the user from the licence-granting groups instead (atlassian-dc.md §5)",
+        },
+        (Product::Bitbucket, K::Reactivate) => Support::Substitute {
+            kind: K::AddToGroup,
+            reason: "Bitbucket DC has no reactivation API; add the user back to the licence-granting groups instead (atlassian-dc.md §7)",
+        },
+        (Product::Confluence, K::Anonymize) => Support::Unsupported {
+            reason: "Confluence DC has no REST endpoint for GDPR user anonymization (atlassian-dc.md §3); delete instead",
+        },
+        (Product::Crowd, K::Anonymize) => Support::Unsupported {
+            reason: "Crowd has no anonymization; anonymize in the applications or delete (atlassian-dc.md §7)",
+        },
+        _ => Support::Supported,
+    }
+}
+
+/// One HTTP call made while executing an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub method: String,
+    /// Path relative to the target's base URL, with the query; secret query values are `***`.
+    pub path: String,
+    /// `None` when no answer arrived (connection error, dropped connection, timeout).
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+}
+
+/// Why an action did not (yet) take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Try again later; `retry_after` is the target's own hint when it gave one.
+    Retryable { reason: String, retry_after: Option<Duration> },
+    /// Trying again will not help; an operator must look.
+    Permanent { reason: String },
+}
+
+impl Failure {
+    pub fn reason(&self) -> &str {
+        match self {
+            Failure::Retryable { reason, .. } | Failure::Permanent { reason } => reason,
+        }
+    }
+
+    pub(crate) fn retry(reason: impl Into<String>) -> Failure {
+        Failure::Retryable { reason: reason.into(), retry_after: None }
+    }
+
+    pub(crate) fn permanent(reason: impl Into<String>) -> Failure {
+        Failure::Permanent { reason: reason.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Retryable { reason, retry_after: Some(after) } => {
+                write!(f, "retryable after {}s: {reason}", after.as_secs())
+            }
+            Failure::Retryable { reason, .. } => write!(f, "retryable: {reason}"),
+            Failure::Permanent { reason } => write!(f, "permanent: {reason}"),
+        }
+    }
+}
+
+/// A successful outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The target changed.
+    Applied,
+    /// The target was already in the wanted state (already inactive, already a member, user
+    /// already gone…); nothing harmful was done.
+    AlreadyDone,
+}
+
+/// Every call made for one action, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub calls: Vec<Call>,
+    pub result: Result<Effect, Failure>,
+}

@@ -1,0 +1,156 @@
+//! Authentication of IdP and admin requests.
+//!
+//! Bearer tokens are compared as SHA-256 digests in constant time (`subtle`), against both the
+//! tokens given in configuration and the ones `scimbridge token new` stored hashed. The stored
+//! set is read on every check, so `token revoke` takes effect without a restart. A successful
+//! check yields a `Principal` scoped to either the SCIM API or the admin API, never both.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::secret::Secret;
+use crate::store::{Store, TokenRecord};
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Scim,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Scim => "scim",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// An authenticated caller: the credential's name (for audit) and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub scope: Scope,
+}
+
+/// The prefix of generated tokens, so secret scanners can recognise a leaked one.
+pub const TOKEN_PREFIX: &str = "scb_";
+
+/// A new token: 32 random bytes from the OS generator, hex-encoded.
+pub fn generate_token() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Secret::new(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
+}
+
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+struct Known {
+    name: String,
+    digest: [u8; 32],
+    scope: Scope,
+}
+
+/// Checks bearer tokens.
+pub struct TokenAuth {
+    configured: Vec<Known>,
+    store: Store,
+}
+
+impl TokenAuth {
+    pub fn new(store: Store, scim_tokens: &[Secret], admin_tokens: &[Secret]) -> TokenAuth {
+        let mut configured = Vec::new();
+        for (i, t) in scim_tokens.iter().enumerate() {
+            configured.push(Known { name: format!("config-{}", i + 1), digest: digest(t.expose()), scope: Scope::Scim });
+        }
+        for (i, t) in admin_tokens.iter().enumerate() {
+            configured.push(Known { name: format!("admin-config-{}", i + 1), digest: digest(t.expose()), scope: Scope::Admin });
+        }
+        TokenAuth { configured, store }
+    }
+
+    /// Whether any IdP token exists at all (configured or stored).
+    pub fn has_scim_tokens(&self) -> bool {
+        self.configured.iter().any(|k| k.scope == Scope::Scim)
+            || self.store.tokens().map(|t| t.iter().any(|r| r.scope == Scope::Scim.as_str())).unwrap_or(false)
+    }
+
+    /// The principal a presented token belongs to, if it is valid for `scope`. Every known
+    /// digest is compared, without early exit, so timing does not reveal which one matched.
+    pub fn check(&self, presented: &str, scope: Scope) -> Option<Principal> {
+        let d = digest(presented);
+        let mut found: Option<Principal> = None;
+        for k in &self.configured {
+            if bool::from(k.digest.ct_eq(&d)) && k.scope == scope {
+                found = Some(Principal { name: k.name.clone(), scope });
+            }
+        }
+        for rec in self.store.tokens().unwrap_or_default() {
+            let Ok(stored) = hex::decode(&rec.sha256) else { continue };
+            if bool::from(stored.as_slice().ct_eq(&d)) && rec.scope == scope.as_str() {
+                found = Some(Principal { name: rec.name.clone(), scope });
+            }
+        }
+        found
+    }
+
+    /// Creates and stores a new token, returning it (shown once; only its digest is kept).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn issue(&self, name: &str, scope: Scope, now: &str) -> Result<Secret, crate::store::StoreError> {
+        let token = generate_token();
+        self.store.put_token(&TokenRecord {
+            name: name.to_string(),
+            sha256: hex::encode(digest(token.expose())),
+            created: now.to_string(),
+            scope: scope.as_str().to_string(),
+        })?;
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_and_issued_tokens_authenticate_only_in_their_scope() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let auth = TokenAuth::new(store, &[Secret::new("idp-token-0123456789")], &[Secret::new("admin-token-0123456789")]);
+        assert_eq!(auth.check("idp-token-0123456789", Scope::Scim).map(|p| p.name), Some("config-1".into()));
+        assert!(auth.check("idp-token-0123456789", Scope::Admin).is_none());
+        assert!(auth.check("admin-token-0123456789", Scope::Scim).is_none());
+        assert!(auth.check("wrong", Scope::Scim).is_none());
+        let issued = auth.issue("okta", Scope::Scim, "2026-01-01T00:00:00Z").expect("issue");
+        assert!(issued.expose().starts_with(TOKEN_PREFIX) && issued.expose().len() == 68);
+        assert_eq!(auth.check(issued.expose(), Scope::Scim).map(|p| p.name), Some("okta".into()));
+    }
+
+    #[test]
+    fn a_revoked_token_stops_working_at_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let auth = TokenAuth::new(store.clone(), &[], &[]);
+        let t = auth.issue("entra", Scope::Scim, "now").expect("issue");
+        assert!(auth.has_scim_tokens());
+        assert!(store.revoke_token("entra").expect("revoke"));
+        assert!(auth.check(t.expose(), Scope::Scim).is_none());
+        assert!(!auth.has_scim_tokens());
+    }
+
+    #[test]
+    fn only_the_digest_is_stored() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let auth = TokenAuth::new(store.clone(), &[], &[]);
+        let t = auth.issue("x", Scope::Scim, "now").expect("issue");
+        let recs = store.tokens().expect("tokens");
+        assert!(!serde_json::to_string(&recs[0]).expect("json").contains(t.expose()));
+    }
+}

@@ -1,0 +1,314 @@
+//! One typed `Config`: built-in defaults, then the TOML file (`--config` or `SCIMBRIDGE_CONFIG`),
+//! then `SCIMBRIDGE_*` environment variables. Validated purely into a value before anything is
+//! opened; every problem is reported with its key and how to fix it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// Environment variables this program reads; any other `SCIMBRIDGE_*` name draws a warning.
+pub const ENV_VARS: &[&str] = &[
+    "SCIMBRIDGE_CONFIG",
+    "SCIMBRIDGE_LISTEN",
+    "SCIMBRIDGE_DATA_DIR",
+    "SCIMBRIDGE_TOKEN",
+    "SCIMBRIDGE_ADMIN_TOKEN",
+    "SCIMBRIDGE_PUBLIC_URL",
+    "SCIMBRIDGE_LOG_FORMAT",
+    "SCIMBRIDGE_MAX_BODY_BYTES",
+];
+
+/// The file as written. Unknown keys are errors, so a typo fails at start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Address to listen on, `host:port`.
+    pub listen: Option<String>,
+    /// Folder of the embedded store.
+    pub data_dir: Option<PathBuf>,
+    /// The URL IdPs reach this server at (for `Location` and `meta.location`), e.g.
+    /// `https://scim.example.com`. Defaults to the request's scheme and Host.
+    pub public_url: Option<String>,
+    /// Name of an environment variable holding IdP bearer tokens (comma-separated).
+    pub token_env: Option<String>,
+    /// Name of an environment variable holding admin API tokens (comma-separated).
+    pub admin_token_env: Option<String>,
+    pub limits: LimitsFile,
+    pub log: LogFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    pub max_body_bytes: Option<usize>,
+    pub max_results: Option<usize>,
+    pub bulk_max_operations: Option<usize>,
+    pub bulk_max_payload_bytes: Option<usize>,
+    pub max_filter_length: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    /// `pretty` or `json`.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Request and protocol limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_results: usize,
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload_bytes: usize,
+    pub max_filter_length: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_results: 1000,
+            bulk_max_operations: 1000,
+            bulk_max_payload_bytes: 1024 * 1024,
+            max_filter_length: 4096,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: Option<String>,
+    /// IdP bearer tokens given in configuration (in addition to the ones stored hashed).
+    pub tokens: Vec<Secret>,
+    pub admin_tokens: Vec<Secret>,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+}
+
+/// One problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub key: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML for scimbridge: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+/// Where settings come from, so tests can pass their own environment.
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// The process environment's `SCIMBRIDGE_*` variables.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars().filter(|(k, _)| k.starts_with("SCIMBRIDGE_")).collect()
+}
+
+/// `SCIMBRIDGE_*` variables this build does not know (likely typos).
+pub fn unknown_env_vars(env: &BTreeMap<String, String>) -> Vec<String> {
+    env.keys().filter(|k| k.starts_with("SCIMBRIDGE_") && !ENV_VARS.contains(&k.as_str())).cloned().collect()
+}
+
+/// Reads and validates the configuration.
+///
+/// # Errors
+/// An unreadable or unparsable file, or every invalid setting with its key and reason.
+pub fn load(src: &Sources<'_>) -> Result<Config, ConfigError> {
+    let file_path = src.file.map(Path::to_path_buf).or_else(|| src.env.get("SCIMBRIDGE_CONFIG").map(PathBuf::from));
+    let file = match &file_path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.clone(), source: e })?;
+            parse_file(&text).map_err(|message| ConfigError::Parse { path: p.clone(), message })?
+        }
+        None => FileConfig::default(),
+    };
+    validate(file, src.env)
+}
+
+/// Parses TOML text.
+///
+/// # Errors
+/// The TOML error message, which names the line and the unknown or mistyped key.
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+fn split_tokens(s: &str) -> Vec<Secret> {
+    s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(Secret::new).collect()
+}
+
+/// Turns the file plus environment into a `Config`, collecting every issue.
+///
+/// # Errors
+/// `ConfigError::Invalid` listing each problem.
+pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    let mut issues = Vec::new();
+    let mut issue = |key: &str, reason: String| issues.push(ConfigIssue { key: key.to_string(), reason });
+
+    let (listen_key, listen_text) = match env.get("SCIMBRIDGE_LISTEN") {
+        Some(v) => ("SCIMBRIDGE_LISTEN", v.clone()),
+        None => ("listen", file.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_string())),
+    };
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            issue(listen_key, format!("'{listen_text}' is not host:port with an IP address, for example listen = \"0.0.0.0:8080\""));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }
+    };
+    let data_dir = env.get("SCIMBRIDGE_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    if data_dir.as_os_str().is_empty() {
+        issue("data_dir", "must not be empty, for example data_dir = \"/var/lib/scimbridge\"".into());
+    }
+    let public_url = env.get("SCIMBRIDGE_PUBLIC_URL").cloned().or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
+    if let Some(u) = &public_url {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            issue("public_url", format!("'{u}' must start with https:// (or http:// behind a proxy), for example public_url = \"https://scim.example.com\""));
+        }
+    }
+    let mut tokens = env.get("SCIMBRIDGE_TOKEN").map(|s| split_tokens(s)).unwrap_or_default();
+    if let Some(var) = &file.token_env {
+        match std::env::var(var) {
+            Ok(v) => tokens.extend(split_tokens(&v)),
+            Err(_) => issue("token_env", format!("environment variable {var} is not set")),
+        }
+    }
+    let mut admin_tokens = env.get("SCIMBRIDGE_ADMIN_TOKEN").map(|s| split_tokens(s)).unwrap_or_default();
+    if let Some(var) = &file.admin_token_env {
+        match std::env::var(var) {
+            Ok(v) => admin_tokens.extend(split_tokens(&v)),
+            Err(_) => issue("admin_token_env", format!("environment variable {var} is not set")),
+        }
+    }
+    for t in tokens.iter().chain(&admin_tokens) {
+        if t.expose().len() < 16 {
+            issue("SCIMBRIDGE_TOKEN", "a token must be at least 16 characters; `scimbridge token new` makes a strong one".into());
+            break;
+        }
+    }
+    if tokens.iter().any(|t| admin_tokens.contains(t)) {
+        issue("SCIMBRIDGE_ADMIN_TOKEN", "the admin token must differ from every IdP token".into());
+    }
+
+    let d = Limits::default();
+    let max_body_bytes = match env.get("SCIMBRIDGE_MAX_BODY_BYTES") {
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            issue("SCIMBRIDGE_MAX_BODY_BYTES", format!("'{v}' is not a whole number of bytes"));
+            d.max_body_bytes
+        }),
+        None => file.limits.max_body_bytes.unwrap_or(d.max_body_bytes),
+    };
+    let limits = Limits {
+        max_body_bytes,
+        max_results: file.limits.max_results.unwrap_or(d.max_results),
+        bulk_max_operations: file.limits.bulk_max_operations.unwrap_or(d.bulk_max_operations),
+        bulk_max_payload_bytes: file.limits.bulk_max_payload_bytes.unwrap_or(d.bulk_max_payload_bytes),
+        max_filter_length: file.limits.max_filter_length.unwrap_or(d.max_filter_length),
+    };
+    for (key, v) in [
+        ("limits.max_body_bytes", limits.max_body_bytes),
+        ("limits.max_results", limits.max_results),
+        ("limits.bulk_max_operations", limits.bulk_max_operations),
+        ("limits.bulk_max_payload_bytes", limits.bulk_max_payload_bytes),
+        ("limits.max_filter_length", limits.max_filter_length),
+    ] {
+        if v == 0 {
+            issue(key, "must be greater than 0".into());
+        }
+    }
+    let log_format = match env.get("SCIMBRIDGE_LOG_FORMAT").cloned().or(file.log.format).as_deref() {
+        None | Some("pretty") => LogFormat::Pretty,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            issue("log.format", format!("'{other}' is not one of: pretty, json"));
+            LogFormat::Pretty
+        }
+    };
+    if !issues.is_empty() {
+        return Err(ConfigError::Invalid(issues));
+    }
+    Ok(Config { listen, data_dir, public_url, tokens, admin_tokens, limits, log_format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_apply_with_no_file_and_no_env() {
+        let c = validate(FileConfig::default(), &env(&[])).expect("valid");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(c.tokens.is_empty());
+        assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = parse_file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/a\"").expect("toml");
+        let c = validate(file, &env(&[("SCIMBRIDGE_LISTEN", "0.0.0.0:7000"), ("SCIMBRIDGE_TOKEN", "aaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbb")])).expect("valid");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/a"));
+        assert_eq!(c.tokens.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected_with_their_name() {
+        let err = parse_file("lisen = \"x\"").expect_err("typo");
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn every_invalid_setting_is_reported_with_its_key() {
+        let file = parse_file("listen = \"nowhere\"\n[log]\nformat = \"xml\"\n[limits]\nmax_results = 0").expect("toml");
+        match validate(file, &env(&[("SCIMBRIDGE_TOKEN", "short")])) {
+            Err(ConfigError::Invalid(issues)) => {
+                let keys: Vec<_> = issues.iter().map(|i| i.key.as_str()).collect();
+                assert_eq!(keys, ["listen", "SCIMBRIDGE_TOKEN", "limits.max_results", "log.format"]);
+            }
+            other => panic!("expected issues, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_scimbridge_variables_are_named() {
+        let e = env(&[("SCIMBRIDGE_TOKNE", "x"), ("SCIMBRIDGE_TOKEN", "y")]);
+        assert_eq!(unknown_env_vars(&e), vec!["SCIMBRIDGE_TOKNE".to_string()]);
+    }
+}

@@ -1,0 +1,68 @@
+//! The HTTP surface: SCIM 2.0 under `/scim/v2`, discovery, `/Bulk`, `/.search`, health and
+//! metrics, on actix-web. Each request passes auth → size limit → request id → handler;
+//! handlers are thin: extract, call `scim/` and `store/`, map errors once (`error.rs`).
+//!
+//! The server takes an already bound listener, so tests bind port 0.
+
+mod body;
+mod bulk;
+mod discovery;
+mod error;
+mod health;
+mod middleware;
+mod ops;
+mod query;
+mod render;
+mod resources;
+
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::TokenAuth;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::scim::schema::Registry;
+use crate::store::{ChangeHook, Store};
+
+pub use error::{ApiError, SCIM_JSON};
+pub use ops::now;
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub store: Store,
+    pub registry: Registry,
+    pub config: Config,
+    pub auth: TokenAuth,
+    pub hook: Arc<dyn ChangeHook>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Starts serving on `listener`. The returned server runs until stopped through its handle
+/// (graceful: in-flight requests finish).
+///
+/// # Errors
+/// When actix cannot take the listener.
+pub fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(actix_web::middleware::from_fn(middleware::authenticate))
+            .wrap(actix_web::middleware::NormalizePath::trim())
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(health::metrics))
+            .service(
+                web::scope("/scim/v2")
+                    .route("", web::route().to(resources::root))
+                    .route("/{collection}", web::route().to(resources::collection))
+                    .route("/{collection}/{id}", web::route().to(resources::item)),
+            )
+            .default_service(web::route().to(resources::not_found))
+    })
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,268 @@
+//! Dispatch of `/scim/v2/...` requests. Path segments are matched case-insensitively
+//! (`/users` works, as Microsoft's test collection sends it); known endpoints answer 405 for
+//! methods they do not take, unknown ones 404 with a SCIM error body.
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::body;
+use super::discovery;
+use super::error::{ApiError, ApiResult, SCIM_JSON};
+use super::ops::{self, kind_of};
+use super::query::{param, parse_pairs, ListParams};
+use super::render::{render, Links};
+use super::AppState;
+use crate::auth::Principal;
+use crate::scim::projection::Projection;
+use crate::scim::schema::LIST_RESPONSE_SCHEMA;
+use crate::scim::ScimError;
+use crate::store::{Kind, ListQuery, Record};
+
+/// The SCIM root URL as the client reached it (or as configured).
+pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    match &state.config.public_url {
+        Some(u) => format!("{u}/scim/v2"),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}/scim/v2", info.scheme(), info.host())
+        }
+    }
+}
+
+fn principal(req: &HttpRequest) -> ApiResult<Principal> {
+    req.extensions().get::<Principal>().cloned().ok_or_else(|| ScimError::new(401, None, "A bearer token is required.").into())
+}
+
+fn method_not_allowed(what: &str) -> ApiError {
+    ScimError::new(405, None, format!("{what} does not support this method.")).into()
+}
+
+pub async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
+    Err(ScimError::not_found(format!("No endpoint at {}.", req.path())).into())
+}
+
+/// `/scim/v2` itself.
+pub async fn root(req: HttpRequest) -> ApiResult<HttpResponse> {
+    not_found(req).await
+}
+
+pub async fn collection(req: HttpRequest, path: web::Path<String>, payload: web::Payload, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let seg = path.into_inner();
+    let m = req.method().clone();
+    if let Some(kind) = kind_of(&seg) {
+        return match m {
+            Method::GET => list(&state, &req, kind, None).await,
+            Method::POST => create(&state, &req, kind, payload).await,
+            _ => Err(method_not_allowed(kind.endpoint())),
+        };
+    }
+    match seg.to_ascii_lowercase().as_str() {
+        "serviceproviderconfig" => match m {
+            Method::GET => discovery::service_provider_config(&state, &req),
+            _ => Err(method_not_allowed("ServiceProviderConfig")),
+        },
+        "schemas" => match m {
+            Method::GET => discovery::schemas(&state, &req, None),
+            _ => Err(method_not_allowed("Schemas")),
+        },
+        "resourcetypes" => match m {
+            Method::GET => discovery::resource_types(&state, &req, None),
+            _ => Err(method_not_allowed("ResourceTypes")),
+        },
+        ".search" => match m {
+            Method::POST => search_root(&state, &req, payload).await,
+            _ => Err(method_not_allowed("/.search")),
+        },
+        "bulk" => match m {
+            Method::POST => super::bulk::handle(&state, &req, payload).await,
+            _ => Err(method_not_allowed("Bulk")),
+        },
+        "me" => Err(ScimError::new(501, None, "/Me is not supported: this server has no notion of the calling user.").into()),
+        _ => Err(ScimError::not_found(format!("No endpoint at {}.", req.path())).into()),
+    }
+}
+
+pub async fn item(req: HttpRequest, path: web::Path<(String, String)>, payload: web::Payload, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let (seg, id) = path.into_inner();
+    let m = req.method().clone();
+    if let Some(kind) = kind_of(&seg) {
+        if id == ".search" {
+            return match m {
+                Method::POST => {
+                    let bytes = body::read(&req, payload, state.config.limits.max_body_bytes).await?;
+                    let params = ListParams::from_search(&body::json(&bytes)?, &state.config.limits)?;
+                    list(&state, &req, kind, Some(params)).await
+                }
+                _ => Err(method_not_allowed(".search")),
+            };
+        }
+        return match m {
+            Method::GET => get(&state, &req, kind, &id),
+            Method::PUT | Method::PATCH => write(&state, &req, kind, &id, payload, m == Method::PATCH).await,
+            Method::DELETE => delete(&state, &req, kind, &id).await,
+            _ => Err(method_not_allowed(kind.endpoint())),
+        };
+    }
+    match seg.to_ascii_lowercase().as_str() {
+        "schemas" => match m {
+            Method::GET => discovery::schemas(&state, &req, Some(&id)),
+            _ => Err(method_not_allowed("Schemas")),
+        },
+        "resourcetypes" => match m {
+            Method::GET => discovery::resource_types(&state, &req, Some(&id)),
+            _ => Err(method_not_allowed("ResourceTypes")),
+        },
+        "me" => Err(ScimError::new(501, None, "/Me is not supported.").into()),
+        _ => Err(ScimError::not_found(format!("No endpoint at {}.", req.path())).into()),
+    }
+}
+
+/// The projection asked for in the query string (valid on every response, writes included).
+fn projection(req: &HttpRequest) -> ApiResult<Projection> {
+    let pairs = parse_pairs(req.query_string());
+    Ok(Projection::parse(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"))?)
+}
+
+fn if_match(req: &HttpRequest) -> Option<String> {
+    req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// One resource as a response body, projected.
+pub fn resource_json(state: &AppState, req: &HttpRequest, kind: Kind, rec: &Record, proj: &Projection) -> ApiResult<Value> {
+    let schema = ops::schema_of(state, kind);
+    let links_name = match kind {
+        Kind::User => "groups",
+        Kind::Group => "members",
+    };
+    let links = Links { include: proj.includes(schema, links_name) };
+    let full = render(&state.store, schema, kind, rec, &base_url(state, req), links)?;
+    Ok(proj.apply(&full, schema))
+}
+
+fn respond(status: StatusCode, rec: &Record, body: Value, location: Option<String>) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    b.content_type(SCIM_JSON).insert_header((header::ETAG, rec.meta.etag()));
+    if let Some(l) = location {
+        b.insert_header((header::LOCATION, l));
+    }
+    b.body(body.to_string())
+}
+
+fn get(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> ApiResult<HttpResponse> {
+    let rec = ops::get(state, kind, id)?;
+    let inm = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim() == rec.meta.etag())) {
+        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, rec.meta.etag())).finish());
+    }
+    let body = resource_json(state, req, kind, &rec, &projection(req)?)?;
+    Ok(respond(StatusCode::OK, &rec, body, None))
+}
+
+async fn create(state: &AppState, req: &HttpRequest, kind: Kind, payload: web::Payload) -> ApiResult<HttpResponse> {
+    let who = principal(req)?;
+    let proj = projection(req)?;
+    let bytes = body::read(req, payload, state.config.limits.max_body_bytes).await?;
+    let value = body::json(&bytes)?;
+    let written = ops::create(state, &who, kind, &value)?;
+    state.store.flush().await?;
+    let body = resource_json(state, req, kind, &written.record, &proj)?;
+    let location = format!("{}/{}/{}", base_url(state, req), kind.endpoint(), written.record.id);
+    Ok(respond(StatusCode::CREATED, &written.record, body, Some(location)))
+}
+
+async fn write(state: &AppState, req: &HttpRequest, kind: Kind, id: &str, payload: web::Payload, is_patch: bool) -> ApiResult<HttpResponse> {
+    let who = principal(req)?;
+    let proj = projection(req)?;
+    let bytes = body::read(req, payload, state.config.limits.max_body_bytes).await?;
+    let value = body::json(&bytes)?;
+    let im = if_match(req);
+    let written = if is_patch {
+        ops::patch(state, &who, kind, id, &value, im.as_deref())?
+    } else {
+        ops::replace(state, &who, kind, id, &value, im.as_deref())?
+    };
+    state.store.flush().await?;
+    // Groups answer PATCH with 204 (what Entra ID expects) unless attributes were asked for.
+    if is_patch && kind == Kind::Group && proj.is_default() {
+        return Ok(HttpResponse::NoContent().insert_header((header::ETAG, written.record.meta.etag())).finish());
+    }
+    let body = resource_json(state, req, kind, &written.record, &proj)?;
+    Ok(respond(StatusCode::OK, &written.record, body, None))
+}
+
+async fn delete(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> ApiResult<HttpResponse> {
+    let who = principal(req)?;
+    ops::delete(state, &who, kind, id, if_match(req).as_deref())?;
+    state.store.flush().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn list_response(total: usize, start_index: usize, resources: Option<Vec<Value>>) -> HttpResponse {
+    let mut body = json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.as_ref().map_or(0, Vec::len),
+    });
+    if let Some(r) = resources {
+        body["Resources"] = Value::Array(r);
+    }
+    HttpResponse::Ok().content_type(SCIM_JSON).body(body.to_string())
+}
+
+async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<ListParams>) -> ApiResult<HttpResponse> {
+    let params = match params {
+        Some(p) => p,
+        None => ListParams::from_query(&parse_pairs(req.query_string()), &state.config.limits)?,
+    };
+    let schema = ops::schema_of(state, kind);
+    if let Some(f) = &params.filter {
+        f.validate(schema)?;
+    }
+    let q = ListQuery {
+        kind,
+        schema,
+        filter: params.filter.as_ref(),
+        sort_by: params.sort_by.as_ref(),
+        descending: params.descending,
+        start_index: params.start_index,
+        count: params.count,
+    };
+    let result = state.store.list(&q)?;
+    if params.count == 0 {
+        return Ok(list_response(result.total, params.start_index, None));
+    }
+    let resources =
+        result.records.iter().map(|r| resource_json(state, req, kind, r, &params.projection)).collect::<ApiResult<Vec<_>>>()?;
+    Ok(list_response(result.total, params.start_index, Some(resources)))
+}
+
+/// POST `/.search` at the root: Users, then Groups, one list (RFC 7644 §3.4.3).
+async fn search_root(state: &AppState, req: &HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
+    let bytes = body::read(req, payload, state.config.limits.max_body_bytes).await?;
+    let params = ListParams::from_search(&body::json(&bytes)?, &state.config.limits)?;
+    let mut all: Vec<Value> = Vec::new();
+    let mut total = 0;
+    for kind in [Kind::User, Kind::Group] {
+        let schema = ops::schema_of(state, kind);
+        let q = ListQuery {
+            kind,
+            schema,
+            filter: params.filter.as_ref(),
+            sort_by: params.sort_by.as_ref(),
+            descending: params.descending,
+            start_index: 1,
+            count: usize::MAX,
+        };
+        let result = state.store.list(&q)?;
+        total += result.total;
+        for r in &result.records {
+            if all.len() < params.start_index - 1 + params.count {
+                all.push(resource_json(state, req, kind, r, &params.projection)?);
+            }
+        }
+    }
+    let page: Vec<Value> = all.into_iter().skip(params.start_index - 1).take(params.count).collect();
+    Ok(list_response(total, params.start_index, if params.count == 0 { None } else { Some(page) }))
+}

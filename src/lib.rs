@@ -1,0 +1,12 @@
+//! scimbridge: a SCIM 2.0 service provider for Entra ID and Okta that turns provisioning events
+//! into changes in Atlassian Data Center. See `DESIGN.md` in the shared folder for the data flow:
+//! http → scim → policy → store (one transaction) → delivery → atlassian.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod scim;
+pub mod secret;
+pub mod server;
+pub mod store;

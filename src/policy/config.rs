@@ -1,0 +1,497 @@
+//! The `[policy]` table and the `[[target]]` array of the TOML file (key names fixed by issue 3),
+//! their defaults, and [`validate`]: a pure check that the file describes something the bridge
+//! can carry out on every configured product (atlassian-dc.md §0, §5, §7). Unknown keys are
+//! rejected by serde so a typo fails at start. Nothing here reads environment variables: the
+//! caller resolves `token_env` / `password_env` after validation (see [`TargetConfig::credentials`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::atlassian::Product;
+
+use super::product;
+
+/// Whole-request timeout for one call to a target when `timeout_secs` is not set.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
+/// Longest accepted `timeout_secs`: a call held longer stalls that user's delivery lane.
+pub const MAX_TIMEOUT_SECS: u64 = 300;
+
+/// What to do in Atlassian when a user is disabled, deleted or loses access.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffboardAction {
+    #[default]
+    Deactivate,
+    Delete,
+    Anonymize,
+    None,
+}
+
+impl OffboardAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OffboardAction::Deactivate => "deactivate",
+            OffboardAction::Delete => "delete",
+            OffboardAction::Anonymize => "anonymize",
+            OffboardAction::None => "none",
+        }
+    }
+}
+
+/// What to do when a user is enabled again or regains access.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnableAction {
+    #[default]
+    Reactivate,
+    None,
+}
+
+/// Which SCIM attribute becomes the Atlassian username.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UsernameFrom {
+    /// `userName` as is.
+    #[default]
+    #[serde(rename = "userName")]
+    UserName,
+    /// The part of `userName` before the last `@` (all of it when there is none).
+    #[serde(rename = "userName_localpart")]
+    UserNameLocalpart,
+    /// The primary (or first) email.
+    #[serde(rename = "email")]
+    Email,
+    #[serde(rename = "externalId")]
+    ExternalId,
+}
+
+/// The `[policy]` table as written. Every key is optional; defaults are those of issue 3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub on_disable: OffboardAction,
+    pub on_delete: OffboardAction,
+    pub on_access_lost: OffboardAction,
+    pub on_enable: EnableAction,
+    pub access_groups: Vec<String>,
+    pub protected_users: Vec<String>,
+    pub protected_groups: Vec<String>,
+    pub create_users: bool,
+    pub sync_groups: bool,
+    pub dry_run: bool,
+    pub username_from: UsernameFrom,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            on_disable: OffboardAction::Deactivate,
+            on_delete: OffboardAction::Deactivate,
+            on_access_lost: OffboardAction::Deactivate,
+            on_enable: EnableAction::Reactivate,
+            access_groups: Vec::new(),
+            protected_users: Vec::new(),
+            protected_groups: Vec::new(),
+            create_users: true,
+            sync_groups: true,
+            dry_run: false,
+            username_from: UsernameFrom::UserName,
+        }
+    }
+}
+
+/// One `[[target]]` block as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Unique name; appears in intents, the audit log and metric labels.
+    pub name: String,
+    pub product: Product,
+    /// Base URL including any context path, e.g. `https://wiki.example.com/confluence`.
+    pub url: String,
+    /// Environment variable holding a personal access token, sent as Bearer.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Basic-auth user (for Crowd: the application name), used with `password_env`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the Basic-auth password (for Crowd: the application password).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Whole-request timeout of one call, in seconds.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Licence-granting groups. On Bitbucket, which has no deactivation, "deactivate" removes the
+    /// user from these groups and "reactivate" re-adds them (atlassian-dc.md §5). Other products
+    /// deactivate natively; there the list is only read by the licence jobs of `lifecycle/`.
+    #[serde(default)]
+    pub license_groups: Vec<String>,
+}
+
+fn default_timeout_secs() -> u64 {
+    DEFAULT_TIMEOUT_SECS
+}
+
+/// Where a target's credentials come from; the caller reads the named variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    Bearer { token_env: &'a str },
+    Basic { username: &'a str, password_env: &'a str },
+}
+
+impl TargetConfig {
+    /// The URL without trailing slashes, ready for `{base}/rest/...`.
+    pub fn base_url(&self) -> &str {
+        self.url.trim().trim_end_matches('/')
+    }
+
+    /// The configured credential source, or `None` when the block names none or an incomplete or
+    /// ambiguous one ([`validate`] reports which).
+    pub fn credentials(&self) -> Option<Credentials<'_>> {
+        match (self.token_env.as_deref(), self.username.as_deref(), self.password_env.as_deref()) {
+            (Some(token_env), None, None) => Some(Credentials::Bearer { token_env }),
+            (None, Some(username), Some(password_env)) => Some(Credentials::Basic { username, password_env }),
+            _ => None,
+        }
+    }
+}
+
+/// The validated policy that [`super::decide`] reads. Names are trimmed and empty entries gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub on_disable: OffboardAction,
+    pub on_delete: OffboardAction,
+    pub on_access_lost: OffboardAction,
+    pub on_enable: EnableAction,
+    pub access_groups: Vec<String>,
+    pub protected_users: Vec<String>,
+    pub protected_groups: Vec<String>,
+    pub create_users: bool,
+    pub sync_groups: bool,
+    pub dry_run: bool,
+    pub username_from: UsernameFrom,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::from_config(&PolicyConfig::default())
+    }
+}
+
+impl Policy {
+    fn from_config(c: &PolicyConfig) -> Policy {
+        Policy {
+            on_disable: c.on_disable,
+            on_delete: c.on_delete,
+            on_access_lost: c.on_access_lost,
+            on_enable: c.on_enable,
+            access_groups: trimmed(&c.access_groups),
+            protected_users: trimmed(&c.protected_users),
+            protected_groups: trimmed(&c.protected_groups),
+            create_users: c.create_users,
+            sync_groups: c.sync_groups,
+            dry_run: c.dry_run,
+            username_from: c.username_from,
+        }
+    }
+
+    /// The three offboarding keys with their TOML key, in file order.
+    fn offboard_keys(&self) -> [(&'static str, OffboardAction); 3] {
+        [
+            ("policy.on_disable", self.on_disable),
+            ("policy.on_delete", self.on_delete),
+            ("policy.on_access_lost", self.on_access_lost),
+        ]
+    }
+}
+
+/// The part of a target the policy needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetPolicy {
+    pub name: String,
+    pub product: Product,
+    pub license_groups: Vec<String>,
+}
+
+impl TargetPolicy {
+    fn from_config(c: &TargetConfig) -> TargetPolicy {
+        TargetPolicy { name: c.name.trim().to_string(), product: c.product, license_groups: trimmed(&c.license_groups) }
+    }
+}
+
+/// One configuration problem: the exact key (`policy.on_delete`, `target[1].url`; target indexes
+/// count `[[target]]` blocks from 0) and what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// Every problem [`validate`] found, for `check-config` and start-up to print.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the [policy] and [[target]] configuration cannot be used:\n{}", render(.issues))]
+pub struct InvalidPolicy {
+    pub issues: Vec<Issue>,
+}
+
+fn render(issues: &[Issue]) -> String {
+    issues.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Validates and converts into the forms [`super::decide`] takes.
+///
+/// # Errors
+/// [`InvalidPolicy`] listing every [`Issue`] of [`validate`], when there is at least one.
+pub fn validated(policy: &PolicyConfig, targets: &[TargetConfig]) -> Result<(Policy, Vec<TargetPolicy>), InvalidPolicy> {
+    let issues = validate(policy, targets);
+    if !issues.is_empty() {
+        return Err(InvalidPolicy { issues });
+    }
+    Ok((Policy::from_config(policy), targets.iter().map(TargetPolicy::from_config).collect()))
+}
+
+/// Every reason the configuration cannot be carried out, in file order; empty when it can.
+/// Pure: environment variables are named here, read by the caller.
+pub fn validate(policy: &PolicyConfig, targets: &[TargetConfig]) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let mut issue = |key: String, reason: String| issues.push(Issue { key, reason });
+
+    for (list, key) in [
+        (&policy.access_groups, "policy.access_groups"),
+        (&policy.protected_users, "policy.protected_users"),
+        (&policy.protected_groups, "policy.protected_groups"),
+    ] {
+        for (i, entry) in list.iter().enumerate() {
+            if entry.trim().is_empty() {
+                issue(format!("{key}[{i}]"), "is empty; remove it or write a name, e.g. [\"jira-users\"]".into());
+            }
+        }
+    }
+
+    let checked = Policy::from_config(policy);
+    for (i, target) in targets.iter().enumerate() {
+        let at = |field: &str| format!("target[{i}].{field}");
+        let this = target_label(i, target);
+
+        check_name(i, target, &targets[..i], &mut issue);
+        if let Err(reason) = check_url(&target.url) {
+            issue(at("url"), format!("{this}: {reason}"));
+        }
+        for (field, reason) in check_credentials(target) {
+            issue(at(field), format!("{this}: {reason}"));
+        }
+        if target.timeout_secs == 0 || target.timeout_secs > MAX_TIMEOUT_SECS {
+            issue(
+                at("timeout_secs"),
+                format!(
+                    "{this}: must be between 1 and {MAX_TIMEOUT_SECS} seconds (default {DEFAULT_TIMEOUT_SECS}), \
+                     e.g. timeout_secs = 10"
+                ),
+            );
+        }
+        for (g, group) in target.license_groups.iter().enumerate() {
+            if group.trim().is_empty() {
+                issue(at(&format!("license_groups[{g}]")), format!("{this}: is empty; remove it or name a group"));
+            } else if super::contains_ci(&checked.protected_groups, group.trim()) {
+                issue(
+                    at(&format!("license_groups[{g}]")),
+                    format!(
+                        "{this}: {group:?} is also in policy.protected_groups, which are never changed, so \
+                         removing a licence from it is impossible; drop it from one of the two lists"
+                    ),
+                );
+            }
+        }
+        check_product_can(i, target, &checked, &mut issue);
+    }
+    issues
+}
+
+/// `target[1] ("wiki", confluence)`: the reason names the block as the admin wrote it.
+fn target_label(i: usize, target: &TargetConfig) -> String {
+    format!("target[{i}] ({:?}, {})", target.name, target.product.as_str())
+}
+
+fn check_name(i: usize, target: &TargetConfig, earlier: &[TargetConfig], issue: &mut impl FnMut(String, String)) {
+    let name = target.name.trim();
+    let key = format!("target[{i}].name");
+    if name.is_empty() {
+        issue(key, "is empty; give every target a short unique name, e.g. name = \"jira\"".into());
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        issue(
+            key,
+            format!(
+                "{name:?} may use only ASCII letters, digits, '-', '_' and '.' (it keys the outbox and labels \
+                 metrics), e.g. name = \"jira-prod\""
+            ),
+        );
+    } else if let Some(first) = earlier.iter().position(|t| super::eq_ci(t.name.trim(), name)) {
+        issue(
+            key,
+            format!("{name:?} is already the name of target[{first}]; target names must be unique (case-insensitive)"),
+        );
+    }
+}
+
+/// Accepts `http(s)://host[:port][/context/path][/]`; a trailing slash is harmless because
+/// clients join paths onto [`TargetConfig::base_url`].
+fn check_url(raw: &str) -> Result<(), String> {
+    const EXAMPLE: &str = "e.g. url = \"https://jira.example.com\" or \"https://wiki.example.com/confluence\"";
+    let url = raw.trim();
+    if url != raw || url.chars().any(char::is_whitespace) {
+        return Err(format!("{raw:?} contains whitespace; {EXAMPLE}"));
+    }
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
+        return Err(format!("{raw:?} must start with https:// or http://; {EXAMPLE}"));
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    if authority.contains('@') {
+        return Err(format!(
+            "{raw:?} carries credentials; put them in token_env or username + password_env instead; {EXAMPLE}"
+        ));
+    }
+    if url.contains('?') || url.contains('#') {
+        return Err(format!("{raw:?} has a query or fragment; give only the base URL; {EXAMPLE}"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:8080`.
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, tail)) if tail.starts_with(':') => (host, Some(&tail[1..])),
+            _ => return Err(format!("{raw:?} has a malformed IPv6 host; {EXAMPLE}")),
+        },
+        None => authority.split_once(':').map_or((authority, None), |(host, port)| (host, Some(port))),
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("{raw:?} has an invalid port {port:?}; {EXAMPLE}"));
+        }
+    }
+    if host.is_empty() {
+        return Err(format!("{raw:?} has no host; {EXAMPLE}"));
+    }
+    let path = path.trim_end_matches('/');
+    if path.split('/').any(str::is_empty) && !path.is_empty() {
+        return Err(format!("{raw:?} has an empty path segment (\"//\"); {EXAMPLE}"));
+    }
+    if path.split('/').any(|segment| segment.eq_ignore_ascii_case("rest")) {
+        return Err(format!(
+            "{raw:?} points into the REST API; give the base URL (with any context path) without /rest/..., \
+             the bridge adds the API path itself; {EXAMPLE}"
+        ));
+    }
+    Ok(())
+}
+
+/// Exactly one credential source, complete, named by a plausible environment variable; Crowd
+/// only accepts Basic with the application name and password (atlassian-dc.md §4).
+fn check_credentials(t: &TargetConfig) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    let bearer_example = "e.g. token_env = \"JIRA_TOKEN\" (a personal access token)";
+    let basic_example = "e.g. username = \"scimbridge\" and password_env = \"CROWD_APP_PASSWORD\"";
+    let blank = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
+    for (field, value) in [("token_env", &t.token_env), ("username", &t.username), ("password_env", &t.password_env)]
+    {
+        if blank(value) {
+            found.push((field, "is empty; remove it or give a value".to_string()));
+        }
+    }
+    if !found.is_empty() {
+        return found;
+    }
+    for (field, value) in [("token_env", &t.token_env), ("password_env", &t.password_env)] {
+        if let Some(name) = value.as_deref() {
+            if !is_env_var_name(name) {
+                found.push((
+                    field,
+                    format!(
+                        "{name:?} is not an environment variable name; this key holds the NAME of the variable \
+                         that holds the secret, never the secret itself, e.g. {field} = \"JIRA_TOKEN\""
+                    ),
+                ));
+            }
+        }
+    }
+    match (&t.token_env, &t.username, &t.password_env) {
+        (Some(_), None, None) if t.product == Product::Crowd => found.push((
+            "token_env",
+            format!(
+                "Crowd authenticates applications with Basic (application name and password), not a token; \
+                 remove token_env and set {basic_example}"
+            ),
+        )),
+        (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+        (Some(_), _, _) => found.push((
+            "token_env",
+            "both token_env and username/password_env are set; keep one: token_env for a Bearer token, or \
+             username + password_env for Basic"
+                .to_string(),
+        )),
+        (None, Some(_), None) => {
+            found.push(("password_env", format!("username is set without password_env; {basic_example}")))
+        }
+        (None, None, Some(_)) => {
+            found.push(("username", format!("password_env is set without username; {basic_example}")))
+        }
+        (None, None, None) => {
+            let how = if t.product == Product::Crowd {
+                format!("set username (the Crowd application name) and password_env, {basic_example}")
+            } else {
+                format!("set token_env, {bearer_example}, or username + password_env for Basic")
+            };
+            found.push(("token_env", format!("no credentials; {how}")));
+        }
+    }
+    found
+}
+
+fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Rejects a configured action the target's product cannot carry out (atlassian-dc.md §7).
+fn check_product_can(i: usize, target: &TargetConfig, policy: &Policy, issue: &mut impl FnMut(String, String)) {
+    let this = target_label(i, target);
+    for (key, action) in policy.offboard_keys() {
+        if action != OffboardAction::Anonymize {
+            continue;
+        }
+        if let Some(why) = product::cannot_anonymize(target.product) {
+            issue(
+                key.to_string(),
+                format!(
+                    "\"anonymize\" cannot be carried out on {this}: {why}; set {key} = \"deactivate\" or \
+                     \"delete\", or remove that target"
+                ),
+            );
+        }
+    }
+    let deactivating = policy.offboard_keys().into_iter().filter(|(_, a)| *a == OffboardAction::Deactivate);
+    let keys: Vec<&str> = deactivating.map(|(key, _)| key).collect();
+    if product::deactivates_by_license_groups(target.product)
+        && !keys.is_empty()
+        && target.license_groups.iter().all(|g| g.trim().is_empty())
+    {
+        issue(
+            format!("target[{i}].license_groups"),
+            format!(
+                "{this}: Bitbucket Data Center has no deactivation (atlassian-dc.md §5); {} = \"deactivate\" \
+                 removes the user from the licence-granting groups listed here, and none are listed; set e.g. \
+                 license_groups = [\"stash-users\"], or choose \"delete\" or \"none\"",
+                keys.join(", ")
+            ),
+        );
+    }
+}
+
+fn trimmed(list: &[String]) -> Vec<String> {
+    list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}

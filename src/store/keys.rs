@@ -1,0 +1,60 @@
+//! Key encodings. Composite keys join parts with 0x00, which cannot occur in ids (UUIDs) and is
+//! rejected in userName/displayName/externalId by the SCIM layer's string rules.
+
+pub const SEP: u8 = 0;
+
+pub fn decode_u64(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u64::from_be_bytes(buf)
+}
+
+pub fn pair(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+pub fn prefix(a: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(SEP);
+    k
+}
+
+pub fn seq_pair(a: &str, seq: u64) -> Vec<u8> {
+    let mut k = prefix(a);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The part after the first separator, as text.
+pub fn second(key: &[u8]) -> Option<&str> {
+    let pos = key.iter().position(|b| *b == SEP)?;
+    std::str::from_utf8(&key[pos + 1..]).ok()
+}
+
+/// Case folding for unique, case-insensitive indexes (Unicode, not ASCII).
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_keys_split_at_the_separator() {
+        assert_eq!(second(&pair("g1", "u1")), Some("u1"));
+        assert!(pair("a", "b").starts_with(&prefix("a")));
+        assert_eq!(decode_u64(&42u64.to_be_bytes()), 42);
+    }
+
+    #[test]
+    fn folding_is_unicode_aware() {
+        assert_eq!(fold("ÅSA@X.COM"), "åsa@x.com");
+    }
+}

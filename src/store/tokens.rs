@@ -1,0 +1,49 @@
+//! Bearer tokens issued by `scimbridge token new` or the first `serve`: only a SHA-256 hash is
+//! stored, so a copy of the data dir does not reveal a usable token.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{StoreError, StoreResult};
+use super::Store;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    pub created: String,
+    /// `scim` for IdP tokens, `admin` for the admin API.
+    #[serde(default = "default_scope")]
+    pub scope: String,
+}
+
+fn default_scope() -> String {
+    "scim".to_string()
+}
+
+impl Store {
+    pub fn put_token(&self, rec: &TokenRecord) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.inner.tokens.insert(rec.name.as_bytes(), bytes)?;
+        self.inner.tokens.flush()?;
+        Ok(())
+    }
+
+    /// Removes a token; true if it existed.
+    pub fn revoke_token(&self, name: &str) -> StoreResult<bool> {
+        let existed = self.inner.tokens.remove(name.as_bytes())?.is_some();
+        self.inner.tokens.flush()?;
+        Ok(existed)
+    }
+
+    pub fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.inner
+            .tokens
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+}

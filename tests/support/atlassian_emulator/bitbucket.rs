@@ -1,0 +1,209 @@
+//! Emulated Bitbucket DC admin REST (`/rest/api/1.0`, below the `/bitbucket` context).
+//! There is no deactivation: a user without licence-granting groups cannot log in.
+
+use serde_json::{json, Value};
+
+use super::{Params, Req, Resp, Route, State, UserState};
+
+pub(super) static ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        template: "/rest/api/1.0/admin/users",
+        statuses: &[200, 401],
+        query: &["filter"],
+        body: &[],
+        handler: list_users,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/api/1.0/admin/users",
+        statuses: &[204, 400, 401, 403, 409],
+        query: &["name", "displayName", "emailAddress", "password", "addToDefaultGroup", "notify"],
+        body: &[],
+        handler: create_user,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/api/1.0/admin/users",
+        statuses: &[200, 401, 404],
+        query: &["name"],
+        body: &[],
+        handler: delete_user,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/1.0/admin/users/more-members",
+        statuses: &[200, 401, 404],
+        query: &["context", "filter"],
+        body: &[],
+        handler: more_members,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/api/1.0/admin/users/add-groups",
+        statuses: &[200, 401, 404],
+        query: &[],
+        body: &["user", "groups"],
+        handler: add_groups,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/api/1.0/admin/users/remove-group",
+        statuses: &[200, 401, 404],
+        query: &[],
+        body: &["context", "itemName"],
+        handler: remove_group,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/1.0/admin/users/erasure",
+        statuses: &[204, 401, 404, 409],
+        query: &["name"],
+        body: &[],
+        handler: erasure_check,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/api/1.0/admin/users/erasure",
+        statuses: &[200, 401, 404, 409],
+        query: &["name"],
+        body: &[],
+        handler: erase,
+    },
+];
+
+fn error(status: u16, message: &str) -> Resp {
+    Resp::json(status, json!({"errors": [{"context": null, "message": message, "exceptionName": null}]}))
+}
+
+fn no_user(name: &str) -> Resp {
+    error(404, &format!("No user exists with name {name}"))
+}
+
+fn detailed(u: &UserState) -> Value {
+    json!({"name": u.name, "emailAddress": u.email, "displayName": u.display_name, "active": true,
+        "slug": u.name.to_lowercase(), "type": "NORMAL", "directoryName": "Bitbucket Internal Directory",
+        "deletable": true, "mutableDetails": true, "mutableGroups": true})
+}
+
+fn list_users(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let filter = req.q("filter").unwrap_or("").to_lowercase();
+    let values: Vec<Value> =
+        s.users.values().filter(|u| !u.deleted && u.name.to_lowercase().contains(&filter)).map(detailed).collect();
+    Resp::json(200, json!({"size": values.len(), "limit": 25, "isLastPage": true, "start": 0, "values": values}))
+}
+
+fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let (Some(name), Some(display), Some(email)) = (req.q("name"), req.q("displayName"), req.q("emailAddress")) else {
+        return error(400, "name, displayName and emailAddress are required");
+    };
+    if req.q("password").is_none() && req.q("notify") != Some("true") {
+        return error(400, "A password is required unless the user is notified");
+    }
+    if s.find(name, false).is_some() {
+        return error(409, &format!("A user with the name {name} already exists"));
+    }
+    if s.seat_limit.is_some_and(|max| s.licensed_users() >= max) {
+        return error(403, "Creating this user would exceed the licensed user limit");
+    }
+    let (name, display, email) = (name.to_string(), display.to_string(), email.to_string());
+    let id = s.new_user(&name, &display, &email);
+    if req.q("addToDefaultGroup") == Some("true") {
+        s.groups.insert("stash-users".into());
+        s.user_mut(&id).groups.insert("stash-users".into());
+    }
+    Resp::empty(204)
+}
+
+fn delete_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("name").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let u = s.user_mut(&id);
+    u.deleted = true;
+    u.active = false;
+    u.groups.clear();
+    let v = detailed(u);
+    Resp::json(200, v)
+}
+
+fn more_members(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("context").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let filter = req.q("filter").unwrap_or("").to_lowercase();
+    let values: Vec<Value> = s.users[&id]
+        .groups
+        .iter()
+        .filter(|g| g.to_lowercase().contains(&filter))
+        .map(|g| json!({"name": g, "deletable": true}))
+        .collect();
+    Resp::json(200, json!({"size": values.len(), "limit": 500, "isLastPage": true, "start": 0, "values": values}))
+}
+
+fn add_groups(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let body = req.json().unwrap_or(Value::Null);
+    let name = body.get("user").and_then(Value::as_str).unwrap_or("");
+    let groups: Vec<String> = body
+        .get("groups")
+        .and_then(Value::as_array)
+        .map(|g| g.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    if let Some(missing) = groups.iter().find(|g| !s.groups.contains(*g)) {
+        return error(404, &format!("The group {missing} does not exist"));
+    }
+    s.user_mut(&id).groups.extend(groups);
+    Resp::empty(200)
+}
+
+fn remove_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let body = req.json().unwrap_or(Value::Null);
+    let name = body.get("context").and_then(Value::as_str).unwrap_or("");
+    let group = body.get("itemName").and_then(Value::as_str).unwrap_or("").to_string();
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    if !s.groups.contains(&group) {
+        return error(404, &format!("The group {group} does not exist"));
+    }
+    s.user_mut(&id).groups.remove(&group);
+    Resp::empty(200)
+}
+
+/// `Ok(id)` of a deleted, not yet erased user; 409 while the user still exists; 404 otherwise.
+fn erasable(s: &State, name: &str) -> Result<String, Resp> {
+    if s.find(name, false).is_some() {
+        return Err(error(409, &format!("The user {name} must be deleted before it can be erased")));
+    }
+    s.users
+        .iter()
+        .find(|(_, u)| u.deleted && !u.anonymized && u.name.eq_ignore_ascii_case(name))
+        .map(|(k, _)| k.clone())
+        .ok_or_else(|| no_user(name))
+}
+
+fn erasure_check(s: &mut State, req: &Req, _: &Params) -> Resp {
+    match erasable(s, req.q("name").unwrap_or("")) {
+        Ok(_) => Resp::empty(204),
+        Err(r) => r,
+    }
+}
+
+fn erase(s: &mut State, req: &Req, _: &Params) -> Resp {
+    match erasable(s, req.q("name").unwrap_or("")) {
+        Ok(id) => {
+            let u = s.user_mut(&id);
+            u.name = format!("user-{}", &u.key[u.key.len() - 8..]);
+            u.display_name = u.name.clone();
+            u.email = String::new();
+            u.anonymized = true;
+            Resp::json(200, json!({"name": u.name}))
+        }
+        Err(r) => r,
+    }
+}

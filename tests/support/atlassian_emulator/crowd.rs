@@ -1,0 +1,187 @@
+//! Emulated Crowd usermanagement REST (`/rest/usermanagement/1`, below the `/crowd` context).
+//! Status codes follow atlassian-dc.md §4 (partly from a third-party client: unverified).
+
+use serde_json::{json, Value};
+
+use super::{body_or, Params, Req, Resp, Route, State, UserState};
+
+const API: &str = "/rest/usermanagement/1";
+
+pub(super) static ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        template: "/rest/usermanagement/1/user",
+        statuses: &[200, 401, 404],
+        query: &["username"],
+        body: &[],
+        handler: get_user,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/usermanagement/1/user",
+        statuses: &[201, 400, 401],
+        query: &[],
+        body: &["name", "display-name", "email", "active", "password"],
+        handler: create_user,
+    },
+    Route {
+        method: "PUT",
+        template: "/rest/usermanagement/1/user",
+        statuses: &[204, 400, 401, 404],
+        query: &["username"],
+        body: &["display-name", "email", "active"],
+        handler: update_user,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/usermanagement/1/user",
+        statuses: &[204, 401, 404],
+        query: &["username"],
+        body: &[],
+        handler: delete_user,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/usermanagement/1/user/group/direct",
+        statuses: &[201, 400, 401, 404, 409],
+        query: &["username"],
+        body: &["name"],
+        handler: add_member,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/usermanagement/1/user/group/direct",
+        statuses: &[204, 401, 404],
+        query: &["username", "groupname"],
+        body: &[],
+        handler: remove_member,
+    },
+];
+
+fn error(status: u16, reason: &str, message: &str) -> Resp {
+    Resp::json(status, json!({"reason": reason, "message": message}))
+}
+
+fn bad(message: &str) -> Resp {
+    error(400, "ILLEGAL_ARGUMENT", message)
+}
+
+fn no_user(name: &str) -> Resp {
+    error(404, "USER_NOT_FOUND", &format!("User <{name}> does not exist"))
+}
+
+fn entity(u: &UserState) -> Value {
+    let (first, last) = u.display_name.rsplit_once(' ').unwrap_or((&u.display_name, &u.display_name));
+    json!({
+        "link": {"href": format!("{API}/user?username={}", u.name), "rel": "self"},
+        "name": u.name, "first-name": first, "last-name": last,
+        "display-name": u.display_name, "email": u.email, "active": u.active,
+        "key": u.key,
+        "attributes": {"link": {"href": format!("{API}/user/attribute?username={}", u.name), "rel": "self"}},
+        "password": {"link": {"href": format!("{API}/user/password?username={}", u.name), "rel": "edit"}},
+    })
+}
+
+fn get_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let wants_json = req.headers.get("accept").is_some_and(|a| a.contains("json"));
+    if !wants_json {
+        // Crowd's default representation is XML: a client that forgets Accept gets this.
+        let u = &s.users[&id];
+        return super::Resp {
+            status: 200,
+            headers: vec![("content-type".into(), "application/xml".into())],
+            body: format!("<?xml version=\"1.0\"?><user name=\"{}\"><active>{}</active></user>", u.name, u.active),
+        };
+    }
+    Resp::json(200, entity(&s.users[&id]))
+}
+
+fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let body = match body_or(req, bad) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let name = text("name");
+    if name.is_empty() {
+        return error(400, "INVALID_USER", "User name must not be empty");
+    }
+    if s.find(&name, false).is_some() {
+        return error(400, "INVALID_USER", &format!("User <{name}> already exists"));
+    }
+    if body.pointer("/password/value").and_then(Value::as_str).is_none() {
+        return error(400, "INVALID_CREDENTIAL", "Password must be specified");
+    }
+    let id = s.new_user(&name, &text("display-name"), &text("email"));
+    let active = body.get("active").and_then(Value::as_bool).unwrap_or(true);
+    s.user_mut(&id).active = active;
+    Resp::json(201, entity(&s.users[&id]))
+}
+
+fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let body = match body_or(req, bad) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let name = req.q("username").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let u = s.user_mut(&id);
+    // The quirk (Crowd KB): PUT replaces the user; omitted names and email become empty.
+    u.display_name = text("display-name");
+    u.email = text("email");
+    u.active = body.get("active").and_then(Value::as_bool).unwrap_or(false);
+    Resp::empty(204)
+}
+
+fn delete_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let u = s.user_mut(&id);
+    u.deleted = true;
+    u.active = false;
+    u.groups.clear();
+    Resp::empty(204)
+}
+
+fn add_member(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    let group = req.json().and_then(|b| b.get("name").and_then(Value::as_str).map(str::to_string)).unwrap_or_default();
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    if !s.groups.contains(&group) {
+        return error(400, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
+    }
+    if !s.user_mut(&id).groups.insert(group.clone()) {
+        return error(
+            409,
+            "MEMBERSHIP_ALREADY_EXISTS",
+            &format!("User <{name}> is already a direct member of <{group}>"),
+        );
+    }
+    Resp::empty(201)
+}
+
+fn remove_member(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    let group = req.q("groupname").unwrap_or("").to_string();
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    if !s.groups.contains(&group) {
+        return error(404, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
+    }
+    if !s.user_mut(&id).groups.remove(&group) {
+        return error(404, "MEMBERSHIP_NOT_FOUND", &format!("<{name}> is not a direct member of <{group}>"));
+    }
+    Resp::empty(204)
+}

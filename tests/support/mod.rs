@@ -1,0 +1,5 @@
+//! Shared test support: the in-process server and the Atlassian DC emulator.
+#![allow(dead_code)]
+
+pub mod atlassian_emulator;
+pub mod server;

@@ -1,0 +1,170 @@
+//! Starts the real server in-process on 127.0.0.1:0 with a temporary data dir, and a small HTTP
+//! client that speaks to it the way an IdP does.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use scimbridge::config::{self, Config};
+use scimbridge::server::{start, Running};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+
+pub struct TestServer {
+    pub base: String,
+    pub root: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    pub dir: PathBuf,
+    running: Option<Running>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn test_config(dir: &Path, extra_env: &[(&str, &str)]) -> Config {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("SCIMBRIDGE_LISTEN".into(), "127.0.0.1:0".into());
+    env.insert("SCIMBRIDGE_DATA_DIR".into(), dir.display().to_string());
+    env.insert("SCIMBRIDGE_TOKEN".into(), TOKEN.into());
+    env.insert("SCIMBRIDGE_ADMIN_TOKEN".into(), ADMIN_TOKEN.into());
+    for (k, v) in extra_env {
+        env.insert(k.to_string(), v.to_string());
+    }
+    config::load(&config::Sources { file: None, env: &env }).expect("test config is valid")
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_with(test_config(&dir, &[])).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let dir = config.data_dir.clone();
+        let running = start(config).await.expect("server starts");
+        let root = format!("http://{}", running.addr);
+        TestServer {
+            base: format!("{root}/scim/v2"),
+            root,
+            client: reqwest::Client::new(),
+            token: TOKEN.to_string(),
+            dir,
+            running: Some(running),
+            _tmp: None,
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data dir.
+    pub async fn restart(mut self) -> TestServer {
+        let tmp = self._tmp.take();
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        let mut s = Self::start_with(test_config(&self.dir, &[])).await;
+        s._tmp = tmp;
+        s
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
+        let mut rb = self.client.request(method, url).bearer_auth(&self.token);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.header("Content-Type", "application/scim+json").body(b.to_string());
+        }
+        let res = rb.send().await.expect("request reaches the server");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, body, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, &[]).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PUT, path, Some(body), &[]).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PATCH, path, Some(body), &[]).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Creates a user with the given userName and returns its id.
+    pub async fn create_user(&self, user_name: &str) -> String {
+        let r = self
+            .post(
+                "/Users",
+                &serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": user_name,
+                    "name": {"givenName": "Test", "familyName": "User"},
+                    "emails": [{"value": user_name, "type": "work", "primary": true}],
+                    "active": true
+                }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Creates a group and returns its id.
+    pub async fn create_group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| serde_json::json!({"value": m})).collect();
+        let r = self
+            .post(
+                "/Groups",
+                &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+}
+
+/// Asserts an RFC 7644 §3.12 error body with the given status and scimType.
+pub fn assert_scim_error(r: &Reply, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text);
+    assert_eq!(r.header("content-type"), Some("application/scim+json"), "{}", r.text);
+    assert_eq!(r.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{}", r.text);
+    assert_eq!(r.body["status"], Value::String(status.to_string()), "{}", r.text);
+    assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", r.text);
+    if let Some(t) = scim_type {
+        assert_eq!(r.body["scimType"], t, "{}", r.text);
+    }
+}
