@@ -184,15 +184,23 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     let listen = match listen_text.parse::<SocketAddr>() {
         Ok(a) => a,
         Err(_) => {
-            issue(listen_key, format!("'{listen_text}' is not host:port with an IP address, for example listen = \"0.0.0.0:8080\""));
+            issue(
+                listen_key,
+                format!("'{listen_text}' is not host:port with an IP address, for example listen = \"0.0.0.0:8080\""),
+            );
             SocketAddr::from(([127, 0, 0, 1], 8080))
         }
     };
-    let data_dir = env.get("SCIMBRIDGE_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let data_dir = env
+        .get("SCIMBRIDGE_DATA_DIR")
+        .map(PathBuf::from)
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     if data_dir.as_os_str().is_empty() {
         issue("data_dir", "must not be empty, for example data_dir = \"/var/lib/scimbridge\"".into());
     }
-    let public_url = env.get("SCIMBRIDGE_PUBLIC_URL").cloned().or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
+    let public_url =
+        env.get("SCIMBRIDGE_PUBLIC_URL").cloned().or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
     if let Some(u) = &public_url {
         if !(u.starts_with("https://") || u.starts_with("http://")) {
             issue("public_url", format!("'{u}' must start with https:// (or http:// behind a proxy), for example public_url = \"https://scim.example.com\""));
@@ -214,7 +222,10 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     }
     for t in tokens.iter().chain(&admin_tokens) {
         if t.expose().len() < 16 {
-            issue("SCIMBRIDGE_TOKEN", "a token must be at least 16 characters; `scimbridge token new` makes a strong one".into());
+            issue(
+                "SCIMBRIDGE_TOKEN",
+                "a token must be at least 16 characters; `scimbridge token new` makes a strong one".into(),
+            );
             break;
         }
     }
@@ -282,7 +293,14 @@ mod tests {
     #[test]
     fn environment_overrides_the_file() {
         let file = parse_file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/a\"").expect("toml");
-        let c = validate(file, &env(&[("SCIMBRIDGE_LISTEN", "0.0.0.0:7000"), ("SCIMBRIDGE_TOKEN", "aaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbb")])).expect("valid");
+        let c = validate(
+            file,
+            &env(&[
+                ("SCIMBRIDGE_LISTEN", "0.0.0.0:7000"),
+                ("SCIMBRIDGE_TOKEN", "aaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbb"),
+            ]),
+        )
+        .expect("valid");
         assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/a"));
         assert_eq!(c.tokens.len(), 2);
@@ -296,7 +314,8 @@ mod tests {
 
     #[test]
     fn every_invalid_setting_is_reported_with_its_key() {
-        let file = parse_file("listen = \"nowhere\"\n[log]\nformat = \"xml\"\n[limits]\nmax_results = 0").expect("toml");
+        let file =
+            parse_file("listen = \"nowhere\"\n[log]\nformat = \"xml\"\n[limits]\nmax_results = 0").expect("toml");
         match validate(file, &env(&[("SCIMBRIDGE_TOKEN", "short")])) {
             Err(ConfigError::Invalid(issues)) => {
                 let keys: Vec<_> = issues.iter().map(|i| i.key.as_str()).collect();

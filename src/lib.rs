@@ -2,6 +2,7 @@
 //! into changes in Atlassian Data Center. See `DESIGN.md` in the shared folder for the data flow:
 //! http → scim → policy → store (one transaction) → delivery → atlassian.
 
+pub mod atlassian;
 pub mod auth;
 pub mod config;
 pub mod http;

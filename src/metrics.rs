@@ -31,7 +31,8 @@ impl Histogram {
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", self.buckets[i].load(Ordering::Relaxed));
+            let _ =
+                writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", self.buckets[i].load(Ordering::Relaxed));
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
@@ -76,7 +77,10 @@ impl Metrics {
         out.push_str("# HELP scimbridge_http_requests_total HTTP requests by method, route and status.\n# TYPE scimbridge_http_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
             for ((method, route, status), n) in m.iter() {
-                let _ = writeln!(out, "scimbridge_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "scimbridge_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
             }
         }
         out.push_str("# HELP scimbridge_http_request_duration_seconds Request latency by route.\n# TYPE scimbridge_http_request_duration_seconds histogram\n");
@@ -115,9 +119,15 @@ mod tests {
         m.record_request("GET", "/scim/v2/Users", 200, 0.004);
         m.record_request("GET", "/scim/v2/Users", 200, 0.2);
         let text = m.render(&[("scimbridge_store_bytes", "Store size.", 10.0)]);
-        assert!(text.contains("scimbridge_http_requests_total{method=\"GET\",route=\"/scim/v2/Users\",status=\"200\"} 2"));
-        assert!(text.contains("scimbridge_http_request_duration_seconds_bucket{route=\"/scim/v2/Users\",le=\"0.005\"} 1"));
-        assert!(text.contains("scimbridge_http_request_duration_seconds_bucket{route=\"/scim/v2/Users\",le=\"0.25\"} 2"));
+        assert!(
+            text.contains("scimbridge_http_requests_total{method=\"GET\",route=\"/scim/v2/Users\",status=\"200\"} 2")
+        );
+        assert!(
+            text.contains("scimbridge_http_request_duration_seconds_bucket{route=\"/scim/v2/Users\",le=\"0.005\"} 1")
+        );
+        assert!(
+            text.contains("scimbridge_http_request_duration_seconds_bucket{route=\"/scim/v2/Users\",le=\"0.25\"} 2")
+        );
         assert!(text.contains("scimbridge_store_bytes 10"));
     }
 }

@@ -164,6 +164,20 @@ async fn jira_duplicate_membership_400_counts_as_already_done() {
 }
 
 #[tokio::test]
+async fn jira_duplicate_membership_400_with_unfamiliar_wording_is_confirmed_by_reading() {
+    let (emu, conn) = emulator(Product::Jira).await;
+    emu.add_user("dave");
+    emu.add_member("dave", "devs");
+    emu.add_group("ops");
+    // A 400 whose text we do not recognise: the connector reads the membership to decide.
+    emu.fail_next(1, Fault::status(400));
+    assert_eq!(effect(&conn.execute(&add("dave", "devs")).await), Effect::AlreadyDone);
+    emu.fail_next(1, Fault::status(400));
+    let f = failure(&conn.execute(&add("dave", "ops")).await);
+    assert!(matches!(f, Failure::Permanent { .. }), "{f}");
+}
+
+#[tokio::test]
 async fn jira_adding_to_a_missing_group_is_permanent() {
     let (emu, conn) = emulator(Product::Jira).await;
     emu.add_user("dave");

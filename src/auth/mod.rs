@@ -65,10 +65,18 @@ impl TokenAuth {
     pub fn new(store: Store, scim_tokens: &[Secret], admin_tokens: &[Secret]) -> TokenAuth {
         let mut configured = Vec::new();
         for (i, t) in scim_tokens.iter().enumerate() {
-            configured.push(Known { name: format!("config-{}", i + 1), digest: digest(t.expose()), scope: Scope::Scim });
+            configured.push(Known {
+                name: format!("config-{}", i + 1),
+                digest: digest(t.expose()),
+                scope: Scope::Scim,
+            });
         }
         for (i, t) in admin_tokens.iter().enumerate() {
-            configured.push(Known { name: format!("admin-config-{}", i + 1), digest: digest(t.expose()), scope: Scope::Admin });
+            configured.push(Known {
+                name: format!("admin-config-{}", i + 1),
+                digest: digest(t.expose()),
+                scope: Scope::Admin,
+            });
         }
         TokenAuth { configured, store }
     }
@@ -122,7 +130,8 @@ mod tests {
     fn configured_and_issued_tokens_authenticate_only_in_their_scope() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::open(dir.path()).expect("store");
-        let auth = TokenAuth::new(store, &[Secret::new("idp-token-0123456789")], &[Secret::new("admin-token-0123456789")]);
+        let auth =
+            TokenAuth::new(store, &[Secret::new("idp-token-0123456789")], &[Secret::new("admin-token-0123456789")]);
         assert_eq!(auth.check("idp-token-0123456789", Scope::Scim).map(|p| p.name), Some("config-1".into()));
         assert!(auth.check("idp-token-0123456789", Scope::Admin).is_none());
         assert!(auth.check("admin-token-0123456789", Scope::Scim).is_none());

@@ -62,9 +62,12 @@ pub fn json(bytes: &[u8]) -> ApiResult<Value> {
         return Err(ScimError::invalid_syntax("The request body is empty; a JSON object was expected.").into());
     }
     if nesting_depth(bytes) > MAX_JSON_DEPTH {
-        return Err(ScimError::invalid_syntax(format!("The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")).into());
+        return Err(
+            ScimError::invalid_syntax(format!("The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")).into()
+        );
     }
-    serde_json::from_slice(bytes).map_err(|e| ScimError::invalid_syntax(format!("The body is not valid JSON: {e}.")).into())
+    serde_json::from_slice(bytes)
+        .map_err(|e| ScimError::invalid_syntax(format!("The body is not valid JSON: {e}.")).into())
 }
 
 /// The deepest bracket nesting outside strings, found without building anything.

@@ -32,25 +32,49 @@ struct Op {
 fn parse_ops(body: &Value, max_ops: usize) -> ScimResult<(Vec<Op>, Option<usize>)> {
     let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("A BulkRequest must be a JSON object."))?;
     let get = |n: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v);
-    let ops = get("Operations").and_then(Value::as_array).ok_or_else(|| ScimError::invalid_syntax("A BulkRequest needs an Operations array."))?;
+    let ops = get("Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::invalid_syntax("A BulkRequest needs an Operations array."))?;
     if ops.len() > max_ops {
-        return Err(ScimError::too_large(format!("The bulk request has {} operations; the maximum is {max_ops}.", ops.len())));
+        return Err(ScimError::too_large(format!(
+            "The bulk request has {} operations; the maximum is {max_ops}.",
+            ops.len()
+        )));
     }
     let fail_on_errors = match get("failOnErrors") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| ScimError::invalid_value("failOnErrors must be a positive integer."))? as usize),
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ScimError::invalid_value("failOnErrors must be a positive integer."))?
+                as usize,
+        ),
     };
     let mut out = Vec::new();
     for (index, op) in ops.iter().enumerate() {
-        let o = op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("Operation {index} is not an object.")))?;
+        let o =
+            op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("Operation {index} is not an object.")))?;
         let field = |n: &str| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v);
-        let method = field("method").and_then(Value::as_str).ok_or_else(|| ScimError::invalid_syntax(format!("Operation {index} has no method.")))?.to_ascii_uppercase();
-        let path = field("path").and_then(Value::as_str).ok_or_else(|| ScimError::invalid_syntax(format!("Operation {index} has no path.")))?.to_string();
+        let method = field("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ScimError::invalid_syntax(format!("Operation {index} has no method.")))?
+            .to_ascii_uppercase();
+        let path = field("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ScimError::invalid_syntax(format!("Operation {index} has no path.")))?
+            .to_string();
         let bulk_id = field("bulkId").and_then(Value::as_str).map(str::to_string);
         if method == "POST" && bulk_id.is_none() {
             return Err(ScimError::invalid_syntax(format!("Operation {index} is a POST without a bulkId.")));
         }
-        out.push(Op { index, method, bulk_id, path, data: field("data").cloned(), version: field("version").and_then(Value::as_str).map(str::to_string) });
+        out.push(Op {
+            index,
+            method,
+            bulk_id,
+            path,
+            data: field("data").cloned(),
+            version: field("version").and_then(Value::as_str).map(str::to_string),
+        });
     }
     Ok((out, fail_on_errors))
 }
@@ -63,7 +87,9 @@ fn resolve(v: &Value, ids: &HashMap<String, String>) -> Result<Value, String> {
             None => v.clone(),
         },
         Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, ids)).collect::<Result<_, _>>()?),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| Ok((k.clone(), resolve(x, ids)?))).collect::<Result<Map<_, _>, String>>()?),
+        Value::Object(o) => Value::Object(
+            o.iter().map(|(k, x)| Ok((k.clone(), resolve(x, ids)?))).collect::<Result<Map<_, _>, String>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -87,9 +113,19 @@ fn error_result(op: &Op, e: &ScimError) -> Value {
 }
 
 /// Runs one operation; returns (status, location, version) or the error.
-fn run(state: &AppState, who: &Principal, op: &Op, path: &str, data: Option<&Value>, base: &str) -> ScimResult<(u16, Option<String>, Option<String>)> {
+fn run(
+    state: &AppState,
+    who: &Principal,
+    op: &Op,
+    path: &str,
+    data: Option<&Value>,
+    base: &str,
+) -> ScimResult<(u16, Option<String>, Option<String>)> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let kind = parts.first().and_then(|s| kind_of(s)).ok_or_else(|| ScimError::invalid_path(format!("'{path}' is not /Users or /Groups.")))?;
+    let kind = parts
+        .first()
+        .and_then(|s| kind_of(s))
+        .ok_or_else(|| ScimError::invalid_path(format!("'{path}' is not /Users or /Groups.")))?;
     let data = || data.ok_or_else(|| ScimError::invalid_syntax(format!("{} {path} needs data.", op.method)));
     let located = |id: &str| Some(format!("{base}/{}/{id}", kind.endpoint()));
     let store_err = |e: crate::store::StoreError| e.to_scim();
@@ -115,11 +151,19 @@ fn run(state: &AppState, who: &Principal, op: &Op, path: &str, data: Option<&Val
 }
 
 pub async fn handle(state: &AppState, req: &HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
-    let who = req.extensions().get::<Principal>().cloned().ok_or_else(|| ScimError::new(401, None, "A bearer token is required."))?;
+    let who = req
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ScimError::new(401, None, "A bearer token is required."))?;
     let limits = &state.config.limits;
     let bytes = body::read(req, payload, limits.bulk_max_payload_bytes.max(limits.max_body_bytes)).await?;
     if bytes.len() > limits.bulk_max_payload_bytes {
-        return Err(ScimError::too_large(format!("The bulk request is larger than maxPayloadSize ({} bytes).", limits.bulk_max_payload_bytes)).into());
+        return Err(ScimError::too_large(format!(
+            "The bulk request is larger than maxPayloadSize ({} bytes).",
+            limits.bulk_max_payload_bytes
+        ))
+        .into());
     }
     let (ops, fail_on_errors) = parse_ops(&body::json(&bytes)?, limits.bulk_max_operations)?;
     let base = base_url(state, req);
@@ -134,7 +178,8 @@ pub async fn handle(state: &AppState, req: &HttpRequest, payload: web::Payload) 
             if fail_on_errors.is_some_and(|n| errors >= n) {
                 break 'passes;
             }
-            let resolved = resolve_path(&op.path, &ids).and_then(|p| op.data.as_ref().map(|d| resolve(d, &ids)).transpose().map(|d| (p, d)));
+            let resolved = resolve_path(&op.path, &ids)
+                .and_then(|p| op.data.as_ref().map(|d| resolve(d, &ids)).transpose().map(|d| (p, d)));
             let (path, data) = match resolved {
                 Ok(x) => x,
                 Err(_) => {
@@ -171,7 +216,11 @@ pub async fn handle(state: &AppState, req: &HttpRequest, payload: web::Payload) 
         if waiting.len() == before {
             // No progress: the remaining references can never resolve (unknown or circular).
             for op in waiting {
-                let e = ScimError::new(409, Some(crate::scim::ScimType::InvalidValue), "A bulkId reference could not be resolved.");
+                let e = ScimError::new(
+                    409,
+                    Some(crate::scim::ScimType::InvalidValue),
+                    "A bulkId reference could not be resolved.",
+                );
                 results[op.index] = Some(error_result(op, &e));
             }
             break;

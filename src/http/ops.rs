@@ -10,8 +10,8 @@ use crate::scim::patch::{self, MemberOp};
 use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::ResourceSchema;
 use crate::scim::ScimError;
-use crate::store::{Actor, ChangeOp, Kind, Record, StoreError};
 use crate::store::writes::{MemberEdit, WriteCtx};
+use crate::store::{Actor, ChangeOp, Kind, Record, StoreError};
 
 pub fn schema_of(state: &AppState, kind: Kind) -> &ResourceSchema {
     match kind {
@@ -38,7 +38,9 @@ fn member_edits(ops: Vec<MemberOp>, schema: &ResourceSchema) -> Vec<MemberEdit> 
             MemberOp::Clear => MemberEdit::Clear,
             MemberOp::RemoveWhere(filter) => {
                 let def = members_def.clone();
-                MemberEdit::RemoveWhere(Box::new(move |elem: &Value| def.as_ref().is_some_and(|d| filter.matches_element(elem, d))))
+                MemberEdit::RemoveWhere(Box::new(move |elem: &Value| {
+                    def.as_ref().is_some_and(|d| filter.matches_element(elem, d))
+                }))
             }
         })
         .collect()
@@ -67,12 +69,22 @@ pub fn create(state: &AppState, who: &Principal, kind: Kind, body: &Value) -> Re
 
 /// PUT: full replace of the client-owned attributes. `id`, `meta` and other readOnly
 /// attributes in the body are ignored (Okta echoes them back).
-pub fn replace(state: &AppState, who: &Principal, kind: Kind, id: &str, body: &Value, if_match: Option<&str>) -> Result<Written, StoreError> {
+pub fn replace(
+    state: &AppState,
+    who: &Principal,
+    kind: Kind,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> Result<Written, StoreError> {
     let schema = schema_of(state, kind);
     let incoming = resource::normalize(body, schema)?;
     if let Some(body_id) = body.get("id").and_then(Value::as_str) {
         if body_id != id {
-            return Err(ScimError::mutability(format!("The id in the body ({body_id}) differs from the id in the URL ({id}).")).into());
+            return Err(ScimError::mutability(format!(
+                "The id in the body ({body_id}) differs from the id in the URL ({id})."
+            ))
+            .into());
         }
     }
     let (actor, now) = (Actor(who.name.clone()), now());
@@ -90,7 +102,14 @@ pub fn replace(state: &AppState, who: &Principal, kind: Kind, id: &str, body: &V
 }
 
 /// PATCH: RFC 7644 §3.5.2, atomically.
-pub fn patch(state: &AppState, who: &Principal, kind: Kind, id: &str, body: &Value, if_match: Option<&str>) -> Result<Written, StoreError> {
+pub fn patch(
+    state: &AppState,
+    who: &Principal,
+    kind: Kind,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> Result<Written, StoreError> {
     let schema = schema_of(state, kind);
     let ops = patch::parse_patch(body)?;
     let (actor, now) = (Actor(who.name.clone()), now());
@@ -106,7 +125,13 @@ pub fn patch(state: &AppState, who: &Principal, kind: Kind, id: &str, body: &Val
 }
 
 /// DELETE.
-pub fn delete(state: &AppState, who: &Principal, kind: Kind, id: &str, if_match: Option<&str>) -> Result<(), StoreError> {
+pub fn delete(
+    state: &AppState,
+    who: &Principal,
+    kind: Kind,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), StoreError> {
     let (actor, now) = (Actor(who.name.clone()), now());
     state.store.delete(kind, id, &ctx(state, &actor, &now, if_match))?;
     Ok(())
@@ -130,4 +155,3 @@ pub fn kind_of(segment: &str) -> Option<Kind> {
         None
     }
 }
-

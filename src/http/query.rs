@@ -42,8 +42,14 @@ pub struct ListParams {
 fn int_param(name: &str, v: Option<&Value>) -> ScimResult<Option<i64>> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer."))),
-        Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not '{s}'."))),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer.")))
+        }
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not '{s}'."))),
         Some(_) => Err(ScimError::invalid_value(format!("{name} must be an integer."))),
     }
 }
@@ -80,7 +86,8 @@ impl ListParams {
     /// # Errors
     /// As `from_query`, plus 400 `invalidSyntax` if the body is not an object.
     pub fn from_search(body: &Value, limits: &Limits) -> ScimResult<ListParams> {
-        let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("A SearchRequest must be a JSON object."))?;
+        let obj =
+            body.as_object().ok_or_else(|| ScimError::invalid_syntax("A SearchRequest must be a JSON object."))?;
         let get = |n: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
         Self::build(
             get("filter").as_ref(),
@@ -108,7 +115,10 @@ impl ListParams {
         let filter = match filter {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.len() > limits.max_filter_length => {
-                return Err(ScimError::invalid_filter(format!("The filter is longer than {} characters.", limits.max_filter_length)))
+                return Err(ScimError::invalid_filter(format!(
+                    "The filter is longer than {} characters.",
+                    limits.max_filter_length
+                )))
             }
             Some(Value::String(s)) if s.trim().is_empty() => None,
             Some(Value::String(s)) => Some(parse_filter(s)?),
@@ -121,11 +131,16 @@ impl ListParams {
         let descending = match sort_order.and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
             None | Some("") | Some("ascending") => false,
             Some("descending") => true,
-            Some(other) => return Err(ScimError::invalid_value(format!("sortOrder must be ascending or descending, not '{other}'."))),
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "sortOrder must be ascending or descending, not '{other}'."
+                )))
+            }
         };
         // RFC 7644 §3.4.2.4: startIndex < 1 is 1, a negative count is 0.
         let start_index = int_param("startIndex", start_index)?.unwrap_or(1).max(1) as usize;
-        let count = int_param("count", count)?.map(|c| c.max(0) as usize).unwrap_or(limits.max_results).min(limits.max_results);
+        let count =
+            int_param("count", count)?.map(|c| c.max(0) as usize).unwrap_or(limits.max_results).min(limits.max_results);
         let projection = Projection::parse(list_param(attributes).as_deref(), list_param(excluded).as_deref())?;
         Ok(ListParams { filter, sort_by, descending, start_index, count, projection })
     }

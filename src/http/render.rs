@@ -14,7 +14,14 @@ pub struct Links {
 }
 
 /// Renders one record. `base` is the SCIM root URL, e.g. `https://host/scim/v2`.
-pub fn render(store: &Store, schema: &ResourceSchema, kind: Kind, rec: &Record, base: &str, links: Links) -> StoreResult<Value> {
+pub fn render(
+    store: &Store,
+    schema: &ResourceSchema,
+    kind: Kind,
+    rec: &Record,
+    base: &str,
+    links: Links,
+) -> StoreResult<Value> {
     let mut out = Map::new();
     let mut schemas = vec![Value::String(schema.core.id.clone())];
     for ext in &schema.extensions {

@@ -31,7 +31,10 @@ pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
 }
 
 fn principal(req: &HttpRequest) -> ApiResult<Principal> {
-    req.extensions().get::<Principal>().cloned().ok_or_else(|| ScimError::new(401, None, "A bearer token is required.").into())
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ScimError::new(401, None, "A bearer token is required.").into())
 }
 
 fn method_not_allowed(what: &str) -> ApiError {
@@ -47,7 +50,12 @@ pub async fn root(req: HttpRequest) -> ApiResult<HttpResponse> {
     not_found(req).await
 }
 
-pub async fn collection(req: HttpRequest, path: web::Path<String>, payload: web::Payload, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn collection(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let seg = path.into_inner();
     let m = req.method().clone();
     if let Some(kind) = kind_of(&seg) {
@@ -78,12 +86,20 @@ pub async fn collection(req: HttpRequest, path: web::Path<String>, payload: web:
             Method::POST => super::bulk::handle(&state, &req, payload).await,
             _ => Err(method_not_allowed("Bulk")),
         },
-        "me" => Err(ScimError::new(501, None, "/Me is not supported: this server has no notion of the calling user.").into()),
+        "me" => {
+            Err(ScimError::new(501, None, "/Me is not supported: this server has no notion of the calling user.")
+                .into())
+        }
         _ => Err(ScimError::not_found(format!("No endpoint at {}.", req.path())).into()),
     }
 }
 
-pub async fn item(req: HttpRequest, path: web::Path<(String, String)>, payload: web::Payload, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn item(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let (seg, id) = path.into_inner();
     let m = req.method().clone();
     if let Some(kind) = kind_of(&seg) {
@@ -129,7 +145,13 @@ fn if_match(req: &HttpRequest) -> Option<String> {
 }
 
 /// One resource as a response body, projected.
-pub fn resource_json(state: &AppState, req: &HttpRequest, kind: Kind, rec: &Record, proj: &Projection) -> ApiResult<Value> {
+pub fn resource_json(
+    state: &AppState,
+    req: &HttpRequest,
+    kind: Kind,
+    rec: &Record,
+    proj: &Projection,
+) -> ApiResult<Value> {
     let schema = ops::schema_of(state, kind);
     let links_name = match kind {
         Kind::User => "groups",
@@ -171,7 +193,14 @@ async fn create(state: &AppState, req: &HttpRequest, kind: Kind, payload: web::P
     Ok(respond(StatusCode::CREATED, &written.record, body, Some(location)))
 }
 
-async fn write(state: &AppState, req: &HttpRequest, kind: Kind, id: &str, payload: web::Payload, is_patch: bool) -> ApiResult<HttpResponse> {
+async fn write(
+    state: &AppState,
+    req: &HttpRequest,
+    kind: Kind,
+    id: &str,
+    payload: web::Payload,
+    is_patch: bool,
+) -> ApiResult<HttpResponse> {
     let who = principal(req)?;
     let proj = projection(req)?;
     let bytes = body::read(req, payload, state.config.limits.max_body_bytes).await?;
@@ -233,8 +262,11 @@ async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<Li
     if params.count == 0 {
         return Ok(list_response(result.total, params.start_index, None));
     }
-    let resources =
-        result.records.iter().map(|r| resource_json(state, req, kind, r, &params.projection)).collect::<ApiResult<Vec<_>>>()?;
+    let resources = result
+        .records
+        .iter()
+        .map(|r| resource_json(state, req, kind, r, &params.projection))
+        .collect::<ApiResult<Vec<_>>>()?;
     Ok(list_response(result.total, params.start_index, Some(resources)))
 }
 

@@ -248,7 +248,10 @@ fn render(issues: &[Issue]) -> String {
 ///
 /// # Errors
 /// [`InvalidPolicy`] listing every [`Issue`] of [`validate`], when there is at least one.
-pub fn validated(policy: &PolicyConfig, targets: &[TargetConfig]) -> Result<(Policy, Vec<TargetPolicy>), InvalidPolicy> {
+pub fn validated(
+    policy: &PolicyConfig,
+    targets: &[TargetConfig],
+) -> Result<(Policy, Vec<TargetPolicy>), InvalidPolicy> {
     let issues = validate(policy, targets);
     if !issues.is_empty() {
         return Err(InvalidPolicy { issues });
@@ -396,8 +399,7 @@ fn check_credentials(t: &TargetConfig) -> Vec<(&'static str, String)> {
     let bearer_example = "e.g. token_env = \"JIRA_TOKEN\" (a personal access token)";
     let basic_example = "e.g. username = \"scimbridge\" and password_env = \"CROWD_APP_PASSWORD\"";
     let blank = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
-    for (field, value) in [("token_env", &t.token_env), ("username", &t.username), ("password_env", &t.password_env)]
-    {
+    for (field, value) in [("token_env", &t.token_env), ("username", &t.username), ("password_env", &t.password_env)] {
         if blank(value) {
             found.push((field, "is empty; remove it or give a value".to_string()));
         }
@@ -494,4 +496,371 @@ fn check_product_can(i: usize, target: &TargetConfig, policy: &Policy, issue: &m
 
 fn trimmed(list: &[String]) -> Vec<String> {
     list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jira() -> TargetConfig {
+        TargetConfig {
+            name: "jira".into(),
+            product: Product::Jira,
+            url: "https://jira.example.com".into(),
+            token_env: Some("JIRA_TOKEN".into()),
+            username: None,
+            password_env: None,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
+            license_groups: vec![],
+        }
+    }
+
+    fn target(name: &str, product: Product) -> TargetConfig {
+        match product {
+            Product::Crowd => TargetConfig {
+                token_env: None,
+                username: Some("scimbridge".into()),
+                password_env: Some("CROWD_APP_PASSWORD".into()),
+                ..target_bearer(name, product)
+            },
+            _ => target_bearer(name, product),
+        }
+    }
+
+    fn target_bearer(name: &str, product: Product) -> TargetConfig {
+        TargetConfig { name: name.into(), product, url: format!("https://{name}.example.com"), ..jira() }
+    }
+
+    /// The single issue of a configuration, or a panic listing what was found instead.
+    fn only_issue(policy: &PolicyConfig, targets: &[TargetConfig]) -> Issue {
+        let issues = validate(policy, targets);
+        assert_eq!(issues.len(), 1, "expected one issue, got {issues:#?}");
+        issues.into_iter().next().expect("one issue")
+    }
+
+    fn assert_issue(issue: &Issue, key: &str, fragments: &[&str]) {
+        assert_eq!(issue.key, key, "{issue}");
+        for fragment in fragments {
+            assert!(issue.reason.contains(fragment), "{:?} does not mention {fragment:?}", issue.reason);
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        policy: PolicyConfig,
+        #[serde(default)]
+        target: Vec<TargetConfig>,
+    }
+
+    #[test]
+    fn an_empty_policy_table_takes_the_defaults_of_the_issue() {
+        let file: File = toml::from_str("[policy]\n").expect("empty table parses");
+        let p = file.policy;
+        assert_eq!(
+            (p.on_disable, p.on_delete, p.on_access_lost),
+            (OffboardAction::Deactivate, OffboardAction::Deactivate, OffboardAction::Deactivate)
+        );
+        assert_eq!(p.on_enable, EnableAction::Reactivate);
+        assert!(p.access_groups.is_empty() && p.protected_users.is_empty() && p.protected_groups.is_empty());
+        assert!(p.create_users && p.sync_groups && !p.dry_run);
+        assert_eq!(p.username_from, UsernameFrom::UserName);
+        assert_eq!(Policy::default(), Policy::from_config(&p));
+    }
+
+    #[test]
+    fn the_example_of_the_issue_parses_and_validates() {
+        let file: File = toml::from_str(
+            r#"
+            [[target]]
+            name = "jira"
+            product = "jira"
+            url = "https://jira.example.com"
+            token_env = "JIRA_TOKEN"
+
+            [[target]]
+            name = "crowd"
+            product = "crowd"
+            url = "https://crowd.example.com/crowd/"
+            username = "scimbridge"
+            password_env = "CROWD_PASSWORD"
+            timeout_secs = 5
+
+            [[target]]
+            name = "bitbucket"
+            product = "bitbucket"
+            url = "https://git.example.com"
+            token_env = "BB_TOKEN"
+            license_groups = ["stash-users"]
+
+            [policy]
+            on_disable = "deactivate"
+            on_delete = "delete"
+            on_access_lost = "none"
+            on_enable = "none"
+            access_groups = ["Atlassian Users"]
+            protected_users = ["admin"]
+            protected_groups = ["jira-administrators"]
+            create_users = false
+            sync_groups = false
+            dry_run = true
+            username_from = "userName_localpart"
+            "#,
+        )
+        .expect("the issue's keys parse");
+        assert_eq!(file.policy.on_delete, OffboardAction::Delete);
+        assert_eq!(file.policy.username_from, UsernameFrom::UserNameLocalpart);
+        assert_eq!(file.target[1].timeout_secs, 5);
+        assert_eq!(file.target[0].timeout_secs, DEFAULT_TIMEOUT_SECS);
+        assert_eq!(file.target[1].base_url(), "https://crowd.example.com/crowd");
+        assert_eq!(
+            file.target[1].credentials(),
+            Some(Credentials::Basic { username: "scimbridge", password_env: "CROWD_PASSWORD" })
+        );
+        let (policy, targets) = validated(&file.policy, &file.target).expect("valid");
+        assert!(policy.dry_run);
+        assert_eq!(
+            targets[2],
+            TargetPolicy {
+                name: "bitbucket".into(),
+                product: Product::Bitbucket,
+                license_groups: vec!["stash-users".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_values_fail_to_parse() {
+        for (toml, fragment) in [
+            ("[policy]\non_disabled = \"delete\"\n", "on_disabled"),
+            ("[policy]\non_disable = \"remove\"\n", "remove"),
+            ("[policy]\non_enable = \"deactivate\"\n", "deactivate"),
+            ("[policy]\nusername_from = \"username\"\n", "username"),
+            ("[[target]]\nname = \"j\"\nproduct = \"jira\"\nurl = \"https://j\"\ntoken = \"x\"\n", "token"),
+            ("[[target]]\nname = \"j\"\nproduct = \"bamboo\"\nurl = \"https://j\"\n", "bamboo"),
+        ] {
+            let error = toml::from_str::<File>(toml).err().unwrap_or_else(|| panic!("{toml:?} parsed"));
+            assert!(error.to_string().contains(fragment), "{toml:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn duplicate_target_names_are_rejected_case_insensitively() {
+        let issue = only_issue(
+            &PolicyConfig::default(),
+            &[jira(), target("wiki", Product::Confluence), TargetConfig { name: "JIRA".into(), ..jira() }],
+        );
+        assert_issue(&issue, "target[2].name", &["\"JIRA\"", "target[0]", "unique"]);
+    }
+
+    #[test]
+    fn target_names_must_be_short_identifiers() {
+        let issue = only_issue(&PolicyConfig::default(), &[TargetConfig { name: "".into(), ..jira() }]);
+        assert_issue(&issue, "target[0].name", &["empty", "name = \"jira\""]);
+        let issue = only_issue(&PolicyConfig::default(), &[TargetConfig { name: "jira prod".into(), ..jira() }]);
+        assert_issue(&issue, "target[0].name", &["ASCII letters", "jira-prod"]);
+    }
+
+    #[test]
+    fn urls_must_be_http_base_urls() {
+        for (url, fragment) in [
+            ("jira.example.com", "must start with https:// or http://"),
+            ("ftp://jira.example.com", "must start with https:// or http://"),
+            ("https://", "no host"),
+            ("https:///jira", "no host"),
+            (" https://jira.example.com", "whitespace"),
+            ("https://jira.example.com/my jira", "whitespace"),
+            ("https://admin:secret@jira.example.com", "carries credentials"),
+            ("https://jira.example.com/?os_authType=basic", "query or fragment"),
+            ("https://jira.example.com:99999", "invalid port"),
+            ("https://jira.example.com:", "invalid port"),
+            ("https://[::1", "malformed IPv6"),
+            ("https://jira.example.com//jira", "empty path segment"),
+            ("https://jira.example.com/rest/api/2", "without /rest/"),
+            ("https://wiki.example.com/confluence/rest/api", "without /rest/"),
+        ] {
+            let issue = only_issue(&PolicyConfig::default(), &[TargetConfig { url: url.into(), ..jira() }]);
+            assert_issue(&issue, "target[0].url", &[fragment, "target[0] (\"jira\", jira)", "e.g. url = "]);
+        }
+    }
+
+    #[test]
+    fn base_urls_with_context_path_port_or_trailing_slash_are_accepted() {
+        for url in [
+            "https://jira.example.com",
+            "https://jira.example.com/",
+            "http://localhost:8080/jira/",
+            "https://wiki.example.com/confluence",
+            "http://[::1]:7990",
+            "https://restful.example.com/restricted",
+        ] {
+            let t = TargetConfig { url: url.into(), ..jira() };
+            assert_eq!(validate(&PolicyConfig::default(), std::slice::from_ref(&t)), vec![], "{url}");
+            assert!(!t.base_url().ends_with('/'), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_target_without_credentials_is_told_how_to_add_them() {
+        let bare = TargetConfig { token_env: None, ..jira() };
+        assert_issue(
+            &only_issue(&PolicyConfig::default(), &[bare]),
+            "target[0].token_env",
+            &["no credentials", "token_env = \"JIRA_TOKEN\""],
+        );
+        let crowd = TargetConfig { username: None, password_env: None, ..target("crowd", Product::Crowd) };
+        assert_issue(
+            &only_issue(&PolicyConfig::default(), &[crowd]),
+            "target[0].token_env",
+            &["no credentials", "Crowd application name", "password_env"],
+        );
+    }
+
+    #[test]
+    fn incomplete_or_ambiguous_credentials_are_rejected() {
+        let p = PolicyConfig::default();
+        let half = TargetConfig { token_env: None, username: Some("svc".into()), ..jira() };
+        assert_issue(&only_issue(&p, &[half]), "target[0].password_env", &["without password_env"]);
+        let other_half = TargetConfig { token_env: None, password_env: Some("PW".into()), ..jira() };
+        assert_issue(&only_issue(&p, &[other_half]), "target[0].username", &["without username"]);
+        let both = TargetConfig { username: Some("svc".into()), password_env: Some("PW".into()), ..jira() };
+        assert_issue(&only_issue(&p, &[both]), "target[0].token_env", &["both", "keep one"]);
+        let blank = TargetConfig { token_env: Some(" ".into()), ..jira() };
+        assert_issue(&only_issue(&p, &[blank]), "target[0].token_env", &["is empty"]);
+    }
+
+    #[test]
+    fn a_secret_pasted_where_a_variable_name_belongs_is_caught() {
+        let pasted = TargetConfig { token_env: Some("NjM4OTk2Mzg0Njc2OkRd+Ub/3x".into()), ..jira() };
+        assert_issue(
+            &only_issue(&PolicyConfig::default(), &[pasted]),
+            "target[0].token_env",
+            &["NAME of the variable", "never the secret"],
+        );
+    }
+
+    #[test]
+    fn crowd_refuses_a_bearer_token() {
+        let crowd = TargetConfig {
+            token_env: Some("CROWD_TOKEN".into()),
+            username: None,
+            password_env: None,
+            ..target("crowd", Product::Crowd)
+        };
+        assert_issue(
+            &only_issue(&PolicyConfig::default(), &[crowd]),
+            "target[0].token_env",
+            &["Crowd authenticates applications with Basic"],
+        );
+    }
+
+    #[test]
+    fn timeouts_must_be_positive_and_bounded() {
+        for secs in [0, MAX_TIMEOUT_SECS + 1] {
+            let t = TargetConfig { timeout_secs: secs, ..jira() };
+            assert_issue(&only_issue(&PolicyConfig::default(), &[t]), "target[0].timeout_secs", &["between 1 and 300"]);
+        }
+    }
+
+    #[test]
+    fn anonymize_with_a_confluence_target_is_rejected_with_the_reason() {
+        let policy = PolicyConfig { on_delete: OffboardAction::Anonymize, ..PolicyConfig::default() };
+        let issue = only_issue(&policy, &[jira(), target("wiki", Product::Confluence)]);
+        assert_issue(
+            &issue,
+            "policy.on_delete",
+            &[
+                "target[1] (\"wiki\", confluence)",
+                "no REST API for user anonymization",
+                "§3",
+                "policy.on_delete = \"deactivate\"",
+            ],
+        );
+    }
+
+    #[test]
+    fn anonymize_with_a_crowd_target_is_rejected_for_each_key_that_asks_for_it() {
+        let policy = PolicyConfig {
+            on_disable: OffboardAction::Anonymize,
+            on_access_lost: OffboardAction::Anonymize,
+            ..PolicyConfig::default()
+        };
+        let issues = validate(&policy, &[target("crowd", Product::Crowd)]);
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, vec!["policy.on_disable", "policy.on_access_lost"]);
+        assert!(issues.iter().all(|i| i.reason.contains("Crowd has no user anonymization")), "{issues:#?}");
+    }
+
+    #[test]
+    fn anonymize_is_accepted_on_jira_and_bitbucket() {
+        let policy = PolicyConfig {
+            on_disable: OffboardAction::Anonymize,
+            on_delete: OffboardAction::Anonymize,
+            on_access_lost: OffboardAction::Anonymize,
+            ..PolicyConfig::default()
+        };
+        assert_eq!(validate(&policy, &[jira(), target("git", Product::Bitbucket)]), vec![]);
+    }
+
+    #[test]
+    fn bitbucket_needs_license_groups_when_an_action_deactivates() {
+        let policy = PolicyConfig { on_delete: OffboardAction::Delete, ..PolicyConfig::default() };
+        let issue = only_issue(&policy, &[target("git", Product::Bitbucket)]);
+        assert_issue(
+            &issue,
+            "target[0].license_groups",
+            &["no deactivation", "policy.on_disable, policy.on_access_lost", "license_groups = [\"stash-users\"]"],
+        );
+
+        let no_deactivation = PolicyConfig {
+            on_disable: OffboardAction::Delete,
+            on_delete: OffboardAction::Delete,
+            on_access_lost: OffboardAction::None,
+            ..PolicyConfig::default()
+        };
+        assert_eq!(validate(&no_deactivation, &[target("git", Product::Bitbucket)]), vec![]);
+        let licensed = TargetConfig { license_groups: vec!["stash-users".into()], ..target("git", Product::Bitbucket) };
+        assert_eq!(validate(&PolicyConfig::default(), &[licensed]), vec![]);
+    }
+
+    #[test]
+    fn a_license_group_that_is_protected_is_a_contradiction() {
+        let policy = PolicyConfig { protected_groups: vec!["Stash-Users".into()], ..PolicyConfig::default() };
+        let licensed = TargetConfig { license_groups: vec!["stash-users".into()], ..target("git", Product::Bitbucket) };
+        assert_issue(
+            &only_issue(&policy, &[licensed]),
+            "target[0].license_groups[0]",
+            &["protected_groups", "never changed"],
+        );
+    }
+
+    #[test]
+    fn blank_names_in_policy_lists_are_rejected() {
+        let policy = PolicyConfig { access_groups: vec!["jira-users".into(), " ".into()], ..PolicyConfig::default() };
+        assert_issue(&only_issue(&policy, &[jira()]), "policy.access_groups[1]", &["is empty"]);
+    }
+
+    #[test]
+    fn validated_lists_every_issue_in_its_error() {
+        let policy = PolicyConfig { on_disable: OffboardAction::Anonymize, ..PolicyConfig::default() };
+        let targets =
+            [target("wiki", Product::Confluence), TargetConfig { url: "wiki".into(), ..target("wiki", Product::Jira) }];
+        let error = validated(&policy, &targets).expect_err("invalid");
+        let keys: Vec<&str> = error.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, vec!["policy.on_disable", "target[1].name", "target[1].url"]);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("the [policy] and [[target]] configuration cannot be used:\n  - policy.on_disable: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn validated_trims_names() {
+        let policy = PolicyConfig { protected_users: vec![" admin ".into()], ..PolicyConfig::default() };
+        let (policy, targets) = validated(&policy, &[TargetConfig { name: " jira ".into(), ..jira() }]).expect("valid");
+        assert_eq!(policy.protected_users, vec!["admin"]);
+        assert_eq!(targets[0].name, "jira");
+    }
 }

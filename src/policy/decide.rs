@@ -205,11 +205,7 @@ fn plan(change: &Change<'_>, policy: &Policy, target: &TargetPolicy, out: &mut V
 /// cannot join a group; joins made meanwhile are replayed when access returns). On (re)provisioning
 /// every current group is replayed, since a recreated account starts with none. Protected groups
 /// are never changed. Case-insensitive, first spelling wins.
-fn group_additions<'c>(
-    change: &'c Change<'_>,
-    policy: &Policy,
-    replay: Option<Trigger>,
-) -> Vec<(&'c str, Trigger)> {
+fn group_additions<'c>(change: &'c Change<'_>, policy: &Policy, replay: Option<Trigger>) -> Vec<(&'c str, Trigger)> {
     let Some(after) = change.after.as_deref().filter(|a| has_access(a, policy)) else {
         return Vec::new();
     };
@@ -235,15 +231,16 @@ fn is_protected(change: &Change<'_>, username: &str, policy: &Policy) -> bool {
     let in_protected_group = |u: &Option<Cow<'_, UserFacts>>| {
         u.as_deref().is_some_and(|u| u.groups.iter().any(|g| contains_ci(&policy.protected_groups, g)))
     };
-    contains_ci(&policy.protected_users, username) || in_protected_group(&change.before) || in_protected_group(&change.after)
+    contains_ci(&policy.protected_users, username)
+        || in_protected_group(&change.before)
+        || in_protected_group(&change.after)
 }
 
 /// The username for a change: a recorded mapping on either side wins; otherwise it is derived from
 /// the side that matters, the new facts when access is gained and the old ones otherwise (the
 /// account was made under the old name if the IdP renamed the user in the same change).
 fn change_username(change: &Change<'_>, from: UsernameFrom, gained: bool) -> Option<String> {
-    let (first, second) =
-        if gained { (&change.after, &change.before) } else { (&change.before, &change.after) };
+    let (first, second) = if gained { (&change.after, &change.before) } else { (&change.before, &change.after) };
     let sides = [first.as_deref(), second.as_deref()];
     sides
         .iter()
@@ -356,7 +353,9 @@ mod tests {
                 Case::Created => Event::UserCreated { after: with(&on, |u| u.mapped_username = None) },
                 Case::Disabled => Event::UserUpdated { before: on, after: off },
                 Case::Deleted => Event::UserDeleted { before: on },
-                Case::AccessLost => Event::MembershipChanged { group: ACCESS.into(), joined: vec![], left: vec![(on, outside)] },
+                Case::AccessLost => {
+                    Event::MembershipChanged { group: ACCESS.into(), joined: vec![], left: vec![(on, outside)] }
+                }
                 Case::Enabled => Event::UserUpdated { before: off, after: on },
                 Case::AccessRegained => {
                     Event::MembershipChanged { group: ACCESS.into(), joined: vec![(outside, on)], left: vec![] }
@@ -494,7 +493,8 @@ mod tests {
     #[test]
     fn a_mapped_username_wins_over_every_source() {
         let user = with(&alice(), |u| u.user_name = "renamed@example.com".into());
-        for from in [UsernameFrom::UserName, UsernameFrom::UserNameLocalpart, UsernameFrom::Email, UsernameFrom::ExternalId]
+        for from in
+            [UsernameFrom::UserName, UsernameFrom::UserNameLocalpart, UsernameFrom::Email, UsernameFrom::ExternalId]
         {
             assert_eq!(username_for(&user, from).as_deref(), Some("alice"), "{from:?}");
         }
@@ -544,8 +544,33 @@ mod tests {
         let user = with(&alice(), |u| u.display_name = Some(" ".into()));
         let policy = Policy { sync_groups: false, ..Policy::default() };
         let intents = decide(&Event::UserCreated { after: user }, &policy, &[target(Product::Crowd)]);
-        let expected = IntentAction::CreateUser { display_name: "alice@example.com".into(), email: "alice@example.com".into() };
+        let expected =
+            IntentAction::CreateUser { display_name: "alice@example.com".into(), email: "alice@example.com".into() };
         assert_eq!(actions(&intents), vec![expected]);
+    }
+
+    #[test]
+    fn a_new_user_is_created_before_being_added_to_its_groups() {
+        let user = with(&alice(), |u| u.groups.push("Admins".into()));
+        let intents = decide(&Event::UserCreated { after: user }, &Policy::default(), &[target(Product::Confluence)]);
+        assert_eq!(
+            summary(&intents),
+            vec![
+                ("confluence".into(), create(), Trigger::Created),
+                ("confluence".into(), add(ACCESS), Trigger::Created),
+                ("confluence".into(), add("Admins"), Trigger::Created),
+            ]
+        );
+    }
+
+    #[test]
+    fn with_on_enable_none_a_returning_user_only_gets_the_joined_group() {
+        let policy = Policy { access_groups: vec![ACCESS.into()], on_enable: EnableAction::None, ..Policy::default() };
+        let before = with(&alice(), |u| u.groups = vec!["devs".into()]);
+        let after = with(&before, |u| u.groups.push(ACCESS.into()));
+        let event = Event::MembershipChanged { group: ACCESS.into(), joined: vec![(before, after)], left: vec![] };
+        let intents = decide(&event, &policy, &[target(Product::Jira)]);
+        assert_eq!(summary(&intents), vec![("jira".into(), add(ACCESS), Trigger::GroupJoined)]);
     }
 
     #[test]
@@ -563,10 +588,7 @@ mod tests {
         let intents = decide(&event, &policy, &[target(Product::Jira)]);
         assert_eq!(
             summary(&intents),
-            vec![
-                ("jira".into(), remove(ACCESS), Trigger::GroupLeft),
-                ("jira".into(), DEACT, Trigger::AccessLost),
-            ]
+            vec![("jira".into(), remove(ACCESS), Trigger::GroupLeft), ("jira".into(), DEACT, Trigger::AccessLost),]
         );
     }
 
@@ -657,7 +679,10 @@ mod tests {
             left: vec![],
         };
         assert_eq!(decide(&event, &policy, &all_targets()), vec![]);
-        let deleted = Event::GroupDeleted { group: ACCESS.into(), members: vec![(alice(), with(&alice(), |u| u.groups.clear()))] };
+        let deleted = Event::GroupDeleted {
+            group: ACCESS.into(),
+            members: vec![(alice(), with(&alice(), |u| u.groups.clear()))],
+        };
         assert_eq!(decide(&deleted, &policy, &all_targets()), vec![]);
     }
 
@@ -692,11 +717,8 @@ mod tests {
     fn protected_groups_are_never_changed_but_other_groups_of_protected_users_are() {
         let policy = Policy { protected_groups: vec!["admins".into()], ..Policy::default() };
         let admin = with(&alice(), |u| u.groups.push("admins".into()));
-        let joined = Event::MembershipChanged {
-            group: "Admins".into(),
-            joined: vec![(alice(), admin.clone())],
-            left: vec![],
-        };
+        let joined =
+            Event::MembershipChanged { group: "Admins".into(), joined: vec![(alice(), admin.clone())], left: vec![] };
         assert_eq!(decide(&joined, &policy, &all_targets()), vec![]);
         let left_devs = Event::MembershipChanged {
             group: "devs".into(),
@@ -829,6 +851,9 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<Intent>(json).expect("and reads back"), intent);
-        assert_eq!(serde_json::to_value(IntentAction::Deactivate).expect("unit"), serde_json::json!({"type": "deactivate"}));
+        assert_eq!(
+            serde_json::to_value(IntentAction::Deactivate).expect("unit"),
+            serde_json::json!({"type": "deactivate"})
+        );
     }
 }

@@ -45,13 +45,31 @@ pub struct UserFacts {
 /// One stored SCIM change. Pairs are `(before, after)` facts of the same user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    UserCreated { after: UserFacts },
-    UserUpdated { before: UserFacts, after: UserFacts },
-    UserDeleted { before: UserFacts },
-    MembershipChanged { group: String, joined: Vec<(UserFacts, UserFacts)>, left: Vec<(UserFacts, UserFacts)> },
+    UserCreated {
+        after: UserFacts,
+    },
+    UserUpdated {
+        before: UserFacts,
+        after: UserFacts,
+    },
+    UserDeleted {
+        before: UserFacts,
+    },
+    MembershipChanged {
+        group: String,
+        joined: Vec<(UserFacts, UserFacts)>,
+        left: Vec<(UserFacts, UserFacts)>,
+    },
     /// `members` may carry the group under either name; the policy derives both sides.
-    GroupRenamed { from: String, to: String, members: Vec<UserFacts> },
-    GroupDeleted { group: String, members: Vec<(UserFacts, UserFacts)> },
+    GroupRenamed {
+        from: String,
+        to: String,
+        members: Vec<UserFacts>,
+    },
+    GroupDeleted {
+        group: String,
+        members: Vec<(UserFacts, UserFacts)>,
+    },
 }
 
 /// One thing to do in one target for one user; the unit the outbox stores and delivers.
@@ -74,17 +92,28 @@ pub struct Intent {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IntentAction {
-    CreateUser { display_name: String, email: String },
+    CreateUser {
+        display_name: String,
+        email: String,
+    },
     Deactivate,
     Reactivate,
     Delete,
     Anonymize,
     /// Remove the user from these licence-granting groups (Bitbucket's deactivation).
-    RemoveLicense { groups: Vec<String> },
+    RemoveLicense {
+        groups: Vec<String>,
+    },
     /// Put the user back in these licence-granting groups (Bitbucket's reactivation).
-    RestoreLicense { groups: Vec<String> },
-    AddToGroup { group: String },
-    RemoveFromGroup { group: String },
+    RestoreLicense {
+        groups: Vec<String>,
+    },
+    AddToGroup {
+        group: String,
+    },
+    RemoveFromGroup {
+        group: String,
+    },
 }
 
 /// Why an intent exists: the IdP-side change that caused it.

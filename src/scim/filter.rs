@@ -78,9 +78,7 @@ impl CompareOp {
     /// An operator keyword in any case (RFC 7644 §3.4.2.2: "attribute operators … are case
     /// insensitive").
     pub fn from_keyword(word: &str) -> Option<CompareOp> {
-        Self::ALL
-            .into_iter()
-            .find(|op| op.as_str().eq_ignore_ascii_case(word))
+        Self::ALL.into_iter().find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 
     /// `co`, `sw`, `ew`: defined on strings only.
@@ -90,10 +88,7 @@ impl CompareOp {
 
     /// `gt`, `ge`, `lt`, `le`.
     pub fn is_ordering(self) -> bool {
-        matches!(
-            self,
-            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
-        )
+        matches!(self, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le)
     }
 
     /// Whether `ord` (attribute value compared with the filter's value) satisfies the operator;
@@ -195,14 +190,8 @@ impl<'a> Parser<'a> {
     /// "at position N: expected X, found Y" for the next token.
     fn expected(&self, what: &str) -> ScimError {
         match self.peek() {
-            Some(t) => err_at(
-                t.pos,
-                format!("expected {what}, found {}", t.tok.describe()),
-            ),
-            None => err_at(
-                self.end,
-                format!("expected {what}, found the end of the filter"),
-            ),
+            Some(t) => err_at(t.pos, format!("expected {what}, found {}", t.tok.describe())),
+            None => err_at(self.end, format!("expected {what}, found the end of the filter")),
         }
     }
 
@@ -243,11 +232,7 @@ impl<'a> Parser<'a> {
                 self.next += 1;
                 Ok(Filter::Not(Box::new(self.group(&Tok::RParen, "\")\"")?)))
             }
-            Some(Tok::Word(w))
-                if !w.eq_ignore_ascii_case("and") && !w.eq_ignore_ascii_case("or") =>
-            {
-                self.attr_expr()
-            }
+            Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("and") && !w.eq_ignore_ascii_case("or") => self.attr_expr(),
             _ => Err(self.expected("an attribute name, \"(\" or \"not\"")),
         }
     }
@@ -256,14 +241,8 @@ impl<'a> Parser<'a> {
     fn group(&mut self, close: &Tok<'_>, close_name: &str) -> ScimResult<Filter> {
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
-            let pos = self
-                .tokens
-                .get(self.next.saturating_sub(1))
-                .map_or(0, |t| t.pos);
-            return Err(err_at(
-                pos,
-                format!("nested more than {MAX_NESTING} levels deep"),
-            ));
+            let pos = self.tokens.get(self.next.saturating_sub(1)).map_or(0, |t| t.pos);
+            return Err(err_at(pos, format!("nested more than {MAX_NESTING} levels deep")));
         }
         let inner = self.or_expr()?;
         if self.peek_tok() != Some(close) {
@@ -276,22 +255,14 @@ impl<'a> Parser<'a> {
 
     /// `attrPath SP "pr"`, `attrPath SP compareOp SP compValue` or `attrPath "[" valFilter "]"`.
     fn attr_expr(&mut self) -> ScimResult<Filter> {
-        let Some(Token {
-            tok: Tok::Word(word),
-            pos,
-        }) = self.peek().cloned()
-        else {
+        let Some(Token { tok: Tok::Word(word), pos }) = self.peek().cloned() else {
             return Err(self.expected("an attribute name"));
         };
         self.next += 1;
-        let path = attr_path_detail(word)
-            .map_err(|d| err_at(pos, format!("invalid attribute path {d}")))?;
+        let path = attr_path_detail(word).map_err(|d| err_at(pos, format!("invalid attribute path {d}")))?;
         self.terms += 1;
         if self.terms > MAX_TERMS {
-            return Err(err_at(
-                pos,
-                format!("more than {MAX_TERMS} attribute expressions"),
-            ));
+            return Err(err_at(pos, format!("more than {MAX_TERMS} attribute expressions")));
         }
         match self.peek_tok() {
             Some(Tok::LBracket) => {
@@ -299,19 +270,13 @@ impl<'a> Parser<'a> {
                     return Err(self.expected("an operator (value filters cannot be nested)"));
                 }
                 if path.sub.is_some() {
-                    return Err(err_at(
-                        pos,
-                        "a value filter follows an attribute, not a sub-attribute",
-                    ));
+                    return Err(err_at(pos, "a value filter follows an attribute, not a sub-attribute"));
                 }
                 self.next += 1;
                 self.in_value_filter = true;
                 let filter = self.group(&Tok::RBracket, "\"]\"")?;
                 self.in_value_filter = false;
-                Ok(Filter::ValuePath {
-                    path,
-                    filter: Box::new(filter),
-                })
+                Ok(Filter::ValuePath { path, filter: Box::new(filter) })
             }
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("pr") => {
                 self.next += 1;
@@ -323,14 +288,9 @@ impl<'a> Parser<'a> {
                     let value = self.comp_value()?;
                     Ok(Filter::Compare { path, op, value })
                 }
-                None => {
-                    Err(self.expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr)"))
-                }
+                None => Err(self.expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr)")),
             },
-            _ => {
-                Err(self
-                    .expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr) or \"[\""))
-            }
+            _ => Err(self.expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr) or \"[\"")),
         }
     }
 
@@ -339,11 +299,7 @@ impl<'a> Parser<'a> {
         let value = match self.peek_tok() {
             Some(Tok::Str(s)) => Value::String(s.clone()),
             Some(Tok::Word(w)) => bare_value(w),
-            _ => {
-                return Err(
-                    self.expected("a value (a quoted string, a number, true, false or null)")
-                )
-            }
+            _ => return Err(self.expected("a value (a quoted string, a number, true, false or null)")),
         };
         self.next += 1;
         Ok(value)
@@ -450,28 +406,21 @@ impl Filter {
             Filter::And(a, b) => a.eval(scope) && b.eval(scope),
             Filter::Or(a, b) => a.eval(scope) || b.eval(scope),
             Filter::Not(inner) => !inner.eval(scope),
-            Filter::Present(path) => scope
-                .resolve(path)
-                .is_some_and(|(def, value)| is_present_at(def, value, path.sub.as_deref())),
-            Filter::Compare { path, op, value } => {
-                scope.resolve(path).is_some_and(|(def, found)| {
-                    compare_attr(def, found, path.sub.as_deref(), *op, value)
-                })
+            Filter::Present(path) => {
+                scope.resolve(path).is_some_and(|(def, value)| is_present_at(def, value, path.sub.as_deref()))
             }
+            Filter::Compare { path, op, value } => scope
+                .resolve(path)
+                .is_some_and(|(def, found)| compare_attr(def, found, path.sub.as_deref(), *op, value)),
             Filter::ValuePath { path, filter } => {
                 let Some((def, value)) = scope.resolve(path) else {
                     return false;
                 };
-                if matches!(scope, Scope::Element(..))
-                    || def.kind != AttrType::Complex
-                    || path.sub.is_some()
-                {
+                if matches!(scope, Scope::Element(..)) || def.kind != AttrType::Complex || path.sub.is_some() {
                     return false;
                 }
                 // "any element matches" — and every condition must hold for the same element.
-                elements(value)
-                    .iter()
-                    .any(|e| filter.eval(Scope::Element(e, def)))
+                elements(value).iter().any(|e| filter.eval(Scope::Element(e, def)))
             }
         }
     }
@@ -491,15 +440,12 @@ impl Filter {
             Filter::Not(inner) => inner.check(scope),
             Filter::Present(_) => Ok(()),
             Filter::Compare { path, op, .. } => {
-                let target = scope
-                    .resolve(path)
-                    .and_then(|(def, _)| comparison_target(def, path.sub.as_deref()));
+                let target = scope.resolve(path).and_then(|(def, _)| comparison_target(def, path.sub.as_deref()));
                 match target {
                     // RFC 7644 §3.4.2.2: gt/ge/lt/le on Boolean or Binary "MUST" fail with
                     // invalidFilter; co/sw/ew on a Boolean has no meaning either.
                     Some(t)
-                        if (op.is_ordering()
-                            && matches!(t.kind, AttrType::Boolean | AttrType::Binary))
+                        if (op.is_ordering() && matches!(t.kind, AttrType::Boolean | AttrType::Binary))
                             || (op.is_substring() && t.kind == AttrType::Boolean) =>
                     {
                         let kind = format!("{:?}", t.kind).to_lowercase();
@@ -522,12 +468,7 @@ impl Filter {
 /// stored resources use the canonical names.
 fn get_ci<'v>(holder: &'v Value, key: &str) -> Option<&'v Value> {
     let object = holder.as_object()?;
-    object.get(key).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    object.get(key).or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// The values of an attribute: the elements of an array, or the single value.
@@ -555,11 +496,7 @@ fn is_present(value: Option<&Value>) -> bool {
 fn is_present_at(def: &AttrDef, value: Option<&Value>, sub: Option<&str>) -> bool {
     match sub {
         None => is_present(value),
-        Some(s) => def.sub(s).is_some_and(|sd| {
-            elements(value)
-                .iter()
-                .any(|e| is_present(get_ci(e, &sd.name)))
-        }),
+        Some(s) => def.sub(s).is_some_and(|sd| elements(value).iter().any(|e| is_present(get_ci(e, &sd.name)))),
     }
 }
 
@@ -575,13 +512,7 @@ fn comparison_target<'d>(def: &'d AttrDef, sub: Option<&str>) -> Option<&'d Attr
 
 /// `attrPath op compValue` against an attribute's value. A multi-valued attribute matches if any
 /// of its values does (RFC 7644 §3.4.2.2).
-fn compare_attr(
-    def: &AttrDef,
-    found: Option<&Value>,
-    sub: Option<&str>,
-    op: CompareOp,
-    comp: &Value,
-) -> bool {
+fn compare_attr(def: &AttrDef, found: Option<&Value>, sub: Option<&str>, op: CompareOp, comp: &Value) -> bool {
     if sub.is_some_and(|s| def.sub(s).is_none()) {
         return false;
     }
@@ -600,19 +531,13 @@ fn compare_attr(
     let values: Vec<&Value> = if std::ptr::eq(target, def) {
         elements(found).iter().filter(|v| !v.is_null()).collect()
     } else {
-        elements(found)
-            .iter()
-            .flat_map(|e| elements(get_ci(e, &target.name)))
-            .filter(|v| !v.is_null())
-            .collect()
+        elements(found).iter().flat_map(|e| elements(get_ci(e, &target.name))).filter(|v| !v.is_null()).collect()
     };
     if values.is_empty() {
         // An absent attribute is not equal to anything, and matches nothing else.
         return op == CompareOp::Ne;
     }
-    values
-        .into_iter()
-        .any(|v| compare_value(v, target, op, comp))
+    values.into_iter().any(|v| compare_value(v, target, op, comp))
 }
 
 /// One value against `comp`, by the attribute's type (RFC 7643 §2.3) and `caseExact` (§2.2).
@@ -624,12 +549,10 @@ fn compare_value(value: &Value, def: &AttrDef, op: CompareOp, comp: &Value) -> b
             (Some(a), Some(b)) if op == CompareOp::Ne => a != b,
             _ => false,
         },
-        AttrType::Integer | AttrType::Decimal if !op.is_substring() => {
-            match numeric_cmp(value, comp) {
-                Some(ord) => op.holds(ord),
-                None => compare_text(value, comp, op, def.case_exact),
-            }
-        }
+        AttrType::Integer | AttrType::Decimal if !op.is_substring() => match numeric_cmp(value, comp) {
+            Some(ord) => op.holds(ord),
+            None => compare_text(value, comp, op, def.case_exact),
+        },
         AttrType::DateTime if !op.is_substring() => match (instant(value), instant(comp)) {
             (Some(a), Some(b)) => op.holds(a.cmp(&b)),
             _ => compare_text(value, comp, op, def.case_exact),
@@ -673,11 +596,9 @@ fn numeric_cmp(a: &Value, b: &Value) -> Option<Ordering> {
 /// read as UTC rather than falling back to string order.
 fn instant(value: &Value) -> Option<DateTime<FixedOffset>> {
     let s = value.as_str()?.trim();
-    DateTime::parse_from_rfc3339(s).ok().or_else(|| {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()
-            .map(|n| n.and_utc().fixed_offset())
-    })
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc().fixed_offset()))
 }
 
 /// A scalar as text, so an unquoted `externalId eq 12345` still finds the string "12345".
@@ -696,11 +617,7 @@ fn compare_text(value: &Value, comp: &Value, op: CompareOp, case_exact: bool) ->
     let (Some(a), Some(b)) = (text(value), text(comp)) else {
         return false;
     };
-    let (a, b) = if case_exact {
-        (a, b)
-    } else {
-        (Cow::Owned(a.to_lowercase()), Cow::Owned(b.to_lowercase()))
-    };
+    let (a, b) = if case_exact { (a, b) } else { (Cow::Owned(a.to_lowercase()), Cow::Owned(b.to_lowercase())) };
     match op {
         CompareOp::Co => a.contains(&*b),
         CompareOp::Sw => a.starts_with(&*b),
@@ -808,11 +725,7 @@ mod tests {
     }
 
     fn attr(name: &str) -> AttrPath {
-        AttrPath {
-            urn: None,
-            name: name.to_string(),
-            sub: None,
-        }
+        AttrPath { urn: None, name: name.to_string(), sub: None }
     }
 
     fn pr(name: &str) -> Filter {
@@ -834,11 +747,7 @@ mod tests {
     fn assert_invalid_filter(input: &str) -> ScimError {
         match parse_filter(input) {
             Err(e) => {
-                assert_eq!(
-                    (e.status, e.scim_type),
-                    (400, Some(ScimType::InvalidFilter)),
-                    "{input:?}: {e}"
-                );
+                assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidFilter)), "{input:?}: {e}");
                 e
             }
             Ok(f) => panic!("{input:?} should be rejected, parsed as {f:?}"),
@@ -849,44 +758,26 @@ mod tests {
 
     #[test]
     fn and_binds_tighter_than_or_on_either_side() {
-        assert_eq!(
-            parse("a pr or b pr and c pr"),
-            or(pr("a"), and(pr("b"), pr("c")))
-        );
-        assert_eq!(
-            parse("a pr and b pr or c pr"),
-            or(and(pr("a"), pr("b")), pr("c"))
-        );
+        assert_eq!(parse("a pr or b pr and c pr"), or(pr("a"), and(pr("b"), pr("c"))));
+        assert_eq!(parse("a pr and b pr or c pr"), or(and(pr("a"), pr("b")), pr("c")));
     }
 
     #[test]
     fn and_and_or_chains_are_left_associative() {
-        assert_eq!(
-            parse("a pr and b pr and c pr"),
-            and(and(pr("a"), pr("b")), pr("c"))
-        );
-        assert_eq!(
-            parse("a pr or b pr or c pr"),
-            or(or(pr("a"), pr("b")), pr("c"))
-        );
+        assert_eq!(parse("a pr and b pr and c pr"), and(and(pr("a"), pr("b")), pr("c")));
+        assert_eq!(parse("a pr or b pr or c pr"), or(or(pr("a"), pr("b")), pr("c")));
     }
 
     #[test]
     fn not_applies_only_to_its_parenthesised_group() {
         assert_eq!(parse("not (a pr) and b pr"), and(not(pr("a")), pr("b")));
         assert_eq!(parse("not(a pr or b pr)"), not(or(pr("a"), pr("b"))));
-        assert_eq!(
-            parse("b pr or not (a pr) and c pr"),
-            or(pr("b"), and(not(pr("a")), pr("c")))
-        );
+        assert_eq!(parse("b pr or not (a pr) and c pr"), or(pr("b"), and(not(pr("a")), pr("c"))));
     }
 
     #[test]
     fn parentheses_override_precedence() {
-        assert_eq!(
-            parse("(a pr or b pr) and c pr"),
-            and(or(pr("a"), pr("b")), pr("c"))
-        );
+        assert_eq!(parse("(a pr or b pr) and c pr"), and(or(pr("a"), pr("b")), pr("c")));
         assert_eq!(parse("((a pr))"), pr("a"));
     }
 
@@ -895,14 +786,7 @@ mod tests {
         for op in CompareOp::ALL {
             for spelled in [op.as_str().to_string(), op.as_str().to_uppercase()] {
                 let f = parse(&format!("title {spelled} \"x\""));
-                assert_eq!(
-                    f,
-                    Filter::Compare {
-                        path: attr("title"),
-                        op,
-                        value: json!("x")
-                    }
-                );
+                assert_eq!(f, Filter::Compare { path: attr("title"), op, value: json!("x") });
             }
         }
         assert_eq!(parse("title PR"), pr("title"));
@@ -910,10 +794,7 @@ mod tests {
 
     #[test]
     fn keywords_are_case_insensitive_and_extra_whitespace_is_tolerated() {
-        assert_eq!(
-            parse("  a   pr   AND  NOT  ( b pr )   Or c pr "),
-            or(and(pr("a"), not(pr("b"))), pr("c"))
-        );
+        assert_eq!(parse("  a   pr   AND  NOT  ( b pr )   Or c pr "), or(and(pr("a"), not(pr("b"))), pr("c")));
         assert_eq!(parse("a pr\tand\nb pr"), and(pr("a"), pr("b")));
     }
 
@@ -921,37 +802,18 @@ mod tests {
     fn value_paths_parse_with_their_inner_filter() {
         let f = parse("emails[type eq \"work\" and value co \"@x\"]");
         let inner = and(
-            Filter::Compare {
-                path: attr("type"),
-                op: CompareOp::Eq,
-                value: json!("work"),
-            },
-            Filter::Compare {
-                path: attr("value"),
-                op: CompareOp::Co,
-                value: json!("@x"),
-            },
+            Filter::Compare { path: attr("type"), op: CompareOp::Eq, value: json!("work") },
+            Filter::Compare { path: attr("value"), op: CompareOp::Co, value: json!("@x") },
         );
-        assert_eq!(
-            f,
-            Filter::ValuePath {
-                path: attr("emails"),
-                filter: Box::new(inner)
-            }
-        );
+        assert_eq!(f, Filter::ValuePath { path: attr("emails"), filter: Box::new(inner) });
     }
 
     #[test]
     fn urn_qualified_paths_split_at_the_last_colon() {
         let f = parse(&format!("{ENTERPRISE}:manager.value eq \"x\""));
-        let Filter::Compare { path, .. } = f else {
-            panic!("compare")
-        };
+        let Filter::Compare { path, .. } = f else { panic!("compare") };
         assert_eq!(path.urn.as_deref(), Some(ENTERPRISE));
-        assert_eq!(
-            (path.name.as_str(), path.sub.as_deref()),
-            ("manager", Some("value"))
-        );
+        assert_eq!((path.name.as_str(), path.sub.as_deref()), ("manager", Some("value")));
     }
 
     #[test]
@@ -985,15 +847,8 @@ mod tests {
         // Numbers that would not print back as written stay strings, so nothing is lost.
         assert_eq!(value("a eq 1.50"), json!("1.50"));
         assert_eq!(value("a eq 007"), json!("007"));
-        assert_eq!(
-            parse("(externalId eq jyoung)"),
-            parse("externalId eq \"jyoung\"")
-        );
-        assert_eq!(
-            parse("emails[type eq work]"),
-            parse("emails[type eq \"work\"]"),
-            "a bare value ends at ']'"
-        );
+        assert_eq!(parse("(externalId eq jyoung)"), parse("externalId eq \"jyoung\""));
+        assert_eq!(parse("emails[type eq work]"), parse("emails[type eq \"work\"]"), "a bare value ends at ']'");
     }
 
     // Errors.
@@ -1050,23 +905,11 @@ mod tests {
     fn error_details_name_the_position_and_what_was_expected() {
         let e = assert_invalid_filter("userName eq \"a\" and");
         assert!(e.detail.contains("position 19"), "{}", e.detail);
-        assert!(
-            e.detail.contains("expected an attribute name"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("expected an attribute name"), "{}", e.detail);
         let e = assert_invalid_filter("userName xx \"a\"");
-        assert!(
-            e.detail.contains("position 9") && e.detail.contains("operator"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("position 9") && e.detail.contains("operator"), "{}", e.detail);
         let e = assert_invalid_filter("(userName pr");
-        assert!(
-            e.detail.contains("\")\"") && e.detail.contains("end of the filter"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("\")\"") && e.detail.contains("end of the filter"), "{}", e.detail);
     }
 
     #[test]
@@ -1076,11 +919,7 @@ mod tests {
         let nots = format!("{}a pr{}", "not (".repeat(64), ")".repeat(64));
         assert_invalid_filter(&nots);
         assert_invalid_filter(&"(".repeat(100_000));
-        let ok = format!(
-            "{}a pr{}",
-            "not (".repeat(MAX_NESTING),
-            ")".repeat(MAX_NESTING)
-        );
+        let ok = format!("{}a pr{}", "not (".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
         assert!(parse_filter(&ok).is_ok());
     }
 
@@ -1124,9 +963,7 @@ mod tests {
         assert!(matches("DisplayName eq \"Babs Jensen\""));
         assert!(matches("name.FamilyName eq \"Jensen\""));
         let shouty = json!({"USERNAME": "x", "Name": {"GIVENNAME": "Y"}});
-        assert!(
-            parse("userName eq \"x\" and name.givenName eq \"y\"").matches(&shouty, &user_schema())
-        );
+        assert!(parse("userName eq \"x\" and name.givenName eq \"y\"").matches(&shouty, &user_schema()));
     }
 
     #[test]
@@ -1137,10 +974,7 @@ mod tests {
         assert!(!matches("userName sw \"example\""));
         assert!(matches("externalId co \"jen\""));
         assert!(!matches("externalId co \"JEN\""));
-        assert!(
-            matches("title co \"\""),
-            "every string contains the empty string"
-        );
+        assert!(matches("title co \"\""), "every string contains the empty string");
     }
 
     #[test]
@@ -1166,23 +1000,13 @@ mod tests {
     #[test]
     fn date_times_compare_as_instants_across_offsets() {
         // 14:38:21.86-07:00 is 21:38:21.86Z, just after `created`; as strings it would sort before.
-        assert!(!matches(
-            "meta.created gt 2015-10-10T14:38:21.8617979-07:00"
-        ));
-        assert!(matches(
-            "meta.created lt \"2015-10-10T14:38:21.8617979-07:00\""
-        ));
+        assert!(!matches("meta.created gt 2015-10-10T14:38:21.8617979-07:00"));
+        assert!(matches("meta.created lt \"2015-10-10T14:38:21.8617979-07:00\""));
         assert!(matches("meta.created eq \"2015-10-10T23:38:21+02:00\""));
-        assert!(
-            matches("meta.created ge \"2015-10-10T21:38:21\""),
-            "no offset reads as UTC"
-        );
+        assert!(matches("meta.created ge \"2015-10-10T21:38:21\""), "no offset reads as UTC");
         assert!(matches("meta.lastModified le \"2011-05-13T04:42:34Z\""));
         assert!(matches("meta.created sw \"2015-10\""));
-        assert!(
-            matches("meta.created gt \"2015-09\""),
-            "unparseable values compare as strings"
-        );
+        assert!(matches("meta.created gt \"2015-09\""), "unparseable values compare as strings");
     }
 
     #[test]
@@ -1194,10 +1018,7 @@ mod tests {
         assert!(matches("score gt 2.25"));
         assert!(matches("score eq 2.5"));
         assert!(matches("score lt 10"));
-        assert!(
-            matches("score eq 2.50"),
-            "an unquoted 2.50 is kept as text but still numeric"
-        );
+        assert!(matches("score eq 2.50"), "an unquoted 2.50 is kept as text but still numeric");
     }
 
     #[test]
@@ -1221,13 +1042,7 @@ mod tests {
         assert!(!matches("title pr"), "an empty string is unassigned");
         assert!(!matches("nickName pr"));
         let empty = json!({"emails": [], "name": {}, "displayName": null, "nicknames": [null]});
-        for f in [
-            "emails pr",
-            "name pr",
-            "displayName pr",
-            "nicknames pr",
-            "name.givenName pr",
-        ] {
+        for f in ["emails pr", "name pr", "displayName pr", "nicknames pr", "name.givenName pr"] {
             assert!(!parse(f).matches(&empty, &user_schema()), "{f}");
         }
     }
@@ -1244,10 +1059,7 @@ mod tests {
 
     #[test]
     fn a_multi_valued_attribute_matches_if_any_value_matches() {
-        assert!(
-            matches("emails.value eq \"babs@jensen.org\""),
-            "the second email, not only the first"
-        );
+        assert!(matches("emails.value eq \"babs@jensen.org\""), "the second email, not only the first");
         assert!(matches("emails.type eq \"home\""));
         assert!(matches("nicknames eq \"b\""));
         assert!(!matches("emails.value eq \"nobody@example.com\""));
@@ -1257,20 +1069,13 @@ mod tests {
     fn a_complex_attribute_without_sub_attribute_compares_its_value() {
         assert!(matches("emails eq \"BJENSEN@example.com\""));
         assert!(matches("emails co \"jensen.org\""));
-        assert!(matches(&format!(
-            "{ENTERPRISE}:manager eq \"26118915-6090-4610-87e4-49d8ca9f808d\""
-        )));
-        assert!(
-            !matches("name eq \"Barbara\""),
-            "name has no value sub-attribute"
-        );
+        assert!(matches(&format!("{ENTERPRISE}:manager eq \"26118915-6090-4610-87e4-49d8ca9f808d\"")));
+        assert!(!matches("name eq \"Barbara\""), "name has no value sub-attribute");
     }
 
     #[test]
     fn a_value_path_needs_one_element_to_satisfy_every_condition() {
-        assert!(matches(
-            "emails[type eq \"work\" and value co \"@example.com\"]"
-        ));
+        assert!(matches("emails[type eq \"work\" and value co \"@example.com\"]"));
         assert!(
             !matches("emails[type eq \"work\" and value co \"@jensen.org\"]"),
             "conditions met by different emails"
@@ -1280,41 +1085,22 @@ mod tests {
         assert!(matches("emails[primary pr] and userName pr"));
         assert!(!matches("emails[display pr]"), "unknown sub-attribute");
         assert!(!matches("userName[value pr]"), "not a complex attribute");
-        assert!(
-            matches("name[givenName eq \"barbara\"]"),
-            "a single complex value is one element"
-        );
+        assert!(matches("name[givenName eq \"barbara\"]"), "a single complex value is one element");
     }
 
     #[test]
     fn urn_qualified_attributes_resolve_into_their_extension() {
-        assert!(matches(&format!(
-            "{ENTERPRISE}:employeeNumber eq \"701984\""
-        )));
-        assert!(matches(&format!(
-            "{ENTERPRISE}:manager.value eq \"26118915-6090-4610-87e4-49d8ca9f808d\""
-        )));
-        assert!(!matches(&format!(
-            "{ENTERPRISE}:manager.value eq \"26118915-6090-4610-87E4-49D8CA9F808D\""
-        )));
-        assert!(matches(&format!(
-            "{}:EMPLOYEENUMBER eq \"701984\"",
-            ENTERPRISE.to_uppercase()
-        )));
-        assert!(
-            !matches("employeeNumber eq \"701984\""),
-            "unqualified, it is not a core attribute"
-        );
+        assert!(matches(&format!("{ENTERPRISE}:employeeNumber eq \"701984\"")));
+        assert!(matches(&format!("{ENTERPRISE}:manager.value eq \"26118915-6090-4610-87e4-49d8ca9f808d\"")));
+        assert!(!matches(&format!("{ENTERPRISE}:manager.value eq \"26118915-6090-4610-87E4-49D8CA9F808D\"")));
+        assert!(matches(&format!("{}:EMPLOYEENUMBER eq \"701984\"", ENTERPRISE.to_uppercase())));
+        assert!(!matches("employeeNumber eq \"701984\""), "unqualified, it is not a core attribute");
     }
 
     #[test]
     fn core_attributes_may_be_qualified_with_the_core_schema_urn() {
-        assert!(matches(&format!(
-            "{CORE_USER}:userName eq \"bjensen@example.com\""
-        )));
-        assert!(matches(&format!(
-            "{CORE_USER}:name.givenName eq \"Barbara\""
-        )));
+        assert!(matches(&format!("{CORE_USER}:userName eq \"bjensen@example.com\"")));
+        assert!(matches(&format!("{CORE_USER}:name.givenName eq \"Barbara\"")));
         assert!(matches(&format!("{CORE_USER}:id pr")));
     }
 
@@ -1335,10 +1121,7 @@ mod tests {
         let g = group_schema();
         assert!(parse("members[value eq \"2819c223\"]").matches(&group, &g));
         assert!(parse("members.value eq \"u1\"").matches(&group, &g));
-        assert!(
-            !parse("members.value eq \"U1\"").matches(&group, &g),
-            "member ids are case-exact"
-        );
+        assert!(!parse("members.value eq \"U1\"").matches(&group, &g), "member ids are case-exact");
         assert!(parse("displayName eq \"admins\"").matches(&group, &g));
     }
 
@@ -1349,10 +1132,7 @@ mod tests {
         let work = json!({"value": "bjensen@example.com", "type": "work", "primary": true});
         assert!(parse("type eq \"WORK\" and primary eq true").matches_element(&work, emails));
         assert!(!parse("type eq \"home\"").matches_element(&work, emails));
-        assert!(
-            !parse("userName pr").matches_element(&work, emails),
-            "not a sub-attribute"
-        );
+        assert!(!parse("userName pr").matches_element(&work, emails), "not a sub-attribute");
         assert!(!parse(&format!("{CORE_USER}:type pr")).matches_element(&work, emails));
     }
 
@@ -1422,20 +1202,10 @@ mod tests {
             let tree = parse(input);
             let printed = tree.to_string();
             assert_eq!(parse(&printed), tree, "{input:?} printed as {printed:?}");
-            assert_eq!(
-                parse(&printed).to_string(),
-                printed,
-                "canonical form is stable"
-            );
+            assert_eq!(parse(&printed).to_string(), printed, "canonical form is stable");
         }
-        assert_eq!(
-            parse("NOT(a PR) AND b Eq x").to_string(),
-            "not (a pr) and b eq \"x\""
-        );
-        assert_eq!(
-            parse("(a pr or b pr) and (c pr and d pr)").to_string(),
-            "(a pr or b pr) and (c pr and d pr)"
-        );
+        assert_eq!(parse("NOT(a PR) AND b Eq x").to_string(), "not (a pr) and b eq \"x\"");
+        assert_eq!(parse("(a pr or b pr) and (c pr and d pr)").to_string(), "(a pr or b pr) and (c pr and d pr)");
     }
 
     #[test]
@@ -1447,23 +1217,7 @@ mod tests {
             "(a pr or (b pr and not(c eq null))) and emails[primary eq true]",
             "userName eq \"é\u{1F600}\" and name.givenName ne true",
         ];
-        let specials = [
-            '(',
-            ')',
-            '[',
-            ']',
-            '"',
-            '\\',
-            ' ',
-            ':',
-            '.',
-            'é',
-            '\u{0}',
-            '\u{1F600}',
-            'n',
-            'o',
-            't',
-        ];
+        let specials = ['(', ')', '[', ']', '"', '\\', ' ', ':', '.', 'é', '\u{0}', '\u{1F600}', 'n', 'o', 't'];
         let schema = user_schema();
         let resource = babs();
         let check = |input: &str| {
@@ -1471,11 +1225,7 @@ mod tests {
                 let _ = f.matches(&resource, &schema);
                 let _ = f.validate(&schema);
                 let printed = f.to_string();
-                assert_eq!(
-                    parse_filter(&printed).as_ref(),
-                    Ok(&f),
-                    "{input:?} -> {printed:?}"
-                );
+                assert_eq!(parse_filter(&printed).as_ref(), Ok(&f), "{input:?} -> {printed:?}");
             }
         };
         // Deterministic pseudo-random edits on top of every truncation, deletion and insertion.

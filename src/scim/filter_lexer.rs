@@ -77,14 +77,11 @@ pub(super) fn tokenize(input: &str) -> ScimResult<Vec<Token<'_>>> {
                         _ => {}
                     }
                 }
-                let end = end.ok_or_else(|| {
-                    ScimError::invalid_filter(format!("at position {pos}: unterminated string"))
-                })?;
+                let end =
+                    end.ok_or_else(|| ScimError::invalid_filter(format!("at position {pos}: unterminated string")))?;
                 let literal = &input[start..=end];
                 let s: String = serde_json::from_str(literal).map_err(|e| {
-                    ScimError::invalid_filter(format!(
-                        "at position {pos}: invalid string literal {literal}: {e}"
-                    ))
+                    ScimError::invalid_filter(format!("at position {pos}: invalid string literal {literal}: {e}"))
                 })?;
                 Tok::Str(s)
             }
@@ -110,11 +107,7 @@ mod tests {
     use super::*;
 
     fn toks(input: &str) -> Vec<Tok<'_>> {
-        tokenize(input)
-            .expect("lexes")
-            .into_iter()
-            .map(|t| t.tok)
-            .collect()
+        tokenize(input).expect("lexes").into_iter().map(|t| t.tok).collect()
     }
 
     #[test]
@@ -140,10 +133,7 @@ mod tests {
 
     #[test]
     fn strings_are_decoded_as_json_including_escapes() {
-        assert_eq!(
-            toks(r#""a\"b\\c\u00e9]""#),
-            vec![Tok::Str("a\"b\\cé]".into())]
-        );
+        assert_eq!(toks(r#""a\"b\\c\u00e9]""#), vec![Tok::Str("a\"b\\cé]".into())]);
     }
 
     #[test]
@@ -156,11 +146,7 @@ mod tests {
     fn unterminated_and_malformed_strings_are_invalid_filters() {
         for bad in ["\"abc", "\"abc\\\"", r#""\q""#, "\"a\u{1}\""] {
             let err = tokenize(bad).expect_err(bad);
-            assert_eq!(
-                err.scim_type,
-                Some(super::super::error::ScimType::InvalidFilter),
-                "{bad}"
-            );
+            assert_eq!(err.scim_type, Some(super::super::error::ScimType::InvalidFilter), "{bad}");
         }
     }
 }

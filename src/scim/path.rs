@@ -51,9 +51,7 @@ pub(crate) fn attr_path_detail(input: &str) -> Result<AttrPath, String> {
     if input.is_empty() {
         return Err("empty attribute path".to_string());
     }
-    let is_urn = input
-        .get(..4)
-        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+    let is_urn = input.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
     // URN split rule: the URN runs up to the last ':'; what follows is `name[.sub]`. Dots inside
     // the URN (`…:enterprise:2.0:User`) are therefore never mistaken for a sub-attribute.
     let (urn, rest) = match input.rsplit_once(':') {
@@ -62,47 +60,30 @@ pub(crate) fn attr_path_detail(input: &str) -> Result<AttrPath, String> {
             if body.is_empty() || body.split(':').any(str::is_empty) {
                 return Err(format!("\"{input}\": the schema URN has an empty segment"));
             }
-            if let Some(c) = urn
-                .chars()
-                .find(|c| c.is_whitespace() || c.is_control() || "\"[]()".contains(*c))
-            {
-                return Err(format!(
-                    "\"{input}\": character {c:?} is not allowed in a schema URN"
-                ));
+            if let Some(c) = urn.chars().find(|c| c.is_whitespace() || c.is_control() || "\"[]()".contains(*c)) {
+                return Err(format!("\"{input}\": character {c:?} is not allowed in a schema URN"));
             }
             (Some(urn.to_string()), rest)
         }
-        Some(_) => {
-            return Err(format!(
-                "\"{input}\": ':' is only allowed after a schema URN (\"urn:…:attribute\")"
-            ))
-        }
+        Some(_) => return Err(format!("\"{input}\": ':' is only allowed after a schema URN (\"urn:…:attribute\")")),
         None => (None, input),
     };
     let mut parts = rest.split('.');
     let name = parts.next().unwrap_or_default();
     let sub = parts.next();
     if parts.next().is_some() {
-        return Err(format!(
-            "\"{input}\": at most one sub-attribute may follow the attribute name"
-        ));
+        return Err(format!("\"{input}\": at most one sub-attribute may follow the attribute name"));
     }
     for part in std::iter::once(name).chain(sub) {
         if !is_attr_name(part) {
             return Err(if part.is_empty() {
                 format!("\"{input}\": missing attribute name")
             } else {
-                format!(
-                    "\"{input}\": \"{part}\" is not an attribute name (a letter, then letters, digits, '-' or '_')"
-                )
+                format!("\"{input}\": \"{part}\" is not an attribute name (a letter, then letters, digits, '-' or '_')")
             });
         }
     }
-    Ok(AttrPath {
-        urn,
-        name: name.to_string(),
-        sub: sub.map(str::to_string),
-    })
+    Ok(AttrPath { urn, name: name.to_string(), sub: sub.map(str::to_string) })
 }
 
 /// Parses `[URN:]name[.sub]`.
@@ -147,17 +128,11 @@ pub fn parse_patch_path(input: &str) -> ScimResult<PatchPath> {
     let input = input.trim();
     let bad = |d: String| ScimError::invalid_path(format!("invalid path \"{input}\": {d}"));
     let Some(open) = input.find('[') else {
-        return Ok(PatchPath {
-            attr: parse_attr_path(input)?,
-            filter: None,
-            sub: None,
-        });
+        return Ok(PatchPath { attr: parse_attr_path(input)?, filter: None, sub: None });
     };
     let attr = attr_path_detail(&input[..open]).map_err(bad)?;
     if attr.sub.is_some() {
-        return Err(bad(
-            "a value filter must follow a multi-valued attribute, not a sub-attribute".into(),
-        ));
+        return Err(bad("a value filter must follow a multi-valued attribute, not a sub-attribute".into()));
     }
     let close = closing_bracket(input, open).ok_or_else(|| bad("'[' is never closed".into()))?;
     // RFC 7644 §3.5.2: `valuePath = attrPath "[" valFilter "]"`; the filter's own errors stay
@@ -167,18 +142,10 @@ pub fn parse_patch_path(input: &str) -> ScimResult<PatchPath> {
         "" => None,
         rest => match rest.strip_prefix('.') {
             Some(s) if is_attr_name(s) => Some(s.to_string()),
-            _ => {
-                return Err(bad(format!(
-                    "expected \".subAttribute\" or the end after ']', found \"{rest}\""
-                )))
-            }
+            _ => return Err(bad(format!("expected \".subAttribute\" or the end after ']', found \"{rest}\""))),
         },
     };
-    Ok(PatchPath {
-        attr,
-        filter: Some(filter),
-        sub,
-    })
+    Ok(PatchPath { attr, filter: Some(filter), sub })
 }
 
 impl fmt::Display for AttrPath {
@@ -217,27 +184,17 @@ mod tests {
     const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
     fn path(urn: Option<&str>, name: &str, sub: Option<&str>) -> AttrPath {
-        AttrPath {
-            urn: urn.map(str::to_string),
-            name: name.to_string(),
-            sub: sub.map(str::to_string),
-        }
+        AttrPath { urn: urn.map(str::to_string), name: name.to_string(), sub: sub.map(str::to_string) }
     }
 
     #[test]
     fn a_plain_name_has_no_urn_and_no_sub_attribute() {
-        assert_eq!(
-            parse_attr_path("userName"),
-            Ok(path(None, "userName", None))
-        );
+        assert_eq!(parse_attr_path("userName"), Ok(path(None, "userName", None)));
     }
 
     #[test]
     fn a_dotted_name_carries_its_sub_attribute() {
-        assert_eq!(
-            parse_attr_path("name.givenName"),
-            Ok(path(None, "name", Some("givenName")))
-        );
+        assert_eq!(parse_attr_path("name.givenName"), Ok(path(None, "name", Some("givenName"))));
     }
 
     #[test]
@@ -252,36 +209,23 @@ mod tests {
         );
         assert_eq!(
             parse_attr_path("URN:ietf:params:scim:schemas:core:2.0:User:userName"),
-            Ok(path(
-                Some("URN:ietf:params:scim:schemas:core:2.0:User"),
-                "userName",
-                None
-            ))
+            Ok(path(Some("URN:ietf:params:scim:schemas:core:2.0:User"), "userName", None))
         );
     }
 
     #[test]
     fn the_original_spelling_is_kept() {
-        assert_eq!(
-            parse_attr_path("Name.FamilyName"),
-            Ok(path(None, "Name", Some("FamilyName")))
-        );
+        assert_eq!(parse_attr_path("Name.FamilyName"), Ok(path(None, "Name", Some("FamilyName"))));
     }
 
     #[test]
     fn dollar_ref_is_accepted_as_a_name() {
-        assert_eq!(
-            parse_attr_path("members.$ref"),
-            Ok(path(None, "members", Some("$ref")))
-        );
+        assert_eq!(parse_attr_path("members.$ref"), Ok(path(None, "members", Some("$ref"))));
     }
 
     #[test]
     fn names_with_digits_dashes_and_underscores_are_accepted() {
-        assert_eq!(
-            parse_attr_path("x509Certificates"),
-            Ok(path(None, "x509Certificates", None))
-        );
+        assert_eq!(parse_attr_path("x509Certificates"), Ok(path(None, "x509Certificates", None)));
         assert_eq!(parse_attr_path("a-b_c"), Ok(path(None, "a-b_c", None)));
     }
 
@@ -318,14 +262,7 @@ mod tests {
     #[test]
     fn a_patch_path_without_brackets_is_just_an_attribute_path() {
         let p = parse_patch_path("name.givenName").expect("parses");
-        assert_eq!(
-            p,
-            PatchPath {
-                attr: path(None, "name", Some("givenName")),
-                filter: None,
-                sub: None
-            }
-        );
+        assert_eq!(p, PatchPath { attr: path(None, "name", Some("givenName")), filter: None, sub: None });
         let p = parse_patch_path(&format!("{ENTERPRISE}:manager")).expect("parses");
         assert_eq!(p.attr, path(Some(ENTERPRISE), "manager", None));
     }
@@ -337,11 +274,7 @@ mod tests {
         assert_eq!(p.sub, None);
         assert_eq!(
             p.filter,
-            Some(Filter::Compare {
-                path: path(None, "value", None),
-                op: CompareOp::Eq,
-                value: json!("2819c223")
-            })
+            Some(Filter::Compare { path: path(None, "value", None), op: CompareOp::Eq, value: json!("2819c223") })
         );
     }
 
@@ -359,11 +292,7 @@ mod tests {
         let p = parse_patch_path(r#"emails[value eq "a]\"[b"].display"#).expect("parses");
         assert_eq!(
             p.filter,
-            Some(Filter::Compare {
-                path: path(None, "value", None),
-                op: CompareOp::Eq,
-                value: json!("a]\"[b")
-            })
+            Some(Filter::Compare { path: path(None, "value", None), op: CompareOp::Eq, value: json!("a]\"[b") })
         );
         assert_eq!(p.sub.as_deref(), Some("display"));
     }
@@ -371,26 +300,13 @@ mod tests {
     #[test]
     fn a_urn_qualified_attribute_may_carry_a_filter() {
         let p =
-            parse_patch_path("urn:ietf:params:scim:schemas:core:2.0:User:emails[type eq \"work\"]")
-                .expect("parses");
-        assert_eq!(
-            p.attr,
-            path(
-                Some("urn:ietf:params:scim:schemas:core:2.0:User"),
-                "emails",
-                None
-            )
-        );
+            parse_patch_path("urn:ietf:params:scim:schemas:core:2.0:User:emails[type eq \"work\"]").expect("parses");
+        assert_eq!(p.attr, path(Some("urn:ietf:params:scim:schemas:core:2.0:User"), "emails", None));
     }
 
     #[test]
     fn a_bad_filter_inside_brackets_is_an_invalid_filter() {
-        for bad in [
-            "members[value xx \"1\"]",
-            "members[]",
-            "members[value eq]",
-            "emails[type eq \"w\" and]",
-        ] {
+        for bad in ["members[value xx \"1\"]", "members[]", "members[value eq]", "emails[type eq \"w\" and]"] {
             let err = parse_patch_path(bad).expect_err(bad);
             assert_eq!(err.scim_type, Some(ScimType::InvalidFilter), "{bad}");
         }

@@ -44,7 +44,10 @@ pub(super) fn record_bytes(change: &Change<'_>, intents: usize) -> StoreResult<V
     for key in before.keys().chain(after.keys()) {
         let (b, a) = (before.get(key), after.get(key));
         if b != a && !changed.contains_key(key) {
-            changed.insert(key.clone(), Value::Array(vec![b.cloned().unwrap_or(Value::Null), a.cloned().unwrap_or(Value::Null)]));
+            changed.insert(
+                key.clone(),
+                Value::Array(vec![b.cloned().unwrap_or(Value::Null), a.cloned().unwrap_or(Value::Null)]),
+            );
         }
     }
     let name = change.after.or(change.before).and_then(|r| r.unique_name(change.kind)).map(str::to_string);

@@ -23,7 +23,10 @@ impl Store {
     pub fn members(&self, gid: &str) -> impl Iterator<Item = StoreResult<Member>> {
         self.t(tree::MEMBERS).scan_prefix(keys::prefix(gid)).map(|kv| {
             let (k, v) = kv?;
-            Ok(Member { id: keys::second(&k).unwrap_or_default().to_string(), kind: String::from_utf8_lossy(&v).into_owned() })
+            Ok(Member {
+                id: keys::second(&k).unwrap_or_default().to_string(),
+                kind: String::from_utf8_lossy(&v).into_owned(),
+            })
         })
     }
 

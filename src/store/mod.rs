@@ -112,7 +112,9 @@ impl Store {
             }
         }
         let seq = meta.get(b"seq")?.map(|v| keys::decode_u64(&v)).unwrap_or(0);
-        Ok(Store { inner: Arc::new(Inner { db, trees, tokens, writer: std::sync::Mutex::new(()), seq: AtomicU64::new(seq) }) })
+        Ok(Store {
+            inner: Arc::new(Inner { db, trees, tokens, writer: std::sync::Mutex::new(()), seq: AtomicU64::new(seq) }),
+        })
     }
 
     pub(crate) fn t(&self, index: usize) -> &sled::Tree {
@@ -139,12 +141,7 @@ impl Store {
 
     /// The number of live users or groups (kept as a counter, not counted by a scan).
     pub fn count(&self, kind: Kind) -> u64 {
-        self.t(tree::META)
-            .get(kind.count_key())
-            .ok()
-            .flatten()
-            .map(|v| keys::decode_u64(&v))
-            .unwrap_or(0)
+        self.t(tree::META).get(kind.count_key()).ok().flatten().map(|v| keys::decode_u64(&v)).unwrap_or(0)
     }
 
     /// Whether the store answers reads (readiness).
@@ -154,14 +151,9 @@ impl Store {
 
     /// Every tree's contents, for backups: (tree name, key, value).
     pub fn export(&self) -> impl Iterator<Item = StoreResult<(String, Vec<u8>, Vec<u8>)>> + '_ {
-        tree::NAMES
-            .iter()
-            .copied()
-            .chain(std::iter::once("tokens"))
-            .map(|n| (n, self.named(n)))
-            .flat_map(|(n, t)| {
-                t.iter().map(move |kv| kv.map(|(k, v)| (n.to_string(), k.to_vec(), v.to_vec())).map_err(StoreError::from))
-            })
+        tree::NAMES.iter().copied().chain(std::iter::once("tokens")).map(|n| (n, self.named(n))).flat_map(|(n, t)| {
+            t.iter().map(move |kv| kv.map(|(k, v)| (n.to_string(), k.to_vec(), v.to_vec())).map_err(StoreError::from))
+        })
     }
 
     fn named(&self, name: &str) -> &sled::Tree {
@@ -171,7 +163,6 @@ impl Store {
         }
     }
 }
-
 
 impl Store {
     /// Intents not yet delivered.

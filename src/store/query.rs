@@ -124,7 +124,10 @@ impl Store {
         if with_links {
             let links: Vec<Value> = match kind {
                 Kind::User => self.group_ids_of(&rec.id)?.into_iter().map(|g| json!({"value": g})).collect(),
-                Kind::Group => self.members(&rec.id).map(|m| m.map(|m| json!({"value": m.id, "type": m.kind}))).collect::<StoreResult<_>>()?,
+                Kind::Group => self
+                    .members(&rec.id)
+                    .map(|m| m.map(|m| json!({"value": m.id, "type": m.kind})))
+                    .collect::<StoreResult<_>>()?,
             };
             m.insert(links_attr(kind).into(), Value::Array(links));
         }
@@ -146,7 +149,9 @@ impl Store {
                 (Some(x), Some(y)) => Some(x.into_iter().chain(y).collect::<BTreeSet<_>>().into_iter().collect()),
                 _ => None,
             },
-            Filter::Compare { path, op: CompareOp::Eq, value: Value::String(v) } => self.indexed_eq(kind, path, None, v)?,
+            Filter::Compare { path, op: CompareOp::Eq, value: Value::String(v) } => {
+                self.indexed_eq(kind, path, None, v)?
+            }
             Filter::ValuePath { path, filter } => match filter.as_ref() {
                 Filter::Compare { path: inner, op: CompareOp::Eq, value: Value::String(v) } if inner.sub.is_none() => {
                     self.indexed_eq(kind, path, Some(&inner.name), v)?
@@ -157,21 +162,31 @@ impl Store {
         })
     }
 
-    fn indexed_eq(&self, kind: Kind, path: &AttrPath, inner: Option<&str>, v: &str) -> StoreResult<Option<Vec<String>>> {
+    fn indexed_eq(
+        &self,
+        kind: Kind,
+        path: &AttrPath,
+        inner: Option<&str>,
+        v: &str,
+    ) -> StoreResult<Option<Vec<String>>> {
         if path.urn.as_deref().is_some_and(|u| !u.to_ascii_lowercase().contains(":core:2.0:")) {
             return Ok(None);
         }
         let name = path.name.to_ascii_lowercase();
         let sub = inner.or(path.sub.as_deref()).map(str::to_ascii_lowercase);
         let ids = match (name.as_str(), sub.as_deref()) {
-            ("id", None) => Some(if self.t(kind.tree()).contains_key(v.as_bytes())? { vec![v.to_string()] } else { vec![] }),
+            ("id", None) => {
+                Some(if self.t(kind.tree()).contains_key(v.as_bytes())? { vec![v.to_string()] } else { vec![] })
+            }
             ("externalid", None) => Some(
                 self.t(kind.ext_tree())
                     .scan_prefix(keys::prefix(v))
                     .map(|kv| Ok(keys::second(&kv?.0).unwrap_or_default().to_string()))
                     .collect::<StoreResult<Vec<_>>>()?,
             ),
-            (n, None) if n.eq_ignore_ascii_case(kind.unique_attr()) => Some(self.id_by_name(kind, v)?.into_iter().collect()),
+            (n, None) if n.eq_ignore_ascii_case(kind.unique_attr()) => {
+                Some(self.id_by_name(kind, v)?.into_iter().collect())
+            }
             ("members", Some("value")) if kind == Kind::Group => Some(self.group_ids_of(v)?),
             ("groups", Some("value")) if kind == Kind::User => Some(self.member_ids(v)?),
             _ => None,
@@ -192,7 +207,9 @@ fn mentions(f: &Filter, name: &str) -> bool {
     match f {
         Filter::And(a, b) | Filter::Or(a, b) => mentions(a, name) || mentions(b, name),
         Filter::Not(a) => mentions(a, name),
-        Filter::Compare { path, .. } | Filter::Present(path) | Filter::ValuePath { path, .. } => path.name.eq_ignore_ascii_case(name),
+        Filter::Compare { path, .. } | Filter::Present(path) | Filter::ValuePath { path, .. } => {
+            path.name.eq_ignore_ascii_case(name)
+        }
     }
 }
 
@@ -207,7 +224,8 @@ fn sort_key(view: &Value, path: &AttrPath, schema: &ResourceSchema) -> Option<Va
     let mut v = get_ci(obj, &def.name)?.clone();
     let mut leaf = def;
     if let Value::Array(items) = &v {
-        let chosen = items.iter().find(|i| i.get("primary").and_then(Value::as_bool) == Some(true)).or_else(|| items.first())?;
+        let chosen =
+            items.iter().find(|i| i.get("primary").and_then(Value::as_bool) == Some(true)).or_else(|| items.first())?;
         v = chosen.clone();
     }
     let sub = path.sub.as_deref().or(if leaf.kind == AttrType::Complex { Some("value") } else { None });

@@ -81,6 +81,9 @@ impl std::fmt::Debug for MemberEdit {
     }
 }
 
+/// Members that join (with their kind) and leave a group in one write.
+type MemberDelta = (Vec<(String, Kind)>, Vec<String>);
+
 /// What a write produced.
 #[derive(Debug)]
 pub struct WriteOutcome {
@@ -100,9 +103,18 @@ pub struct WriteCtx<'a> {
 
 fn precondition(ctx: &WriteCtx<'_>, current: &Record) -> StoreResult<()> {
     if let Some(expected) = ctx.if_match {
-        let ok = expected.split(',').map(str::trim).any(|t| t == "*" || t == current.meta.etag() || t.trim_start_matches("W/") == current.meta.etag().trim_start_matches("W/"));
+        let ok = expected.split(',').map(str::trim).any(|t| {
+            t == "*"
+                || t == current.meta.etag()
+                || t.trim_start_matches("W/") == current.meta.etag().trim_start_matches("W/")
+        });
         if !ok {
-            return Err(ScimError::new(412, None, "The resource was modified: If-Match does not match its current version.").into());
+            return Err(ScimError::new(
+                412,
+                None,
+                "The resource was modified: If-Match does not match its current version.",
+            )
+            .into());
         }
     }
     Ok(())
@@ -136,7 +148,11 @@ impl Store {
                     Kind::User => "userName",
                     Kind::Group => "displayName",
                 };
-                return Err(ScimError::uniqueness(format!("A {} with {what} '{name}' already exists.", kind.resource_type())).into());
+                return Err(ScimError::uniqueness(format!(
+                    "A {} with {what} '{name}' already exists.",
+                    kind.resource_type()
+                ))
+                .into());
             }
         }
         Ok(())
@@ -144,7 +160,7 @@ impl Store {
 
     /// Resolves membership edits against the current members into the final sets of ids
     /// added and removed. Unknown member ids are a 400.
-    fn resolve_members(&self, gid: &str, edits: Vec<MemberEdit>) -> StoreResult<(Vec<(String, Kind)>, Vec<String>)> {
+    fn resolve_members(&self, gid: &str, edits: Vec<MemberEdit>) -> StoreResult<MemberDelta> {
         let members = self.t(tree::MEMBERS);
         let current = |id: &str| members.contains_key(keys::pair(gid, id));
         let mut added: Vec<(String, Kind)> = Vec::new();
@@ -228,14 +244,25 @@ impl Store {
     ///
     /// # Errors
     /// 409 `uniqueness` on a taken userName/displayName, 400 for unknown members, storage errors.
-    pub fn create(&self, kind: Kind, attrs: Map<String, Value>, members: Vec<MemberEdit>, ctx: &WriteCtx<'_>) -> StoreResult<WriteOutcome> {
+    pub fn create(
+        &self,
+        kind: Kind,
+        attrs: Map<String, Value>,
+        members: Vec<MemberEdit>,
+        ctx: &WriteCtx<'_>,
+    ) -> StoreResult<WriteOutcome> {
         let id = uuid::Uuid::now_v7().to_string();
         let _guard = self.lock();
         let name = unique_name(kind, &attrs)?;
         self.check_unique(kind, &name, &id)?;
-        let (added, _) = if kind == Kind::Group { self.resolve_members(&id, members)? } else { (Vec::new(), Vec::new()) };
+        let (added, _) =
+            if kind == Kind::Group { self.resolve_members(&id, members)? } else { (Vec::new(), Vec::new()) };
         let seq = self.next_seq();
-        let record = Record { id: id.clone(), attrs, meta: RecordMeta { created: ctx.now.to_string(), last_modified: ctx.now.to_string(), version: seq } };
+        let record = Record {
+            id: id.clone(),
+            attrs,
+            meta: RecordMeta { created: ctx.now.to_string(), last_modified: ctx.now.to_string(), version: seq },
+        };
         self.commit(kind, ChangeOp::Create, None, Some(&record), &added, &[], &[], seq, ctx)
     }
 
@@ -254,7 +281,8 @@ impl Store {
         let (attrs, edits) = f(&before)?;
         let name = unique_name(kind, &attrs)?;
         self.check_unique(kind, &name, id)?;
-        let (added, removed) = if kind == Kind::Group { self.resolve_members(id, edits)? } else { (Vec::new(), Vec::new()) };
+        let (added, removed) =
+            if kind == Kind::Group { self.resolve_members(id, edits)? } else { (Vec::new(), Vec::new()) };
         let seq = self.next_seq();
         let after = Record {
             id: id.to_string(),
@@ -278,7 +306,8 @@ impl Store {
         };
         let groups_left: Vec<String> = self.group_ids_of(id)?;
         let seq = self.next_seq();
-        let mut out = self.commit(kind, ChangeOp::Delete, Some(&before), None, &[], &removed, &groups_left, seq, ctx)?;
+        let mut out =
+            self.commit(kind, ChangeOp::Delete, Some(&before), None, &[], &removed, &groups_left, seq, ctx)?;
         out.record = before;
         Ok(out)
     }
@@ -317,12 +346,16 @@ impl Store {
         let intent_seqs: Vec<u64> = intents.iter().map(|_| self.next_seq()).collect();
         let audit_bytes = audit::record_bytes(&change, intents.len())?;
         let after_bytes = after.map(Record::encode).transpose()?;
-        let intent_bytes: Vec<Vec<u8>> = intents.iter().map(|i| serde_json::to_vec(i).map_err(|e| StoreError::Corrupt(e.to_string()))).collect::<StoreResult<_>>()?;
+        let intent_bytes: Vec<Vec<u8>> = intents
+            .iter()
+            .map(|i| serde_json::to_vec(i).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect::<StoreResult<_>>()?;
         let trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
         trees.as_slice().transaction(|tx| {
             let t = |i: usize| &tx[i];
-            let (before_name, after_name) = (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
+            let (before_name, after_name) =
+                (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
             if before_name != after_name {
                 if let Some(n) = &before_name {
                     t(kind.name_tree()).remove(n.as_bytes())?;

@@ -117,6 +117,13 @@ async fn add_to_group(s: &mut Session<'_>, username: &str, group: &str) -> Resul
     if rs::is_already_member(&reply) {
         return Ok(Effect::AlreadyDone);
     }
+    if reply.status == 400 {
+        // The message text is not a stable contract: confirm by reading the membership.
+        let member = lookup(s, username, false).await?.is_some_and(|u| u.groups.iter().any(|g| g == group));
+        if member {
+            return Ok(Effect::AlreadyDone);
+        }
+    }
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));
     }
