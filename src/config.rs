@@ -6,8 +6,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
+use crate::atlassian::{Auth, TargetSpec};
+use crate::policy::{Credentials, Policy, PolicyConfig, TargetConfig, TargetPolicy};
 use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -42,6 +46,55 @@ pub struct FileConfig {
     pub admin_token_env: Option<String>,
     pub limits: LimitsFile,
     pub log: LogFile,
+    /// Atlassian targets (`[[target]]` blocks); none = record and log only.
+    pub target: Vec<TargetConfig>,
+    pub policy: PolicyConfig,
+    pub delivery: DeliveryFile,
+}
+
+/// `[delivery]`: how the outbox worker retries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryFile {
+    /// How many users' intents are delivered at the same time.
+    pub concurrency: Option<usize>,
+    /// Attempts before an intent becomes a dead letter.
+    pub max_attempts: Option<u32>,
+    /// Age after which a still-failing intent becomes a dead letter.
+    pub max_age_secs: Option<u64>,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub backoff_initial_ms: Option<u64>,
+    /// Longest retry delay.
+    pub backoff_max_secs: Option<u64>,
+}
+
+/// Validated `[delivery]` settings.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            concurrency: 16,
+            max_attempts: 15,
+            max_age: Duration::from_secs(3 * 24 * 3600),
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A target with its credentials read from the environment.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub spec: TargetSpec,
+    pub license_groups: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +153,10 @@ pub struct Config {
     pub admin_tokens: Vec<Secret>,
     pub limits: Limits,
     pub log_format: LogFormat,
+    pub policy: Policy,
+    pub target_policies: Vec<TargetPolicy>,
+    pub targets: Vec<Target>,
+    pub delivery: Delivery,
 }
 
 /// One problem found in the configuration.
@@ -165,6 +222,12 @@ pub fn parse_file(text: &str) -> Result<FileConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string())
 }
 
+/// A variable from the given environment map, else from the process environment (target
+/// credentials use arbitrary variable names, not only `SCIMBRIDGE_*`).
+fn lookup(env: &BTreeMap<String, String>, var: &str) -> Option<String> {
+    env.get(var).cloned().or_else(|| std::env::var(var).ok())
+}
+
 fn split_tokens(s: &str) -> Vec<Secret> {
     s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(Secret::new).collect()
 }
@@ -208,16 +271,16 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     }
     let mut tokens = env.get("SCIMBRIDGE_TOKEN").map(|s| split_tokens(s)).unwrap_or_default();
     if let Some(var) = &file.token_env {
-        match std::env::var(var) {
-            Ok(v) => tokens.extend(split_tokens(&v)),
-            Err(_) => issue("token_env", format!("environment variable {var} is not set")),
+        match lookup(env, var) {
+            Some(v) => tokens.extend(split_tokens(&v)),
+            None => issue("token_env", format!("environment variable {var} is not set")),
         }
     }
     let mut admin_tokens = env.get("SCIMBRIDGE_ADMIN_TOKEN").map(|s| split_tokens(s)).unwrap_or_default();
     if let Some(var) = &file.admin_token_env {
-        match std::env::var(var) {
-            Ok(v) => admin_tokens.extend(split_tokens(&v)),
-            Err(_) => issue("admin_token_env", format!("environment variable {var} is not set")),
+        match lookup(env, var) {
+            Some(v) => admin_tokens.extend(split_tokens(&v)),
+            None => issue("admin_token_env", format!("environment variable {var} is not set")),
         }
     }
     for t in tokens.iter().chain(&admin_tokens) {
@@ -267,10 +330,76 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             LogFormat::Pretty
         }
     };
+    let (policy, target_policies) = match crate::policy::validated(&file.policy, &file.target) {
+        Ok(p) => p,
+        Err(invalid) => {
+            for i in invalid.issues {
+                issue(&i.key, i.reason);
+            }
+            (Policy::default(), Vec::new())
+        }
+    };
+    let mut targets = Vec::new();
+    for (i, t) in file.target.iter().enumerate() {
+        let secret = |var: &str, key: &str, issue: &mut dyn FnMut(&str, String)| match lookup(env, var) {
+            Some(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => {
+                issue(&format!("target[{i}].{key}"), format!("environment variable {var} is not set (it must hold the credential for target '{}')", t.name));
+                None
+            }
+        };
+        let auth = match t.credentials() {
+            Some(Credentials::Bearer { token_env }) => secret(token_env, "token_env", &mut issue).map(Auth::Bearer),
+            Some(Credentials::Basic { username, password_env }) => secret(password_env, "password_env", &mut issue)
+                .map(|password| Auth::Basic { username: username.to_string(), password }),
+            None => None,
+        };
+        if let Some(auth) = auth {
+            targets.push(Target {
+                spec: TargetSpec {
+                    name: t.name.trim().to_string(),
+                    product: t.product,
+                    url: t.base_url().to_string(),
+                    auth,
+                    timeout: Duration::from_secs(t.timeout_secs),
+                },
+                license_groups: t.license_groups.clone(),
+            });
+        }
+    }
+    let dd = Delivery::default();
+    let delivery = Delivery {
+        concurrency: file.delivery.concurrency.unwrap_or(dd.concurrency),
+        max_attempts: file.delivery.max_attempts.unwrap_or(dd.max_attempts),
+        max_age: file.delivery.max_age_secs.map(Duration::from_secs).unwrap_or(dd.max_age),
+        backoff_initial: file.delivery.backoff_initial_ms.map(Duration::from_millis).unwrap_or(dd.backoff_initial),
+        backoff_max: file.delivery.backoff_max_secs.map(Duration::from_secs).unwrap_or(dd.backoff_max),
+    };
+    if delivery.concurrency == 0 {
+        issue("delivery.concurrency", "must be at least 1, for example concurrency = 16".into());
+    }
+    if delivery.max_attempts == 0 {
+        issue("delivery.max_attempts", "must be at least 1, for example max_attempts = 15".into());
+    }
+    if delivery.backoff_initial.is_zero() || delivery.backoff_initial > delivery.backoff_max {
+        issue("delivery.backoff_initial_ms", "must be greater than 0 and at most backoff_max_secs".into());
+    }
     if !issues.is_empty() {
         return Err(ConfigError::Invalid(issues));
     }
-    Ok(Config { listen, data_dir, public_url, tokens, admin_tokens, limits, log_format })
+    Ok(Config {
+        listen,
+        data_dir,
+        public_url,
+        tokens,
+        admin_tokens,
+        limits,
+        log_format,
+        policy,
+        target_policies,
+        targets,
+        delivery,
+    })
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 pub mod atlassian;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod http;
+pub mod intake;
 pub mod metrics;
+pub mod policy;
 pub mod scim;
 pub mod secret;
 pub mod server;

@@ -5,13 +5,18 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use crate::atlassian::Connector;
 use crate::auth::{Scope, TokenAuth};
+use crate::delivery::{Deliverer, WorkerHandle};
+use crate::intake::PolicyHook;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::scim::schema::Registry;
 use crate::secret::Secret;
-use crate::store::{NoHook, Store};
+use crate::store::{ChangeHook, NoHook, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -21,6 +26,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("the schema documents are broken: {0}")]
     Schemas(crate::scim::ScimError),
+    #[error("target configuration: {0}")]
+    Target(#[from] crate::atlassian::TargetError),
 }
 
 /// A started server.
@@ -31,13 +38,27 @@ pub struct Running {
     /// A token created because none existed; shown once to the operator, never stored in clear.
     pub first_token: Option<Secret>,
     pub store: Store,
+    /// The handlers' shared state; once no worker holds it, the store (and sled's file lock)
+    /// is released.
+    state: std::sync::Weak<AppState>,
+    worker: WorkerHandle,
 }
 
 impl Running {
-    /// Stops gracefully: in-flight requests finish.
+    /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
+    /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        self.server.stop(true).await;
-        let _ = self.join.await;
+        let Running { server, join, store, state, worker, .. } = self;
+        server.stop(true).await;
+        let _ = join.await;
+        worker.stop().await;
+        drop(store);
+        // actix-server reports a worker stopped before that worker's thread drops its `App`
+        // (and with it our state), so wait for the last handle rather than race sled's lock.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while state.strong_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 }
 
@@ -62,16 +83,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let listener =
         std::net::TcpListener::bind(config.listen).map_err(|e| StartError::Bind { addr: config.listen, source: e })?;
     let addr = listener.local_addr().map_err(|e| StartError::Bind { addr: config.listen, source: e })?;
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        registry,
-        config,
-        auth,
-        hook: Arc::new(NoHook),
-        metrics: Arc::new(Metrics::default()),
-    });
+    let metrics = Arc::new(Metrics::default());
+    let mut connectors = HashMap::new();
+    for t in &config.targets {
+        let c = Connector::new(t.spec.clone())?;
+        connectors.insert(t.spec.name.clone(), Arc::new(c));
+    }
+    for c in connectors.values() {
+        let c = c.clone();
+        // A health check warns; it never blocks serving (the outbox holds intents until the
+        // target is back).
+        tokio::spawn(async move {
+            match c.health().await {
+                Ok(()) => tracing::info!(target_name = %c.name(), product = %c.product(), "Target is reachable."),
+                Err(e) => tracing::warn!(target_name = %c.name(), error = %e, "Target health check failed; intents will wait in the outbox."),
+            }
+        });
+    }
+    let hook: Arc<dyn ChangeHook> = if config.target_policies.is_empty() {
+        Arc::new(NoHook)
+    } else {
+        Arc::new(PolicyHook { policy: config.policy.clone(), targets: config.target_policies.clone() })
+    };
+    let worker = Deliverer { store: store.clone(), connectors, cfg: config.delivery.clone(), metrics: metrics.clone() }.spawn();
+    let state = Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics });
+    let weak_state = Arc::downgrade(&state);
     let server = http::serve(state, listener).map_err(|e| StartError::Bind { addr, source: e })?;
     let handle = server.handle();
     let join = tokio::spawn(server);
-    Ok(Running { addr, server: handle, join, first_token, store })
+    Ok(Running { addr, server: handle, join, first_token, store, state: weak_state, worker })
 }

@@ -48,6 +48,8 @@ pub(super) fn cannot_anonymize(product: Product) -> Option<&'static str> {
 /// - Bitbucket `anonymize` is delete, then GDPR erasure (erasure works only on deleted users, §5).
 /// - `anonymize` on Confluence or Crowd is rejected by `validate`; should it reach here anyway the
 ///   safe, reversible fallback is deactivation, never nothing.
+/// - Bitbucket `deactivate` without `license_groups` (also rejected by `validate`) still yields a
+///   `RemoveLicense` with an empty list, so the gap shows in the outbox and the audit log.
 pub(super) fn offboard(product: Product, action: OffboardAction, license_groups: &[String]) -> Vec<IntentAction> {
     let deactivate = || {
         if deactivates_by_license_groups(product) {

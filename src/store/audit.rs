@@ -15,6 +15,9 @@ const MEMBER_IDS_IN_AUDIT: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// Always `scim` for these records (delivery records say `delivery`).
+    #[serde(rename = "type")]
+    pub record_type: String,
     pub seq: u64,
     pub at: String,
     pub actor: String,
@@ -59,6 +62,7 @@ pub(super) fn record_bytes(change: &Change<'_>, intents: usize) -> StoreResult<V
         .take(MEMBER_IDS_IN_AUDIT)
         .collect();
     let rec = AuditRecord {
+        record_type: "scim".to_string(),
         seq: change.seq,
         at: change.at.to_string(),
         actor: change.actor.to_string(),
@@ -76,8 +80,10 @@ pub(super) fn record_bytes(change: &Change<'_>, intents: usize) -> StoreResult<V
 }
 
 impl Store {
-    /// The audit records of one resource, oldest first.
-    pub fn audit_of(&self, id: &str) -> StoreResult<Vec<AuditRecord>> {
+    /// The audit records of one resource (its SCIM changes and the Atlassian delivery outcomes
+    /// they caused), oldest first, as JSON: SCIM records are `AuditRecord`s, delivery records
+    /// carry `"type": "delivery"`.
+    pub fn audit_of(&self, id: &str) -> StoreResult<Vec<serde_json::Value>> {
         let mut out = Vec::new();
         for kv in self.t(tree::AUDIT_BY_SUBJECT).scan_prefix(keys::prefix(id)) {
             let (k, _) = kv?;
@@ -90,7 +96,7 @@ impl Store {
     }
 
     /// The most recent `limit` audit records, newest first.
-    pub fn audit_tail(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+    pub fn audit_tail(&self, limit: usize) -> StoreResult<Vec<serde_json::Value>> {
         self.t(tree::AUDIT)
             .iter()
             .rev()

@@ -26,6 +26,7 @@ mod audit;
 mod error;
 mod keys;
 mod members;
+mod outbox;
 mod query;
 mod records;
 mod tokens;
@@ -35,14 +36,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use audit::AuditRecord;
+pub use outbox::{OutboxEntry, OutboxItem};
 pub use error::{StoreError, StoreResult};
 pub use query::{ListQuery, ListResult};
 pub use records::{Kind, Record, RecordMeta};
 pub use tokens::TokenRecord;
-pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, WriteCtx, WriteOutcome};
+pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, Planned, WriteCtx, WriteOutcome};
 
 /// Layout version written into `meta`; bump with a migration when the key layout changes.
 pub const LAYOUT_VERSION: u64 = 1;
+
+/// sled page cache size.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 pub(crate) mod tree {
     pub const USERS: usize = 0;
@@ -57,7 +62,8 @@ pub(crate) mod tree {
     pub const AUDIT_BY_SUBJECT: usize = 9;
     pub const OUTBOX: usize = 10;
     pub const META: usize = 11;
-    pub const NAMES: [&str; 12] = [
+    pub const DEAD: usize = 12;
+    pub const NAMES: [&str; 13] = [
         "users",
         "groups",
         "user_by_name",
@@ -70,6 +76,7 @@ pub(crate) mod tree {
         "audit_by_subject",
         "outbox",
         "meta",
+        "dead_letters",
     ];
 }
 
@@ -87,6 +94,8 @@ struct Inner {
     /// never across the flush, so durability waits overlap.
     writer: std::sync::Mutex<()>,
     seq: AtomicU64,
+    /// Woken after a transaction that wrote intents, so delivery starts at once.
+    outbox_signal: tokio::sync::Notify,
 }
 
 impl Store {
@@ -96,7 +105,13 @@ impl Store {
     /// When the directory cannot be opened (for example another process holds it: sled admits
     /// one process) or the layout is newer than this build understands.
     pub fn open(dir: &std::path::Path) -> StoreResult<Store> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; the working set (indexes, hot records) is far
+            // smaller, and resident memory is a stated target.
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         let trees = tree::NAMES.iter().map(|n| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
         let tokens = db.open_tree("tokens")?;
         let meta = &trees[tree::META];
@@ -111,9 +126,16 @@ impl Store {
                 }
             }
         }
-        let seq = meta.get(b"seq")?.map(|v| keys::decode_u64(&v)).unwrap_or(0);
+        // The counter is persisted with each SCIM write; delivery records take numbers between
+        // those writes, so also look at the newest keys of the sequence-keyed trees.
+        let mut seq = meta.get(b"seq")?.map(|v| keys::decode_u64(&v)).unwrap_or(0);
+        for t in [tree::AUDIT, tree::OUTBOX, tree::DEAD] {
+            if let Some((k, _)) = trees[t].last()? {
+                seq = seq.max(keys::decode_u64(&k));
+            }
+        }
         Ok(Store {
-            inner: Arc::new(Inner { db, trees, tokens, writer: std::sync::Mutex::new(()), seq: AtomicU64::new(seq) }),
+            inner: Arc::new(Inner { db, trees, tokens, writer: std::sync::Mutex::new(()), seq: AtomicU64::new(seq), outbox_signal: tokio::sync::Notify::new() }),
         })
     }
 
@@ -168,5 +190,10 @@ impl Store {
     /// Intents not yet delivered.
     pub fn outbox_depth(&self) -> usize {
         self.t(tree::OUTBOX).len()
+    }
+
+    /// Dead letters waiting for an operator.
+    pub fn dead_letter_count(&self) -> usize {
+        self.t(tree::DEAD).len()
     }
 }

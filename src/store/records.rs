@@ -82,6 +82,10 @@ pub struct Record {
     pub id: String,
     pub attrs: Map<String, Value>,
     pub meta: RecordMeta,
+    /// The Atlassian username this user was first provisioned under; kept across IdP renames so
+    /// the Atlassian account is never orphaned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl Record {

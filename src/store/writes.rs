@@ -47,17 +47,27 @@ pub struct Change<'a> {
     pub actor: &'a str,
 }
 
-/// Turns a change into outbox entries, written in the same transaction. Implemented by the policy.
+/// What the policy made of a change.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// Outbox entries, written in the change's transaction.
+    pub intents: Vec<Value>,
+    /// The Atlassian username to record on the user, when it has none yet.
+    pub link: Option<String>,
+}
+
+/// Turns a change into outbox entries. Called under the writer lock, before the transaction, so
+/// it may read the store and sees exactly the state the change applies to.
 pub trait ChangeHook: Send + Sync {
-    fn intents(&self, store: &Store, change: &Change<'_>) -> Vec<Value>;
+    fn plan(&self, store: &Store, change: &Change<'_>) -> Planned;
 }
 
 /// A hook that produces nothing (no Atlassian targets configured).
 pub struct NoHook;
 
 impl ChangeHook for NoHook {
-    fn intents(&self, _: &Store, _: &Change<'_>) -> Vec<Value> {
-        Vec::new()
+    fn plan(&self, _: &Store, _: &Change<'_>) -> Planned {
+        Planned::default()
     }
 }
 
@@ -135,7 +145,7 @@ impl Store {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // A poisoned lock only means another writer panicked mid-way; sled's transaction
         // rolled that write back, so the data is consistent and we carry on.
         self.inner.writer.lock().unwrap_or_else(|p| p.into_inner())
@@ -262,6 +272,7 @@ impl Store {
             id: id.clone(),
             attrs,
             meta: RecordMeta { created: ctx.now.to_string(), last_modified: ctx.now.to_string(), version: seq },
+            link: None,
         };
         self.commit(kind, ChangeOp::Create, None, Some(&record), &added, &[], &[], seq, ctx)
     }
@@ -288,6 +299,7 @@ impl Store {
             id: id.to_string(),
             attrs,
             meta: RecordMeta { created: before.meta.created.clone(), last_modified: ctx.now.to_string(), version: seq },
+            link: before.link.clone(),
         };
         self.commit(kind, op, Some(&before), Some(&after), &added, &removed, &[], seq, ctx)
     }
@@ -342,13 +354,24 @@ impl Store {
             at: ctx.now,
             actor: &ctx.actor.0,
         };
-        let intents = ctx.hook.intents(self, &change);
+        let planned = ctx.hook.plan(self, &change);
+        let intents = planned.intents;
+        let intent_count = intents.len();
         let intent_seqs: Vec<u64> = intents.iter().map(|_| self.next_seq()).collect();
-        let audit_bytes = audit::record_bytes(&change, intents.len())?;
+        let audit_bytes = audit::record_bytes(&change, intent_count)?;
+        let after = after.map(|a| {
+            let mut a = a.clone();
+            if a.link.is_none() {
+                a.link = planned.link;
+            }
+            a
+        });
+        let after = after.as_ref();
         let after_bytes = after.map(Record::encode).transpose()?;
+        let enqueued_ms = chrono::DateTime::parse_from_rfc3339(ctx.now).map(|t| t.timestamp_millis() as u64).unwrap_or(0);
         let intent_bytes: Vec<Vec<u8>> = intents
-            .iter()
-            .map(|i| serde_json::to_vec(i).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .into_iter()
+            .map(|intent| super::outbox::OutboxEntry::new(intent, ctx.now, enqueued_ms).encode())
             .collect::<StoreResult<_>>()?;
         let trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
@@ -411,7 +434,10 @@ impl Store {
             t(tree::META).insert(b"seq", &last_seq.to_be_bytes())?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
-        Ok(WriteOutcome { record: subject.clone(), seq, intents: intents.len() })
+        if intent_count > 0 {
+            self.inner.outbox_signal.notify_one();
+        }
+        Ok(WriteOutcome { record: after.unwrap_or(subject).clone(), seq, intents: intent_count })
     }
 }
 

@@ -99,8 +99,40 @@ impl TestServer {
             rb = rb.header(*k, *v);
         }
         if let Some(b) = body {
-            rb = rb.header("Content-Type", "application/scim+json").body(b.to_string());
+            // A Content-Type among `headers` wins (Okta posts `application/json`).
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                rb = rb.header("Content-Type", "application/scim+json");
+            }
+            rb = rb.body(b.to_string());
         }
+        Self::read_reply(rb).await
+    }
+
+    /// A request with full control: raw body bytes, only the given headers, and the given
+    /// `Authorization` header value (`None`: no credentials at all).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+        authorization: Option<&str>,
+    ) -> Reply {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
+        let mut rb = self.client.request(method, url);
+        if let Some(a) = authorization {
+            rb = rb.header("Authorization", a);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        Self::read_reply(rb).await
+    }
+
+    async fn read_reply(rb: reqwest::RequestBuilder) -> Reply {
         let res = rb.send().await.expect("request reaches the server");
         let status = res.status();
         let headers = res.headers().clone();
@@ -143,6 +175,34 @@ impl TestServer {
         r.body["id"].as_str().expect("id").to_string()
     }
 
+    /// Creates a user from a whole body and returns the 201 answer's body.
+    pub async fn create_user_from(&self, body: Value) -> Value {
+        let r = self.post("/Users", &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body
+    }
+
+    /// A `PatchOp` body from a list of operations.
+    pub fn patch_op(ops: Value) -> Value {
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+    }
+
+    /// GET a list and return its `Resources` (empty when absent), asserting 200.
+    pub async fn list(&self, path: &str) -> Vec<Value> {
+        let r = self.get(path).await;
+        assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.text);
+        r.body["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The ids a filter on `/Users` or `/Groups` finds, sorted.
+    pub async fn ids_matching(&self, collection: &str, filter: &str) -> Vec<String> {
+        let path = format!("{collection}?filter={}&count=1000", encode(filter));
+        let mut ids: Vec<String> =
+            self.list(&path).await.iter().map(|r| r["id"].as_str().expect("id").to_string()).collect();
+        ids.sort();
+        ids
+    }
+
     /// Creates a group and returns its id.
     pub async fn create_group(&self, name: &str, members: &[&str]) -> String {
         let members: Vec<Value> = members.iter().map(|m| serde_json::json!({"value": m})).collect();
@@ -154,6 +214,66 @@ impl TestServer {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body["id"].as_str().expect("id").to_string()
+    }
+}
+
+/// Percent-encodes a query parameter value (filters carry spaces, quotes and brackets).
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One recorded IdP request, from a JSON file under `tests/replays/`: `method`, `path`, an
+/// optional `query` object (decoded; encoded here, in order) and an optional `body`. `{{name}}` placeholders in the path and body are filled from `vars`.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+/// Loads `tests/replays/<name>` and fills its placeholders.
+///
+/// # Panics
+/// When the file is missing or malformed, or a placeholder is left unfilled.
+pub fn replay(name: &str, vars: &[(&str, &str)]) -> Replay {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replays").join(name);
+    let mut text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    for (k, v) in vars {
+        text = text.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    assert!(!text.contains("{{"), "{name}: unfilled placeholder in {text}");
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut path = v["path"].as_str().expect("path").to_string();
+    if let Some(q) = v.get("query").and_then(Value::as_object) {
+        let pairs: Vec<String> =
+            q.iter().map(|(k, x)| format!("{k}={}", encode(x.as_str().expect("query values are strings")))).collect();
+        path = format!("{path}?{}", pairs.join("&"));
+    }
+    Replay {
+        method: Method::from_bytes(v["method"].as_str().expect("method").as_bytes()).expect("a method"),
+        path,
+        body: v.get("body").cloned(),
+    }
+}
+
+impl TestServer {
+    /// Sends a replayed IdP request as recorded.
+    pub async fn play(&self, name: &str, vars: &[(&str, &str)]) -> Reply {
+        self.play_with(name, vars, &[]).await
+    }
+
+    /// Sends a replayed IdP request with extra headers (a `Content-Type` here replaces ours).
+    pub async fn play_with(&self, name: &str, vars: &[(&str, &str)], headers: &[(&str, &str)]) -> Reply {
+        let r = replay(name, vars);
+        self.send(r.method, &r.path, r.body.as_ref(), headers).await
     }
 }
 

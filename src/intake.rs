@@ -1,0 +1,126 @@
+//! Intake: from one stored SCIM change to the policy's intents. It reads what the pure policy
+//! needs (the user's groups, the group's name, the recorded Atlassian username) from the store
+//! under the writer lock, calls `policy::decide`, and hands the intents back to the store, which
+//! writes them to the outbox in the change's own transaction.
+
+use serde_json::Value;
+
+use crate::policy::{self, Event, Policy, TargetPolicy, UserFacts};
+use crate::store::{Change, ChangeHook, ChangeOp, Kind, Planned, Record, Store};
+
+/// The policy as a store hook.
+pub struct PolicyHook {
+    pub policy: Policy,
+    pub targets: Vec<TargetPolicy>,
+}
+
+/// The primary email, else the first.
+fn email_of(rec: &Record) -> Option<String> {
+    let emails = rec.attrs.get("emails")?.as_array()?;
+    let primary = emails.iter().find(|e| e.get("primary").and_then(Value::as_bool) == Some(true));
+    primary.or(emails.first())?.get("value")?.as_str().map(str::to_string)
+}
+
+/// `active` defaults to true when the IdP never sent it (RFC 7643 leaves it to the provider).
+fn active_of(rec: &Record) -> bool {
+    rec.attrs.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+fn facts(rec: &Record, groups: Vec<String>) -> UserFacts {
+    UserFacts {
+        id: rec.id.clone(),
+        user_name: rec.str_attr("userName").unwrap_or_default().to_string(),
+        external_id: rec.external_id().map(str::to_string),
+        email: email_of(rec),
+        display_name: rec.str_attr("displayName").map(str::to_string),
+        active: active_of(rec),
+        groups,
+        mapped_username: rec.link.clone(),
+    }
+}
+
+fn group_names(store: &Store, ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .filter_map(|g| store.get(Kind::Group, g).ok().flatten())
+        .filter_map(|g| g.str_attr("displayName").map(str::to_string))
+        .collect()
+}
+
+/// Facts of a user member before and after the change to `group`.
+fn member_pair(store: &Store, user_id: &str, group: &str, joined: bool) -> Option<(UserFacts, UserFacts)> {
+    let rec = store.get(Kind::User, user_id).ok().flatten()?;
+    let current = group_names(store, &store.group_ids_of(user_id).ok()?);
+    let without: Vec<String> = current.iter().filter(|g| !policy_eq(g, group)).cloned().collect();
+    let mut with = without.clone();
+    with.push(group.to_string());
+    Some(if joined { (facts(&rec, without), facts(&rec, with)) } else { (facts(&rec, with), facts(&rec, without)) })
+}
+
+fn policy_eq(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+impl PolicyHook {
+    fn event(&self, store: &Store, change: &Change<'_>) -> Option<Event> {
+        match change.kind {
+            Kind::User => {
+                let groups = || group_names(store, &store.group_ids_of(change.id).unwrap_or_default());
+                match (change.before, change.after) {
+                    (None, Some(a)) => Some(Event::UserCreated { after: facts(a, groups()) }),
+                    (Some(b), Some(a)) => {
+                        let g = groups();
+                        Some(Event::UserUpdated { before: facts(b, g.clone()), after: facts(a, g) })
+                    }
+                    (Some(b), None) => Some(Event::UserDeleted { before: facts(b, group_names(store, change.groups_left)) }),
+                    (None, None) => None,
+                }
+            }
+            Kind::Group => {
+                let name_of = |r: Option<&Record>| r.and_then(|r| r.str_attr("displayName")).map(str::to_string);
+                let (before, after) = (name_of(change.before), name_of(change.after));
+                let users = |ids: &[String], group: &str, joined: bool| -> Vec<(UserFacts, UserFacts)> {
+                    ids.iter().filter_map(|id| member_pair(store, id, group, joined)).collect()
+                };
+                match (before, after) {
+                    (Some(b), None) => Some(Event::GroupDeleted { group: b.clone(), members: users(change.members_removed, &b, false) }),
+                    (Some(b), Some(a)) if !policy_eq(&a, &b) && change.op != ChangeOp::Create => {
+                        let members = store
+                            .member_ids(change.id)
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(|id| store.get(Kind::User, id).ok().flatten())
+                            .map(|r| facts(&r, group_names(store, &store.group_ids_of(&r.id).unwrap_or_default())))
+                            .collect();
+                        Some(Event::GroupRenamed { from: b, to: a, members })
+                    }
+                    (_, Some(a)) => Some(Event::MembershipChanged {
+                        joined: users(change.members_added, &a, true),
+                        left: users(change.members_removed, &a, false),
+                        group: a,
+                    }),
+                    (None, None) => None,
+                }
+            }
+        }
+    }
+}
+
+impl ChangeHook for PolicyHook {
+    fn plan(&self, store: &Store, change: &Change<'_>) -> Planned {
+        if self.targets.is_empty() {
+            return Planned::default();
+        }
+        let Some(event) = self.event(store, change) else { return Planned::default() };
+        let link = match (&event, change.after) {
+            (Event::UserCreated { after: f } | Event::UserUpdated { after: f, .. }, Some(rec)) if rec.link.is_none() => {
+                policy::username_for(f, self.policy.username_from)
+            }
+            _ => None,
+        };
+        let intents = policy::decide(&event, &self.policy, &self.targets)
+            .into_iter()
+            .filter_map(|i| serde_json::to_value(i).ok())
+            .collect();
+        Planned { intents, link }
+    }
+}
