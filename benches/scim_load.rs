@@ -586,7 +586,11 @@ async fn run(s: Settings) -> Result<()> {
     let server_bin = PathBuf::from(env!("CARGO_BIN_EXE_scimbridge"));
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     say("scimbridge load benchmark (benches/scim_load.rs)");
@@ -791,9 +795,11 @@ async fn run(s: Settings) -> Result<()> {
     let fill_n = s.group_members.min(ids.len());
     let (fill_ids, rest) = ids.split_at(fill_n);
     let mut c = Conn::open(addr).await?;
-    let (status, g) =
-        c.json(Method::POST, "/scim/v2/Groups", Some(&json!({"displayName": "bench-big-group", "members": []}))).await?;
-    let gid = g["id"].as_str().filter(|_| status == 201).ok_or_else(|| anyhow!("group create: {status} {g}"))?.to_string();
+    let (status, g) = c
+        .json(Method::POST, "/scim/v2/Groups", Some(&json!({"displayName": "bench-big-group", "members": []})))
+        .await?;
+    let gid =
+        g["id"].as_str().filter(|_| status == 201).ok_or_else(|| anyhow!("group create: {status} {g}"))?.to_string();
     let deadline = Instant::now() + s.phase_limit;
     let w = CpuWatch::start(pid, None);
     let chunks: Vec<&[String]> = fill_ids.chunks(s.patch_size).collect();
@@ -809,11 +815,16 @@ async fn run(s: Settings) -> Result<()> {
     ));
     say(&format!("  fill PATCHes (group growing from 0): {}", latency_line(&mut fill)));
     say(&format!("  {}", w.report(hz, cores)));
-    let chunks: Vec<&[String]> = rest.chunks(s.patch_size).filter(|c| c.len() == s.patch_size).take(s.patches).collect();
+    let chunks: Vec<&[String]> =
+        rest.chunks(s.patch_size).filter(|c| c.len() == s.patch_size).take(s.patches).collect();
     let w = CpuWatch::start(pid, None);
     let deadline = Instant::now() + s.phase_limit;
     let mut lat = add_members(&mut c, &gid, &chunks, deadline).await?;
-    say(&format!("  measured PATCHes (+{} each, one connection, sequential): {}", s.patch_size, latency_line(&mut lat)));
+    say(&format!(
+        "  measured PATCHes (+{} each, one connection, sequential): {}",
+        s.patch_size,
+        latency_line(&mut lat)
+    ));
     say(&format!("  {}", w.report(hz, cores)));
     // The members really landed: a few of them list the group in `groups`.
     for id in [fill_ids.first(), rest.get(chunks.len().saturating_sub(1) * s.patch_size)].into_iter().flatten() {

@@ -344,7 +344,13 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         let secret = |var: &str, key: &str, issue: &mut dyn FnMut(&str, String)| match lookup(env, var) {
             Some(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
-                issue(&format!("target[{i}].{key}"), format!("environment variable {var} is not set (it must hold the credential for target '{}')", t.name));
+                issue(
+                    &format!("target[{i}].{key}"),
+                    format!(
+                        "environment variable {var} is not set (it must hold the credential for target '{}')",
+                        t.name
+                    ),
+                );
                 None
             }
         };

@@ -71,7 +71,9 @@ impl PolicyHook {
                         let g = groups();
                         Some(Event::UserUpdated { before: facts(b, g.clone()), after: facts(a, g) })
                     }
-                    (Some(b), None) => Some(Event::UserDeleted { before: facts(b, group_names(store, change.groups_left)) }),
+                    (Some(b), None) => {
+                        Some(Event::UserDeleted { before: facts(b, group_names(store, change.groups_left)) })
+                    }
                     (None, None) => None,
                 }
             }
@@ -82,7 +84,10 @@ impl PolicyHook {
                     ids.iter().filter_map(|id| member_pair(store, id, group, joined)).collect()
                 };
                 match (before, after) {
-                    (Some(b), None) => Some(Event::GroupDeleted { group: b.clone(), members: users(change.members_removed, &b, false) }),
+                    (Some(b), None) => Some(Event::GroupDeleted {
+                        group: b.clone(),
+                        members: users(change.members_removed, &b, false),
+                    }),
                     (Some(b), Some(a)) if !policy_eq(&a, &b) && change.op != ChangeOp::Create => {
                         let members = store
                             .member_ids(change.id)
@@ -112,7 +117,9 @@ impl ChangeHook for PolicyHook {
         }
         let Some(event) = self.event(store, change) else { return Planned::default() };
         let link = match (&event, change.after) {
-            (Event::UserCreated { after: f } | Event::UserUpdated { after: f, .. }, Some(rec)) if rec.link.is_none() => {
+            (Event::UserCreated { after: f } | Event::UserUpdated { after: f, .. }, Some(rec))
+                if rec.link.is_none() =>
+            {
                 policy::username_for(f, self.policy.username_from)
             }
             _ => None,

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 
 use crate::atlassian::Connector;
 use crate::auth::{Scope, TokenAuth};
-use crate::delivery::{Deliverer, WorkerHandle};
-use crate::intake::PolicyHook;
 use crate::config::Config;
+use crate::delivery::{Deliverer, WorkerHandle};
 use crate::http::{self, AppState};
+use crate::intake::PolicyHook;
 use crate::metrics::Metrics;
 use crate::scim::schema::Registry;
 use crate::secret::Secret;
@@ -89,14 +89,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let c = Connector::new(t.spec.clone())?;
         connectors.insert(t.spec.name.clone(), Arc::new(c));
     }
-    for c in connectors.values() {
+    // In dry run nothing may reach a target, not even a read.
+    for c in connectors.values().filter(|_| !config.policy.dry_run) {
         let c = c.clone();
         // A health check warns; it never blocks serving (the outbox holds intents until the
         // target is back).
         tokio::spawn(async move {
             match c.health().await {
                 Ok(()) => tracing::info!(target_name = %c.name(), product = %c.product(), "Target is reachable."),
-                Err(e) => tracing::warn!(target_name = %c.name(), error = %e, "Target health check failed; intents will wait in the outbox."),
+                Err(e) => {
+                    tracing::warn!(target_name = %c.name(), error = %e, "Target health check failed; intents will wait in the outbox.")
+                }
             }
         });
     }
@@ -105,7 +108,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     } else {
         Arc::new(PolicyHook { policy: config.policy.clone(), targets: config.target_policies.clone() })
     };
-    let worker = Deliverer { store: store.clone(), connectors, cfg: config.delivery.clone(), metrics: metrics.clone() }.spawn();
+    let worker =
+        Deliverer { store: store.clone(), connectors, cfg: config.delivery.clone(), metrics: metrics.clone() }.spawn();
     let state = Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics });
     let weak_state = Arc::downgrade(&state);
     let server = http::serve(state, listener).map_err(|e| StartError::Bind { addr, source: e })?;

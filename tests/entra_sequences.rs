@@ -212,8 +212,11 @@ async fn default_dialect_add_of_a_single_valued_string_sets_it() {
 #[tokio::test]
 async fn default_dialect_remove_with_a_value_list_removes_only_the_listed_member() {
     let s = TestServer::start().await;
-    let (u1, u2, u3) =
-        (s.create_user("u1@contoso.com").await, s.create_user("u2@contoso.com").await, s.create_user("u3@contoso.com").await);
+    let (u1, u2, u3) = (
+        s.create_user("u1@contoso.com").await,
+        s.create_user("u2@contoso.com").await,
+        s.create_user("u3@contoso.com").await,
+    );
     let gid = s.create_group("Engineering", &[&u1, &u2, &u3]).await;
     let r = s.play("entra/remove_member_default.json", &[("groupId", &gid), ("userId", &u2)]).await;
     assert_status(&r, StatusCode::NO_CONTENT);
@@ -281,12 +284,10 @@ async fn manager_as_string_object_or_one_element_array_is_always_returned_as_the
 async fn manager_sent_as_a_string_in_a_create_body_is_stored_as_the_rfc_object() {
     let s = TestServer::start().await;
     let boss = s.create_user("boss2@contoso.com").await;
-    let mut body = support::server::replay(
-        "entra/create_user.json",
-        &[("userName", "report2@contoso.com"), ("externalId", "r2")],
-    )
-    .body
-    .expect("body");
+    let mut body =
+        support::server::replay("entra/create_user.json", &[("userName", "report2@contoso.com"), ("externalId", "r2")])
+            .body
+            .expect("body");
     body[ENTERPRISE]["manager"] = json!(boss);
     let r = s.post("/Users", &body).await;
     assert_status(&r, StatusCode::CREATED);
@@ -305,6 +306,24 @@ async fn unquoted_external_id_filter_finds_the_user() {
 }
 
 #[tokio::test]
+async fn matching_on_the_work_email_value_path_finds_the_user() {
+    let s = TestServer::start().await;
+    let user = provision(&s, "worker@contoso.com", "worker").await;
+    let other = s
+        .create_user_from(json!({"schemas": [CORE_USER], "userName": "home@contoso.com",
+            "emails": [{"type": "home", "value": "worker@contoso.com"}]}))
+        .await;
+    assert!(other["id"].is_string());
+    let r = s.play("entra/query_user_by_work_email.json", &[("email", "worker@contoso.com")]).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(total(&r), 1, "only the user whose *work* email matches: {}", r.text);
+    assert_eq!(r.body["Resources"][0]["id"], user["id"]);
+    let none = s.play("entra/query_user_by_work_email.json", &[("email", "nobody@contoso.com")]).await;
+    assert_status(&none, StatusCode::OK);
+    assert_eq!(total(&none), 0);
+}
+
+#[tokio::test]
 async fn add_on_a_work_email_that_already_exists_replaces_its_value() {
     let s = TestServer::start().await;
     let user = provision(&s, "mail@contoso.com", "mail").await;
@@ -320,9 +339,7 @@ async fn add_on_a_work_email_that_already_exists_replaces_its_value() {
 #[tokio::test]
 async fn replace_on_a_work_email_value_path_of_a_user_without_one_adds_it() {
     let s = TestServer::start().await;
-    let r = s
-        .post("/Users", &json!({"schemas": [CORE_USER], "userName": "noemail@contoso.com"}))
-        .await;
+    let r = s.post("/Users", &json!({"schemas": [CORE_USER], "userName": "noemail@contoso.com"})).await;
     let id = r.body["id"].as_str().expect("id").to_string();
     let p = s.play("entra/update_user_default.json", &[("id", &id)]).await;
     assert_status(&p, StatusCode::OK);

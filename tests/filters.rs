@@ -151,8 +151,11 @@ async fn value_paths_match_within_one_element_while_sub_attributes_match_any_ele
     f.assert_users(r#"emails[type eq "work" and value co "@x"]"#, &["alice"]).await;
     f.assert_users(r#"emails.value co "@x""#, &["alice", "bob", "carol"]).await;
     f.assert_users(r#"emails[type eq "home"]"#, &["alice", "bob", "carol"]).await;
-    f.assert_users(r#"emails[type eq "work" and value ew "y.com"] or userName eq "dave@example.org""#, &["bob", "dave"])
-        .await;
+    f.assert_users(
+        r#"emails[type eq "work" and value ew "y.com"] or userName eq "dave@example.org""#,
+        &["bob", "dave"],
+    )
+    .await;
     f.assert_users(r#"emails[not (type eq "work")]"#, &["alice", "bob", "carol"]).await;
     f.assert_users(r#"name.familyName eq "Smith""#, &["alice", "carol"]).await;
     f.assert_users(r#"name.givenName sw "D""#, &["dave"]).await;
@@ -277,7 +280,12 @@ async fn sort_by_orders_ascending_and_descending_with_missing_values_last() {
     let by_num_desc = f.s.list(&format!("/Users?sortBy={ENTERPRISE}:employeeNumber&sortOrder=descending")).await;
     assert_eq!(names(&by_num_desc)[..2], ["bob@example.com", "alice@example.com"]);
     // Sub-attribute sort, with a filter.
-    let smiths = f.s.list(&format!("/Users?filter={}&sortBy=name.givenName&sortOrder=descending", encode(r#"name.familyName eq "Smith""#))).await;
+    let smiths =
+        f.s.list(&format!(
+            "/Users?filter={}&sortBy=name.givenName&sortOrder=descending",
+            encode(r#"name.familyName eq "Smith""#)
+        ))
+        .await;
     assert_eq!(names(&smiths), ["carol@example.org", "alice@example.com"]);
     let r = f.s.get("/Users?sortBy=userName&sortOrder=sideways").await;
     assert_scim_error(&r, 400, None);
@@ -307,7 +315,9 @@ async fn start_index_pages_are_stable_and_cover_everything_once() {
         let r = f.s.get(&format!("/Users?startIndex={start}&count=3")).await;
         assert_eq!(r.body["startIndex"], json!(start));
         assert_eq!(r.body["totalResults"], json!(10));
-        paged.extend(r.body["Resources"].as_array().expect("page").iter().map(|u| u["id"].as_str().expect("id").to_string()));
+        paged.extend(
+            r.body["Resources"].as_array().expect("page").iter().map(|u| u["id"].as_str().expect("id").to_string()),
+        );
     }
     assert_eq!(paged, all);
     // startIndex below 1 is 1; a negative count is 0 (RFC 7644 §3.4.2.4).
@@ -388,7 +398,12 @@ async fn search_by_post_at_the_root_and_per_type_filters_pages_and_projects() {
     assert_eq!(names(got), ["carol@example.org", "alice@example.com"]);
     assert!(got.iter().all(|u| u.get("name").is_none() && u.get("id").is_some()));
     // The root: users and groups together.
-    let r = f.s.post("/.search", &json!({"schemas": [SEARCH], "filter": "meta.created pr", "excludedAttributes": ["members", "emails"]})).await;
+    let r =
+        f.s.post(
+            "/.search",
+            &json!({"schemas": [SEARCH], "filter": "meta.created pr", "excludedAttributes": ["members", "emails"]}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["totalResults"], json!(6));
     let all = r.body["Resources"].as_array().expect("Resources");
@@ -418,11 +433,16 @@ async fn attributes_apply_to_the_answers_of_writes_too() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(keys(&r.body).iter().filter(|k| *k != "schemas" && *k != "meta").cloned().collect::<Vec<_>>(), ["id", "userName"]);
+    assert_eq!(
+        keys(&r.body).iter().filter(|k| *k != "schemas" && *k != "meta").cloned().collect::<Vec<_>>(),
+        ["id", "userName"]
+    );
     let id = r.body["id"].as_str().expect("id").to_string();
-    let r = f
-        .s
-        .put(&format!("/Users/{id}?excludedAttributes=title"), &json!({"schemas": [CORE_USER], "userName": "writer@example.com", "title": "Poet"}))
+    let r =
+        f.s.put(
+            &format!("/Users/{id}?excludedAttributes=title"),
+            &json!({"schemas": [CORE_USER], "userName": "writer@example.com", "title": "Poet"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.get("title").is_none(), "{}", r.text);

@@ -188,7 +188,9 @@ async fn import_pages_by_100_with_integer_fields_and_a_stable_order_until_total_
 #[tokio::test]
 async fn assign_user_accepts_groups_and_password_and_never_returns_the_password() {
     let s = TestServer::start().await;
-    let q = s.get(&format!("/Users?filter={}&startIndex=1&count=100", encode(r#"userName eq "test.user@okta.local""#))).await;
+    let q = s
+        .get(&format!("/Users?filter={}&startIndex=1&count=100", encode(r#"userName eq "test.user@okta.local""#)))
+        .await;
     assert_eq!(q.body["totalResults"], json!(0));
     let r = s.play("okta/create_user.json", &[("userName", "test.user@okta.local"), ("externalId", "00u1abcd")]).await;
     assert_status(&r, StatusCode::CREATED);
@@ -197,7 +199,8 @@ async fn assign_user_accepts_groups_and_password_and_never_returns_the_password(
     assert_eq!(r.body["locale"], "en-US");
     let id = r.body["id"].as_str().expect("id");
     assert!(s.get(&format!("/Users/{id}")).await.body.get("password").is_none());
-    let dup = s.play("okta/create_user.json", &[("userName", "test.user@okta.local"), ("externalId", "00u1abcd")]).await;
+    let dup =
+        s.play("okta/create_user.json", &[("userName", "test.user@okta.local"), ("externalId", "00u1abcd")]).await;
     assert_scim_error(&dup, 409, Some("uniqueness"));
 }
 
@@ -254,7 +257,8 @@ async fn deactivate_with_a_path_less_replace_answers_200_with_active_false() {
 #[tokio::test]
 async fn group_push_rename_membership_put_and_delete() {
     let s = TestServer::start().await;
-    let (a, b, c) = (s.create_user("a@atko.com").await, s.create_user("b@atko.com").await, s.create_user("c@atko.com").await);
+    let (a, b, c) =
+        (s.create_user("a@atko.com").await, s.create_user("b@atko.com").await, s.create_user("c@atko.com").await);
 
     // Push with members:[]
     let r = s.play("okta/push_group.json", &[("displayName", "Test SCIMv2")]).await;
@@ -286,7 +290,9 @@ async fn group_push_rename_membership_put_and_delete() {
     assert!(s.get(&format!("/Users/{c}")).await.body.get("groups").is_none());
 
     // AIW: PUT the whole group with the member list (b and c).
-    let r = s.play("okta/put_group.json", &[("groupId", &gid), ("displayName", "Renamed SCIMv2"), ("a", &b), ("b", &c)]).await;
+    let r = s
+        .play("okta/put_group.json", &[("groupId", &gid), ("displayName", "Renamed SCIMv2"), ("a", &b), ("b", &c)])
+        .await;
     assert_status(&r, StatusCode::OK);
     assert_eq!(member_ids(&r.body), sorted(vec![b.clone(), c.clone()]));
     assert_eq!(member_ids(&s.get(&format!("/Groups/{gid}")).await.body), sorted(vec![b.clone(), c.clone()]));

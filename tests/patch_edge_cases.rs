@@ -94,7 +94,9 @@ async fn a_path_that_does_not_parse_is_invalid_path() {
         let t = r.body["scimType"].as_str().unwrap_or("");
         assert!(t == "invalidPath" || t == "invalidFilter", "{path}: {}", r.text);
     }
-    let r = s.patch(&format!("/Users/{id}"), &ops(json!([{"op": "replace", "path": "name..givenName", "value": "x"}]))).await;
+    let r = s
+        .patch(&format!("/Users/{id}"), &ops(json!([{"op": "replace", "path": "name..givenName", "value": "x"}])))
+        .await;
     assert_scim_error(&r, 400, Some("invalidPath"));
 }
 
@@ -189,7 +191,12 @@ async fn user_patch_answers_200_with_the_resource_and_group_patch_204_unless_att
     assert_eq!(r.body["displayName"], "Answers 2");
     assert_eq!(r.body["id"], gid.as_str());
     assert!(r.body.get("members").is_none(), "{}", r.text);
-    let r = s.patch(&format!("/Groups/{gid}?attributes=members"), &ops(json!([{"op": "replace", "path": "displayName", "value": "A3"}]))).await;
+    let r = s
+        .patch(
+            &format!("/Groups/{gid}?attributes=members"),
+            &ops(json!([{"op": "replace", "path": "displayName", "value": "A3"}])),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["members"][0]["value"], id.as_str(), "{}", r.text);
 }
@@ -242,7 +249,10 @@ async fn members_that_do_not_exist_are_refused() {
     let s = TestServer::start().await;
     let gid = s.create_group("Ghosts", &[]).await;
     let r = s
-        .patch(&format!("/Groups/{gid}"), &ops(json!([{"op": "add", "path": "members", "value": [{"value": "no-such-user"}]}])))
+        .patch(
+            &format!("/Groups/{gid}"),
+            &ops(json!([{"op": "add", "path": "members", "value": [{"value": "no-such-user"}]}])),
+        )
         .await;
     assert!(r.status.is_client_error(), "{}", r.text);
     assert_scim_error(&r, r.status.as_u16(), None);
@@ -269,7 +279,10 @@ async fn a_thousand_members_added_in_one_patch_then_ten_removed_leaves_990() {
             })
             .collect();
         let r = s
-            .post("/Bulk", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": operations}))
+            .post(
+                "/Bulk",
+                &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": operations}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", &r.text[..r.text.len().min(500)]);
         r.body["Operations"]

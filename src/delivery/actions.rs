@@ -54,7 +54,10 @@ mod tests {
 
     #[test]
     fn simple_intents_map_one_to_one() {
-        assert_eq!(for_intent(&intent(IntentAction::Deactivate)), vec![Action::Deactivate { username: "alice".into() }]);
+        assert_eq!(
+            for_intent(&intent(IntentAction::Deactivate)),
+            vec![Action::Deactivate { username: "alice".into() }]
+        );
         assert_eq!(
             for_intent(&intent(IntentAction::RemoveFromGroup { group: "g".into() })),
             vec![Action::RemoveFromGroup { username: "alice".into(), group: "g".into() }]

@@ -88,7 +88,9 @@ mod tests {
     #[test]
     fn permanent_failures_and_exhausted_retries_become_dead_letters() {
         let c = cfg();
-        assert!(matches!(decide(&Failure::Permanent { reason: "403".into() }, 1, Duration::ZERO, &c, 0.5), Decision::Bury(r) if r.contains("403")));
+        assert!(
+            matches!(decide(&Failure::Permanent { reason: "403".into() }, 1, Duration::ZERO, &c, 0.5), Decision::Bury(r) if r.contains("403"))
+        );
         let f = Failure::Retryable { reason: "503".into(), retry_after: None };
         assert!(matches!(decide(&f, 5, Duration::ZERO, &c, 0.5), Decision::Bury(r) if r.contains("5 attempts")));
         assert!(matches!(decide(&f, 1, Duration::from_secs(3600), &c, 0.5), Decision::Bury(_)));

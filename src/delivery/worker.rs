@@ -136,7 +136,8 @@ impl Deliverer {
                 });
             }
             let next_timer = timers.first().map(|(t, _)| *t);
-            let sleep = next_timer.map_or(Duration::from_secs(3600), |t| Duration::from_millis(t.saturating_sub(now_ms())));
+            let sleep =
+                next_timer.map_or(Duration::from_secs(3600), |t| Duration::from_millis(t.saturating_sub(now_ms())));
             tokio::select! {
                 _ = self.store.outbox_signal().notified() => {}
                 Some(done) = done_rx.recv() => {
@@ -162,7 +163,15 @@ impl Deliverer {
         let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await;
     }
 
-    fn audit(&self, intent: &Intent, seq: u64, entry: &OutboxEntry, outcome: &str, calls: &[Call], extra: Value) -> Value {
+    fn audit(
+        &self,
+        intent: &Intent,
+        seq: u64,
+        entry: &OutboxEntry,
+        outcome: &str,
+        calls: &[Call],
+        extra: Value,
+    ) -> Value {
         let mut v = json!({
             "type": "delivery",
             "at": now_text(),
@@ -217,7 +226,14 @@ impl Deliverer {
         }
         let Some(failure) = failure else {
             let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
-            let audit = self.audit(&intent, seq, &entry, "delivered", &calls, json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64}));
+            let audit = self.audit(
+                &intent,
+                seq,
+                &entry,
+                "delivered",
+                &calls,
+                json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64}),
+            );
             self.store.outbox_finish(seq, &intent.user_id, &audit)?;
             self.metrics.record_delivery(&intent.target, "delivered");
             if is_offboarding(intent.trigger) {
@@ -231,7 +247,14 @@ impl Deliverer {
         match retry::decide(&failure, attempt, Duration::from_millis(age_ms), &self.cfg, unit) {
             Decision::Bury(reason) => self.bury(seq, entry, &intent, &calls, reason),
             Decision::Retry(wait) => {
-                let audit = self.audit(&intent, seq, &entry, "retry", &calls, json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}));
+                let audit = self.audit(
+                    &intent,
+                    seq,
+                    &entry,
+                    "retry",
+                    &calls,
+                    json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}),
+                );
                 self.store.audit_append(&intent.user_id, &audit)?;
                 let next_ms = now_ms() + wait.as_millis() as u64;
                 let mut updated = entry;
@@ -246,7 +269,14 @@ impl Deliverer {
         }
     }
 
-    fn bury(&self, seq: u64, mut entry: OutboxEntry, intent: &Intent, calls: &[Call], reason: String) -> StoreResult<Outcome> {
+    fn bury(
+        &self,
+        seq: u64,
+        mut entry: OutboxEntry,
+        intent: &Intent,
+        calls: &[Call],
+        reason: String,
+    ) -> StoreResult<Outcome> {
         let audit = self.audit(intent, seq, &entry, "dead", calls, json!({"error": reason}));
         entry.attempts += 1;
         entry.last_error = Some(reason.clone());

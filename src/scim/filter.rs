@@ -274,8 +274,11 @@ impl<'a> Parser<'a> {
                 }
                 self.next += 1;
                 self.in_value_filter = true;
-                let filter = self.group(&Tok::RBracket, "\"]\"")?;
+                let mut filter = self.group(&Tok::RBracket, "\"]\"")?;
                 self.in_value_filter = false;
+                if let Some(sub_test) = self.value_path_sub_attr()? {
+                    filter = Filter::And(Box::new(filter), Box::new(sub_test));
+                }
                 Ok(Filter::ValuePath { path, filter: Box::new(filter) })
             }
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("pr") => {
@@ -291,6 +294,40 @@ impl<'a> Parser<'a> {
                 None => Err(self.expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr)")),
             },
             _ => Err(self.expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr) or \"[\"")),
+        }
+    }
+
+    /// Entra's matching filter `emails[type eq "work"].value eq "…"` (MS-TUT "/Users": every
+    /// matching attribute must be filterable): not in the RFC 7644 ABNF, which allows a
+    /// sub-attribute after a value filter only in PATCH paths. Read as a condition on the same
+    /// element, so the whole is `emails[type eq "work" and value eq "…"]`. `None` when no
+    /// `.sub` follows the closing bracket.
+    fn value_path_sub_attr(&mut self) -> ScimResult<Option<Filter>> {
+        let Some(Token { tok: Tok::Word(word), pos }) = self.peek().cloned() else {
+            return Ok(None);
+        };
+        let Some(sub) = word.strip_prefix('.') else {
+            return Ok(None);
+        };
+        let sub_path = attr_path_detail(sub)
+            .ok()
+            .filter(|p| p.urn.is_none() && p.sub.is_none())
+            .ok_or_else(|| err_at(pos, format!("invalid sub-attribute \"{word}\" after a value filter")))?;
+        self.next += 1;
+        match self.peek_tok() {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("pr") => {
+                self.next += 1;
+                Ok(Some(Filter::Present(sub_path)))
+            }
+            Some(Tok::Word(w)) => match CompareOp::from_keyword(w) {
+                Some(op) => {
+                    self.next += 1;
+                    let value = self.comp_value()?;
+                    Ok(Some(Filter::Compare { path: sub_path, op, value }))
+                }
+                None => Err(self.expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr)")),
+            },
+            _ => Err(self.expected("an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr)")),
         }
     }
 
@@ -799,6 +836,17 @@ mod tests {
     }
 
     #[test]
+    fn a_sub_attribute_after_a_value_filter_is_a_condition_on_the_same_element() {
+        // Regression: Entra matches on `emails[type eq "work"].value eq "…"` (MS-TUT "/Users").
+        let f = parse(r#"emails[type eq "work"].value eq "babs@example.com""#);
+        assert_eq!(f, parse(r#"emails[type eq "work" and value eq "babs@example.com"]"#));
+        assert_eq!(parse(r#"emails[type eq "work"].value pr"#), parse(r#"emails[type eq "work" and value pr]"#));
+        assert_invalid_filter(r#"emails[type eq "work"].value"#);
+        assert_invalid_filter(r#"emails[type eq "work"].value.x eq "a""#);
+        assert_invalid_filter(r#"emails[type eq "work"]. eq "a""#);
+    }
+
+    #[test]
     fn value_paths_parse_with_their_inner_filter() {
         let f = parse("emails[type eq \"work\" and value co \"@x\"]");
         let inner = and(
@@ -883,7 +931,6 @@ mod tests {
             "emails[]",
             "emails[emails[type pr]]",
             "emails.value[type pr]",
-            "emails[type eq \"work\"].value eq \"x\"",
             "[type pr]",
             "]",
             "\"userName\" eq \"a\"",

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use audit::AuditRecord;
-pub use outbox::{OutboxEntry, OutboxItem};
 pub use error::{StoreError, StoreResult};
+pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
 pub use records::{Kind, Record, RecordMeta};
 pub use tokens::TokenRecord;
@@ -135,7 +135,14 @@ impl Store {
             }
         }
         Ok(Store {
-            inner: Arc::new(Inner { db, trees, tokens, writer: std::sync::Mutex::new(()), seq: AtomicU64::new(seq), outbox_signal: tokio::sync::Notify::new() }),
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                tokens,
+                writer: std::sync::Mutex::new(()),
+                seq: AtomicU64::new(seq),
+                outbox_signal: tokio::sync::Notify::new(),
+            }),
         })
     }
 

@@ -368,7 +368,8 @@ impl Store {
         });
         let after = after.as_ref();
         let after_bytes = after.map(Record::encode).transpose()?;
-        let enqueued_ms = chrono::DateTime::parse_from_rfc3339(ctx.now).map(|t| t.timestamp_millis() as u64).unwrap_or(0);
+        let enqueued_ms =
+            chrono::DateTime::parse_from_rfc3339(ctx.now).map(|t| t.timestamp_millis() as u64).unwrap_or(0);
         let intent_bytes: Vec<Vec<u8>> = intents
             .into_iter()
             .map(|intent| super::outbox::OutboxEntry::new(intent, ctx.now, enqueued_ms).encode())

@@ -288,3 +288,43 @@ pub fn assert_scim_error(r: &Reply, status: u16, scim_type: Option<&str>) {
         assert_eq!(r.body["scimType"], t, "{}", r.text);
     }
 }
+
+/// A config with a TOML file body (targets, policy) plus the usual test environment.
+pub fn config_with_toml(dir: &Path, toml: &str, extra_env: &[(&str, &str)]) -> Config {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("SCIMBRIDGE_LISTEN".into(), "127.0.0.1:0".into());
+    env.insert("SCIMBRIDGE_DATA_DIR".into(), dir.display().to_string());
+    env.insert("SCIMBRIDGE_TOKEN".into(), TOKEN.into());
+    env.insert("SCIMBRIDGE_ADMIN_TOKEN".into(), ADMIN_TOKEN.into());
+    for (k, v) in extra_env {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let file = config::parse_file(toml).expect("test TOML parses");
+    config::validate(file, &env).expect("test config is valid")
+}
+
+impl TestServer {
+    /// Starts a server on a fresh temp dir with this TOML configuration.
+    pub async fn start_toml(toml: &str, extra_env: &[(&str, &str)]) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::start_with(config_with_toml(tmp.path(), toml, extra_env)).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The server's store, for assertions on the audit log and the outbox.
+    pub fn store(&self) -> &scimbridge::store::Store {
+        &self.running.as_ref().expect("server is running").store
+    }
+}
+
+/// Waits (bounded) until `check` holds; panics with `what` when it never does.
+pub async fn eventually<F: FnMut() -> bool>(what: &str, limit: std::time::Duration, mut check: F) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
