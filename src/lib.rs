@@ -2,8 +2,10 @@
 //! into changes in Atlassian Data Center. See `DESIGN.md` in the shared folder for the data flow:
 //! http → scim → policy → store (one transaction) → delivery → atlassian.
 
+pub mod admin;
 pub mod atlassian;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod http;

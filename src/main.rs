@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use scimbridge::admin::JobFilter;
 use scimbridge::auth::{Scope, TokenAuth};
+use scimbridge::cli::Backend;
 use scimbridge::config::{self, Config, ConfigError, LogFormat};
 use scimbridge::store::Store;
 
@@ -35,6 +37,43 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Pending Atlassian deliveries and dead letters.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
+    /// A person's whole history, from IdP event to Atlassian effect.
+    Audit {
+        /// SCIM userName (case-insensitive) or SCIM id.
+        #[arg(long)]
+        user: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+        format: AuditFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// List jobs, oldest first.
+    List {
+        /// Only `pending` or `dead` jobs.
+        #[arg(long, default_value = "all")]
+        state: String,
+    },
+    /// Show one job in full (JSON).
+    Show { id: u64 },
+    /// Put a dead letter back in the outbox.
+    Retry { id: u64 },
+    /// Remove a job without delivering it (audited).
+    Drop { id: u64 },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AuditFormat {
+    Text,
+    Jsonl,
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -88,6 +127,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Token { action } => token(config, action),
+        Command::Jobs { action } => with_runtime(jobs(config, action)),
+        Command::Audit { user, format } => with_runtime(audit(config, user.clone(), *format)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,6 +161,69 @@ fn serve(config: Config) -> anyhow::Result<()> {
         running.stop().await;
         Ok(())
     })
+}
+
+fn with_runtime<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("while starting the runtime")?
+        .block_on(f)
+}
+
+async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
+    let backend = Backend::connect(&config)?;
+    match action {
+        JobsAction::List { state } => {
+            let filter =
+                JobFilter::parse(Some(state)).ok_or_else(|| anyhow::anyhow!("--state must be pending, dead or all"))?;
+            let jobs = backend.jobs(filter, state).await?;
+            println!("id\tstate\ttarget\tusername\taction\ttrigger\tattempts\tlast error");
+            for j in &jobs {
+                println!("{}", scimbridge::cli::job_line(j));
+            }
+            eprintln!("{} job(s)", jobs.len());
+        }
+        JobsAction::Show { id } => match backend.job(*id).await? {
+            Some(j) => println!("{}", serde_json::to_string_pretty(&j)?),
+            None => anyhow::bail!("no job {id}"),
+        },
+        JobsAction::Retry { id } => match backend.retry(*id).await? {
+            Some(new_id) => println!("Dead letter {id} is queued again as job {new_id}."),
+            None => anyhow::bail!("no dead letter {id} (only dead letters can be retried)"),
+        },
+        JobsAction::Drop { id } => {
+            if !backend.drop_job(*id).await? {
+                anyhow::bail!("no job {id}");
+            }
+            println!("Dropped job {id}.");
+        }
+    }
+    Ok(())
+}
+
+async fn audit(config: Config, user: String, format: AuditFormat) -> anyhow::Result<()> {
+    let backend = Backend::connect(&config)?;
+    let Some(records) = backend.audit(&user).await? else { anyhow::bail!("no history for '{user}'") };
+    match format {
+        AuditFormat::Jsonl => {
+            for r in &records {
+                println!("{r}");
+            }
+        }
+        AuditFormat::Csv => {
+            println!("{}", scimbridge::admin::AUDIT_CSV_COLUMNS.join(","));
+            for r in &records {
+                println!("{}", scimbridge::admin::audit_csv_row(r));
+            }
+        }
+        AuditFormat::Text => {
+            for r in &records {
+                println!("{}", scimbridge::admin::audit_csv_row(r).replace(',', "  "));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {

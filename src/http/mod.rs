@@ -4,6 +4,7 @@
 //!
 //! The server takes an already bound listener, so tests bind port 0.
 
+mod admin;
 mod body;
 mod bulk;
 mod discovery;
@@ -53,6 +54,15 @@ pub fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std::io::
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))
+            .service(
+                web::scope("/admin")
+                    .route("/jobs", web::get().to(admin::jobs))
+                    .route("/jobs/{id}", web::get().to(admin::job))
+                    .route("/jobs/{id}", web::delete().to(admin::drop))
+                    .route("/jobs/{id}/retry", web::post().to(admin::retry))
+                    .route("/jobs/{id}/drop", web::post().to(admin::drop))
+                    .route("/audit", web::get().to(admin::audit)),
+            )
             .service(
                 web::scope("/scim/v2")
                     .route("", web::route().to(resources::root))

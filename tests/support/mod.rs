@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod atlassian_emulator;
+pub mod child;
 pub mod server;

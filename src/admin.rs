@@ -1,0 +1,150 @@
+//! Operator actions on jobs and the audit log, shared by the admin HTTP API and the CLI so both
+//! give one answer: with a server running the CLI calls the API, otherwise it opens the store and
+//! calls these functions directly (sled admits one process).
+
+use serde_json::{json, Value};
+
+use crate::store::{Kind, Store, StoreResult};
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobFilter {
+    All,
+    Pending,
+    Dead,
+}
+
+impl JobFilter {
+    pub fn parse(s: Option<&str>) -> Option<JobFilter> {
+        match s.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("all") => Some(JobFilter::All),
+            Some("pending") => Some(JobFilter::Pending),
+            Some("dead") => Some(JobFilter::Dead),
+            _ => None,
+        }
+    }
+}
+
+fn now() -> (String, u64) {
+    let t = chrono::Utc::now();
+    (t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), t.timestamp_millis() as u64)
+}
+
+/// Jobs (pending intents and dead letters), oldest first.
+pub fn list_jobs(store: &Store, filter: JobFilter) -> StoreResult<Vec<Value>> {
+    Ok(store
+        .jobs()?
+        .into_iter()
+        .filter(|j| match filter {
+            JobFilter::All => true,
+            JobFilter::Pending => j.state == "pending",
+            JobFilter::Dead => j.state == "dead",
+        })
+        .map(|j| serde_json::to_value(j).unwrap_or(Value::Null))
+        .collect())
+}
+
+pub fn show_job(store: &Store, id: u64) -> StoreResult<Option<Value>> {
+    Ok(store.job(id)?.map(|j| serde_json::to_value(j).unwrap_or(Value::Null)))
+}
+
+/// Puts a dead letter back in the outbox; returns its new job id.
+pub fn retry_job(store: &Store, id: u64) -> StoreResult<Option<u64>> {
+    let (text, ms) = now();
+    store.retry_dead(id, &text, ms)
+}
+
+/// Removes a job without delivering it; the drop is audited under the job's user.
+pub fn drop_job(store: &Store, id: u64, actor: &str) -> StoreResult<bool> {
+    let Some(job) = store.job(id)? else { return Ok(false) };
+    let (text, _) = now();
+    let audit = json!({
+        "type": "delivery", "at": text, "job": id, "outcome": "dropped", "by": actor,
+        "target": job.entry.target(), "user_id": job.entry.user_id(), "action": job.entry.intent.get("action"),
+    });
+    store.drop_job(id, job.entry.user_id(), &audit)
+}
+
+/// A person's whole history, IdP event to Atlassian effect: found by SCIM id, userName
+/// (case-insensitive) or Atlassian username recorded in their intents.
+pub fn audit_for_user(store: &Store, who: &str) -> StoreResult<Option<Vec<Value>>> {
+    let id = if store.get(Kind::User, who)?.is_some() {
+        Some(who.to_string())
+    } else {
+        store.id_by_name(Kind::User, who)?
+    };
+    match id {
+        Some(id) => Ok(Some(store.audit_of(&id)?)),
+        None => {
+            // A deleted user: look for records that name them.
+            let recs: Vec<Value> = store
+                .audit_tail(usize::MAX)?
+                .into_iter()
+                .rev()
+                .filter(|r| r.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(who)))
+                .collect();
+            match recs.first().and_then(|r| r.get("id")).and_then(Value::as_str) {
+                Some(id) => Ok(Some(store.audit_of(id)?)),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+/// The CSV columns of an audit export.
+pub const AUDIT_CSV_COLUMNS: [&str; 11] =
+    ["at", "type", "op", "target", "action", "outcome", "attempt", "status", "latency_ms", "actor", "detail"];
+
+fn cell(v: Option<&Value>) -> String {
+    let s = match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// One audit record as a CSV row (see `AUDIT_CSV_COLUMNS`).
+pub fn audit_csv_row(r: &Value) -> String {
+    let action = r.get("action").and_then(|a| a.get("type")).or(r.get("action"));
+    let status = r.get("calls").and_then(Value::as_array).and_then(|c| c.last()).and_then(|c| c.get("status"));
+    let detail = r.get("error").or(r.get("changed"));
+    [
+        cell(r.get("at")),
+        cell(r.get("type")),
+        cell(r.get("op")),
+        cell(r.get("target")),
+        cell(action),
+        cell(r.get("outcome")),
+        cell(r.get("attempt")),
+        cell(status),
+        cell(r.get("latency_ms")),
+        cell(r.get("actor").or(r.get("by"))),
+        cell(detail),
+    ]
+    .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_with_commas_and_quotes_are_quoted() {
+        let row = audit_csv_row(&json!({"at": "t", "type": "scim", "changed": {"a": "x,\"y\""}}));
+        assert!(row.starts_with("t,scim,"));
+        assert!(row.ends_with("\"{\"\"a\"\":\"\"x,\\\"\"y\\\"\"\"\"}\""), "{row}");
+        assert_eq!(row.split(',').count() >= AUDIT_CSV_COLUMNS.len(), true);
+    }
+
+    #[test]
+    fn job_filters_parse_case_insensitively() {
+        assert_eq!(JobFilter::parse(Some("DEAD")), Some(JobFilter::Dead));
+        assert_eq!(JobFilter::parse(None), Some(JobFilter::All));
+        assert_eq!(JobFilter::parse(Some("x")), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! Commands that read or change the store (`jobs`, `audit`): with a server running they go
+//! through its admin API (sled admits one process), otherwise they open the store directly.
+//! Both paths call the same functions in `admin.rs`, so the answer is the same.
+
+use std::net::SocketAddr;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+use crate::admin::{self, JobFilter};
+use crate::config::Config;
+use crate::store::Store;
+
+/// Where a command's data comes from.
+pub enum Backend {
+    Local(Store),
+    Remote { base: String, token: String, client: reqwest::Client },
+}
+
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+impl Backend {
+    /// Opens the store, or, when a running server holds it, connects to that server's admin API.
+    ///
+    /// # Errors
+    /// When neither works: the store is locked and no admin token is configured, for example.
+    pub fn connect(config: &Config) -> anyhow::Result<Backend> {
+        match Store::open(&config.data_dir) {
+            Ok(store) => Ok(Backend::Local(store)),
+            Err(open_err) => {
+                let token = config.admin_tokens.first().ok_or_else(|| {
+                    anyhow!(
+                        "cannot open the store in {} ({open_err}); if scimbridge is running, set SCIMBRIDGE_ADMIN_TOKEN so this command can use its admin API",
+                        config.data_dir.display()
+                    )
+                })?;
+                Ok(Backend::Remote {
+                    base: format!("http://{}/admin", loopback(config.listen)),
+                    token: token.expose().to_string(),
+                    client: reqwest::Client::new(),
+                })
+            }
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Option<Value>> {
+        let Backend::Remote { base, token, client } = self else { bail!("not a remote backend") };
+        let res = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("while calling the running server at {base}"))?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            bail!("the server answered {status}: {}", body.get("detail").and_then(Value::as_str).unwrap_or(""));
+        }
+        Ok(Some(body))
+    }
+
+    pub async fn jobs(&self, filter: JobFilter, state: &str) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Backend::Local(s) => Ok(admin::list_jobs(s, filter)?),
+            Backend::Remote { .. } => Ok(self
+                .call(reqwest::Method::GET, &format!("/jobs?state={state}"))
+                .await?
+                .and_then(|b| b.get("jobs").and_then(Value::as_array).cloned())
+                .unwrap_or_default()),
+        }
+    }
+
+    pub async fn job(&self, id: u64) -> anyhow::Result<Option<Value>> {
+        match self {
+            Backend::Local(s) => Ok(admin::show_job(s, id)?),
+            Backend::Remote { .. } => self.call(reqwest::Method::GET, &format!("/jobs/{id}")).await,
+        }
+    }
+
+    pub async fn retry(&self, id: u64) -> anyhow::Result<Option<u64>> {
+        match self {
+            Backend::Local(s) => Ok(admin::retry_job(s, id)?),
+            Backend::Remote { .. } => Ok(self
+                .call(reqwest::Method::POST, &format!("/jobs/{id}/retry"))
+                .await?
+                .and_then(|b| b.get("job").and_then(Value::as_u64))),
+        }
+    }
+
+    pub async fn drop_job(&self, id: u64) -> anyhow::Result<bool> {
+        match self {
+            Backend::Local(s) => Ok(admin::drop_job(s, id, "cli")?),
+            Backend::Remote { .. } => {
+                Ok(self.call(reqwest::Method::POST, &format!("/jobs/{id}/drop")).await?.is_some())
+            }
+        }
+    }
+
+    pub async fn audit(&self, user: &str) -> anyhow::Result<Option<Vec<Value>>> {
+        match self {
+            Backend::Local(s) => Ok(admin::audit_for_user(s, user)?),
+            Backend::Remote { .. } => {
+                let q: String = url_encode(user);
+                Ok(self
+                    .call(reqwest::Method::GET, &format!("/audit?user={q}"))
+                    .await?
+                    .and_then(|b| b.get("records").and_then(Value::as_array).cloned()))
+            }
+        }
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One line per job for `jobs list`.
+pub fn job_line(j: &Value) -> String {
+    let i = &j["intent"];
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\tattempts={}\t{}",
+        j["seq"],
+        j["state"].as_str().unwrap_or(""),
+        i["target"].as_str().unwrap_or(""),
+        i["username"].as_str().unwrap_or(""),
+        i["action"]["type"].as_str().unwrap_or(""),
+        i["trigger"].as_str().unwrap_or(""),
+        j["attempts"],
+        j["last_error"].as_str().unwrap_or("")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(url_encode("a b@x.com"), "a%20b%40x.com");
+    }
+
+    #[test]
+    fn an_unspecified_listen_address_is_reached_on_loopback() {
+        assert_eq!(loopback("0.0.0.0:8080".parse().expect("addr")).to_string(), "127.0.0.1:8080");
+    }
+}

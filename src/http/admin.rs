@@ -1,0 +1,64 @@
+//! The admin API (its own tokens, never the IdP's): jobs and dead letters, the audit log.
+//! `GET /admin/jobs[?state=pending|dead]`, `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`,
+//! `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`), `GET /admin/audit?user=NAME`.
+
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::error::ApiResult;
+use super::query::{param, parse_pairs};
+use super::AppState;
+use crate::admin::{self, JobFilter};
+use crate::auth::Principal;
+use crate::scim::ScimError;
+
+fn job_id(s: &str) -> ApiResult<u64> {
+    s.parse().map_err(|_| ScimError::invalid_value(format!("'{s}' is not a job id (a whole number).")).into())
+}
+
+fn json_ok(v: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(v.to_string())
+}
+
+pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let pairs = parse_pairs(req.query_string());
+    let filter = JobFilter::parse(param(&pairs, "state"))
+        .ok_or_else(|| ScimError::invalid_value("state must be pending, dead or all."))?;
+    let jobs = admin::list_jobs(&state.store, filter)?;
+    Ok(json_ok(json!({"total": jobs.len(), "jobs": jobs})))
+}
+
+pub async fn job(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = job_id(&path)?;
+    match admin::show_job(&state.store, id)? {
+        Some(j) => Ok(json_ok(j)),
+        None => Err(ScimError::not_found(format!("No job {id}.")).into()),
+    }
+}
+
+pub async fn retry(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = job_id(&path)?;
+    match admin::retry_job(&state.store, id)? {
+        Some(new_id) => Ok(json_ok(json!({"retried": id, "job": new_id}))),
+        None => Err(ScimError::not_found(format!("No dead letter {id}; only dead letters can be retried.")).into()),
+    }
+}
+
+pub async fn drop(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = job_id(&path)?;
+    let actor = req.extensions().get::<Principal>().map(|p| p.name.clone()).unwrap_or_default();
+    if admin::drop_job(&state.store, id, &actor)? {
+        Ok(json_ok(json!({"dropped": id})))
+    } else {
+        Err(ScimError::not_found(format!("No job {id}.")).into())
+    }
+}
+
+pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let pairs = parse_pairs(req.query_string());
+    let user = param(&pairs, "user").ok_or_else(|| ScimError::invalid_value("user is required: ?user=NAME."))?;
+    match admin::audit_for_user(&state.store, user)? {
+        Some(records) => Ok(json_ok(json!({"user": user, "records": records}))),
+        None => Err(ScimError::not_found(format!("No history for '{user}'.")).into()),
+    }
+}

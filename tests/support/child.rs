@@ -1,0 +1,60 @@
+//! The real `scimbridge serve` binary as a child process, for tests that kill it with SIGKILL.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::server::{ADMIN_TOKEN, TOKEN};
+
+/// A `scimbridge serve` child process and the address it reported.
+pub struct Served {
+    pub child: Child,
+    pub base: String,
+}
+
+/// Starts the binary on `dir`, listening on a port the OS picks, and waits for its
+/// "Serving SCIM 2.0." log line to learn the address (no fixed port, no polling).
+pub async fn serve(dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
+        .arg("serve")
+        .env("SCIMBRIDGE_DATA_DIR", dir)
+        .env("SCIMBRIDGE_TOKEN", TOKEN)
+        .env("SCIMBRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .envs(env.iter().copied())
+        .env("SCIMBRIDGE_LISTEN", "127.0.0.1:0")
+        .env("SCIMBRIDGE_LOG_FORMAT", "json")
+        .env("SCIMBRIDGE_LOG", "info")
+        .env_remove("SCIMBRIDGE_CONFIG")
+        .args(config.map(|c| vec!["--config".to_string(), c.display().to_string()]).unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the scimbridge binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    // Keep draining stderr for the child's whole life: a full pipe would stall its logging.
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            if v["fields"]["message"] == "Serving SCIM 2.0." {
+                if let (Some(tx), Some(addr)) = (tx.take(), v["fields"]["addr"].as_str()) {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        }
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("the server reports its address within a minute")
+        .expect("the server started (see its stderr)");
+    Served { child, base: format!("http://{addr}/scim/v2") }
+}
