@@ -19,8 +19,8 @@ fn example_text() -> String {
 /// The variables the example names, each holding a plausible value.
 fn example_env() -> BTreeMap<String, String> {
     [
-        ("SCIMBRIDGE_IDP_TOKENS", "idp-token-0123456789abcdef,idp-token-fedcba9876543210"),
-        ("SCIMBRIDGE_ADMIN_TOKENS", "admin-token-0123456789abcdef"),
+        ("SCIM_IDP_TOKENS", "idp-token-0123456789abcdef,idp-token-fedcba9876543210"),
+        ("SCIM_ADMIN_TOKENS", "admin-token-0123456789abcdef"),
         ("JIRA_TOKEN", "jira-personal-access-token"),
         ("CROWD_APP_PASSWORD", "crowd-application-password"),
     ]
@@ -66,13 +66,19 @@ fn the_example_config_states_the_built_in_defaults() {
         (d.concurrency, d.max_attempts, d.max_age, d.backoff_initial, d.backoff_max),
     );
     let p = &c.policy;
-    assert_eq!((p.on_disable, p.on_delete, p.on_access_lost), (OffboardAction::Deactivate, OffboardAction::Deactivate, OffboardAction::Deactivate));
+    assert_eq!(
+        (p.on_disable, p.on_delete, p.on_access_lost),
+        (OffboardAction::Deactivate, OffboardAction::Deactivate, OffboardAction::Deactivate)
+    );
     assert_eq!(p.on_enable, EnableAction::Reactivate);
     assert_eq!(p.username_from, UsernameFrom::UserName);
     assert!(p.create_users && p.sync_groups && !p.dry_run);
     assert!(p.access_groups.is_empty());
     assert_eq!(p.on_disable, none.policy.on_disable);
-    assert_eq!((p.create_users, p.sync_groups, p.dry_run), (none.policy.create_users, none.policy.sync_groups, none.policy.dry_run));
+    assert_eq!(
+        (p.create_users, p.sync_groups, p.dry_run),
+        (none.policy.create_users, none.policy.sync_groups, none.policy.dry_run)
+    );
 }
 
 #[test]
@@ -85,4 +91,35 @@ fn the_example_config_names_every_secret_it_needs() {
     };
     let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(keys, ["token_env", "admin_token_env", "target[0].token_env", "target[1].password_env"], "{issues:?}");
+}
+
+/// The `scimbridge.toml: |` block scalar of the ConfigMap, de-indented. A YAML parser is not a
+/// dependency; `.ci/deploy-check.sh` parses the whole manifest as YAML.
+fn configmap_toml() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/configmap.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "scimbridge.toml: |").skip(1).peekable();
+    let indent = lines.peek().map_or(0, |l| l.len() - l.trim_start().len());
+    assert!(indent > 0, "no indented `scimbridge.toml: |` block in {}", path.display());
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_kubernetes_configmap_config_validates_with_the_secrets_the_secret_provides() {
+    let file = config::parse_file(&configmap_toml()).unwrap_or_else(|e| panic!("the ConfigMap TOML does not parse: {e}"));
+    let c = config::validate(file, &example_env()).unwrap_or_else(|e| panic!("the ConfigMap TOML is invalid: {e}"));
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/scimbridge"));
+    assert_eq!(c.listen.port(), 8080);
+    assert!(c.policy.dry_run, "the shipped manifest starts in dry run");
+
+    // Every variable the TOML names is a key of the Secret.
+    let secret = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/secret.yaml"))
+        .expect("secret.yaml");
+    for var in example_env().keys() {
+        assert!(secret.contains(&format!("\n  {var}: ")), "deploy/k8s/secret.yaml lacks {var}");
+    }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Url;
 
+use super::activity::ReadPolicy;
 use super::classify::{Reply, KEPT_HEADERS};
 use super::request::Request;
 use super::types::{
@@ -12,8 +13,10 @@ use super::types::{
 };
 use super::{bitbucket, confluence, crowd, jira};
 
-/// Bodies larger than this are cut: Atlassian answers we read are small JSON documents.
+/// Bodies larger than this are cut: answers to actions are small JSON documents.
 const MAX_BODY_BYTES: usize = 1 << 20;
+/// Listing pages (up to 1000 user beans with avatar URLs) are larger; still capped.
+pub(crate) const MAX_PAGE_BYTES: usize = 16 << 20;
 
 /// How long-running target tasks (Jira anonymization, Confluence user deletion) are awaited.
 /// When the deadline passes the action is reported retryable, so the worker comes back later
@@ -52,6 +55,7 @@ pub struct Connector {
     timeout: Duration,
     http: reqwest::Client,
     poll: PollPolicy,
+    read: ReadPolicy,
 }
 
 impl Connector {
@@ -92,6 +96,7 @@ impl Connector {
             timeout: spec.timeout,
             http,
             poll: PollPolicy::default(),
+            read: ReadPolicy::default(),
         })
     }
 
@@ -99,6 +104,16 @@ impl Connector {
     pub fn with_poll_policy(mut self, poll: PollPolicy) -> Connector {
         self.poll = poll;
         self
+    }
+
+    /// Replaces the paging and waiting policy of the read side (tests use small pages).
+    pub fn with_read_policy(mut self, read: ReadPolicy) -> Connector {
+        self.read = read;
+        self
+    }
+
+    pub(crate) fn read_policy(&self) -> &ReadPolicy {
+        &self.read
     }
 
     pub fn name(&self) -> &str {
@@ -168,11 +183,22 @@ impl Connector {
 pub(crate) struct Session<'a> {
     conn: &'a Connector,
     pub calls: Vec<Call>,
+    max_body: usize,
 }
 
 impl<'a> Session<'a> {
-    fn new(conn: &'a Connector) -> Session<'a> {
-        Session { conn, calls: Vec::new() }
+    pub(crate) fn new(conn: &'a Connector) -> Session<'a> {
+        Session { conn, calls: Vec::new(), max_body: MAX_BODY_BYTES }
+    }
+
+    /// A session for listings: larger body cap. The caller clears `calls` as it goes, so a
+    /// listing of 100,000 accounts does not keep 100,000 call records.
+    pub(crate) fn for_reading(conn: &'a Connector) -> Session<'a> {
+        Session { conn, calls: Vec::new(), max_body: MAX_PAGE_BYTES }
+    }
+
+    pub fn target_name(&self) -> &str {
+        &self.conn.name
     }
 
     pub fn poll(&self) -> &PollPolicy {
@@ -200,7 +226,7 @@ impl<'a> Session<'a> {
         }
         let started = Instant::now();
         let outcome = match builder.send().await {
-            Ok(resp) => read_reply(resp).await,
+            Ok(resp) => read_reply(resp, self.max_body).await,
             Err(e) => Err(e),
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -250,7 +276,7 @@ impl<'a> Session<'a> {
     }
 }
 
-async fn read_reply(mut resp: reqwest::Response) -> Result<Reply, reqwest::Error> {
+async fn read_reply(mut resp: reqwest::Response, max_body: usize) -> Result<Reply, reqwest::Error> {
     let status = resp.status().as_u16();
     let headers = KEPT_HEADERS
         .iter()
@@ -261,7 +287,7 @@ async fn read_reply(mut resp: reqwest::Response) -> Result<Reply, reqwest::Error
         .collect();
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
-        let room = MAX_BODY_BYTES.saturating_sub(body.len());
+        let room = max_body.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if room <= chunk.len() {
             break;

@@ -6,6 +6,11 @@
 //! "already done", "retry (maybe after N seconds)" or "give up", and `delivery/` decides what to
 //! do next. Credentials live in [`Secret`] and never reach logs, `Debug` output or [`Call::path`].
 //!
+//! Read side (issue 4, lifecycle jobs): [`Connector::for_each_account`] streams every account
+//! with its last activity page by page, [`Connector::group_members`], [`Connector::account`],
+//! [`Connector::seats`] and [`Connector::admin_groups`]; value types in `activity.rs`, the paged
+//! and rate-limit-aware reader in `read.rs`, the product sequences in `<product>/read.rs`.
+//!
 //! Layout: shared types in `types.rs`, pure request values and URL encoding in `request.rs`, pure
 //! status/header classification in `classify.rs`, the reqwest client and call recording in
 //! `client.rs`, and one folder per product (`request.rs` pure builders, `response.rs` pure body
@@ -18,15 +23,18 @@
 //! - Bitbucket DC REST: <https://developer.atlassian.com/server/bitbucket/rest/>
 //! - Rate limiting headers: <https://confluence.atlassian.com/doc/_ratelimiting_httpheaders-992678779.html>
 
+mod activity;
 mod bitbucket;
 mod classify;
 mod client;
 mod confluence;
 mod crowd;
 mod jira;
+mod read;
 mod request;
 mod types;
 
+pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,

@@ -86,6 +86,15 @@ impl TestServer {
         s
     }
 
+    /// Stops the server but keeps its data dir; the returned guard removes it when dropped.
+    pub async fn stop_keep_dir(mut self) -> Option<tempfile::TempDir> {
+        let tmp = self._tmp.take();
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        tmp
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;

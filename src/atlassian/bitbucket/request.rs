@@ -62,10 +62,49 @@ pub(super) fn health() -> Request {
     Request::get(format!("{API}/admin/users")).query("limit", "1")
 }
 
+/// Bitbucket caps pages at 1000.
+pub(super) const PAGE_MAX: u32 = 1000;
+
+/// `GET /admin/users?start=&limit=[&filter=]` → page of `RestDetailedUser` with
+/// `lastAuthenticationTimestamp` (§5); `filter` matches name, display name or email.
+pub(super) fn list_users(filter: Option<&str>, start: u64, limit: u32) -> Request {
+    let r = Request::get(format!("{API}/admin/users"));
+    let r = match filter {
+        Some(f) => r.query("filter", f),
+        None => r,
+    };
+    r.query("start", start.to_string()).query("limit", limit.to_string())
+}
+
+/// `GET /admin/groups/more-members?context=<group>&start=&limit=`: the members of a group
+/// (the group-side twin of `admin/users/more-members`, §5).
+pub(super) fn group_members(group: &str, start: u64, limit: u32) -> Request {
+    Request::get(format!("{API}/admin/groups/more-members"))
+        .query("context", group)
+        .query("start", start.to_string())
+        .query("limit", limit.to_string())
+}
+
+/// `GET /admin/license` → `{maximumNumberOfUsers, unlimitedNumberOfUsers, status:{currentNumberOfUsers}}`.
+pub(super) fn license() -> Request {
+    Request::get(format!("{API}/admin/license"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::Method;
+
+    #[test]
+    fn reads_page_with_start_and_limit() {
+        assert_eq!(list_users(None, 25, 25).target(), "/rest/api/1.0/admin/users?start=25&limit=25");
+        assert_eq!(list_users(Some("bob"), 0, 25).target(), "/rest/api/1.0/admin/users?filter=bob&start=0&limit=25");
+        assert_eq!(
+            group_members("stash-users", 0, 100).target(),
+            "/rest/api/1.0/admin/groups/more-members?context=stash-users&start=0&limit=100"
+        );
+        assert_eq!(license().target(), "/rest/api/1.0/admin/license");
+    }
 
     #[test]
     fn create_passes_query_parameters_and_hides_the_password() {

@@ -76,10 +76,72 @@ pub(super) fn current_user() -> Request {
     Request::get(format!("{API}/user/current"))
 }
 
+/// Largest page we ask for; Confluence may cap lower ("fixed system limits"), and paging
+/// follows what it returns.
+pub(super) const PAGE_MAX: u32 = 1000;
+/// The licence REST module, outside `/rest/api` and outside the 10.0.3 OpenAPI (§3, S24, S50).
+const LICENSE: &str = "/rest/license/1.0/license";
+
+/// `GET /rest/api/admin/users/list/active?start=&limit=&expand=lastLogin`: licensed, enabled
+/// users with their last login (10.2 docs, §3, S23).
+pub(super) fn active_users(start: u64, limit: u32) -> Request {
+    Request::get(format!("{API}/admin/users/list/active"))
+        .query("start", start.to_string())
+        .query("limit", limit.to_string())
+        .query("expand", "lastLogin")
+}
+
+/// `GET /rest/api/user/list?start=&limit=&expand=status`: every user, disabled ones included
+/// (8.4+, §3, S25).
+pub(super) fn all_users(start: u64, limit: u32) -> Request {
+    Request::get(format!("{API}/user/list"))
+        .query("start", start.to_string())
+        .query("limit", limit.to_string())
+        .query("expand", "status")
+}
+
+/// `GET /rest/api/group/{groupName}/member?start=&limit=` (admin only).
+pub(super) fn group_members(group: &str, start: u64, limit: u32) -> Request {
+    Request::get(format!("{API}/group/{}/member", encode(group)))
+        .query("start", start.to_string())
+        .query("limit", limit.to_string())
+}
+
+/// `GET /rest/api/user?username=&expand=status`.
+pub(super) fn get_user_status(username: &str) -> Request {
+    get_user(username).query("expand", "status")
+}
+
+/// `GET /rest/license/1.0/license/userCount` → `{"count": N}`.
+pub(super) fn license_user_count() -> Request {
+    Request::get(format!("{LICENSE}/userCount"))
+}
+
+/// `GET /rest/license/1.0/license/maxUsers` → `{"count": N}`.
+pub(super) fn license_max_users() -> Request {
+    Request::get(format!("{LICENSE}/maxUsers"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::Method;
+
+    #[test]
+    fn listings_page_with_start_and_limit_and_expand_what_they_need() {
+        assert_eq!(
+            active_users(200, 100).target(),
+            "/rest/api/admin/users/list/active?start=200&limit=100&expand=lastLogin"
+        );
+        assert_eq!(all_users(0, 100).target(), "/rest/api/user/list?start=0&limit=100&expand=status");
+        assert_eq!(
+            group_members("confluence users", 0, 50).target(),
+            "/rest/api/group/confluence%20users/member?start=0&limit=50"
+        );
+        assert_eq!(get_user_status("al").target(), "/rest/api/user?username=al&expand=status");
+        assert_eq!(license_user_count().target(), "/rest/license/1.0/license/userCount");
+        assert_eq!(license_max_users().target(), "/rest/license/1.0/license/maxUsers");
+    }
 
     #[test]
     fn disable_and_enable_are_puts_on_the_admin_user_path() {

@@ -68,10 +68,56 @@ pub(super) fn remove_from_group(username: &str, group: &str) -> Request {
     Request::delete(format!("{API}/user/group/direct")).query("username", username).query("groupname", group)
 }
 
+/// Largest page we ask for in `max-results`.
+pub(super) const PAGE_MAX: u32 = 1000;
+
+/// `GET /search?entity-type=user&start-index=&max-results=&expand=user,attributes`: users with
+/// their entities and attributes (Crowd REST "Search", S27). Offset-paged, no metadata: a short
+/// page is the last.
+pub(super) fn search_users(start: u64, max: u32) -> Request {
+    Request::get(format!("{API}/search"))
+        .query("entity-type", "user")
+        .query("start-index", start.to_string())
+        .query("max-results", max.to_string())
+        .query("expand", "user,attributes")
+}
+
+/// `GET /user?username=&expand=attributes` (§4).
+pub(super) fn get_user_with_attributes(username: &str) -> Request {
+    get_user(username).query("expand", "attributes")
+}
+
+/// `GET /user/attribute?username=` → `{"attributes":[{name, values}]}` (§4).
+pub(super) fn user_attributes(username: &str) -> Request {
+    Request::get(format!("{API}/user/attribute")).query("username", username)
+}
+
+/// `GET /group/user/direct?groupname=&start-index=&max-results=` → `{"users":[…]}` (§4).
+pub(super) fn group_members(group: &str, start: u64, max: u32) -> Request {
+    Request::get(format!("{API}/group/user/direct"))
+        .query("groupname", group)
+        .query("start-index", start.to_string())
+        .query("max-results", max.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::Method;
+
+    #[test]
+    fn reads_use_crowds_dashed_paging_parameters_and_expansions() {
+        assert_eq!(
+            search_users(100, 50).target(),
+            "/rest/usermanagement/1/search?entity-type=user&start-index=100&max-results=50&expand=user%2Cattributes"
+        );
+        assert_eq!(get_user_with_attributes("ann").target(), "/rest/usermanagement/1/user?username=ann&expand=attributes");
+        assert_eq!(user_attributes("ann").target(), "/rest/usermanagement/1/user/attribute?username=ann");
+        assert_eq!(
+            group_members("crowd-administrators", 0, 10).target(),
+            "/rest/usermanagement/1/group/user/direct?groupname=crowd-administrators&start-index=0&max-results=10"
+        );
+    }
 
     fn user() -> CrowdUser {
         CrowdUser {

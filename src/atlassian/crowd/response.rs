@@ -2,7 +2,54 @@
 
 use serde_json::Value;
 
+use chrono::{DateTime, Utc};
+
+use crate::atlassian::activity::{json_time, parse_time, text, AccountActivity};
 use crate::atlassian::classify::Reply;
+
+/// Crowd's activity attributes (`UserConstants.LAST_AUTHENTICATED` / `LAST_ACTIVITY`, S29):
+/// epoch-millis strings (S32).
+pub(super) const LAST_AUTHENTICATED: &str = "lastAuthenticated";
+pub(super) const LAST_ACTIVE: &str = "lastActive";
+
+/// The later of `lastAuthenticated` and `lastActive` in an attribute list
+/// `[{name, values:[…]}]`; `None` when neither is set.
+pub(super) fn last_active(attributes: &[Value]) -> Option<DateTime<Utc>> {
+    attributes
+        .iter()
+        .filter(|a| matches!(a.get("name").and_then(Value::as_str), Some(LAST_AUTHENTICATED | LAST_ACTIVE)))
+        .filter_map(|a| a.get("values")?.as_array()?.first()?.as_str().and_then(parse_time))
+        .max()
+}
+
+/// The expanded attribute list of a user entity (`attributes.attributes`), or of a
+/// `GET /user/attribute` body (`attributes`); `None` when the expansion was not honoured (only
+/// a link).
+pub(super) fn attribute_list(v: &Value) -> Option<&Vec<Value>> {
+    v.pointer("/attributes/attributes").or_else(|| v.get("attributes")).and_then(Value::as_array)
+}
+
+/// An account from a user entity. `activity_reported` is true when the entity carried its
+/// attributes (then missing activity attributes mean "never authenticated").
+pub(super) fn account(entity: &Value) -> Option<AccountActivity> {
+    let attributes = attribute_list(entity);
+    Some(AccountActivity {
+        username: text(entity, "name")?,
+        display_name: text(entity, "display-name"),
+        email: text(entity, "email"),
+        active: entity.get("active").and_then(Value::as_bool).unwrap_or(true),
+        last_active: attributes.and_then(|a| last_active(a)),
+        activity_reported: attributes.is_some(),
+        created: json_time(entity.get("created-date")),
+        directory: None,
+        groups: None,
+    })
+}
+
+/// The entities of a `search` answer (`{"users":[…]}`) or group members page.
+pub(super) fn users(body: &Value) -> Vec<Value> {
+    body.get("users").and_then(Value::as_array).cloned().unwrap_or_default()
+}
 
 /// The user fields `PUT /user` must repeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +98,31 @@ mod tests {
 
     fn reply(status: u16, body: Value) -> Reply {
         Reply { status, headers: vec![], body: body.to_string() }
+    }
+
+    #[test]
+    fn activity_is_the_later_of_the_two_millis_attributes() {
+        let attrs = json!([{"name": "lastAuthenticated", "values": ["1714557600000"]},
+            {"name": "lastActive", "values": ["1714561200000"]}, {"name": "invalidPasswordAttempts", "values": ["0"]}]);
+        let when = last_active(attrs.as_array().unwrap()).unwrap();
+        assert_eq!(when.to_rfc3339(), "2024-05-01T11:00:00+00:00");
+        assert_eq!(last_active(&[]), None);
+    }
+
+    #[test]
+    fn entity_with_expanded_attributes_reports_activity_and_creation() {
+        let a = account(&json!({"name": "ann", "active": false, "display-name": "Ann Lee",
+            "created-date": 1704067200000_i64,
+            "attributes": {"attributes": [{"name": "lastAuthenticated", "values": ["1714557600000"]}], "link": {}}}))
+        .unwrap();
+        assert!(a.activity_reported && !a.active);
+        assert_eq!(a.created.unwrap().to_rfc3339(), "2024-01-01T00:00:00+00:00");
+        let never = account(&json!({"name": "new", "attributes": {"attributes": []}})).unwrap();
+        assert!(never.activity_reported && never.last_active.is_none());
+        let unexpanded = account(&json!({"name": "x", "attributes": {"link": {"href": "/a"}}})).unwrap();
+        assert!(!unexpanded.activity_reported);
+        let body = json!({"attributes": [{"name": "lastActive", "values": ["1714557600000"]}]});
+        assert!(attribute_list(&body).is_some());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! polled by task id.
 
 mod client;
+pub(super) mod read;
 mod request;
 mod response;
 

@@ -76,8 +76,71 @@ pub(super) fn anonymization_progress(task_id: &str) -> Request {
     Request::get(format!("{API}/user/anonymization/progress")).query("taskId", task_id)
 }
 
+/// Most users `GET /user/search` returns per page (atlassian-dc.md §2.2).
+pub(super) const SEARCH_MAX: u32 = 1000;
+/// `GET /user/list` defaults to 2000 per page; we ask at most this many (bean size × page).
+pub(super) const LIST_MAX: u32 = 1000;
+
+/// `GET /user/list?maxResults=[&cursor=]`: every user, cursor-paged, no total (§2.2, §2.8;
+/// Jira 10.3 LTS and 11+). First call without a cursor.
+pub(super) fn user_list(cursor: Option<&str>, max_results: u32) -> Request {
+    let r = Request::get(format!("{API}/user/list"));
+    let r = match cursor {
+        Some(c) => r.query("cursor", c),
+        None => r,
+    };
+    r.query("maxResults", max_results.to_string())
+}
+
+/// `GET /user/search?username=.&includeActive=true&includeInactive=true&startAt=&maxResults=`:
+/// the listing of a Jira without `/user/list`. `username=.` matching everyone is a third-party
+/// observation (§2.2, S8).
+pub(super) fn user_search(start_at: u64, max_results: u32) -> Request {
+    Request::get(format!("{API}/user/search"))
+        .query("username", ".")
+        .query("includeActive", "true")
+        .query("includeInactive", "true")
+        .query("startAt", start_at.to_string())
+        .query("maxResults", max_results.to_string())
+}
+
+/// `GET /group/member?groupname=&includeInactiveUsers=true&startAt=&maxResults=` → page
+/// `{values, isLast, startAt, maxResults, total}`; `groupname` is a query parameter although
+/// the spec declares it in the path (§2.3).
+pub(super) fn group_members(group: &str, start_at: u64, max_results: u32) -> Request {
+    Request::get(format!("{API}/group/member"))
+        .query("groupname", group)
+        .query("includeInactiveUsers", "true")
+        .query("startAt", start_at.to_string())
+        .query("maxResults", max_results.to_string())
+}
+
+/// `GET /applicationrole` (all roles) or `GET /applicationrole/{key}`: the licence counts (§2.4).
+pub(super) fn application_roles(key: Option<&str>) -> Request {
+    match key {
+        Some(k) => Request::get(format!("{API}/applicationrole/{}", encode(k))),
+        None => Request::get(format!("{API}/applicationrole")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn listing_requests_use_the_documented_paging_parameters() {
+        assert_eq!(user_list(None, 500).target(), "/rest/api/2/user/list?maxResults=500");
+        assert_eq!(user_list(Some("10500"), 500).target(), "/rest/api/2/user/list?cursor=10500&maxResults=500");
+        assert_eq!(
+            user_search(1000, 1000).target(),
+            "/rest/api/2/user/search?username=.&includeActive=true&includeInactive=true&startAt=1000&maxResults=1000"
+        );
+        assert_eq!(
+            group_members("jira users", 50, 50).target(),
+            "/rest/api/2/group/member?groupname=jira%20users&includeInactiveUsers=true&startAt=50&maxResults=50"
+        );
+        assert_eq!(application_roles(None).target(), "/rest/api/2/applicationrole");
+        assert_eq!(application_roles(Some("jira-software")).target(), "/rest/api/2/applicationrole/jira-software");
+    }
+
     use super::*;
     use reqwest::Method;
 

@@ -2,7 +2,75 @@
 
 use serde_json::Value;
 
+use crate::atlassian::activity::{json_time, text, AccountActivity, Seats};
 use crate::atlassian::classify::{error_summary, Reply};
+
+/// Jira's last-login field on `UserBean` (10.3 spec; absent from older versions, §2.7).
+pub(super) const LAST_LOGIN: &str = "lastLoginTime";
+
+/// An account from a `UserBean` (listing or `GET /user`). The bool says whether the bean carried
+/// `lastLoginTime` at all (a listing that never carries it proves nothing about "never").
+/// `None` for beans without a name, and for deleted users.
+pub(super) fn activity(bean: &Value) -> Option<(AccountActivity, bool)> {
+    let username = text(bean, "name")?;
+    if bean.get("deleted").and_then(Value::as_bool) == Some(true) {
+        return None;
+    }
+    let carried = bean.get(LAST_LOGIN).is_some_and(|v| !v.is_null());
+    let groups = bean.pointer("/groups/items").and_then(Value::as_array).map(|items| {
+        items.iter().filter_map(|g| g.get("name").and_then(Value::as_str)).map(str::to_string).collect()
+    });
+    Some((
+        AccountActivity {
+            username,
+            display_name: text(bean, "displayName"),
+            email: text(bean, "emailAddress"),
+            active: bean.get("active").and_then(Value::as_bool).unwrap_or(true),
+            last_active: json_time(bean.get(LAST_LOGIN)),
+            activity_reported: carried,
+            created: None,
+            directory: None,
+            groups,
+        },
+        carried,
+    ))
+}
+
+/// One `StreamPageBean` of `GET /user/list`: the beans and the next cursor (`None` on the last).
+pub(super) fn stream_page(body: &Value) -> (Vec<Value>, Option<String>) {
+    let values = body.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
+    let last = body.get("isLast").and_then(Value::as_bool).unwrap_or(true);
+    let next = match body.get("nextCursor") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    (values, if last { None } else { next })
+}
+
+/// One `GET /group/member` page: member names and whether it was the last page.
+pub(super) fn member_page(body: &Value) -> (Vec<String>, bool) {
+    let names: Vec<String> = body
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().filter_map(|u| text(u, "name")).collect())
+        .unwrap_or_default();
+    let last = body.get("isLast").and_then(Value::as_bool).unwrap_or(names.is_empty());
+    (names, last)
+}
+
+/// Seats of one `ApplicationRoleBean`: `numberOfSeats` unless `hasUnlimitedSeats`, used =
+/// `userCount`.
+pub(super) fn role_seats(bean: &Value) -> Option<Seats> {
+    let key = text(bean, "key")?;
+    let unlimited = bean.get("hasUnlimitedSeats").and_then(Value::as_bool).unwrap_or(false);
+    let total = bean.get("numberOfSeats").and_then(Value::as_i64).filter(|n| *n >= 0 && !unlimited);
+    Some(Seats {
+        total: total.map(|n| n.unsigned_abs()),
+        used: bean.get("userCount").and_then(Value::as_u64).unwrap_or(0),
+        detail: key,
+    })
+}
 
 /// The parts of a `UserBean` the bridge needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +182,47 @@ mod tests {
 
     fn reply(status: u16, body: Value) -> Reply {
         Reply { status, headers: vec![], body: body.to_string() }
+    }
+
+    #[test]
+    fn listing_bean_with_last_login_is_an_active_account() {
+        let (a, carried) = activity(&json!({"key": "JIRAUSER10100", "name": "fred", "active": true,
+            "displayName": "Fred F. User", "emailAddress": "fred@example.com",
+            "lastLoginTime": "2023-08-30T16:37:01+1000"}))
+        .unwrap();
+        assert!(carried && a.activity_reported && a.active);
+        assert_eq!(a.last_active.unwrap().to_rfc3339(), "2023-08-30T06:37:01+00:00");
+        assert_eq!(a.email.as_deref(), Some("fred@example.com"));
+        assert_eq!(a.groups, None);
+    }
+
+    #[test]
+    fn bean_without_last_login_says_so_and_deleted_users_are_skipped() {
+        let (a, carried) = activity(&json!({"name": "new", "active": false})).unwrap();
+        assert!(!carried && !a.active && a.last_active.is_none());
+        assert!(activity(&json!({"name": "gone", "deleted": true})).is_none());
+        let (g, _) = activity(&json!({"name": "al", "groups": {"items": [{"name": "devs"}]}})).unwrap();
+        assert_eq!(g.groups, Some(vec!["devs".to_string()]));
+    }
+
+    #[test]
+    fn stream_pages_follow_the_cursor_until_is_last() {
+        let (v, next) = stream_page(&json!({"values": [{"name": "a"}], "isLast": false, "nextCursor": "17"}));
+        assert_eq!((v.len(), next.as_deref()), (1, Some("17")));
+        assert_eq!(stream_page(&json!({"values": [], "isLast": true, "nextCursor": "17"})).1, None);
+        assert_eq!(member_page(&json!({"values": [{"name": "a"}], "isLast": false})), (vec!["a".into()], false));
+    }
+
+    #[test]
+    fn role_seats_read_limits_and_unlimited_roles() {
+        let s = role_seats(&json!({"key": "jira-software", "numberOfSeats": 10, "remainingSeats": 5,
+            "userCount": 5, "hasUnlimitedSeats": false}))
+        .unwrap();
+        assert_eq!((s.total, s.used, s.detail.as_str()), (Some(10), 5, "jira-software"));
+        let u = role_seats(&json!({"key": "jira-core", "numberOfSeats": 500, "userCount": 0,
+            "hasUnlimitedSeats": true}))
+        .unwrap();
+        assert_eq!(u.total, None);
     }
 
     #[test]

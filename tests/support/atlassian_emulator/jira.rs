@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::{body_or, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
+use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
+
+/// Jira's date format (`UserBean.lastLoginTime` example `"2023-08-30T16:37:01+1000"`).
+const JIRA_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3f%z";
 
 pub(super) static ROUTES: &[Route] = &[
     Route {
@@ -79,6 +82,47 @@ pub(super) static ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        template: "/rest/api/2/user/list",
+        // 404 only when emulating a Jira before 10.3, which lacks the resource.
+        statuses: &[200, 401, 404],
+        query: &["cursor", "maxResults"],
+        body: &[],
+        handler: user_list,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/2/user/search",
+        statuses: &[200, 400, 401],
+        query: &["username", "startAt", "maxResults", "includeActive", "includeInactive"],
+        body: &[],
+        handler: user_search,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/2/group/member",
+        statuses: &[200, 400, 401, 404],
+        query: &["groupname", "includeInactiveUsers", "startAt", "maxResults"],
+        body: &[],
+        handler: group_members,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/2/applicationrole",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: application_roles,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/2/applicationrole/{key}",
+        statuses: &[200, 401, 404],
+        query: &[],
+        body: &[],
+        handler: application_role,
+    },
+    Route {
+        method: "GET",
         template: "/rest/api/2/user/anonymization",
         statuses: &[200, 400, 401],
         query: &["userKey", "expand"],
@@ -124,6 +168,9 @@ fn bean(u: &UserState, expand_groups: bool) -> Value {
         "locale": "en_US",
         "expand": "groups,applicationRoles",
     });
+    if let Some(t) = u.last_active {
+        v["lastLoginTime"] = json!(t.format(JIRA_TIME).to_string());
+    }
     if expand_groups {
         let items: Vec<Value> = u.groups.iter().map(|g| json!({"name": g})).collect();
         v["groups"] = json!({"size": items.len(), "items": items});
@@ -359,4 +406,106 @@ fn anonymization_progress(s: &mut State, req: &Req, _: &Params) -> Resp {
         json!({"status": "COMPLETED", "currentProgress": 100, "errors": {}, "warnings": {},
         "operations": ["USER_DISABLE", "USER_NAME_CHANGE"], "isRerun": false}),
     )
+}
+
+fn listing_bean(u: &UserState) -> Value {
+    bean(u, false)
+}
+
+/// `GET /user/list`: `StreamPageBean`; the cursor is the offset of the next page (an int64 in
+/// the spec, opaque to clients). Deleted users are not listed.
+fn user_list(s: &mut State, req: &Req, _: &Params) -> Resp {
+    if !s.jira_user_list {
+        return error(404, "null for uri: /rest/api/2/user/list");
+    }
+    let start = offset_param(req, "cursor");
+    let max = limit_param(req, "maxResults", 2000, 2000);
+    let (ids, more) = s.page("jira-user-list", start, max, |u| !u.deleted);
+    let values: Vec<Value> = ids.iter().map(|id| listing_bean(&s.users[id])).collect();
+    let mut page = json!({"self": "/rest/api/2/user/list", "maxResults": max, "isLast": !more, "values": values});
+    if more {
+        let next = start + ids.len();
+        page["nextCursor"] = json!(next.to_string());
+        page["nextPage"] = json!(format!("/rest/api/2/user/list?cursor={next}&maxResults={max}"));
+    }
+    Resp::json(200, page)
+}
+
+/// `GET /user/search`: `UserBean[]`; `username=.` lists everyone (the third-party trick of
+/// atlassian-dc.md §2.2), otherwise a case-insensitive match on name, display name or email.
+fn user_search(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let active = req.q("includeActive") != Some("false");
+    let inactive = req.q("includeInactive") == Some("true");
+    if !active && !inactive {
+        return bad("At least one of 'includeActive' or 'includeInactive' parameters must be true");
+    }
+    let needle = req.q("username").unwrap_or("").to_lowercase();
+    let start = offset_param(req, "startAt");
+    let max = limit_param(req, "maxResults", 50, 1000);
+    let listing = format!("jira-search:{needle}:{active}:{inactive}");
+    let keep = |u: &UserState| {
+        !u.deleted
+            && ((u.active && active) || (!u.active && inactive))
+            && (needle == "."
+                || u.name.to_lowercase().contains(&needle)
+                || u.email.to_lowercase().contains(&needle)
+                || u.display_name.to_lowercase().contains(&needle))
+    };
+    let (ids, _) = s.page(&listing, start, max, keep);
+    Resp::json(200, Value::Array(ids.iter().map(|id| listing_bean(&s.users[id])).collect()))
+}
+
+/// `GET /group/member`: `{self, maxResults, startAt, total, isLast, values}` (§2.3).
+fn group_members(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let Some(group) = req.q("groupname").filter(|g| !g.is_empty()).map(str::to_string) else {
+        return bad("Group name is empty.");
+    };
+    if !s.groups.contains(&group) {
+        return error(404, &format!("Specified group '{group}' does not exist."));
+    }
+    let inactive = req.q("includeInactiveUsers") == Some("true");
+    let start = offset_param(req, "startAt");
+    let max = limit_param(req, "maxResults", 50, 50);
+    let keep = |u: &UserState| !u.deleted && (inactive || u.active) && u.groups.contains(&group);
+    let total = s.users.values().filter(|u| keep(u)).count();
+    let (ids, more) = s.page(&format!("jira-group:{group}:{inactive}"), start, max, keep);
+    let values: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let u = &s.users[id];
+            json!({"self": format!("/rest/api/2/user?username={}", u.name), "name": u.name, "key": u.key,
+                "emailAddress": u.email, "displayName": u.display_name, "active": u.active, "timeZone": "UTC"})
+        })
+        .collect();
+    Resp::json(
+        200,
+        json!({"self": format!("/rest/api/2/group/member?groupname={group}"), "maxResults": max, "startAt": start,
+            "total": total, "isLast": !more, "values": values}),
+    )
+}
+
+fn role_bean(s: &State, key: &str) -> Value {
+    let role = &s.roles[key];
+    let used = s.role_users(key);
+    json!({
+        "key": key, "name": role.name, "groups": role.groups, "defaultGroups": role.groups.iter().take(1).collect::<Vec<_>>(),
+        "selectedByDefault": false, "defined": true,
+        "numberOfSeats": role.seats.map_or(-1, |n| n as i64),
+        "remainingSeats": role.seats.map_or(-1, |n| n as i64 - used as i64),
+        "userCount": used, "userCountDescription": format!("{used} users"),
+        "hasUnlimitedSeats": role.seats.is_none(), "platform": key == "jira-core",
+    })
+}
+
+fn application_roles(s: &mut State, _: &Req, _: &Params) -> Resp {
+    let beans: Vec<Value> = s.roles.keys().map(|k| role_bean(s, k)).collect();
+    Resp::json(200, Value::Array(beans))
+}
+
+fn application_role(s: &mut State, _: &Req, p: &Params) -> Resp {
+    let key = &p["key"];
+    if !s.roles.contains_key(key) {
+        return error(404, &format!("The application role '{key}' does not exist."));
+    }
+    Resp::json(200, role_bean(s, key))
 }

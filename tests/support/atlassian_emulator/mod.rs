@@ -26,10 +26,12 @@ mod crowd;
 mod jira;
 mod server;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -59,6 +61,21 @@ pub struct UserState {
     pub anonymized: bool,
     /// Open sessions (Jira): set by [`Emulator::set_sessions`], cleared by the session kill.
     pub sessions: u32,
+    /// Last login / authentication; `None` = never (served as each product writes it).
+    pub last_active: Option<DateTime<Utc>>,
+    /// Creation time (served by Crowd as `created-date`).
+    pub created: Option<DateTime<Utc>>,
+    /// User directory (served by Bitbucket as `directoryName`).
+    pub directory: String,
+}
+
+/// A Jira application role: the licence-count unit of `/applicationrole` (atlassian-dc.md §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub groups: BTreeSet<String>,
+    /// `None` = unlimited.
+    pub seats: Option<u64>,
 }
 
 /// One scripted answer, consumed by the next request.
@@ -169,6 +186,14 @@ pub(crate) struct State {
     pub seat_limit: Option<usize>,
     /// Jira refuses to delete these users with this 400 message (assigned issues…).
     pub delete_blockers: BTreeMap<String, String>,
+    /// Jira application roles by key.
+    pub roles: BTreeMap<String, Role>,
+    /// Jira serves `/user/list` (10.3+); false emulates an older Jira (404, null for uri).
+    pub jira_user_list: bool,
+    /// Offset paging without rescanning: (listing, offset) → the `users` key served just before
+    /// that offset, so the next page resumes with a range query instead of skipping `offset`
+    /// users. Filled as pages are served; cleared when large.
+    pub resume: HashMap<(String, usize), String>,
 }
 
 /// A long-running task: Jira anonymization or Confluence user deletion.
@@ -183,6 +208,12 @@ pub(crate) struct Task {
 impl State {
     /// The `users` key of the live (or, with `include_deleted`, deleted) user named `name`.
     pub fn find(&self, name: &str, include_deleted: bool) -> Option<String> {
+        // Fast path: the key is the lower-cased creation name, which is the current name unless
+        // the user was renamed (anonymized, erased).
+        let key = name.to_lowercase();
+        if self.users.get(&key).is_some_and(|u| u.name.eq_ignore_ascii_case(name) && (include_deleted || !u.deleted)) {
+            return Some(key);
+        }
         self.users
             .iter()
             .find(|(_, u)| u.name.eq_ignore_ascii_case(name) && (include_deleted || !u.deleted))
@@ -216,9 +247,55 @@ impl State {
                 deleted: false,
                 anonymized: false,
                 sessions: 0,
+                last_active: None,
+                created: None,
+                directory: default_directory(self.product).to_string(),
             },
         );
         id
+    }
+
+    /// One page of the `users` keys that pass `keep`, in key order, from offset `start`; and
+    /// whether more follow. O(log n + page) when the previous page of the same `listing` was
+    /// served, so a full listing costs O(n), not O(n²).
+    pub fn page(
+        &mut self,
+        listing: &str,
+        start: usize,
+        limit: usize,
+        keep: impl Fn(&UserState) -> bool,
+    ) -> (Vec<String>, bool) {
+        let lower = match self.resume.get(&(listing.to_string(), start)) {
+            Some(after) => Bound::Excluded(after.clone()),
+            None if start == 0 => Bound::Unbounded,
+            None => {
+                // Cold start in the middle: skip once (O(start)), then resume from there.
+                match self.users.iter().filter(|(_, u)| keep(u)).nth(start - 1) {
+                    Some((k, _)) => Bound::Excluded(k.clone()),
+                    None => return (Vec::new(), false),
+                }
+            }
+        };
+        let mut matching =
+            self.users.range::<String, _>((lower, Bound::Unbounded)).filter(|(_, u)| keep(u)).map(|(k, _)| k.clone());
+        let ids: Vec<String> = matching.by_ref().take(limit).collect();
+        let more = matching.next().is_some();
+        if self.resume.len() > 10_000 {
+            self.resume.clear();
+        }
+        if let Some(last) = ids.last() {
+            self.resume.insert((listing.to_string(), start + ids.len()), last.clone());
+        }
+        (ids, more)
+    }
+
+    /// Users holding a seat of Jira role `key`: active, not deleted, in one of its groups.
+    pub fn role_users(&self, key: &str) -> u64 {
+        let Some(role) = self.roles.get(key) else {
+            return 0;
+        };
+        let n = self.users.values().filter(|u| u.active && !u.deleted && u.groups.iter().any(|g| role.groups.contains(g)));
+        n.count() as u64
     }
 
     pub fn licensed_users(&self) -> usize {
@@ -279,6 +356,25 @@ pub(crate) fn match_template(template: &'static str, path: &str) -> Option<Param
     Some(params)
 }
 
+fn default_directory(product: Product) -> &'static str {
+    match product {
+        Product::Jira => "Jira Internal Directory",
+        Product::Confluence => "Confluence Internal Directory",
+        Product::Crowd => "Crowd Internal Directory",
+        Product::Bitbucket => "Bitbucket Internal Directory",
+    }
+}
+
+/// A page size query value, or the product default; capped.
+pub(crate) fn limit_param(req: &Req, name: &str, default: usize, max: usize) -> usize {
+    req.q(name).and_then(|v| v.parse::<usize>().ok()).unwrap_or(default).clamp(1, max)
+}
+
+/// An offset query value (0 when absent or unreadable).
+pub(crate) fn offset_param(req: &Req, name: &str) -> usize {
+    req.q(name).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0)
+}
+
 fn context_path(product: Product) -> &'static str {
     match product {
         Product::Jira => "/jira",
@@ -335,6 +431,9 @@ impl Emulator {
             tasks: BTreeMap::new(),
             seat_limit: None,
             delete_blockers: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            jira_user_list: true,
+            resume: HashMap::new(),
         };
         if product == Product::Jira {
             // The service account behind the token; it must not count as a test user's peer,
@@ -450,6 +549,59 @@ impl Emulator {
     /// Jira: another anonymization is running (or not), so scheduling answers 409.
     pub fn set_foreign_anonymization(&self, running: bool) {
         self.lock().foreign_anonymization = running;
+    }
+
+    /// Last login / authentication of `user`; `None` = never logged in.
+    ///
+    /// # Panics
+    /// If the user does not exist.
+    pub fn set_last_active(&self, user: &str, when: Option<DateTime<Utc>>) {
+        let mut s = self.lock();
+        let id = s.find(user, true).expect("set_last_active: unknown user");
+        s.user_mut(&id).last_active = when;
+    }
+
+    /// # Panics
+    /// If the user does not exist.
+    pub fn set_created(&self, user: &str, when: Option<DateTime<Utc>>) {
+        let mut s = self.lock();
+        let id = s.find(user, true).expect("set_created: unknown user");
+        s.user_mut(&id).created = when;
+    }
+
+    /// # Panics
+    /// If the user does not exist.
+    pub fn set_directory(&self, user: &str, directory: &str) {
+        let mut s = self.lock();
+        let id = s.find(user, true).expect("set_directory: unknown user");
+        s.user_mut(&id).directory = directory.to_string();
+    }
+
+    /// Seeds many users under one lock: `(name, last_active, active)` each, `name@example.com`.
+    pub fn seed_users(&self, users: impl IntoIterator<Item = (String, Option<DateTime<Utc>>, bool)>) {
+        let mut s = self.lock();
+        for (name, last_active, active) in users {
+            let id = s.new_user(&name, &format!("User {name}"), &format!("{name}@example.com"));
+            let u = s.user_mut(&id);
+            u.last_active = last_active;
+            u.active = active;
+        }
+    }
+
+    /// Jira: defines application role `key` granted by `groups`, with `seats` (`None` =
+    /// unlimited). The groups are created.
+    pub fn set_role(&self, key: &str, groups: &[&str], seats: Option<u64>) {
+        let mut s = self.lock();
+        for g in groups {
+            s.groups.insert(g.to_string());
+        }
+        let role = Role { name: key.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), seats };
+        s.roles.insert(key.to_string(), role);
+    }
+
+    /// Jira: whether `/user/list` exists (false emulates Jira before 10.3: 404).
+    pub fn set_jira_user_list(&self, served: bool) {
+        self.lock().jira_user_list = served;
     }
 
     // ---- faults ----
