@@ -6,7 +6,9 @@
 #
 # Other knobs (environment): SCIM_BENCH_USERS, SCIM_BENCH_SYNC_CONNS, SCIM_BENCH_GET_CONNS,
 # SCIM_BENCH_WRK_THREADS, SCIM_BENCH_WRK_SECS, SCIM_BENCH_WRK_ROUNDS, SCIM_BENCH_GROUP_MEMBERS,
-# SCIM_BENCH_PATCHES, SCIM_BENCH_PATCH_SIZE, SCIM_BENCH_PHASE_SECS, SCIM_BENCH_WRK (path of wrk).
+# SCIM_BENCH_PATCHES, SCIM_BENCH_PATCH_SIZE, SCIM_BENCH_PHASE_SECS, SCIM_BENCH_WRK (path of wrk),
+# SCIM_BENCH_SERVER (another scimbridge binary to measure), SCIM_BENCH_SKIP_PATCH=1 (tests 1, 2, 4 only),
+# SCIM_BENCH_KEEP_DATA=DIR (keep the data dir, e.g. to profile a server on it).
 # All traffic goes to 127.0.0.1; every phase is bounded in count and time.
 set -euo pipefail
 cd "$(dirname "$0")/.."

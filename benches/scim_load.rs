@@ -37,6 +37,8 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "bench-token-0123456789abcdef0123";
 const DOMAIN: &str = "bench.example.com";
+/// A request unanswered this long fails the phase instead of hanging the benchmark.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// Everything that sizes the run; defaults are the figures.
@@ -262,10 +264,16 @@ impl Conn {
             req = req.header(header::CONTENT_TYPE, "application/scim+json");
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        let res = self.tx.send_request(req).await?;
-        let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
+        let exchange = async {
+            let res = self.tx.send_request(req).await?;
+            let status = res.status().as_u16();
+            let bytes = res.into_body().collect().await?.to_bytes();
+            Ok::<_, anyhow::Error>((status, bytes))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(anyhow!("no answer within {} s (is the server stuck?)", REQUEST_TIMEOUT.as_secs())),
+        }
     }
 
     async fn json(&mut self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
@@ -583,7 +591,9 @@ async fn add_members(c: &mut Conn, gid: &str, chunks: &[&[String]], deadline: In
 async fn run(s: Settings) -> Result<()> {
     let hz = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let server_bin = PathBuf::from(env!("CARGO_BIN_EXE_scimbridge"));
+    // SCIM_BENCH_SERVER runs another build of the server (e.g. to compare a change).
+    let server_bin = std::env::var_os("SCIM_BENCH_SERVER")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_scimbridge")), PathBuf::from);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -759,6 +769,11 @@ async fn run(s: Settings) -> Result<()> {
         verdict(hwm * 1.048_576 < 200.0)
     ));
 
+    if std::env::var("SCIM_BENCH_SKIP_PATCH").is_ok_and(|v| v == "1") {
+        sum.add("[3] PATCH to a large group: NOT RUN (SCIM_BENCH_SKIP_PATCH=1)".into());
+        return finish(server, &tmp, sum, cores);
+    }
+
     // 3. PATCH adding members to a group that already has `group_members`.
     let total = s.group_members + s.patches * s.patch_size;
     say(&format!(
@@ -852,8 +867,23 @@ async fn run(s: Settings) -> Result<()> {
     ));
     let store_bytes: u64 = walk_size(&tmp.path().join("data"));
     say(&format!("  data dir on disk: {:.0} MiB", store_bytes as f64 / 1048576.0));
-    drop(server);
+    finish(server, &tmp, sum, cores)
+}
 
+/// Stops the server and prints the summary; with SCIM_BENCH_KEEP_DATA=DIR the data dir is kept
+/// there (for profiling a server on the same data).
+fn finish(server: Proc, tmp: &tempfile::TempDir, sum: Summary, cores: usize) -> Result<()> {
+    let _ = Command::new("kill").args(["-INT", &server.pid().to_string()]).status();
+    let stop_by = Instant::now() + Duration::from_secs(20);
+    let mut server = server;
+    while Instant::now() < stop_by && server.child.try_wait()?.is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(server);
+    if let Some(keep) = std::env::var_os("SCIM_BENCH_KEEP_DATA") {
+        let status = Command::new("cp").arg("-a").arg(tmp.path().join("data")).arg(&keep).status()?;
+        say(&format!("data dir copied to {} ({status})", PathBuf::from(keep).display()));
+    }
     say("\nSummary");
     for l in &sum.0 {
         say(&format!("  {l}"));

@@ -156,7 +156,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             println!("Paste both into the Entra ID or Okta app. Make more with `scimbridge token new`.");
         }
         tracing::info!(addr = %running.addr, tenant_url = %tenant, "Serving SCIM 2.0.");
-        tokio::signal::ctrl_c().await.context("while waiting for a shutdown signal")?;
+        shutdown_signal().await.context("while waiting for a shutdown signal")?;
         tracing::info!("Shutting down: finishing in-flight requests.");
         running.stop().await;
         Ok(())
@@ -224,6 +224,22 @@ async fn audit(config: Config, user: String, format: AuditFormat) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what systemd, Docker and Kubernetes send).
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {

@@ -110,7 +110,8 @@ fn configmap_toml() -> String {
 
 #[test]
 fn the_kubernetes_configmap_config_validates_with_the_secrets_the_secret_provides() {
-    let file = config::parse_file(&configmap_toml()).unwrap_or_else(|e| panic!("the ConfigMap TOML does not parse: {e}"));
+    let file =
+        config::parse_file(&configmap_toml()).unwrap_or_else(|e| panic!("the ConfigMap TOML does not parse: {e}"));
     let c = config::validate(file, &example_env()).unwrap_or_else(|e| panic!("the ConfigMap TOML is invalid: {e}"));
     assert_eq!(c.data_dir, PathBuf::from("/var/lib/scimbridge"));
     assert_eq!(c.listen.port(), 8080);

@@ -248,3 +248,20 @@ async fn crowd_and_bitbucket_carry_out_offboarding_their_own_way() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_user_renamed_in_the_idp_is_still_offboarded_under_the_atlassian_username_first_provisioned() {
+    let jira = Emulator::start(Product::Jira).await;
+    let s = bridge(&[("jira", &jira)], "").await;
+    let id = s.create_user("hugo@example.com").await;
+    eventually("hugo created", WAIT, || jira.user("hugo@example.com").is_some()).await;
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "Replace", "path": "userName", "value": "hugo.new@example.com"}]});
+    assert_eq!(s.patch(&format!("/Users/{id}"), &rename).await.status, 200);
+    assert_eq!(s.patch(&format!("/Users/{id}"), &disable_entra_default()).await.status, 200);
+    eventually("the original account is deactivated", WAIT, || {
+        jira.user("hugo@example.com").is_some_and(|u| !u.active)
+    })
+    .await;
+    assert!(jira.user("hugo.new@example.com").is_none(), "no account under the new name was touched or made");
+}

@@ -92,8 +92,8 @@ pub struct ReadPolicy {
     pub max_wait: Duration,
     /// Wait when the target gave no hint.
     pub default_wait: Duration,
-    /// Fail a listing of at least one account in which the product reported no activity figure
-    /// for anyone: that is a product (or version) that does not expose last login, and treating
+    /// Fail a complete listing of at least one account in which no account has a last-activity
+    /// time: that is a product (or version) that does not expose last login, and treating
     /// everyone as never-logged-in would make cleanup deactivate the whole directory.
     pub require_activity: bool,
 }

@@ -236,21 +236,17 @@ impl Connector {
     }
 }
 
-/// The guard of [`ReadPolicy::require_activity`].
+/// The guard of [`ReadPolicy::require_activity`]: a complete listing in which not one account
+/// has a last-activity time is refused. On every product "field absent" reads as "never", so a
+/// version that does not expose the field at all would otherwise look like a directory of
+/// never-logged-in users.
 fn check_activity(product: Product, stats: &ReadStats, required: bool) -> Result<(), Failure> {
-    if required && !stats.stopped_early && stats.accounts > 0 && stats.activity_reported == 0 {
+    let with_time = stats.activity_reported - stats.never_active;
+    if required && !stats.stopped_early && stats.accounts > 0 && with_time == 0 {
         return Err(Failure::permanent(format!(
-            "{product} listed {} accounts but reported last activity for none of them; this version may not expose it (atlassian-dc.md §10.1), so the listing is refused rather than reporting everyone as never logged in",
+            "{product} listed {} accounts but gave a last activity time for none of them; this version may not expose it (atlassian-dc.md §10.1), so the listing is refused rather than reporting everyone as never logged in",
             stats.accounts
         )));
-    }
-    let never_all = stats.activity_reported > 0 && stats.never_active == stats.activity_reported;
-    if never_all && stats.activity_reported > 1 {
-        tracing::warn!(
-            product = %product,
-            accounts = stats.accounts,
-            "Every account with reported activity has never logged in; check the target exposes last login."
-        );
     }
     Ok(())
 }
@@ -264,7 +260,9 @@ mod tests {
         let stats = ReadStats { accounts: 3, ..ReadStats::default() };
         assert!(matches!(check_activity(Product::Jira, &stats, true), Err(Failure::Permanent { .. })));
         assert!(check_activity(Product::Jira, &stats, false).is_ok());
-        let some = ReadStats { accounts: 3, activity_reported: 1, ..ReadStats::default() };
+        let all_never = ReadStats { accounts: 3, activity_reported: 3, never_active: 3, ..ReadStats::default() };
+        assert!(check_activity(Product::Bitbucket, &all_never, true).is_err());
+        let some = ReadStats { accounts: 3, activity_reported: 2, never_active: 1, ..ReadStats::default() };
         assert!(check_activity(Product::Jira, &some, true).is_ok());
         assert!(check_activity(Product::Jira, &ReadStats::default(), true).is_ok());
     }

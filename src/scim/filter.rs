@@ -151,10 +151,18 @@ pub fn parse_filter(input: &str) -> ScimResult<Filter> {
         return Err(ScimError::invalid_filter("the filter is empty"));
     }
     let filter = parser.or_expr()?;
-    match parser.peek() {
-        None => Ok(filter),
-        Some(_) => Err(parser.expected("\"and\", \"or\" or the end of the filter")),
+    if parser.peek().is_some() {
+        return Err(parser.expected("\"and\", \"or\" or the end of the filter"));
     }
+    // The limits hold for the canonical form too, so a filter we accept always prints (`Display`)
+    // to one we accept. Only Entra's `emails[a or b].value eq "x"` prints deeper than it was
+    // written (`emails[(a or b) and value eq "x"]`); everything else prints at most as deep.
+    if printed_depth(&filter) > MAX_NESTING {
+        return Err(ScimError::invalid_filter(format!(
+            "nested more than {MAX_NESTING} levels deep (counting the parentheses of its standard form)"
+        )));
+    }
+    Ok(filter)
 }
 
 fn err_at(pos: usize, detail: impl fmt::Display) -> ScimError {
@@ -313,6 +321,11 @@ impl<'a> Parser<'a> {
             .ok()
             .filter(|p| p.urn.is_none() && p.sub.is_none())
             .ok_or_else(|| err_at(pos, format!("invalid sub-attribute \"{word}\" after a value filter")))?;
+        // An attribute expression like any other: it is one in the printed form.
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(err_at(pos, format!("more than {MAX_TERMS} attribute expressions")));
+        }
         self.next += 1;
         match self.peek_tok() {
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("pr") => {
@@ -387,6 +400,20 @@ impl fmt::Display for Filter {
             Filter::Present(path) => write!(f, "{path} pr"),
             Filter::ValuePath { path, filter } => write!(f, "{path}[{filter}]"),
         }
+    }
+}
+
+/// How many levels of parentheses and brackets `Display` prints around the deepest part of
+/// `filter`: the `nesting` that `parse_filter` counts when it reads the printed form back. Mirrors
+/// the `part(…, parens)` choices of `Display`.
+fn printed_depth(filter: &Filter) -> usize {
+    let is_or = |f: &Filter| usize::from(matches!(f, Filter::Or(..)));
+    let is_chain = |f: &Filter| usize::from(matches!(f, Filter::Or(..) | Filter::And(..)));
+    match filter {
+        Filter::Or(a, b) => printed_depth(a).max(printed_depth(b) + is_or(b)),
+        Filter::And(a, b) => (printed_depth(a) + is_or(a)).max(printed_depth(b) + is_chain(b)),
+        Filter::Not(inner) | Filter::ValuePath { filter: inner, .. } => printed_depth(inner) + 1,
+        Filter::Compare { .. } | Filter::Present(_) => 0,
     }
 }
 
@@ -1321,5 +1348,38 @@ mod tests {
             }
         }
         assert!(count > 10_000);
+    }
+
+    // Round-trip bug, reproduced with the fuzz target `filter_parser` (fuzz/README.md): Entra's
+    // sub-attribute form `emails[a or b].value eq "x"` prints as `emails[(a or b) and value eq "x"]`,
+    // one level deeper and one attribute expression more than it was written, so at either limit
+    // the parser accepted a filter whose own print it then rejected.
+
+    #[test]
+    fn entra_sub_attribute_form_at_the_nesting_limit_must_not_print_past_it() {
+        let nested = |levels: usize| {
+            format!(
+                "{}emails[type eq \"a\" or type eq \"b\"].value eq \"x\"{}",
+                "not(".repeat(levels),
+                ")".repeat(levels)
+            )
+        };
+        // 31 `not(` + the brackets = 32 levels as written, 33 once printed: rejected.
+        let err = parse_filter(&nested(MAX_NESTING - 1)).expect_err("its print would be too deep");
+        assert_eq!(err.scim_type, Some(ScimType::InvalidFilter));
+        assert!(err.detail.contains("nested more than"), "{}", err.detail);
+        // One level less fits, printed too.
+        let tree = parse(&nested(MAX_NESTING - 2));
+        assert_eq!(parse(&tree.to_string()), tree);
+    }
+
+    #[test]
+    fn entra_sub_attribute_test_counts_against_the_term_limit() {
+        let chain = |filler: usize| format!("{}emails[type eq \"a\"].value eq \"x\"", "a pr and ".repeat(filler));
+        // filler + `emails` + `type` + `.value` = MAX_TERMS + 1 expressions: rejected.
+        let err = parse_filter(&chain(MAX_TERMS - 2)).expect_err("one expression too many");
+        assert!(err.detail.contains("attribute expressions"), "{}", err.detail);
+        let tree = parse(&chain(MAX_TERMS - 3));
+        assert_eq!(parse(&tree.to_string()), tree);
     }
 }

@@ -26,12 +26,17 @@ pub(in crate::atlassian) async fn for_each_account(r: &mut Reader<'_>, sink: &mu
 
 /// `admin/users?filter=<username>` (a substring match on name, display name and email), paged
 /// until the exact name (case-insensitive) is found.
-pub(in crate::atlassian) async fn account(r: &mut Reader<'_>, username: &str) -> Result<Option<AccountActivity>, Failure> {
+pub(in crate::atlassian) async fn account(
+    r: &mut Reader<'_>,
+    username: &str,
+) -> Result<Option<AccountActivity>, Failure> {
     let size = r.page_size(rq::PAGE_MAX);
     let mut start = 0u64;
     loop {
         let (values, next) = rs::page(&r.json(&rq::list_users(Some(username), start, size)).await?);
-        if let Some(found) = values.iter().filter_map(rs::detailed_user).find(|a| a.username.eq_ignore_ascii_case(username)) {
+        if let Some(found) =
+            values.iter().filter_map(rs::detailed_user).find(|a| a.username.eq_ignore_ascii_case(username))
+        {
             return Ok(Some(found));
         }
         match next {

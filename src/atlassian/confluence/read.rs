@@ -33,7 +33,8 @@ pub(in crate::atlassian) async fn for_each_account(r: &mut Reader<'_>, sink: &mu
     loop {
         let (results, more) = rs::page(&r.json(&rq::all_users(start, size)).await?, size);
         start += results.len() as u64;
-        let disabled = results.iter().filter(|p| rs::is_enabled(p) == Some(false)).filter_map(|p| rs::listed_user(p, false));
+        let disabled =
+            results.iter().filter(|p| rs::is_enabled(p) == Some(false)).filter_map(|p| rs::listed_user(p, false));
         if r.emit(disabled.collect(), sink).is_break() || !more {
             return Ok(());
         }
@@ -42,7 +43,10 @@ pub(in crate::atlassian) async fn for_each_account(r: &mut Reader<'_>, sink: &mu
 
 /// `GET /rest/api/user?username=&expand=status`. Confluence has no per-user last login over
 /// REST, so `activity_reported` is false; the listing has it for licensed users.
-pub(in crate::atlassian) async fn account(r: &mut Reader<'_>, username: &str) -> Result<Option<AccountActivity>, Failure> {
+pub(in crate::atlassian) async fn account(
+    r: &mut Reader<'_>,
+    username: &str,
+) -> Result<Option<AccountActivity>, Failure> {
     let req = rq::get_user_status(username);
     let reply = r.send(&req).await?;
     if reply.status == 404 {

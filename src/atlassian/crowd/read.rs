@@ -38,7 +38,10 @@ pub(in crate::atlassian) async fn for_each_account(r: &mut Reader<'_>, sink: &mu
 }
 
 /// `GET /user?username=&expand=attributes`.
-pub(in crate::atlassian) async fn account(r: &mut Reader<'_>, username: &str) -> Result<Option<AccountActivity>, Failure> {
+pub(in crate::atlassian) async fn account(
+    r: &mut Reader<'_>,
+    username: &str,
+) -> Result<Option<AccountActivity>, Failure> {
     let req = rq::get_user_with_attributes(username);
     let reply = r.send(&req).await?;
     if reply.status == 404 {

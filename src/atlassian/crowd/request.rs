@@ -111,7 +111,10 @@ mod tests {
             search_users(100, 50).target(),
             "/rest/usermanagement/1/search?entity-type=user&start-index=100&max-results=50&expand=user%2Cattributes"
         );
-        assert_eq!(get_user_with_attributes("ann").target(), "/rest/usermanagement/1/user?username=ann&expand=attributes");
+        assert_eq!(
+            get_user_with_attributes("ann").target(),
+            "/rest/usermanagement/1/user?username=ann&expand=attributes"
+        );
         assert_eq!(user_attributes("ann").target(), "/rest/usermanagement/1/user/attribute?username=ann");
         assert_eq!(
             group_members("crowd-administrators", 0, 10).target(),

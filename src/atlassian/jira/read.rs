@@ -15,8 +15,10 @@ use crate::atlassian::{Failure, Seats};
 ///
 /// `lastLoginTime` is read from the listing bean. Whether listings carry it is unverified
 /// (§10.1), so until one listed bean has carried it, a bean without it is confirmed with
-/// `GET /user` (one call per such user); once the listing is seen to carry the field, its
-/// absence means "never logged in".
+/// `GET /user` (one call per such user; the spec's `UserBean` has the field), and absence there
+/// means "never". Once the listing is seen to carry the field, its absence means "never" without
+/// a call. A Jira that exposes the field nowhere (before 10.x) gives nobody a time, and the
+/// listing is refused by [`crate::atlassian::ReadPolicy::require_activity`].
 pub(in crate::atlassian) async fn for_each_account(r: &mut Reader<'_>, sink: &mut PageSink<'_>) -> Result<(), Failure> {
     let size = r.page_size(rq::LIST_MAX);
     let mut listing_carries = false;
@@ -66,7 +68,11 @@ async fn search_all(r: &mut Reader<'_>, sink: &mut PageSink<'_>, mut listing_car
 
 /// Turns listing beans into accounts, confirming a missing `lastLoginTime` with `GET /user`
 /// while the listing has not yet shown that it carries the field.
-async fn accounts(r: &mut Reader<'_>, beans: &[Value], listing_carries: &mut bool) -> Result<Vec<AccountActivity>, Failure> {
+async fn accounts(
+    r: &mut Reader<'_>,
+    beans: &[Value],
+    listing_carries: &mut bool,
+) -> Result<Vec<AccountActivity>, Failure> {
     let mut page = Vec::with_capacity(beans.len());
     for bean in beans {
         let Some((mut account, carried)) = rs::activity(bean) else {
@@ -76,9 +82,11 @@ async fn accounts(r: &mut Reader<'_>, beans: &[Value], listing_carries: &mut boo
             *listing_carries = true;
         } else if *listing_carries {
             account.activity_reported = true;
-        } else if let Some(full) = lookup(r, &account.username).await? {
-            account.last_active = full.last_active;
-            account.activity_reported = full.activity_reported;
+        } else {
+            if let Some(full) = lookup(r, &account.username).await? {
+                account.last_active = full.last_active;
+            }
+            account.activity_reported = true;
         }
         page.push(account);
     }
@@ -98,7 +106,10 @@ async fn lookup(r: &mut Reader<'_>, username: &str) -> Result<Option<AccountActi
 /// `GET /user?username=&expand=groups`: the account with its groups. A bean without
 /// `lastLoginTime` has `activity_reported: false`: one bean cannot tell "never" from "this Jira
 /// does not say" (§2.7), so the caller decides (the listing can tell, see above).
-pub(in crate::atlassian) async fn account(r: &mut Reader<'_>, username: &str) -> Result<Option<AccountActivity>, Failure> {
+pub(in crate::atlassian) async fn account(
+    r: &mut Reader<'_>,
+    username: &str,
+) -> Result<Option<AccountActivity>, Failure> {
     lookup(r, username).await
 }
 

@@ -17,9 +17,10 @@ pub(super) fn activity(bean: &Value) -> Option<(AccountActivity, bool)> {
         return None;
     }
     let carried = bean.get(LAST_LOGIN).is_some_and(|v| !v.is_null());
-    let groups = bean.pointer("/groups/items").and_then(Value::as_array).map(|items| {
-        items.iter().filter_map(|g| g.get("name").and_then(Value::as_str)).map(str::to_string).collect()
-    });
+    let groups = bean
+        .pointer("/groups/items")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|g| g.get("name").and_then(Value::as_str)).map(str::to_string).collect());
     Some((
         AccountActivity {
             username,

@@ -3,16 +3,32 @@
 
 use serde_json::{json, Value};
 
-use super::{Params, Req, Resp, Route, State, UserState};
+use super::{limit_param, offset_param, Params, Req, Resp, Route, State, UserState};
 
 pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "GET",
         template: "/rest/api/1.0/admin/users",
         statuses: &[200, 401],
-        query: &["filter"],
+        query: &["filter", "start", "limit"],
         body: &[],
         handler: list_users,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/1.0/admin/groups/more-members",
+        statuses: &[200, 401, 404],
+        query: &["context", "start", "limit"],
+        body: &[],
+        handler: group_members,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/1.0/admin/license",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: license,
     },
     Route {
         method: "POST",
@@ -81,16 +97,60 @@ fn no_user(name: &str) -> Resp {
 }
 
 fn detailed(u: &UserState) -> Value {
-    json!({"name": u.name, "emailAddress": u.email, "displayName": u.display_name, "active": true,
-        "slug": u.name.to_lowercase(), "type": "NORMAL", "directoryName": "Bitbucket Internal Directory",
-        "deletable": true, "mutableDetails": true, "mutableGroups": true})
+    let mut v = json!({"name": u.name, "emailAddress": u.email, "displayName": u.display_name, "active": u.active,
+        "slug": u.name.to_lowercase(), "type": "NORMAL", "directoryName": u.directory,
+        "deletable": true, "mutableDetails": true, "mutableGroups": true});
+    if let Some(t) = u.last_active {
+        v["lastAuthenticationTimestamp"] = json!(t.timestamp_millis());
+    }
+    v
+}
+
+/// A Bitbucket page `{size, limit, isLastPage, start, nextPageStart?, values}`.
+fn paged(
+    s: &mut State,
+    req: &Req,
+    listing: &str,
+    keep: impl Fn(&UserState) -> bool,
+    show: fn(&UserState) -> Value,
+) -> Resp {
+    let start = offset_param(req, "start");
+    let limit = limit_param(req, "limit", 25, 1000);
+    let (ids, more) = s.page(listing, start, limit, keep);
+    let values: Vec<Value> = ids.iter().map(|id| show(&s.users[id])).collect();
+    let mut page = json!({"size": values.len(), "limit": limit, "isLastPage": !more, "start": start, "values": values});
+    if more {
+        page["nextPageStart"] = json!(start + ids.len());
+    }
+    Resp::json(200, page)
 }
 
 fn list_users(s: &mut State, req: &Req, _: &Params) -> Resp {
     let filter = req.q("filter").unwrap_or("").to_lowercase();
-    let values: Vec<Value> =
-        s.users.values().filter(|u| !u.deleted && u.name.to_lowercase().contains(&filter)).map(detailed).collect();
-    Resp::json(200, json!({"size": values.len(), "limit": 25, "isLastPage": true, "start": 0, "values": values}))
+    let keep = |u: &UserState| {
+        !u.deleted
+            && (u.name.to_lowercase().contains(&filter)
+                || u.display_name.to_lowercase().contains(&filter)
+                || u.email.to_lowercase().contains(&filter))
+    };
+    paged(s, req, &format!("bb-users:{filter}"), keep, detailed)
+}
+
+fn group_members(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let group = req.q("context").unwrap_or("").to_string();
+    if !s.groups.contains(&group) {
+        return error(404, &format!("The group {group} does not exist"));
+    }
+    let show = |u: &UserState| json!({"name": u.name, "displayName": u.display_name, "emailAddress": u.email, "active": u.active, "slug": u.name.to_lowercase(), "type": "NORMAL"});
+    paged(s, req, &format!("bb-group:{group}"), |u| !u.deleted && u.groups.contains(&group), show)
+}
+
+fn license(s: &mut State, _: &Req, _: &Params) -> Resp {
+    Resp::json(
+        200,
+        json!({"maximumNumberOfUsers": s.seat_limit.map_or(-1, |n| n as i64), "unlimitedNumberOfUsers": s.seat_limit.is_none(),
+            "status": {"currentNumberOfUsers": s.licensed_users()}, "expiryDate": 4102444800000_i64}),
+    )
 }
 
 fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {

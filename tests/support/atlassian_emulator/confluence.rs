@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{body_or, Params, Req, Resp, Route, State, SERVICE_USER};
+use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
 
 pub(super) static ROUTES: &[Route] = &[
     Route {
@@ -17,9 +17,57 @@ pub(super) static ROUTES: &[Route] = &[
         method: "GET",
         template: "/rest/api/user",
         statuses: &[200, 401, 404],
-        query: &["username"],
+        query: &["username", "expand"],
         body: &[],
         handler: get_user,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/admin/users/list/active",
+        statuses: &[200, 401],
+        query: &["start", "limit", "expand"],
+        body: &[],
+        handler: list_active,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/user/list",
+        statuses: &[200, 401],
+        query: &["start", "limit", "expand"],
+        body: &[],
+        handler: list_all,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/group/{groupName}/member",
+        statuses: &[200, 401, 404],
+        query: &["start", "limit"],
+        body: &[],
+        handler: group_members,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/license/1.0/license/userCount",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: license_user_count,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/license/1.0/license/maxUsers",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: license_max_users,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/license/1.0/license/remainingSeats",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: license_remaining,
     },
     Route {
         method: "POST",
@@ -109,10 +157,11 @@ fn get_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     match s.find(name, false) {
         Some(id) => {
             let u = &s.users[&id];
-            Resp::json(
-                200,
-                json!({"type": "known", "username": u.name, "userKey": u.key, "displayName": u.display_name}),
-            )
+            let mut v = json!({"type": "known", "username": u.name, "userKey": u.key, "displayName": u.display_name});
+            if req.q("expand").is_some_and(|e| e.contains("status")) {
+                v["status"] = json!(status(u));
+            }
+            Resp::json(200, v)
         }
         None => no_user(name),
     }
@@ -237,4 +286,74 @@ fn remove_member(s: &mut State, _: &Req, p: &Params) -> Resp {
         }
         Err(r) => r,
     }
+}
+
+/// How the emulator answers `expand=status` (the real shape is unverified: atlassian-dc.md §10).
+fn status(u: &UserState) -> &'static str {
+    if u.active {
+        "ACTIVE"
+    } else {
+        "DEACTIVATED"
+    }
+}
+
+fn person(u: &UserState, expand: &str) -> Value {
+    let mut v = json!({"type": "known", "username": u.name, "userKey": u.key, "displayName": u.display_name,
+        "email": u.email, "_links": {"self": format!("/confluence/rest/api/user?key={}", u.key)}});
+    if expand.contains("lastLogin") {
+        if let Some(t) = u.last_active {
+            v["lastLogin"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+    }
+    if expand.contains("status") {
+        v["status"] = json!(status(u));
+    }
+    v
+}
+
+/// A `{results, start, limit, size, _links}` page of the users `keep` selects.
+fn users_page(s: &mut State, req: &Req, listing: &str, path: &str, keep: impl Fn(&UserState) -> bool) -> Resp {
+    let start = offset_param(req, "start");
+    let limit = limit_param(req, "limit", 100, 1000);
+    let expand = req.q("expand").unwrap_or("").to_string();
+    let (ids, more) = s.page(listing, start, limit, keep);
+    let results: Vec<Value> = ids.iter().map(|id| person(&s.users[id], &expand)).collect();
+    let mut links = json!({"base": "http://localhost/confluence", "context": "/confluence",
+        "self": format!("/confluence{path}?start={start}&limit={limit}")});
+    if more {
+        links["next"] = json!(format!("/confluence{path}?start={}&limit={limit}", start + ids.len()));
+    }
+    Resp::json(200, json!({"results": results, "start": start, "limit": limit, "size": ids.len(), "_links": links}))
+}
+
+/// Licensed users only: enabled and not deleted (the emulator licenses every enabled user).
+fn list_active(s: &mut State, req: &Req, _: &Params) -> Resp {
+    users_page(s, req, "conf-active", "/rest/api/admin/users/list/active", |u| u.active && !u.deleted)
+}
+
+fn list_all(s: &mut State, req: &Req, _: &Params) -> Resp {
+    users_page(s, req, "conf-all", "/rest/api/user/list", |u| !u.deleted)
+}
+
+fn group_members(s: &mut State, req: &Req, p: &Params) -> Resp {
+    let group = p["groupName"].clone();
+    if !s.groups.contains(&group) {
+        return error(404, "Not Found", &format!("No group found with name: {group}"));
+    }
+    let path = format!("/rest/api/group/{group}/member");
+    users_page(s, req, &format!("conf-group:{group}"), &path, |u| !u.deleted && u.groups.contains(&group))
+}
+
+fn license_user_count(s: &mut State, _: &Req, _: &Params) -> Resp {
+    Resp::json(200, json!({"count": s.licensed_users()}))
+}
+
+/// `-1` for an unlimited licence (how Confluence says it is unverified).
+fn license_max_users(s: &mut State, _: &Req, _: &Params) -> Resp {
+    Resp::json(200, json!({"count": s.seat_limit.map_or(-1, |n| n as i64)}))
+}
+
+fn license_remaining(s: &mut State, _: &Req, _: &Params) -> Resp {
+    let used = s.licensed_users() as i64;
+    Resp::json(200, json!({"count": s.seat_limit.map_or(-1, |n| n as i64 - used)}))
 }

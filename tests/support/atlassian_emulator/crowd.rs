@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{body_or, Params, Req, Resp, Route, State, UserState};
+use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState};
 
 const API: &str = "/rest/usermanagement/1";
 
@@ -12,9 +12,33 @@ pub(super) static ROUTES: &[Route] = &[
         method: "GET",
         template: "/rest/usermanagement/1/user",
         statuses: &[200, 401, 404],
-        query: &["username"],
+        query: &["username", "expand"],
         body: &[],
         handler: get_user,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/usermanagement/1/search",
+        statuses: &[200, 400, 401],
+        query: &["entity-type", "start-index", "max-results", "expand"],
+        body: &[],
+        handler: search,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/usermanagement/1/user/attribute",
+        statuses: &[200, 401, 404],
+        query: &["username"],
+        body: &[],
+        handler: get_attributes,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/usermanagement/1/group/user/direct",
+        statuses: &[200, 401, 404],
+        query: &["groupname", "start-index", "max-results"],
+        body: &[],
+        handler: group_members,
     },
     Route {
         method: "POST",
@@ -70,9 +94,30 @@ fn no_user(name: &str) -> Resp {
     error(404, "USER_NOT_FOUND", &format!("User <{name}> does not exist"))
 }
 
+/// `lastAuthenticated` and `lastActive` as epoch-millis strings (atlassian-dc.md §4), or none.
+fn attributes(u: &UserState) -> Value {
+    let list: Vec<Value> = match u.last_active {
+        Some(t) => {
+            let ms = t.timestamp_millis().to_string();
+            vec![json!({"name": "lastAuthenticated", "values": [ms]}), json!({"name": "lastActive", "values": [ms]})]
+        }
+        None => Vec::new(),
+    };
+    json!({"attributes": list, "link": {"href": format!("{API}/user/attribute?username={}", u.name), "rel": "self"}})
+}
+
+fn entity_expanded(u: &UserState, with_attributes: bool) -> Value {
+    let mut v = entity(u);
+    if with_attributes {
+        v["attributes"] = attributes(u);
+    }
+    v
+}
+
 fn entity(u: &UserState) -> Value {
     let (first, last) = u.display_name.rsplit_once(' ').unwrap_or((&u.display_name, &u.display_name));
     json!({
+        "created-date": u.created.map(|t| t.timestamp_millis()),
         "link": {"href": format!("{API}/user?username={}", u.name), "rel": "self"},
         "name": u.name, "first-name": first, "last-name": last,
         "display-name": u.display_name, "email": u.email, "active": u.active,
@@ -97,7 +142,8 @@ fn get_user(s: &mut State, req: &Req, _: &Params) -> Resp {
             body: format!("<?xml version=\"1.0\"?><user name=\"{}\"><active>{}</active></user>", u.name, u.active),
         };
     }
-    Resp::json(200, entity(&s.users[&id]))
+    let expand = req.q("expand").is_some_and(|e| e.contains("attributes"));
+    Resp::json(200, entity_expanded(&s.users[&id], expand))
 }
 
 fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
@@ -184,4 +230,54 @@ fn remove_member(s: &mut State, req: &Req, _: &Params) -> Resp {
         return error(404, "MEMBERSHIP_NOT_FOUND", &format!("<{name}> is not a direct member of <{group}>"));
     }
     Resp::empty(204)
+}
+
+/// `GET /search?entity-type=user`: `{"expand":"user","users":[…]}`, full entities with
+/// `expand=user`, attributes too with `attributes`; names and links otherwise.
+fn search(s: &mut State, req: &Req, _: &Params) -> Resp {
+    if req.q("entity-type") != Some("user") {
+        return bad("The emulator searches users only (entity-type=user)");
+    }
+    let start = offset_param(req, "start-index");
+    let max = limit_param(req, "max-results", 1000, 10_000);
+    let expand = req.q("expand").unwrap_or("").to_string();
+    let (ids, _) = s.page("crowd-search", start, max, |u| !u.deleted);
+    let users: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let u = &s.users[id];
+            if expand.contains("user") {
+                entity_expanded(u, expand.contains("attributes"))
+            } else {
+                json!({"name": u.name, "link": {"href": format!("{API}/user?username={}", u.name), "rel": "self"}})
+            }
+        })
+        .collect();
+    Resp::json(200, json!({"expand": "user", "users": users}))
+}
+
+fn get_attributes(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    match s.find(name, false) {
+        Some(id) => Resp::json(200, attributes(&s.users[&id])),
+        None => no_user(name),
+    }
+}
+
+fn group_members(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let group = req.q("groupname").unwrap_or("").to_string();
+    if !s.groups.contains(&group) {
+        return error(404, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
+    }
+    let start = offset_param(req, "start-index");
+    let max = limit_param(req, "max-results", 1000, 10_000);
+    let (ids, _) = s.page(&format!("crowd-group:{group}"), start, max, |u| !u.deleted && u.groups.contains(&group));
+    let users: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let n = &s.users[id].name;
+            json!({"name": n, "link": {"href": format!("{API}/user?username={n}"), "rel": "self"}})
+        })
+        .collect();
+    Resp::json(200, json!({"expand": "user", "users": users}))
 }

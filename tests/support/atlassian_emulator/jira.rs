@@ -465,7 +465,7 @@ fn group_members(s: &mut State, req: &Req, _: &Params) -> Resp {
     }
     let inactive = req.q("includeInactiveUsers") == Some("true");
     let start = offset_param(req, "startAt");
-    let max = limit_param(req, "maxResults", 50, 50);
+    let max = limit_param(req, "maxResults", 50, 1000);
     let keep = |u: &UserState| !u.deleted && (inactive || u.active) && u.groups.contains(&group);
     let total = s.users.values().filter(|u| keep(u)).count();
     let (ids, more) = s.page(&format!("jira-group:{group}:{inactive}"), start, max, keep);
