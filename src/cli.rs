@@ -119,6 +119,54 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Writes a consistent backup of the whole store to `path` (through a temporary file, so a
+    /// failed backup never leaves a partial file under the final name).
+    pub async fn backup(&self, path: &std::path::Path) -> anyhow::Result<crate::store::BackupStats> {
+        let tmp = path.with_extension("partial");
+        let result = async {
+            match self {
+                Backend::Local(s) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                    Ok(s.backup(&mut f, &crate::http::now())?)
+                }
+                Backend::Remote { base, token, client } => {
+                    use tokio::io::AsyncWriteExt;
+                    let mut res = client.get(format!("{base}/backup")).bearer_auth(token).send().await?;
+                    if !res.status().is_success() {
+                        bail!("the server answered {}", res.status());
+                    }
+                    let mut f = tokio::fs::File::create(&tmp).await?;
+                    while let Some(chunk) = res.chunk().await? {
+                        f.write_all(&chunk).await?;
+                    }
+                    f.flush().await?;
+                    let text = std::fs::read_to_string(&tmp)?;
+                    let last: Value =
+                        text.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+                    if last["end"] != true {
+                        bail!("the backup stream ended early");
+                    }
+                    let entries = last["entries"].as_u64().unwrap_or(0);
+                    Ok(crate::store::BackupStats { trees: 0, entries })
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(stats) => {
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("while moving the backup to {}", path.display()))?;
+                Ok(stats)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -42,6 +42,10 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Write a consistent copy of the whole store to FILE (online: works while serving).
+    Backup { file: PathBuf },
+    /// Import a backup into an empty data dir.
+    Restore { file: PathBuf },
     /// A person's whole history, from IdP event to Atlassian effect.
     Audit {
         /// SCIM userName (case-insensitive) or SCIM id.
@@ -128,6 +132,8 @@ fn main() -> ExitCode {
         }
         Command::Token { action } => token(config, action),
         Command::Jobs { action } => with_runtime(jobs(config, action)),
+        Command::Backup { file } => with_runtime(backup(config, file.clone())),
+        Command::Restore { file } => restore(config, file),
         Command::Audit { user, format } => with_runtime(audit(config, user.clone(), *format)),
     };
     match result {
@@ -199,6 +205,21 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
             println!("Dropped job {id}.");
         }
     }
+    Ok(())
+}
+
+async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
+    let backend = Backend::connect(&config)?;
+    let stats = backend.backup(&file).await?;
+    println!("Wrote {} entries to {}.", stats.entries, file.display());
+    Ok(())
+}
+
+fn restore(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let f = std::fs::File::open(file).with_context(|| format!("while opening {}", file.display()))?;
+    let stats = scimbridge::store::restore(&config.data_dir, &mut std::io::BufReader::new(f))
+        .with_context(|| format!("while restoring into {}", config.data_dir.display()))?;
+    println!("Restored {} entries in {} trees into {}.", stats.entries, stats.trees, config.data_dir.display());
     Ok(())
 }
 

@@ -62,3 +62,45 @@ pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Ht
         None => Err(ScimError::not_found(format!("No history for '{user}'.")).into()),
     }
 }
+
+/// `GET /admin/backup`: a consistent export of the whole store, streamed as it is written.
+pub async fn backup(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(16);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        let result = store.backup(&mut sink, &crate::http::now());
+        if let Err(e) = result {
+            tracing::error!(error = %e, "Backup failed.");
+            let _ = sink.tx.blocking_send(Err(std::io::Error::other("backup failed")));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Ok(HttpResponse::Ok().content_type("application/x-ndjson").streaming(stream))
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// Hands the backup to the response in chunks; the blocking writer waits when the client is
+/// slower than the export (the channel is bounded), so memory stays small.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<web::Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = web::Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
+    }
+}

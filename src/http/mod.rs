@@ -61,7 +61,8 @@ pub fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std::io::
                     .route("/jobs/{id}", web::delete().to(admin::drop))
                     .route("/jobs/{id}/retry", web::post().to(admin::retry))
                     .route("/jobs/{id}/drop", web::post().to(admin::drop))
-                    .route("/audit", web::get().to(admin::audit)),
+                    .route("/audit", web::get().to(admin::audit))
+                    .route("/backup", web::get().to(admin::backup)),
             )
             .service(
                 web::scope("/scim/v2")

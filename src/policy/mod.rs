@@ -132,6 +132,31 @@ pub enum Trigger {
     AccessRegained,
     GroupJoined,
     GroupLeft,
+    /// Inactive-user cleanup (`lifecycle/cleanup.rs`), not an IdP change.
+    Cleanup,
+    /// The licence optimizer took a seat back from an inactive holder.
+    LicenseReclaim,
+    /// The licence optimizer (or `license grant`, or an IdP signal) gave a seat back.
+    LicenseGrant,
+    /// An operator's bulk deactivation or reactivation.
+    Bulk,
+    /// Drift reconciliation repairing what a target reports against the desired state.
+    Reconcile,
+}
+
+/// The product translation of an offboarding `action` (see `product.rs`), for jobs that are not
+/// triggered by a SCIM change (`lifecycle/`), so they cannot drift from the policy's own table.
+pub fn offboard_intents(
+    product: crate::atlassian::Product,
+    action: OffboardAction,
+    license_groups: &[String],
+) -> Vec<IntentAction> {
+    product::offboard(product, action, license_groups)
+}
+
+/// The product translation of a reactivation (see `product.rs`), for `lifecycle/`.
+pub fn reactivate_intents(product: crate::atlassian::Product, license_groups: &[String]) -> Vec<IntentAction> {
+    product::reactivate(product, license_groups)
 }
 
 /// Case-insensitive comparison of user and group names, Unicode-aware (not only ASCII), without

@@ -15,6 +15,7 @@
 //! | `outbox` | sequence (u64 BE) → intent JSON (written by the same transaction as the change) |
 //! | `meta` | `layout`, `seq`, `count:users`, `count:groups` |
 //! | `tokens` | token name → hashed token record |
+//! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
 //! entries; `members` and `member_of` mirror each other. Each SCIM write is one multi-tree
@@ -22,7 +23,9 @@
 //! transactions never conflict, and is acknowledged only after a `flush_async` that concurrent
 //! writers share (group commit). What was flushed survives `kill -9`.
 
+mod activity;
 mod audit;
+mod backup;
 mod error;
 mod keys;
 mod members;
@@ -35,7 +38,9 @@ pub mod writes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use activity::ActivityRecord;
 pub use audit::AuditRecord;
+pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
@@ -176,20 +181,6 @@ impl Store {
     /// Whether the store answers reads (readiness).
     pub fn is_ready(&self) -> bool {
         self.t(tree::META).get(b"layout").is_ok()
-    }
-
-    /// Every tree's contents, for backups: (tree name, key, value).
-    pub fn export(&self) -> impl Iterator<Item = StoreResult<(String, Vec<u8>, Vec<u8>)>> + '_ {
-        tree::NAMES.iter().copied().chain(std::iter::once("tokens")).map(|n| (n, self.named(n))).flat_map(|(n, t)| {
-            t.iter().map(move |kv| kv.map(|(k, v)| (n.to_string(), k.to_vec(), v.to_vec())).map_err(StoreError::from))
-        })
-    }
-
-    fn named(&self, name: &str) -> &sled::Tree {
-        match tree::NAMES.iter().position(|n| *n == name) {
-            Some(i) => &self.inner.trees[i],
-            None => &self.inner.tokens,
-        }
     }
 }
 

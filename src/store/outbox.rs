@@ -94,6 +94,7 @@ impl Store {
 
     /// Records a failed attempt (attempt count, next time, error) on a pending entry.
     pub fn outbox_update(&self, seq: u64, entry: &OutboxEntry) -> StoreResult<()> {
+        let _guard = self.lock();
         self.t(tree::OUTBOX).insert(seq.to_be_bytes(), entry.encode()?)?;
         Ok(())
     }
@@ -109,6 +110,8 @@ impl Store {
     }
 
     fn outbox_close(&self, seq: u64, subject: &str, audit: &Value, dead: Option<&OutboxEntry>) -> StoreResult<()> {
+        // Every write takes the writer lock, so a backup (which holds it) is one point in time.
+        let _guard = self.lock();
         let audit_seq = self.next_seq();
         let audit_bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let dead_bytes = dead.map(OutboxEntry::encode).transpose()?;
@@ -170,13 +173,18 @@ impl Store {
     /// Puts a dead letter back in the outbox (at the back of its lane) with a fresh attempt
     /// count; returns its new sequence, or None if there is no such dead letter.
     pub fn retry_dead(&self, seq: u64, now: &str, now_ms: u64) -> StoreResult<Option<u64>> {
+        let _guard = self.lock();
         let Some(v) = self.t(tree::DEAD).get(seq.to_be_bytes())? else { return Ok(None) };
-        let old = OutboxEntry::decode(&v)?;
-        let mut fresh = OutboxEntry::new(old.intent, now, now_ms);
-        fresh.enqueued_at = now.to_string();
-        let new_seq = self.enqueue(&[fresh])?.first().copied();
-        self.t(tree::DEAD).remove(seq.to_be_bytes())?;
-        Ok(new_seq)
+        let fresh = OutboxEntry::new(OutboxEntry::decode(&v)?.intent, now, now_ms).encode()?;
+        let new_seq = self.next_seq();
+        let (outbox, dead) = (self.t(tree::OUTBOX), self.t(tree::DEAD));
+        (outbox, dead).transaction(|(o, d)| {
+            o.insert(&new_seq.to_be_bytes(), fresh.as_slice())?;
+            d.remove(&seq.to_be_bytes())?;
+            Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.inner.outbox_signal.notify_one();
+        Ok(Some(new_seq))
     }
 
     /// Removes a job (pending or dead) without delivering it; true if it existed.
@@ -185,6 +193,7 @@ impl Store {
             self.outbox_finish(seq, subject, audit)?;
             return Ok(true);
         }
+        let _guard = self.lock();
         if self.t(tree::DEAD).remove(seq.to_be_bytes())?.is_some() {
             let audit_seq = self.next_seq();
             let bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -199,6 +208,7 @@ impl Store {
 impl Store {
     /// Appends one audit record about `subject` outside a SCIM change (a failed delivery attempt).
     pub fn audit_append(&self, subject: &str, audit: &Value) -> StoreResult<()> {
+        let _guard = self.lock();
         let seq = self.next_seq();
         let bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (a, s) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));

@@ -1,0 +1,361 @@
+//! The `[cleanup]`, `[license]`, `[reconcile]` and `[activity]` tables (key names of issue 4),
+//! their defaults, and a pure validation into [`LifecycleConfig`] that reports every problem as
+//! an [`Issue`] `{key, reason}`. Unknown keys are rejected by serde.
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::Schedule;
+use crate::atlassian::Product;
+use crate::policy::{Issue, TargetPolicy};
+
+/// What cleanup does to an inactive account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupAction {
+    #[default]
+    Deactivate,
+    RemoveLicense,
+    Delete,
+    Anonymize,
+    /// Report only.
+    None,
+}
+
+impl CleanupAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupAction::Deactivate => "deactivate",
+            CleanupAction::RemoveLicense => "remove_license",
+            CleanupAction::Delete => "delete",
+            CleanupAction::Anonymize => "anonymize",
+            CleanupAction::None => "none",
+        }
+    }
+
+    /// Parses the config / CLI spelling.
+    pub fn parse(s: &str) -> Option<CleanupAction> {
+        [Self::Deactivate, Self::RemoveLicense, Self::Delete, Self::Anonymize, Self::None]
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()) || a.as_str().replace('_', "-") == s.trim())
+    }
+}
+
+/// `[cleanup]` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CleanupFile {
+    pub enabled: bool,
+    pub inactive_days: i64,
+    pub include_never_logged_in: bool,
+    pub action: CleanupAction,
+    pub scope_groups: Vec<String>,
+    pub scope_directories: Vec<String>,
+    pub schedule: String,
+}
+
+impl Default for CleanupFile {
+    fn default() -> Self {
+        CleanupFile {
+            enabled: false,
+            inactive_days: 90,
+            include_never_logged_in: true,
+            action: CleanupAction::Deactivate,
+            scope_groups: Vec::new(),
+            scope_directories: Vec::new(),
+            schedule: "daily 02:00".into(),
+        }
+    }
+}
+
+/// `[license]` as written. `target`, `application_role` and `schedule` are optional additions:
+/// the target defaults to the first Jira target (else the first that reports seats), the Jira
+/// application role to the one whose key begins `license_group`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicenseFile {
+    pub enabled: bool,
+    pub access_group: Option<String>,
+    pub license_group: Option<String>,
+    pub inactive_days: i64,
+    pub keep_free_seats: u64,
+    pub target: Option<String>,
+    pub application_role: Option<String>,
+    pub schedule: String,
+}
+
+impl Default for LicenseFile {
+    fn default() -> Self {
+        LicenseFile {
+            enabled: false,
+            access_group: None,
+            license_group: None,
+            inactive_days: 30,
+            keep_free_seats: 5,
+            target: None,
+            application_role: None,
+            schedule: "daily 03:00".into(),
+        }
+    }
+}
+
+/// `[reconcile]` and `[activity]`: a scheduled job with no other settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobFile {
+    pub enabled: bool,
+    pub schedule: String,
+}
+
+impl Default for JobFile {
+    fn default() -> Self {
+        JobFile { enabled: false, schedule: "daily 04:00".into() }
+    }
+}
+
+/// The four tables as `FileConfig` holds them.
+pub struct Sections<'a> {
+    pub cleanup: &'a CleanupFile,
+    pub license: &'a LicenseFile,
+    pub reconcile: &'a JobFile,
+    pub activity: &'a JobFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupConfig {
+    pub enabled: bool,
+    pub inactive_days: i64,
+    pub include_never_logged_in: bool,
+    pub action: CleanupAction,
+    pub scope_groups: Vec<String>,
+    pub scope_directories: Vec<String>,
+    pub schedule: Schedule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseConfig {
+    pub enabled: bool,
+    pub access_group: Option<String>,
+    pub license_group: Option<String>,
+    pub inactive_days: i64,
+    pub keep_free_seats: u64,
+    /// The resolved target name (`None` when no target can hold licences).
+    pub target: Option<String>,
+    pub application_role: Option<String>,
+    pub schedule: Schedule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobConfig {
+    pub enabled: bool,
+    pub schedule: Schedule,
+}
+
+/// The validated lifecycle settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    pub cleanup: CleanupConfig,
+    pub license: LicenseConfig,
+    pub reconcile: JobConfig,
+    pub activity: JobConfig,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        let (c, l, j) = (CleanupFile::default(), LicenseFile::default(), JobFile::default());
+        let sections = Sections { cleanup: &c, license: &l, reconcile: &j, activity: &j };
+        validate(&sections, &[]).unwrap_or_else(|_| unreachable!("the defaults are valid"))
+    }
+}
+
+fn names(list: &[String], key: &str, issues: &mut Vec<Issue>) -> Vec<String> {
+    for (i, n) in list.iter().enumerate() {
+        if n.trim().is_empty() {
+            issues.push(Issue { key: format!("{key}[{i}]"), reason: "is empty; remove it or write a name".into() });
+        }
+    }
+    list.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect()
+}
+
+fn schedule(text: &str, key: &str, issues: &mut Vec<Issue>) -> Schedule {
+    Schedule::parse(text).unwrap_or_else(|reason| {
+        issues.push(Issue { key: key.into(), reason });
+        Schedule::Daily { hour: 2, minute: 0 }
+    })
+}
+
+fn days(v: i64, key: &str, example: &str, issues: &mut Vec<Issue>) -> i64 {
+    if !(1..=3650).contains(&v) {
+        issues.push(Issue { key: key.into(), reason: format!("must be between 1 and 3650 days, e.g. {example}") });
+    }
+    v
+}
+
+fn group(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Validates the lifecycle tables against the configured targets.
+///
+/// # Errors
+/// Every [`Issue`] found, in file order.
+pub fn validate(s: &Sections<'_>, targets: &[TargetPolicy]) -> Result<LifecycleConfig, Vec<Issue>> {
+    let mut issues = Vec::new();
+    let c = s.cleanup;
+    let cleanup = CleanupConfig {
+        enabled: c.enabled,
+        inactive_days: days(c.inactive_days, "cleanup.inactive_days", "inactive_days = 90", &mut issues),
+        include_never_logged_in: c.include_never_logged_in,
+        action: c.action,
+        scope_groups: names(&c.scope_groups, "cleanup.scope_groups", &mut issues),
+        scope_directories: names(&c.scope_directories, "cleanup.scope_directories", &mut issues),
+        schedule: schedule(&c.schedule, "cleanup.schedule", &mut issues),
+    };
+    if c.action == CleanupAction::RemoveLicense {
+        for t in targets.iter().filter(|t| t.license_groups.is_empty()) {
+            issues.push(Issue {
+                key: "cleanup.action".into(),
+                reason: format!(
+                    "remove_license needs the licence groups of every target, but target {:?} has no license_groups; \
+                     add e.g. license_groups = [\"jira-software-users\"] to it",
+                    t.name
+                ),
+            });
+        }
+    }
+
+    let l = s.license;
+    let (access_group, license_group) = (group(&l.access_group), group(&l.license_group));
+    let target = match group(&l.target) {
+        Some(name) => match targets.iter().find(|t| t.name.eq_ignore_ascii_case(&name)) {
+            Some(t) if t.product == Product::Crowd => {
+                issues.push(Issue {
+                    key: "license.target".into(),
+                    reason: format!("target {name:?} is Crowd, which reports no licence seats; name a Jira, Confluence or Bitbucket target"),
+                });
+                None
+            }
+            Some(t) => Some(t.name.clone()),
+            None => {
+                issues.push(Issue {
+                    key: "license.target".into(),
+                    reason: format!("no [[target]] is named {name:?}"),
+                });
+                None
+            }
+        },
+        None => targets
+            .iter()
+            .find(|t| t.product == Product::Jira)
+            .or_else(|| targets.iter().find(|t| t.product != Product::Crowd))
+            .map(|t| t.name.clone()),
+    };
+    if l.enabled {
+        if access_group.is_none() {
+            issues.push(Issue {
+                key: "license.access_group".into(),
+                reason: "is required when the optimizer is enabled, e.g. access_group = \"jira-eligible\"".into(),
+            });
+        }
+        if license_group.is_none() {
+            issues.push(Issue {
+                key: "license.license_group".into(),
+                reason: "is required when the optimizer is enabled, e.g. license_group = \"jira-software-users\"".into(),
+            });
+        }
+        if access_group.is_some() && access_group == license_group {
+            issues.push(Issue {
+                key: "license.license_group".into(),
+                reason: "must differ from access_group: the licence group is kept a subset of the access group".into(),
+            });
+        }
+        if target.is_none() && l.target.is_none() {
+            issues.push(Issue {
+                key: "license.target".into(),
+                reason: "the optimizer needs a Jira, Confluence or Bitbucket [[target]]".into(),
+            });
+        }
+    }
+    let license = LicenseConfig {
+        enabled: l.enabled,
+        access_group,
+        license_group,
+        inactive_days: days(l.inactive_days, "license.inactive_days", "inactive_days = 30", &mut issues),
+        keep_free_seats: l.keep_free_seats,
+        target,
+        application_role: group(&l.application_role),
+        schedule: schedule(&l.schedule, "license.schedule", &mut issues),
+    };
+    let reconcile = JobConfig {
+        enabled: s.reconcile.enabled,
+        schedule: schedule(&s.reconcile.schedule, "reconcile.schedule", &mut issues),
+    };
+    let activity = JobConfig {
+        enabled: s.activity.enabled,
+        schedule: schedule(&s.activity.schedule, "activity.schedule", &mut issues),
+    };
+    if issues.is_empty() {
+        Ok(LifecycleConfig { cleanup, license, reconcile, activity })
+    } else {
+        Err(issues)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jira() -> TargetPolicy {
+        TargetPolicy { name: "jira".into(), product: Product::Jira, license_groups: vec![] }
+    }
+
+    fn check(cleanup: &str, license: &str) -> Result<LifecycleConfig, Vec<Issue>> {
+        let c: CleanupFile = toml::from_str(cleanup).expect("cleanup toml");
+        let l: LicenseFile = toml::from_str(license).expect("license toml");
+        let j = JobFile::default();
+        validate(&Sections { cleanup: &c, license: &l, reconcile: &j, activity: &j }, &[jira()])
+    }
+
+    fn keys(r: Result<LifecycleConfig, Vec<Issue>>) -> Vec<String> {
+        r.expect_err("issues").into_iter().map(|i| i.key).collect()
+    }
+
+    #[test]
+    fn the_documented_tables_parse_with_their_defaults() {
+        let c = check(
+            "enabled = true\ninactive_days = 90\ninclude_never_logged_in = true\naction = \"remove_license\"\nscope_groups = []\nscope_directories = []\nschedule = \"daily 02:00\"",
+            "enabled = true\naccess_group = \"jira-eligible\"\nlicense_group = \"jira-software-users\"\ninactive_days = 30\nkeep_free_seats = 5",
+        );
+        // remove_license with a target that has no license_groups is refused.
+        assert_eq!(keys(c), ["cleanup.action"]);
+        let ok = check("enabled = true", "enabled = true\naccess_group = \"a\"\nlicense_group = \"b\"").expect("valid");
+        assert_eq!(ok.cleanup.inactive_days, 90);
+        assert!(ok.cleanup.include_never_logged_in);
+        assert_eq!(ok.license.keep_free_seats, 5);
+        assert_eq!(ok.license.target.as_deref(), Some("jira"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_reported_with_their_key() {
+        assert!(toml::from_str::<CleanupFile>("inactive_dayz = 3").is_err());
+        assert!(toml::from_str::<CleanupFile>("action = \"archive\"").is_err());
+        let k = keys(check("inactive_days = 0\nschedule = \"weekly\"\nscope_groups = [\" \"]", "enabled = true"));
+        assert_eq!(
+            k,
+            [
+                "cleanup.inactive_days",
+                "cleanup.scope_groups[0]",
+                "cleanup.schedule",
+                "license.access_group",
+                "license.license_group"
+            ]
+        );
+        assert_eq!(keys(check("", "target = \"nope\"")), ["license.target"]);
+    }
+
+    #[test]
+    fn actions_parse_in_config_and_cli_spellings() {
+        assert_eq!(CleanupAction::parse("remove-license"), Some(CleanupAction::RemoveLicense));
+        assert_eq!(CleanupAction::parse("Remove_License"), Some(CleanupAction::RemoveLicense));
+        assert_eq!(CleanupAction::parse("nuke"), None);
+    }
+}
