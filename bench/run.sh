@@ -22,15 +22,17 @@ if ! command -v "${SCIM_BENCH_WRK:-wrk}" >/dev/null 2>&1; then
   fi
 fi
 
-# Builds the release server binary and the benchmark (bench profile = release settings).
-cargo build --release --bin scimbridge
-cargo bench --bench scim_load --no-run
-
+# `cargo bench` builds the benchmark and the server binary it runs (target/release/scimbridge,
+# bench profile = release settings) before running it.
 out=bench/results.txt
 {
   echo "# bench/run.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "# $(rustc --version), $(wrk --version 2>&1 | head -1 || true)"
 } > "$out.tmp"
-cargo bench --bench scim_load 2>&1 | tee -a "$out.tmp"
+set +e
+cargo bench --bench scim_load 2>&1 | grep --line-buffered -v '^ *Compiling ' | tee -a "$out.tmp"
+status=${PIPESTATUS[0]}
+set -e
 mv "$out.tmp" "$out"
-echo "Figures written to $out"
+echo "Figures written to $out (benchmark exit status $status)"
+exit "$status"

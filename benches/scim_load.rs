@@ -606,6 +606,9 @@ async fn run(s: Settings) -> Result<()> {
     say("scimbridge load benchmark (benches/scim_load.rs)");
     say(&format!("machine: {cores} cores (nproc), CPU: {cpu}, load average at start: {}", load.trim()));
     say(&format!("server: {} (release), SCIMBRIDGE_LOG=warn, data dir in a temp dir", server_bin.display()));
+    if std::env::var_os("SCIM_BENCH_SERVER").is_some() {
+        say("  (the server binary comes from SCIM_BENCH_SERVER, not from this tree's build)");
+    }
     say(&format!(
         "load generators share these {cores} cores with the server: sync/seed/PATCH from one tokio thread \
          (hyper, keep-alive), GET from wrk with {} threads",

@@ -49,7 +49,14 @@ pub struct FileConfig {
     /// Atlassian targets (`[[target]]` blocks); none = record and log only.
     pub target: Vec<TargetConfig>,
     pub policy: PolicyConfig,
+    /// OAuth issuers whose JWT bearer tokens the SCIM API accepts (`[[jwt]]` blocks).
+    pub jwt: Vec<crate::auth::JwtFile>,
     pub delivery: DeliveryFile,
+    /// `[cleanup]`, `[license]`, `[reconcile]`, `[activity]`: the lifecycle jobs (issue 4).
+    pub cleanup: crate::lifecycle::CleanupFile,
+    pub license: crate::lifecycle::LicenseFile,
+    pub reconcile: crate::lifecycle::JobFile,
+    pub activity: crate::lifecycle::JobFile,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -156,7 +163,10 @@ pub struct Config {
     pub policy: Policy,
     pub target_policies: Vec<TargetPolicy>,
     pub targets: Vec<Target>,
+    /// Validated `[[jwt]]` issuers.
+    pub jwt: Vec<crate::auth::JwtIssuer>,
     pub delivery: Delivery,
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
 }
 
 /// One problem found in the configuration.
@@ -390,6 +400,17 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     if delivery.backoff_initial.is_zero() || delivery.backoff_initial > delivery.backoff_max {
         issue("delivery.backoff_initial_ms", "must be greater than 0 and at most backoff_max_secs".into());
     }
+    let sections = crate::lifecycle::Sections {
+        cleanup: &file.cleanup,
+        license: &file.license,
+        reconcile: &file.reconcile,
+        activity: &file.activity,
+    };
+    let lifecycle = crate::lifecycle::validate(&sections, &target_policies).unwrap_or_else(|found| {
+        issues.extend(found.into_iter().map(|i| ConfigIssue { key: i.key, reason: i.reason }));
+        crate::lifecycle::LifecycleConfig::default()
+    });
+    let jwt = crate::auth::jwt_config::validate_jwt(&file.jwt, &|var| lookup(env, var), &mut issues);
     if !issues.is_empty() {
         return Err(ConfigError::Invalid(issues));
     }
@@ -404,7 +425,9 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         policy,
         target_policies,
         targets,
+        jwt,
         delivery,
+        lifecycle,
     })
 }
 

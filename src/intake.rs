@@ -12,6 +12,9 @@ use crate::store::{Change, ChangeHook, ChangeOp, Kind, Planned, Record, Store};
 pub struct PolicyHook {
     pub policy: Policy,
     pub targets: Vec<TargetPolicy>,
+    /// `[license]`: any IdP signal for a user whose licence was reclaimed gives it back
+    /// (`lifecycle::on_idp_signal`).
+    pub license: Option<crate::lifecycle::LicenseConfig>,
 }
 
 /// The primary email, else the first.
@@ -124,10 +127,21 @@ impl ChangeHook for PolicyHook {
             }
             _ => None,
         };
-        let intents = policy::decide(&event, &self.policy, &self.targets)
-            .into_iter()
-            .filter_map(|i| serde_json::to_value(i).ok())
-            .collect();
+        let mut intents = policy::decide(&event, &self.policy, &self.targets);
+        if let Some(lc) = &self.license {
+            // The change's own time, so the licence history matches the audit record.
+            let now =
+                chrono::DateTime::parse_from_rfc3339(change.at).map_or_else(|_| chrono::Utc::now(), |t| t.to_utc());
+            let signalled: Vec<&UserFacts> = match &event {
+                Event::UserCreated { after } | Event::UserUpdated { after, .. } => vec![after],
+                Event::MembershipChanged { joined, .. } => joined.iter().map(|(_, a)| a).collect(),
+                _ => Vec::new(),
+            };
+            intents.extend(
+                signalled.into_iter().filter_map(|u| crate::lifecycle::on_idp_signal(store, lc, &self.policy, u, now)),
+            );
+        }
+        let intents = intents.into_iter().filter_map(|i| serde_json::to_value(i).ok()).collect();
         Planned { intents, link }
     }
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use scimbridge::admin::JobFilter;
 use scimbridge::auth::{Scope, TokenAuth};
 use scimbridge::cli::Backend;
+use scimbridge::cli_lifecycle as lc;
 use scimbridge::config::{self, Config, ConfigError, LogFormat};
 use scimbridge::store::Store;
 
@@ -46,6 +47,24 @@ enum Command {
     Backup { file: PathBuf },
     /// Import a backup into an empty data dir.
     Restore { file: PathBuf },
+    /// The last-activity snapshot of every target (`activity refresh`).
+    Activity {
+        #[command(subcommand)]
+        action: lc::ActivityCmd,
+    },
+    /// Inactive-user cleanup ([cleanup]): --dry-run (default) reports who and why, --apply does it.
+    Cleanup(lc::CleanupArgs),
+    /// The licence optimizer: `license report`, `license optimize`, `license grant USER`.
+    License {
+        #[command(subcommand)]
+        action: lc::LicenseCmd,
+    },
+    /// Bulk deactivation of one target's accounts (--group, --directory, --inactive-days or --from-csv).
+    Deactivate(lc::BulkArgs),
+    /// Bulk reactivation, with the same selectors.
+    Reactivate(lc::BulkArgs),
+    /// Drift reconciliation: compare every target with the IdP's desired state; --apply repairs.
+    Reconcile(lc::RunArgs),
     /// A person's whole history, from IdP event to Atlassian effect.
     Audit {
         /// SCIM userName (case-insensitive) or SCIM id.
@@ -135,6 +154,30 @@ fn main() -> ExitCode {
         Command::Backup { file } => with_runtime(backup(config, file.clone())),
         Command::Restore { file } => restore(config, file),
         Command::Audit { user, format } => with_runtime(audit(config, user.clone(), *format)),
+        Command::Activity { action: lc::ActivityCmd::Refresh { target, out } } => {
+            with_runtime(lc::run(&config, lc::LifecycleOp::Refresh { target: target.clone() }, out))
+        }
+        Command::Cleanup(a) => with_runtime(lc::run(
+            &config,
+            lc::LifecycleOp::Cleanup { mode: a.run.mode(), target: a.target.clone() },
+            &a.run.out,
+        )),
+        Command::License { action } => match action {
+            lc::LicenseCmd::Report { out } => with_runtime(lc::run(&config, lc::LifecycleOp::LicenseReport, out)),
+            lc::LicenseCmd::Optimize(r) => {
+                with_runtime(lc::run(&config, lc::LifecycleOp::LicenseOptimize { mode: r.mode() }, &r.out))
+            }
+            lc::LicenseCmd::Grant { user, out } => {
+                with_runtime(lc::run(&config, lc::LifecycleOp::LicenseGrant { user: user.clone() }, out))
+            }
+        },
+        Command::Deactivate(a) => a
+            .request(scimbridge::lifecycle::BulkKind::Deactivate)
+            .and_then(|op| with_runtime(lc::run(&config, op, &a.run.out))),
+        Command::Reactivate(a) => a
+            .request(scimbridge::lifecycle::BulkKind::Reactivate)
+            .and_then(|op| with_runtime(lc::run(&config, op, &a.run.out))),
+        Command::Reconcile(r) => with_runtime(lc::run(&config, lc::LifecycleOp::Reconcile { mode: r.mode() }, &r.out)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

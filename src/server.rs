@@ -28,6 +28,8 @@ pub enum StartError {
     Schemas(crate::scim::ScimError),
     #[error("target configuration: {0}")]
     Target(#[from] crate::atlassian::TargetError),
+    #[error("JWT validation: {0}")]
+    Jwt(#[from] crate::auth::jwt::JwtSetupError),
 }
 
 /// A started server.
@@ -42,15 +44,20 @@ pub struct Running {
     /// is released.
     state: std::sync::Weak<AppState>,
     worker: WorkerHandle,
+    /// The lifecycle scheduler (`[cleanup]`, `[license]`, `[reconcile]`, `[activity]` schedules).
+    scheduler: Option<crate::lifecycle::SchedulerHandle>,
 }
 
 impl Running {
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        let Running { server, join, store, state, worker, .. } = self;
+        let Running { server, join, store, state, worker, scheduler, .. } = self;
         server.stop(true).await;
         let _ = join.await;
+        if let Some(s) = scheduler {
+            s.stop().await;
+        }
         worker.stop().await;
         drop(store);
         // actix-server reports a worker stopped before that worker's thread drops its `App`
@@ -70,7 +77,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let store = Store::open(&config.data_dir)
         .map_err(|e| StartError::Store { dir: config.data_dir.display().to_string(), source: e })?;
     let registry = Registry::load().map_err(StartError::Schemas)?;
-    let auth = TokenAuth::new(store.clone(), &config.tokens, &config.admin_tokens);
+    let mut auth = TokenAuth::new(store.clone(), &config.tokens, &config.admin_tokens);
+    if !config.jwt.is_empty() {
+        let jwt = crate::auth::JwtValidator::new(&config.jwt)?;
+        jwt.warm_up();
+        auth = auth.with_jwt(jwt);
+    }
     let first_token = if auth.has_scim_tokens() {
         None
     } else {
@@ -106,14 +118,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let hook: Arc<dyn ChangeHook> = if config.target_policies.is_empty() {
         Arc::new(NoHook)
     } else {
-        Arc::new(PolicyHook { policy: config.policy.clone(), targets: config.target_policies.clone() })
+        Arc::new(PolicyHook {
+            policy: config.policy.clone(),
+            targets: config.target_policies.clone(),
+            license: Some(config.lifecycle.license.clone()),
+        })
     };
     let worker =
         Deliverer { store: store.clone(), connectors, cfg: config.delivery.clone(), metrics: metrics.clone() }.spawn();
+    // A job that fails to start is logged; serving goes on (the jobs also run on demand).
+    let scheduler = match crate::lifecycle::Jobs::new(store.clone(), config.clone()) {
+        Ok(jobs) => crate::lifecycle::spawn_scheduler(jobs),
+        Err(e) => {
+            tracing::error!(error = %e, "The lifecycle scheduler could not start.");
+            None
+        }
+    };
     let state = Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics });
     let weak_state = Arc::downgrade(&state);
     let server = http::serve(state, listener).map_err(|e| StartError::Bind { addr, source: e })?;
     let handle = server.handle();
     let join = tokio::spawn(server);
-    Ok(Running { addr, server: handle, join, first_token, store, state: weak_state, worker })
+    Ok(Running { addr, server: handle, join, first_token, store, state: weak_state, worker, scheduler })
 }

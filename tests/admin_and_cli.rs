@@ -98,16 +98,25 @@ async fn metrics_show_outbox_depth_delivery_outcomes_and_offboarding_latency() {
     let id = s.create_user("jo").await;
     assert_eq!(s.patch(&format!("/Users/{id}"), &disable()).await.status, 200);
     eventually("jo deactivated", WAIT, || jira.user("jo").is_some_and(|u| !u.active)).await;
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.root))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("m")
-        .text()
-        .await
-        .expect("t");
+    // Jira shows the change a moment before the worker records the outcome: wait for the record.
+    eventually("the delivery is recorded", WAIT, || s.store().outbox_depth() == 0).await;
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = s
+            .client
+            .get(format!("{}/metrics", s.root))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("m")
+            .text()
+            .await
+            .expect("t");
+        if text.contains("outcome=\"delivered\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(text.contains("scimbridge_deliveries_total{target=\"jira\",outcome=\"delivered\"} 1"), "{text}");
     assert!(text.contains("scimbridge_offboarding_latency_seconds_count 1"), "{text}");
     assert!(text.contains("scimbridge_outbox_depth 0"), "{text}");
@@ -141,6 +150,7 @@ async fn cli_audit_and_jobs_work_on_a_stopped_store_and_through_a_running_server
     let id = s.create_user("kim").await;
     assert_eq!(s.patch(&format!("/Users/{id}"), &disable()).await.status, 200);
     eventually("kim deactivated", WAIT, || jira.user("kim").is_some_and(|u| !u.active)).await;
+    eventually("the delivery is recorded", WAIT, || s.store().outbox_depth() == 0).await;
     let dir = s.dir.display().to_string();
     let listen = s.root.trim_start_matches("http://").to_string();
     let env = [

@@ -39,7 +39,10 @@ fn disable_entra_default() -> Value {
            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
 }
 
-fn delivery_records(s: &TestServer, user_id: &str) -> Vec<Value> {
+/// The delivery records of a user, once the outbox has drained (a target shows a change a
+/// moment before the worker records its outcome).
+async fn delivery_records(s: &TestServer, user_id: &str) -> Vec<Value> {
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
     s.store().audit_of(user_id).expect("audit").into_iter().filter(|r| r["type"] == "delivery").collect()
 }
 
@@ -62,7 +65,7 @@ async fn entra_disabling_a_user_deactivates_them_in_jira_and_confluence_and_ends
             && wiki.user("alice").is_some_and(|u| !u.active)
     })
     .await;
-    let recs = delivery_records(&s, &id);
+    let recs = delivery_records(&s, &id).await;
     let deact: Vec<&Value> = recs.iter().filter(|r| r["action"]["type"] == "deactivate").collect();
     assert_eq!(deact.len(), 2, "one deactivation per target: {recs:#?}");
     for r in deact {
@@ -176,7 +179,7 @@ async fn a_jira_outage_of_thirty_seconds_delays_delivery_but_delivers_every_inte
         .count();
     assert_eq!(puts_ok, 3, "each deactivation applied exactly once: {:#?}", jira.received());
     for id in &ids {
-        let recs = delivery_records(&s, id);
+        let recs = delivery_records(&s, id).await;
         assert!(recs.iter().any(|r| r["outcome"] == "retry"), "retries are audited: {recs:#?}");
         assert_eq!(recs.iter().filter(|r| r["outcome"] == "delivered").count(), 1);
     }
@@ -193,7 +196,7 @@ async fn a_429_with_retry_after_two_seconds_makes_the_worker_wait_at_least_that_
     let r = s.patch(&format!("/Users/{id}"), &disable_entra_default()).await;
     assert_eq!(r.status, 200);
     eventually("rita deactivated", WAIT, || jira.user("rita").is_some_and(|u| !u.active)).await;
-    let recs = delivery_records(&s, &id);
+    let recs = delivery_records(&s, &id).await;
     let at = |outcome: &str| -> chrono::DateTime<chrono::FixedOffset> {
         let r =
             recs.iter().find(|r| r["outcome"] == outcome).unwrap_or_else(|| panic!("no {outcome} record: {recs:#?}"));
@@ -212,7 +215,7 @@ async fn dry_run_sends_nothing_and_records_every_intent() {
     assert_eq!(s.patch(&format!("/Users/{id}"), &disable_entra_default()).await.status, 200);
     assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
     eventually("outbox drained", WAIT, || s.store().outbox_depth() == 0).await;
-    let recs = delivery_records(&s, &id);
+    let recs = delivery_records(&s, &id).await;
     let kinds: Vec<(String, String)> = recs
         .iter()
         .map(|r| {

@@ -4,6 +4,9 @@
 //! tokens given in configuration and the ones `scimbridge token new` stored hashed. The stored
 //! set is read on every check, so `token revoke` takes effect without a restart. A successful
 //! check yields a `Principal` scoped to either the SCIM API or the admin API, never both.
+//!
+//! When `[[jwt]]` issuers are configured, a bearer value shaped like a JWT is validated as one
+//! (`jwt.rs`, keys cached by `jwks.rs`, settings in `jwt_config.rs`); JWTs only reach the SCIM API.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -11,6 +14,14 @@ use subtle::ConstantTimeEq;
 
 use crate::secret::Secret;
 use crate::store::{Store, TokenRecord};
+
+mod jwks;
+pub mod jwt;
+pub mod jwt_config;
+
+pub use jwks::CacheTiming;
+pub use jwt::{looks_like_jwt, JwtRejection, JwtValidator};
+pub use jwt_config::{JwtFile, JwtIssuer};
 
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +70,36 @@ struct Known {
 pub struct TokenAuth {
     configured: Vec<Known>,
     store: Store,
+    jwt: Option<JwtValidator>,
+}
+
+/// Why a request did not authenticate; tells the middleware what to log and answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No bearer token at all.
+    Missing,
+    /// A token that matches no configured or stored token for the scope.
+    InvalidToken,
+    /// A JWT that failed validation.
+    InvalidJwt(JwtRejection),
+}
+
+impl AuthFailure {
+    /// The SCIM error `detail`: the reason stays in the log, the client learns only this.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "A bearer token is required.",
+            AuthFailure::InvalidToken | AuthFailure::InvalidJwt(_) => "The bearer token is not valid.",
+        }
+    }
+
+    /// The `WWW-Authenticate` value (RFC 6750 §3); `invalid_token` for a refused JWT.
+    pub fn www_authenticate(&self) -> &'static str {
+        match self {
+            AuthFailure::InvalidJwt(_) => "Bearer realm=\"scimbridge\", error=\"invalid_token\"",
+            _ => "Bearer realm=\"scimbridge\"",
+        }
+    }
 }
 
 impl TokenAuth {
@@ -78,12 +119,19 @@ impl TokenAuth {
                 scope: Scope::Admin,
             });
         }
-        TokenAuth { configured, store }
+        TokenAuth { configured, store, jwt: None }
     }
 
-    /// Whether any IdP token exists at all (configured or stored).
+    /// Also accepts JWTs from the validator's issuers (on the SCIM API).
+    pub fn with_jwt(mut self, jwt: JwtValidator) -> TokenAuth {
+        self.jwt = Some(jwt);
+        self
+    }
+
+    /// Whether any IdP credential exists at all (a JWT issuer, or a token configured or stored).
     pub fn has_scim_tokens(&self) -> bool {
-        self.configured.iter().any(|k| k.scope == Scope::Scim)
+        self.jwt.is_some()
+            || self.configured.iter().any(|k| k.scope == Scope::Scim)
             || self.store.tokens().map(|t| t.iter().any(|r| r.scope == Scope::Scim.as_str())).unwrap_or(false)
     }
 
@@ -104,6 +152,19 @@ impl TokenAuth {
             }
         }
         found
+    }
+
+    /// Checks a request's bearer value: a JWT when JWT issuers are configured and it is shaped
+    /// like one, else a static token.
+    ///
+    /// # Errors
+    /// An `AuthFailure` when the value is missing or not valid for `scope`.
+    pub async fn authenticate(&self, presented: Option<&str>, scope: Scope) -> Result<Principal, AuthFailure> {
+        let token = presented.ok_or(AuthFailure::Missing)?;
+        match &self.jwt {
+            Some(jwt) if looks_like_jwt(token) => jwt.check(token, scope).await.map_err(AuthFailure::InvalidJwt),
+            _ => self.check(token, scope).ok_or(AuthFailure::InvalidToken),
+        }
     }
 
     /// Creates and stores a new token, returning it (shown once; only its digest is kept).

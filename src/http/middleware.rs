@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use tracing::Instrument;
 
 use super::error::error_response;
 use super::AppState;
-use crate::auth::Scope;
+use crate::auth::{AuthFailure, Scope};
 use crate::scim::ScimError;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -66,17 +66,22 @@ pub async fn authenticate(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     async move {
         let mut res = match (scope_for(&path), &state) {
-            (Some(scope), Some(state)) => match bearer(&req).and_then(|t| state.auth.check(t, scope)) {
-                Some(principal) => {
+            (Some(scope), Some(state)) => match state.auth.authenticate(bearer(&req), scope).await {
+                Ok(principal) => {
                     req.extensions_mut().insert(principal);
                     next.call(req).await?.map_into_boxed_body()
                 }
-                None => {
+                Err(failure) => {
                     state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-                    tracing::warn!(peer = %peer, has_credentials = bearer(&req).is_some(), "Rejected a request without a valid bearer token.");
-                    let detail = if bearer(&req).is_some() { "The bearer token is not valid." } else { "A bearer token is required." };
-                    req.into_response(error_response(&ScimError::new(401, None, detail)))
+                    if let AuthFailure::InvalidJwt(r) = &failure {
+                        tracing::warn!(peer = %peer, issuer = r.issuer.as_deref().unwrap_or("-"), reason = %r.reason, "Rejected a JWT bearer token.");
+                    } else {
+                        tracing::warn!(peer = %peer, has_credentials = failure != AuthFailure::Missing, "Rejected a request without a valid bearer token.");
+                    }
+                    let mut res = req.into_response(error_response(&ScimError::new(401, None, failure.detail())));
+                    res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(failure.www_authenticate()));
+                    res
                 }
             },
             _ => next.call(req).await?.map_into_boxed_body(),

@@ -10,6 +10,7 @@ mod bulk;
 mod discovery;
 mod error;
 mod health;
+mod lifecycle;
 mod middleware;
 mod ops;
 mod query;
@@ -62,7 +63,17 @@ pub fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std::io::
                     .route("/jobs/{id}/retry", web::post().to(admin::retry))
                     .route("/jobs/{id}/drop", web::post().to(admin::drop))
                     .route("/audit", web::get().to(admin::audit))
-                    .route("/backup", web::get().to(admin::backup)),
+                    .route("/backup", web::get().to(admin::backup))
+                    .route("/activity/refresh", web::post().to(lifecycle::refresh))
+                    .route("/cleanup", web::post().to(lifecycle::cleanup))
+                    .route("/license/report", web::get().to(lifecycle::license_report))
+                    .route("/license/optimize", web::post().to(lifecycle::license_optimize))
+                    .route("/license/grant/{user}", web::post().to(lifecycle::license_grant))
+                    .route("/deactivate", web::post().to(lifecycle::deactivate))
+                    .route("/reactivate", web::post().to(lifecycle::reactivate))
+                    .route("/reconcile", web::post().to(lifecycle::reconcile))
+                    .route("/reports", web::get().to(lifecycle::reports))
+                    .route("/reports/{id}", web::get().to(lifecycle::report)),
             )
             .service(
                 web::scope("/scim/v2")

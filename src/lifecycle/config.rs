@@ -236,10 +236,7 @@ pub fn validate(s: &Sections<'_>, targets: &[TargetPolicy]) -> Result<LifecycleC
             }
             Some(t) => Some(t.name.clone()),
             None => {
-                issues.push(Issue {
-                    key: "license.target".into(),
-                    reason: format!("no [[target]] is named {name:?}"),
-                });
+                issues.push(Issue { key: "license.target".into(), reason: format!("no [[target]] is named {name:?}") });
                 None
             }
         },
@@ -259,7 +256,8 @@ pub fn validate(s: &Sections<'_>, targets: &[TargetPolicy]) -> Result<LifecycleC
         if license_group.is_none() {
             issues.push(Issue {
                 key: "license.license_group".into(),
-                reason: "is required when the optimizer is enabled, e.g. license_group = \"jira-software-users\"".into(),
+                reason: "is required when the optimizer is enabled, e.g. license_group = \"jira-software-users\""
+                    .into(),
             });
         }
         if access_group.is_some() && access_group == license_group {

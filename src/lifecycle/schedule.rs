@@ -26,7 +26,9 @@ impl Schedule {
     /// A message saying what is wrong, with valid examples.
     pub fn parse(text: &str) -> Result<Schedule, String> {
         let t = text.trim();
-        let bad = || format!("{text:?} is not a schedule; write \"daily 02:00\" (UTC) or an interval such as \"6h\", \"30m\", \"1d\"");
+        let bad = || {
+            format!("{text:?} is not a schedule; write \"daily 02:00\" (UTC) or an interval such as \"6h\", \"30m\", \"1d\"")
+        };
         if let Some(time) = t.strip_prefix("daily") {
             let time = NaiveTime::parse_from_str(time.trim(), "%H:%M").map_err(|_| bad())?;
             use chrono::Timelike;
@@ -108,7 +110,8 @@ pub fn spawn(jobs: Jobs) -> Option<SchedulerHandle> {
     let (stop, mut stopped) = watch::channel(false);
     let join = tokio::spawn(async move {
         let start = Utc::now();
-        let mut due: Vec<(Job, Schedule, DateTime<Utc>)> = plan.iter().map(|(j, s)| (*j, *s, s.next_after(start))).collect();
+        let mut due: Vec<(Job, Schedule, DateTime<Utc>)> =
+            plan.iter().map(|(j, s)| (*j, *s, s.next_after(start))).collect();
         loop {
             let Some(next) = due.iter().map(|d| d.2).min() else { return };
             let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -125,7 +128,9 @@ pub fn spawn(jobs: Jobs) -> Option<SchedulerHandle> {
                 };
                 match outcome {
                     Ok(id) => tracing::info!(job = ?entry.0, report = id, "Scheduled lifecycle job finished."),
-                    Err(e) => tracing::error!(job = ?entry.0, error = %e, "Scheduled lifecycle job failed; it runs again at its next time."),
+                    Err(e) => {
+                        tracing::error!(job = ?entry.0, error = %e, "Scheduled lifecycle job failed; it runs again at its next time.")
+                    }
                 }
                 entry.2 = entry.1.next_after(Utc::now());
             }

@@ -54,6 +54,9 @@ pub const LAYOUT_VERSION: u64 = 1;
 /// sled page cache size.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How often writes that no request waits for are flushed.
+const BACKGROUND_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub(crate) mod tree {
     pub const USERS: usize = 0;
     pub const GROUPS: usize = 1;
@@ -101,6 +104,11 @@ struct Inner {
     seq: AtomicU64,
     /// Woken after a transaction that wrote intents, so delivery starts at once.
     outbox_signal: tokio::sync::Notify,
+    /// Writes applied and writes known to be on disk, counted, for group commit.
+    committed: AtomicU64,
+    flushed: AtomicU64,
+    /// One flush at a time; the others wait for it and usually find their writes covered.
+    flusher: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -113,6 +121,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
             // sled's default page cache is 1 GiB; the working set (indexes, hot records) is far
             // smaller, and resident memory is a stated target.
             .cache_capacity(CACHE_BYTES)
@@ -139,7 +148,7 @@ impl Store {
                 seq = seq.max(keys::decode_u64(&k));
             }
         }
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
@@ -147,8 +156,32 @@ impl Store {
                 writer: std::sync::Mutex::new(()),
                 seq: AtomicU64::new(seq),
                 outbox_signal: tokio::sync::Notify::new(),
+                committed: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+                flusher: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        store.start_background_flush();
+        Ok(store)
+    }
+
+    /// Writes outside SCIM requests (delivery outcomes, tokens) are made durable by this thread
+    /// within `BACKGROUND_FLUSH`; it holds only a weak handle, so it ends with the store.
+    fn start_background_flush(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new().name("scimbridge-flush".into()).spawn(move || loop {
+            std::thread::sleep(BACKGROUND_FLUSH);
+            let Some(inner) = weak.upgrade() else { break };
+            let store = Store { inner };
+            if store.inner.flushed.load(Ordering::SeqCst) < store.inner.committed.load(Ordering::SeqCst) {
+                if let Err(e) = store.flush_blocking() {
+                    tracing::error!(error = %e, "Background flush failed.");
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "Could not start the background flush thread.");
+        }
     }
 
     pub(crate) fn t(&self, index: usize) -> &sled::Tree {
@@ -159,13 +192,38 @@ impl Store {
         self.inner.seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Waits until everything written so far is on disk. Concurrent callers share the fsync.
+    /// Waits until everything written so far is on disk. Concurrent callers share one fsync
+    /// (group commit): a caller whose writes a running flush already covers just waits for it.
     ///
     /// # Errors
     /// On an I/O error from sled.
     pub async fn flush(&self) -> StoreResult<()> {
-        self.inner.db.flush_async().await?;
+        let wanted = self.inner.committed.load(Ordering::SeqCst);
+        let _one_flusher = self.inner.flusher.lock().await;
+        if self.inner.flushed.load(Ordering::SeqCst) >= wanted {
+            return Ok(());
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.flush_blocking())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("flush task failed: {e}")))?
+    }
+
+    /// Flushes with the writer lock held. sled 0.34 can deadlock when a transaction waits to
+    /// start while a flush holds its concurrency-control read lock (seen here under load: the
+    /// flush waits for an I/O buffer whose writer waits behind the transaction). So flushes and
+    /// transactions never overlap, and sled's own background flusher is off (`flush_every_ms`).
+    pub fn flush_blocking(&self) -> StoreResult<()> {
+        let _guard = self.lock();
+        let upto = self.inner.committed.load(Ordering::SeqCst);
+        self.inner.db.flush()?;
+        self.inner.flushed.fetch_max(upto, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Notes that a write was applied (called under the writer lock), for group commit.
+    pub(crate) fn mark_committed(&self) {
+        self.inner.committed.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Approximate size of the store on disk, in bytes.

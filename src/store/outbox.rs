@@ -96,6 +96,7 @@ impl Store {
     pub fn outbox_update(&self, seq: u64, entry: &OutboxEntry) -> StoreResult<()> {
         let _guard = self.lock();
         self.t(tree::OUTBOX).insert(seq.to_be_bytes(), entry.encode()?)?;
+        self.mark_committed();
         Ok(())
     }
 
@@ -126,6 +127,7 @@ impl Store {
             s.insert(keys::seq_pair(subject, audit_seq), &[])?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        self.mark_committed();
         Ok(())
     }
 
@@ -141,6 +143,7 @@ impl Store {
             seqs.push(seq);
         }
         self.t(tree::OUTBOX).apply_batch(batch)?;
+        self.mark_committed();
         if !seqs.is_empty() {
             self.inner.outbox_signal.notify_one();
         }
@@ -183,6 +186,7 @@ impl Store {
             d.remove(&seq.to_be_bytes())?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        self.mark_committed();
         self.inner.outbox_signal.notify_one();
         Ok(Some(new_seq))
     }
@@ -199,6 +203,7 @@ impl Store {
             let bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             self.t(tree::AUDIT).insert(audit_seq.to_be_bytes(), bytes)?;
             self.t(tree::AUDIT_BY_SUBJECT).insert(keys::seq_pair(subject, audit_seq), &[])?;
+            self.mark_committed();
             return Ok(true);
         }
         Ok(false)
@@ -217,6 +222,7 @@ impl Store {
             s.insert(keys::seq_pair(subject, seq), &[])?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        self.mark_committed();
         Ok(())
     }
 }

@@ -24,15 +24,24 @@ fn default_scope() -> String {
 impl Store {
     pub fn put_token(&self, rec: &TokenRecord) -> StoreResult<()> {
         let bytes = serde_json::to_vec(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.inner.tokens.insert(rec.name.as_bytes(), bytes)?;
-        self.inner.tokens.flush()?;
+        {
+            let _guard = self.lock();
+            self.inner.tokens.insert(rec.name.as_bytes(), bytes)?;
+            self.mark_committed();
+        }
+        self.flush_blocking()?;
         Ok(())
     }
 
     /// Removes a token; true if it existed.
     pub fn revoke_token(&self, name: &str) -> StoreResult<bool> {
-        let existed = self.inner.tokens.remove(name.as_bytes())?.is_some();
-        self.inner.tokens.flush()?;
+        let existed = {
+            let _guard = self.lock();
+            let existed = self.inner.tokens.remove(name.as_bytes())?.is_some();
+            self.mark_committed();
+            existed
+        };
+        self.flush_blocking()?;
         Ok(existed)
     }
 

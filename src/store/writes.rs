@@ -435,6 +435,7 @@ impl Store {
             t(tree::META).insert(b"seq", &last_seq.to_be_bytes())?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        self.mark_committed();
         if intent_count > 0 {
             self.inner.outbox_signal.notify_one();
         }

@@ -1,0 +1,296 @@
+//! The lifecycle commands' backend (`activity refresh`, `cleanup`, `license …`, `deactivate`,
+//! `reactivate`, `reconcile`): with a server running they call its admin API, otherwise they
+//! open the store and run the same `lifecycle::Jobs` functions, so both give one answer.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::cli::Backend;
+use crate::config::Config;
+use crate::lifecycle::{BulkKind, BulkRequest, Jobs, Mode, Report};
+
+/// One lifecycle operation.
+#[derive(Debug, Clone)]
+pub enum LifecycleOp {
+    Refresh { target: Option<String> },
+    Cleanup { mode: Mode, target: Option<String> },
+    LicenseReport,
+    LicenseOptimize { mode: Mode },
+    LicenseGrant { user: String },
+    Bulk { kind: BulkKind, request: BulkRequest },
+    Reconcile { mode: Mode },
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn with_target(path: String, target: &Option<String>) -> String {
+    match target {
+        Some(t) => format!("{path}&target={}", encode(t)),
+        None => path,
+    }
+}
+
+impl LifecycleOp {
+    /// Method, admin API path and body of the operation.
+    fn request(&self) -> (reqwest::Method, String, Option<Value>) {
+        use reqwest::Method as M;
+        match self {
+            LifecycleOp::Refresh { target } => (
+                M::POST,
+                target
+                    .as_ref()
+                    .map_or("/activity/refresh".into(), |t| format!("/activity/refresh?target={}", encode(t))),
+                None,
+            ),
+            LifecycleOp::Cleanup { mode, target } => {
+                (M::POST, with_target(format!("/cleanup?mode={}", mode.as_str()), target), None)
+            }
+            LifecycleOp::LicenseReport => (M::GET, "/license/report".into(), None),
+            LifecycleOp::LicenseOptimize { mode } => {
+                (M::POST, format!("/license/optimize?mode={}", mode.as_str()), None)
+            }
+            LifecycleOp::LicenseGrant { user } => (M::POST, format!("/license/grant/{}", encode(user)), None),
+            LifecycleOp::Bulk { kind, request } => {
+                let path = match kind {
+                    BulkKind::Deactivate => "/deactivate",
+                    BulkKind::Reactivate => "/reactivate",
+                };
+                (M::POST, path.into(), serde_json::to_value(request).ok())
+            }
+            LifecycleOp::Reconcile { mode } => (M::POST, format!("/reconcile?mode={}", mode.as_str()), None),
+        }
+    }
+}
+
+impl Backend {
+    /// Runs `op` locally or through the running server.
+    ///
+    /// # Errors
+    /// The job's error, or the server's answer when it is not a report.
+    pub async fn lifecycle(&self, config: &Config, op: LifecycleOp) -> anyhow::Result<Report> {
+        match self {
+            Backend::Local(store) => {
+                let jobs = Jobs::new(store.clone(), config.clone())?;
+                let now = Utc::now();
+                Ok(match op {
+                    LifecycleOp::Refresh { target } => jobs.refresh(target.as_deref(), now).await?,
+                    LifecycleOp::Cleanup { mode, target } => jobs.cleanup(mode, target.as_deref(), now).await?,
+                    LifecycleOp::LicenseReport => jobs.license_report(now).await?,
+                    LifecycleOp::LicenseOptimize { mode } => jobs.license_optimize(mode, now).await?,
+                    LifecycleOp::LicenseGrant { user } => jobs.license_grant(&user, now).await?,
+                    LifecycleOp::Bulk { kind, request } => jobs.bulk(kind, &request, now).await?,
+                    LifecycleOp::Reconcile { mode } => jobs.reconcile(mode, now).await?,
+                })
+            }
+            Backend::Remote { base, token, client } => {
+                let (method, path, body) = op.request();
+                let mut rb = client.request(method, format!("{base}{path}")).bearer_auth(token);
+                if let Some(b) = body {
+                    rb = rb.header("Content-Type", "application/json").body(b.to_string());
+                }
+                let res = rb.send().await.with_context(|| format!("while calling the running server at {base}"))?;
+                let status = res.status();
+                let text = res.text().await.context("while reading the server's answer")?;
+                if !status.is_success() {
+                    let detail = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
+                        .unwrap_or(text);
+                    bail!("the server answered {status}: {detail}");
+                }
+                serde_json::from_str(&text).context("while reading the report the server sent")
+            }
+        }
+    }
+}
+
+/// `--dry-run` (the default) or `--apply`, and where the CSV and JSON reports go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Only report who would be affected and why (the default).
+    #[arg(long, conflicts_with = "apply")]
+    pub dry_run: bool,
+    /// Queue the actions for delivery (through the outbox: retries, audit, dry run all apply).
+    #[arg(long)]
+    pub apply: bool,
+    /// Folder for the CSV and JSON reports.
+    #[arg(long, default_value = "./reports")]
+    pub out: PathBuf,
+}
+
+impl RunArgs {
+    pub fn mode(&self) -> Mode {
+        if self.apply {
+            Mode::Apply
+        } else {
+            Mode::DryRun
+        }
+    }
+}
+
+/// `scimbridge cleanup`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Only this target.
+    #[arg(long)]
+    pub target: Option<String>,
+}
+
+/// `scimbridge activity …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ActivityCmd {
+    /// Read every account and its last activity from the targets into the store.
+    Refresh {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Folder for the CSV and JSON reports.
+        #[arg(long, default_value = "./reports")]
+        out: PathBuf,
+    },
+}
+
+/// `scimbridge license …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LicenseCmd {
+    /// Seats total/used/free per product, inactive holders, seats that would be freed, history.
+    Report {
+        /// Folder for the CSV and JSON reports.
+        #[arg(long, default_value = "./reports")]
+        out: PathBuf,
+    },
+    /// Run the optimizer now: reclaim from inactive holders, grant to the queue.
+    Optimize(RunArgs),
+    /// Give USER (SCIM userName or Atlassian username) a licence back now, or queue them.
+    Grant {
+        user: String,
+        /// Folder for the CSV and JSON reports.
+        #[arg(long, default_value = "./reports")]
+        out: PathBuf,
+    },
+}
+
+/// `scimbridge deactivate|reactivate`: one target, exactly one selector.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BulkArgs {
+    /// The [[target]] name.
+    #[arg(long)]
+    pub target: String,
+    /// Members of this group in the target.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Accounts of this user directory.
+    #[arg(long)]
+    pub directory: Option<String>,
+    /// Accounts without activity for at least N days.
+    #[arg(long)]
+    pub inactive_days: Option<i64>,
+    /// Usernames from a CSV file (a `username` column, else the first column).
+    #[arg(long)]
+    pub from_csv: Option<PathBuf>,
+    /// deactivate (default), remove_license, delete or anonymize (deactivate only).
+    #[arg(long)]
+    pub action: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl BulkArgs {
+    /// The request and the report folder.
+    ///
+    /// # Errors
+    /// When the CSV file cannot be read.
+    pub fn request(&self, kind: BulkKind) -> anyhow::Result<LifecycleOp> {
+        let usernames = match &self.from_csv {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("while reading {}", path.display()))?;
+                Some(crate::lifecycle::usernames_from_csv(&text))
+            }
+            None => None,
+        };
+        let request = BulkRequest {
+            target: self.target.clone(),
+            group: self.group.clone(),
+            directory: self.directory.clone(),
+            inactive_days: self.inactive_days,
+            usernames,
+            mode: self.run.mode(),
+            action: self.action.clone(),
+        };
+        request.check(kind).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(LifecycleOp::Bulk { kind, request })
+    }
+}
+
+/// Runs `op`, prints who is affected and why plus the per-target/action summary, and writes
+/// the CSV and JSON reports into `out`. Never reads stdin.
+///
+/// # Errors
+/// The job's error, or the report files cannot be written.
+pub async fn run(config: &Config, op: LifecycleOp, out: &Path) -> anyhow::Result<()> {
+    let backend = Backend::connect(config)?;
+    let report = backend.lifecycle(config, op).await?;
+    println!("{}", crate::lifecycle::CSV_COLUMNS.join("\t"));
+    for f in &report.findings {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            f.target,
+            f.username,
+            f.user_id.as_deref().unwrap_or(""),
+            f.display_name.as_deref().unwrap_or(""),
+            f.email.as_deref().unwrap_or(""),
+            f.last_active.as_deref().unwrap_or("never"),
+            f.inactive_days.map(|d| d.to_string()).unwrap_or_default(),
+            f.groups.join(";"),
+            f.directory.as_deref().unwrap_or(""),
+            f.action,
+            f.reason
+        );
+    }
+    if !report.details.is_null() {
+        println!("{}", serde_json::to_string_pretty(&report.details)?);
+    }
+    print!("{}", report.summary());
+    for t in &report.targets {
+        if !t.skipped.is_empty() {
+            let skipped: Vec<String> = t.skipped.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            println!("  {} ({} accounts) left alone: {}", t.target, t.accounts, skipped.join(", "));
+        }
+    }
+    let (csv, json) = crate::lifecycle::write_files(&report, out)
+        .with_context(|| format!("while writing the report into {}", out.display()))?;
+    println!("Report {}: {} and {}", report.id, csv.display(), json.display());
+    if report.targets.iter().any(|t| t.error.is_some()) {
+        bail!("some targets could not be processed (see above)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_map_to_the_admin_api() {
+        let (m, p, _) = LifecycleOp::Cleanup { mode: Mode::Apply, target: Some("jira x".into()) }.request();
+        assert_eq!((m, p.as_str()), (reqwest::Method::POST, "/cleanup?mode=apply&target=jira%20x"));
+        let (_, p, _) = LifecycleOp::LicenseGrant { user: "a@b".into() }.request();
+        assert_eq!(p, "/license/grant/a%40b");
+        let (_, p, b) = LifecycleOp::Bulk { kind: BulkKind::Reactivate, request: BulkRequest::default() }.request();
+        assert_eq!(p, "/reactivate");
+        assert!(b.is_some());
+    }
+}

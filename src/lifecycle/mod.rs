@@ -1,0 +1,112 @@
+//! Lifecycle jobs that are not triggered by the IdP (issue 4): the activity snapshot, inactive-user
+//! cleanup, the licence optimizer, bulk deactivation and reactivation, and drift reconciliation.
+//! Each reads the Atlassian side through the connectors' read methods, decides with a pure
+//! function of (snapshot, provisioned users, config, `now`), and writes intents to the outbox,
+//! the one way an action reaches Atlassian (DESIGN.md): so every job inherits retries, audit,
+//! dead letters and the global dry run. A job never calls a connector's `execute`.
+//!
+//! `--dry-run` (the default) only reports; `--apply` enqueues. Every run returns a [`Report`]
+//! that is stored in sled and written as CSV + JSON by the CLI.
+//!
+//! Layout: `config.rs` (the TOML tables), `schedule.rs` (schedules and the scheduler task),
+//! `report.rs`, `context.rs` (what a job knows about a target and the IdP's users),
+//! `activity.rs` (refresh), `cleanup.rs`, `bulk.rs`, `license.rs`, `reconcile.rs`.
+
+mod activity;
+mod bulk;
+mod cleanup;
+mod config;
+mod context;
+mod license;
+mod reconcile;
+mod report;
+mod schedule;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::atlassian::{Connector, ReadPolicy, TargetError};
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+pub use bulk::{usernames_from_csv, BulkKind, BulkRequest};
+pub use cleanup::{judge, Criteria, Facts, Verdict};
+pub use config::{
+    validate, CleanupAction, CleanupConfig, CleanupFile, JobConfig, JobFile, LicenseConfig, LicenseFile,
+    LifecycleConfig, Sections,
+};
+pub use license::{on_idp_signal, GRANT_HINT};
+pub use report::{csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS};
+pub use schedule::{spawn as spawn_scheduler, Schedule, SchedulerHandle};
+
+/// Why a job could not run at all (a target that fails mid-run is recorded in its report
+/// instead, and the job carries on with the next target).
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Target(#[from] TargetError),
+    #[error("no [[target]] is named {0:?}")]
+    UnknownTarget(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("reading {target} failed: {reason}")]
+    Read { target: String, reason: String },
+}
+
+/// Everything a job needs: the store, the validated configuration, one connector per target.
+#[derive(Clone)]
+pub struct Jobs {
+    pub store: Store,
+    pub config: Arc<Config>,
+    connectors: Arc<HashMap<String, Connector>>,
+}
+
+impl Jobs {
+    /// Builds the connectors (opens no connection).
+    ///
+    /// # Errors
+    /// When a target's spec cannot make a client.
+    pub fn new(store: Store, config: Config) -> Result<Jobs, LifecycleError> {
+        let mut connectors = HashMap::new();
+        for t in &config.targets {
+            connectors.insert(t.spec.name.clone(), Connector::new(t.spec.clone())?);
+        }
+        Ok(Jobs { store, config: Arc::new(config), connectors: Arc::new(connectors) })
+    }
+
+    /// Replaces the read policy of every connector (tests and benchmarks use small waits).
+    pub fn with_read_policy(self, policy: ReadPolicy) -> Jobs {
+        let connectors = self.connectors.iter().map(|(k, c)| (k.clone(), c.clone().with_read_policy(policy.clone())));
+        Jobs { connectors: Arc::new(connectors.collect()), ..self }
+    }
+
+    pub(crate) fn connector(&self, target: &str) -> Result<&Connector, LifecycleError> {
+        self.connectors.get(target).ok_or_else(|| LifecycleError::UnknownTarget(target.to_string()))
+    }
+
+    /// The configured targets, or only `only` (case-insensitive).
+    pub(crate) fn targets(&self, only: Option<&str>) -> Result<Vec<&crate::config::Target>, LifecycleError> {
+        let all = self.config.targets.iter();
+        match only {
+            None => Ok(all.collect()),
+            Some(name) => {
+                let t = all.filter(|t| t.spec.name.eq_ignore_ascii_case(name)).collect::<Vec<_>>();
+                if t.is_empty() {
+                    return Err(LifecycleError::UnknownTarget(name.to_string()));
+                }
+                Ok(t)
+            }
+        }
+    }
+
+    /// Stores the finished report and returns it with its id.
+    pub(crate) fn finish(&self, mut report: Report) -> Result<Report, LifecycleError> {
+        report.finished_at = report::rfc3339(chrono::Utc::now());
+        let mut v = serde_json::to_value(&report).map_err(|e| LifecycleError::Invalid(e.to_string()))?;
+        report.id = self.store.report_put(&mut v)?;
+        tracing::info!(kind = %report.kind, mode = report.mode.as_str(), report = report.id, affected = report.findings.len(), enqueued = report.enqueued, "Lifecycle run recorded.");
+        Ok(report)
+    }
+}

@@ -1,0 +1,267 @@
+//! What every lifecycle run produces: a [`Report`] (who is affected, why, which action, per-target
+//! counts), stored in sled and written as CSV and JSON files for the admin (`--out DIR`). The CSV
+//! has one row per finding; the JSON is the whole report.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Preview or do it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    DryRun,
+    Apply,
+}
+
+impl Mode {
+    /// `dry-run` / `dry_run` / `apply`; absent = dry run.
+    pub fn parse(s: Option<&str>) -> Option<Mode> {
+        match s.map(str::trim).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("dry-run") | Some("dry_run") | Some("dryrun") => Some(Mode::DryRun),
+            Some("apply") => Some(Mode::Apply),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Apply => "apply",
+        }
+    }
+}
+
+/// One account the run affects (or, in dry run, would affect), with the evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub target: String,
+    pub username: String,
+    /// SCIM id when the IdP provisioned the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Last activity (RFC 3339), `None` = never or unknown (see `reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<String>,
+    /// Days since last activity (or since creation for never-logged-in accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_days: Option<i64>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    /// `deactivate`, `remove_license`, `restore_license`, `add_to_group`…, or `none` (report only).
+    pub action: String,
+    pub reason: String,
+}
+
+/// One target's part of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSummary {
+    pub target: String,
+    pub accounts: u64,
+    pub affected: u64,
+    /// Accounts looked at and left alone, by reason.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, u64>,
+    /// Set when the target could not be read; nothing was decided for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A lifecycle run's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Sequence in the `reports` tree (0 until stored).
+    #[serde(default)]
+    pub id: u64,
+    /// `activity-refresh`, `cleanup`, `license`, `license-grant`, `deactivate`, `reactivate`, `reconcile`.
+    pub kind: String,
+    pub mode: Mode,
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: String,
+    #[serde(default)]
+    pub targets: Vec<TargetSummary>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// Intents written to the outbox (apply only).
+    #[serde(default)]
+    pub enqueued: u64,
+    /// Extra figures of the job (licence seats, history…).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub details: Value,
+}
+
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub(crate) fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+impl Report {
+    pub fn new(kind: &str, mode: Mode, now: DateTime<Utc>) -> Report {
+        Report { kind: kind.into(), mode, started_at: rfc3339(now), ..Report::default() }
+    }
+
+    /// Findings counted per (target, action), for the confirmation summary.
+    pub fn counts(&self) -> BTreeMap<(String, String), u64> {
+        let mut out = BTreeMap::new();
+        for f in &self.findings {
+            *out.entry((f.target.clone(), f.action.clone())).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// The human summary printed by the CLI: what the run did or would do, per target and action.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} ({}): {} account(s) affected{}.\n",
+            self.kind,
+            self.mode.as_str(),
+            self.findings.len(),
+            if self.mode == Mode::Apply {
+                format!(", {} intent(s) queued for delivery", self.enqueued)
+            } else {
+                String::new()
+            }
+        );
+        for ((target, action), n) in self.counts() {
+            s.push_str(&format!("  {target}\t{action}\t{n}\n"));
+        }
+        for t in &self.targets {
+            if let Some(e) = &t.error {
+                s.push_str(&format!("  {}: NOT PROCESSED: {e}\n", t.target));
+            }
+        }
+        if self.mode == Mode::DryRun && !self.findings.is_empty() {
+            s.push_str("Nothing was changed (dry run); run again with --apply to do it.\n");
+        }
+        s
+    }
+}
+
+/// The CSV columns, one row per finding.
+pub const CSV_COLUMNS: [&str; 11] = [
+    "target",
+    "username",
+    "user_id",
+    "display_name",
+    "email",
+    "last_active",
+    "inactive_days",
+    "groups",
+    "directory",
+    "action",
+    "reason",
+];
+
+fn cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One finding as a CSV row.
+pub fn csv_row(f: &Finding) -> String {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        f.target.clone(),
+        f.username.clone(),
+        o(&f.user_id),
+        o(&f.display_name),
+        o(&f.email),
+        o(&f.last_active),
+        f.inactive_days.map(|d| d.to_string()).unwrap_or_default(),
+        f.groups.join(";"),
+        o(&f.directory),
+        f.action.clone(),
+        f.reason.clone(),
+    ]
+    .iter()
+    .map(|c| cell(c))
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// Writes `<kind>-<mode>-<time>.csv` and `.json` into `dir` (created if needed); returns both
+/// paths.
+///
+/// # Errors
+/// When the folder or the files cannot be written.
+pub fn write_files(report: &Report, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = report.started_at.replace([':', '-'], "");
+    let base = format!(
+        "{}-{}-{stamp}{}",
+        report.kind,
+        report.mode.as_str(),
+        if report.id > 0 { format!("-{}", report.id) } else { String::new() }
+    );
+    let csv_path = dir.join(format!("{base}.csv"));
+    let json_path = dir.join(format!("{base}.json"));
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+    writeln!(csv, "{}", CSV_COLUMNS.join(","))?;
+    for f in &report.findings {
+        writeln!(csv, "{}", csv_row(f))?;
+    }
+    csv.flush()?;
+    let json = std::io::BufWriter::new(std::fs::File::create(&json_path)?);
+    serde_json::to_writer_pretty(json, report)?;
+    Ok((csv_path, json_path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_quote_commas_and_join_groups() {
+        let f = Finding {
+            target: "jira".into(),
+            username: "ann".into(),
+            display_name: Some("Ann, \"A\"".into()),
+            groups: vec!["a".into(), "b".into()],
+            inactive_days: Some(91),
+            action: "deactivate".into(),
+            reason: "inactive".into(),
+            ..Finding::default()
+        };
+        assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive");
+    }
+
+    #[test]
+    fn files_hold_every_finding_and_the_summary_counts_per_target_and_action() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut r = Report::new("cleanup", Mode::DryRun, Utc::now());
+        for name in ["a", "b"] {
+            r.findings.push(Finding {
+                target: "jira".into(),
+                username: name.into(),
+                action: "deactivate".into(),
+                ..Finding::default()
+            });
+        }
+        let (csv, json) = write_files(&r, dir.path()).expect("write");
+        assert_eq!(std::fs::read_to_string(csv).expect("csv").lines().count(), 3);
+        let back: Report = serde_json::from_str(&std::fs::read_to_string(json).expect("json")).expect("parse");
+        assert_eq!(back, r);
+        assert!(r.summary().contains("jira\tdeactivate\t2"), "{}", r.summary());
+        assert_eq!(Mode::parse(None), Some(Mode::DryRun));
+        assert_eq!(Mode::parse(Some("apply")), Some(Mode::Apply));
+        assert_eq!(Mode::parse(Some("yes")), None);
+    }
+}
