@@ -30,7 +30,7 @@ out=bench/results.txt
   echo "# $(rustc --version), $(wrk --version 2>&1 | head -1 || true)"
 } > "$out.tmp"
 set +e
-cargo bench --bench scim_load 2>&1 | grep --line-buffered -v '^ *Compiling ' | tee -a "$out.tmp"
+cargo bench --quiet --bench scim_load 2>&1 | grep --line-buffered -v '^ *Compiling ' | tee -a "$out.tmp"
 status=${PIPESTATUS[0]}
 set -e
 mv "$out.tmp" "$out"

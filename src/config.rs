@@ -44,6 +44,12 @@ pub struct FileConfig {
     pub token_env: Option<String>,
     /// Name of an environment variable holding admin API tokens (comma-separated).
     pub admin_token_env: Option<String>,
+    /// Serve the admin API and `/metrics` only on this separate address (e.g. `127.0.0.1:9090`),
+    /// never on `listen`.
+    pub admin_listen: Option<String>,
+    /// Proxies whose `X-Forwarded-For`/`-Proto`/`-Host` are believed (addresses or networks);
+    /// from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<String>,
     pub limits: LimitsFile,
     pub log: LogFile,
     /// Atlassian targets (`[[target]]` blocks); none = record and log only.
@@ -112,6 +118,19 @@ pub struct LimitsFile {
     pub bulk_max_operations: Option<usize>,
     pub bulk_max_payload_bytes: Option<usize>,
     pub max_filter_length: Option<usize>,
+    /// Per-credential request rate; 0 (the default) is off, because Entra ID quarantines an app
+    /// that throttles it. Set it when the endpoint faces untrusted networks.
+    pub requests_per_second: Option<f64>,
+    /// Requests a credential may make at once above the rate.
+    pub burst: Option<f64>,
+    /// Failed authentications allowed per client address per minute, then 429.
+    pub auth_failures_per_minute: Option<f64>,
+    /// Longest request target (path and query), in bytes; longer is 414.
+    pub max_url_bytes: Option<usize>,
+    /// Largest total of request header bytes; larger is 431.
+    pub max_header_bytes: Option<usize>,
+    /// Longest time a client may take to send a request body.
+    pub request_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +154,12 @@ pub struct Limits {
     pub bulk_max_operations: usize,
     pub bulk_max_payload_bytes: usize,
     pub max_filter_length: usize,
+    pub requests_per_second: f64,
+    pub burst: f64,
+    pub auth_failures_per_minute: f64,
+    pub max_url_bytes: usize,
+    pub max_header_bytes: usize,
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -145,6 +170,12 @@ impl Default for Limits {
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1024 * 1024,
             max_filter_length: 4096,
+            requests_per_second: 0.0,
+            burst: 0.0,
+            auth_failures_per_minute: 30.0,
+            max_url_bytes: 8192,
+            max_header_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -155,6 +186,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub public_url: Option<String>,
+    pub admin_listen: Option<SocketAddr>,
+    pub trusted_proxies: Vec<crate::http::Cidr>,
     /// IdP bearer tokens given in configuration (in addition to the ones stored hashed).
     pub tokens: Vec<Secret>,
     pub admin_tokens: Vec<Secret>,
@@ -272,6 +305,30 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     if data_dir.as_os_str().is_empty() {
         issue("data_dir", "must not be empty, for example data_dir = \"/var/lib/scimbridge\"".into());
     }
+    let admin_listen = match &file.admin_listen {
+        None => None,
+        Some(a) => match a.parse::<SocketAddr>() {
+            Ok(addr) if addr == listen => {
+                issue("admin_listen", "must differ from listen; leave it out to serve the admin API on listen".into());
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                issue(
+                    "admin_listen",
+                    format!("'{a}' is not host:port with an IP address, for example admin_listen = \"127.0.0.1:9090\""),
+                );
+                None
+            }
+        },
+    };
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in file.trusted_proxies.iter().enumerate() {
+        match p.parse::<crate::http::Cidr>() {
+            Ok(c) => trusted_proxies.push(c),
+            Err(e) => issue(&format!("trusted_proxies[{i}]"), e),
+        }
+    }
     let public_url =
         env.get("SCIMBRIDGE_PUBLIC_URL").cloned().or(file.public_url).map(|u| u.trim_end_matches('/').to_string());
     if let Some(u) = &public_url {
@@ -320,7 +377,22 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         bulk_max_operations: file.limits.bulk_max_operations.unwrap_or(d.bulk_max_operations),
         bulk_max_payload_bytes: file.limits.bulk_max_payload_bytes.unwrap_or(d.bulk_max_payload_bytes),
         max_filter_length: file.limits.max_filter_length.unwrap_or(d.max_filter_length),
+        requests_per_second: file.limits.requests_per_second.unwrap_or(d.requests_per_second),
+        burst: file.limits.burst.or(file.limits.requests_per_second.map(|r| r * 2.0)).unwrap_or(d.burst),
+        auth_failures_per_minute: file.limits.auth_failures_per_minute.unwrap_or(d.auth_failures_per_minute),
+        max_url_bytes: file.limits.max_url_bytes.unwrap_or(d.max_url_bytes),
+        max_header_bytes: file.limits.max_header_bytes.unwrap_or(d.max_header_bytes),
+        request_timeout: file.limits.request_timeout_secs.map(Duration::from_secs).unwrap_or(d.request_timeout),
     };
+    if limits.requests_per_second < 0.0 || limits.burst < 0.0 || limits.auth_failures_per_minute <= 0.0 {
+        issue("limits.requests_per_second", "rates must not be negative (0 turns the per-credential limit off; auth_failures_per_minute must be above 0)".into());
+    }
+    if limits.max_url_bytes < 256 || limits.max_header_bytes < 1024 || limits.request_timeout.is_zero() {
+        issue(
+            "limits.max_url_bytes",
+            "max_url_bytes must be at least 256, max_header_bytes at least 1024, request_timeout_secs above 0".into(),
+        );
+    }
     for (key, v) in [
         ("limits.max_body_bytes", limits.max_body_bytes),
         ("limits.max_results", limits.max_results),
@@ -418,6 +490,8 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         listen,
         data_dir,
         public_url,
+        admin_listen,
+        trusted_proxies,
         tokens,
         admin_tokens,
         limits,

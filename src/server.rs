@@ -11,7 +11,10 @@ use crate::atlassian::Connector;
 use crate::auth::{Scope, TokenAuth};
 use crate::config::Config;
 use crate::delivery::{Deliverer, WorkerHandle};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Limiters, Listener, TargetHealth};
+
+/// How often each target's health is probed for `/readyz` and the log.
+const TARGET_HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::intake::PolicyHook;
 use crate::metrics::Metrics;
 use crate::scim::schema::Registry;
@@ -46,15 +49,21 @@ pub struct Running {
     worker: WorkerHandle,
     /// The lifecycle scheduler (`[cleanup]`, `[license]`, `[reconcile]`, `[activity]` schedules).
     scheduler: Option<crate::lifecycle::SchedulerHandle>,
+    /// The separate admin listener (`admin_listen`), if configured.
+    pub admin: Option<(SocketAddr, actix_web::dev::ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 impl Running {
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        let Running { server, join, store, state, worker, scheduler, .. } = self;
+        let Running { server, join, store, state, worker, scheduler, admin, .. } = self;
         server.stop(true).await;
         let _ = join.await;
+        if let Some((_, handle, join)) = admin {
+            handle.stop(true).await;
+            let _ = join.await;
+        }
         if let Some(s) = scheduler {
             s.stop().await;
         }
@@ -101,17 +110,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let c = Connector::new(t.spec.clone())?;
         connectors.insert(t.spec.name.clone(), Arc::new(c));
     }
-    // In dry run nothing may reach a target, not even a read.
+    // Health checks warn; they never block serving (the outbox holds intents until a target is
+    // back). Their last result is shown by /readyz. In dry run nothing may reach a target, not
+    // even a read.
+    let target_health: TargetHealth = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
     for c in connectors.values().filter(|_| !config.policy.dry_run) {
-        let c = c.clone();
-        // A health check warns; it never blocks serving (the outbox holds intents until the
-        // target is back).
+        let (c, health) = (c.clone(), Arc::downgrade(&target_health));
         tokio::spawn(async move {
-            match c.health().await {
-                Ok(()) => tracing::info!(target_name = %c.name(), product = %c.product(), "Target is reachable."),
-                Err(e) => {
-                    tracing::warn!(target_name = %c.name(), error = %e, "Target health check failed; intents will wait in the outbox.")
+            let mut was_ok = None;
+            loop {
+                let result = c.health().await;
+                match (&result, was_ok) {
+                    (Ok(()), Some(true)) | (Err(_), Some(false)) => {}
+                    (Ok(()), _) => {
+                        tracing::info!(target_name = %c.name(), product = %c.product(), "Target is reachable.")
+                    }
+                    (Err(e), _) => {
+                        tracing::warn!(target_name = %c.name(), error = %e, "Target health check failed; intents will wait in the outbox.")
+                    }
                 }
+                was_ok = Some(result.is_ok());
+                // Only a weak handle: the loop ends once the server is gone.
+                let Some(health) = health.upgrade() else { break };
+                if let Ok(mut h) = health.lock() {
+                    h.insert(c.name().to_string(), result.err());
+                }
+                drop(health);
+                tokio::time::sleep(TARGET_HEALTH_EVERY).await;
             }
         });
     }
@@ -134,10 +159,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None
         }
     };
-    let state = Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics });
+    let admin_listener = match config.admin_listen {
+        Some(a) => Some(std::net::TcpListener::bind(a).map_err(|e| StartError::Bind { addr: a, source: e })?),
+        None => None,
+    };
+    let limiters = Limiters::from_config(&config.limits);
+    let state =
+        Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics, limiters, target_health });
     let weak_state = Arc::downgrade(&state);
-    let server = http::serve(state, listener).map_err(|e| StartError::Bind { addr, source: e })?;
+    let admin = match admin_listener {
+        Some(l) => {
+            let admin_addr = l.local_addr().map_err(|e| StartError::Bind { addr, source: e })?;
+            let server = http::serve(state.clone(), l, Listener::Admin)
+                .map_err(|e| StartError::Bind { addr: admin_addr, source: e })?;
+            let handle = server.handle();
+            Some((admin_addr, handle, tokio::spawn(server)))
+        }
+        None => None,
+    };
+    let server = http::serve(state, listener, Listener::Main).map_err(|e| StartError::Bind { addr, source: e })?;
     let handle = server.handle();
     let join = tokio::spawn(server);
-    Ok(Running { addr, server: handle, join, first_token, store, state: weak_state, worker, scheduler })
+    Ok(Running { addr, server: handle, join, first_token, store, state: weak_state, worker, scheduler, admin })
 }

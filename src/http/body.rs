@@ -38,15 +38,26 @@ pub async fn read(req: &HttpRequest, mut payload: web::Payload, limit: usize) ->
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit).into());
     }
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ScimError::invalid_syntax("The request body could not be read."))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large(limit).into());
+    // A client that trickles its body (slowloris) is cut off after the request timeout.
+    let timeout = req
+        .app_data::<web::Data<super::AppState>>()
+        .map_or(std::time::Duration::from_secs(30), |s| s.config.limits.request_timeout);
+    let collect = async {
+        let mut buf = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| ScimError::invalid_syntax("The request body could not be read."))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
+        Ok(buf.freeze())
+    };
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(ScimError::new(408, None, "The request body did not arrive in time.").into()),
     }
-    Ok(buf.freeze())
 }
 
 fn too_large(limit: usize) -> ScimError {

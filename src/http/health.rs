@@ -9,12 +9,29 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
 }
 
+/// Ready when the store answers. Targets are reported but do not gate readiness: an IdP must
+/// be able to deliver a disable while Jira is down (the outbox holds it), so taking the pod out
+/// of service on a target outage would turn a delay into lost IdP events.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.store.is_ready() {
-        HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#)
-    } else {
-        HttpResponse::ServiceUnavailable().content_type("application/json").body(r#"{"status":"store unavailable"}"#)
-    }
+    let targets: serde_json::Map<String, serde_json::Value> = state
+        .target_health
+        .lock()
+        .map(|h| {
+            h.iter()
+                .map(|(name, err)| {
+                    let v = match err {
+                        None => serde_json::json!({"reachable": true}),
+                        Some(e) => serde_json::json!({"reachable": false, "error": e}),
+                    };
+                    (name.clone(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ready = state.store.is_ready();
+    let body = serde_json::json!({"status": if ready { "ready" } else { "store unavailable" }, "store": ready, "targets": targets});
+    let mut res = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    res.content_type("application/json").body(body.to_string())
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -12,7 +12,8 @@ use actix_web::{web, HttpMessage};
 use tracing::Instrument;
 
 use super::error::error_response;
-use super::AppState;
+use super::limits::client_ip;
+use super::{AppState, Listener};
 use crate::auth::{AuthFailure, Scope};
 use crate::scim::ScimError;
 
@@ -48,6 +49,44 @@ fn bearer(req: &ServiceRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// What the request pipeline refuses before any handler runs, and why.
+fn refusal(
+    status: u16,
+    detail: impl Into<String>,
+    retry_after: Option<std::time::Duration>,
+) -> actix_web::HttpResponse {
+    let mut res = error_response(&ScimError::new(status, None, detail));
+    if let Some(wait) = retry_after {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+    }
+    res
+}
+
+/// Size limits on the request line and headers (URL 414, headers 431).
+fn oversized(req: &ServiceRequest, limits: &crate::config::Limits) -> Option<actix_web::HttpResponse> {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > limits.max_url_bytes {
+        return Some(refusal(414, format!("The request URL is longer than {} bytes.", limits.max_url_bytes), None));
+    }
+    let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if headers > limits.max_header_bytes {
+        return Some(refusal(431, format!("The request headers exceed {} bytes.", limits.max_header_bytes), None));
+    }
+    None
+}
+
+/// With a separate admin listener, each listener serves only its own half.
+fn wrong_listener(path: &str, role: Listener, separate_admin: bool) -> bool {
+    let admin_path = path.starts_with("/admin") || path == "/metrics";
+    match role {
+        Listener::Main => separate_admin && admin_path,
+        Listener::Admin => !admin_path && path != "/healthz" && path != "/readyz",
+    }
+}
+
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -64,27 +103,62 @@ pub async fn authenticate(
     let path = req.path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let role = req.app_data::<Listener>().copied().unwrap_or(Listener::Main);
     async move {
-        let mut res = match (scope_for(&path), &state) {
-            (Some(scope), Some(state)) => match state.auth.authenticate(bearer(&req), scope).await {
-                Ok(principal) => {
-                    req.extensions_mut().insert(principal);
-                    next.call(req).await?.map_into_boxed_body()
-                }
-                Err(failure) => {
-                    state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-                    if let AuthFailure::InvalidJwt(r) = &failure {
-                        tracing::warn!(peer = %peer, issuer = r.issuer.as_deref().unwrap_or("-"), reason = %r.reason, "Rejected a JWT bearer token.");
-                    } else {
-                        tracing::warn!(peer = %peer, has_credentials = failure != AuthFailure::Missing, "Rejected a request without a valid bearer token.");
+        let mut res = match &state {
+            None => next.call(req).await?.map_into_boxed_body(),
+            Some(state) => {
+                let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+                let client = client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.config.trusted_proxies);
+                let client_key = client.map(|c| c.to_string()).unwrap_or_default();
+                if wrong_listener(&path, role, state.config.admin_listen.is_some()) {
+                    req.into_response(refusal(404, format!("No endpoint at {path}."), None))
+                } else if let Some(refused) = oversized(&req, &state.config.limits) {
+                    req.into_response(refused)
+                } else {
+                    match scope_for(&path) {
+                        None => next.call(req).await?.map_into_boxed_body(),
+                        Some(scope) => {
+                            if let Some(wait) = state.limiters.auth_failures.is_exhausted(&client_key, Instant::now()) {
+                                tracing::warn!(client = %client_key, "Refused a request: too many failed authentications from this address.");
+                                req.into_response(refusal(429, "Too many failed authentications from this address; try again later.", Some(wait)))
+                            } else {
+                                match state.auth.authenticate(bearer(&req), scope).await {
+                                    Ok(principal) => {
+                                        let limited = state
+                                            .limiters
+                                            .per_credential
+                                            .as_ref()
+                                            .and_then(|l| l.check(&principal.name, Instant::now()).err());
+                                        match limited {
+                                            Some(wait) => {
+                                                tracing::warn!(credential = %principal.name, "Rate limited a credential.");
+                                                req.into_response(refusal(429, "Too many requests for this credential; slow down.", Some(wait)))
+                                            }
+                                            None => {
+                                                req.extensions_mut().insert(principal);
+                                                next.call(req).await?.map_into_boxed_body()
+                                            }
+                                        }
+                                    }
+                                    Err(failure) => {
+                                        state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                        let _ = state.limiters.auth_failures.check(&client_key, Instant::now());
+                                        if let AuthFailure::InvalidJwt(r) = &failure {
+                                            tracing::warn!(client = %client_key, issuer = r.issuer.as_deref().unwrap_or("-"), reason = %r.reason, "Rejected a JWT bearer token.");
+                                        } else {
+                                            tracing::warn!(client = %client_key, has_credentials = failure != AuthFailure::Missing, "Rejected a request without a valid bearer token.");
+                                        }
+                                        let mut res = req.into_response(error_response(&ScimError::new(401, None, failure.detail())));
+                                        res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(failure.www_authenticate()));
+                                        res
+                                    }
+                                }
+                            }
+                        }
                     }
-                    let mut res = req.into_response(error_response(&ScimError::new(401, None, failure.detail())));
-                    res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(failure.www_authenticate()));
-                    res
                 }
-            },
-            _ => next.call(req).await?.map_into_boxed_body(),
+            }
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);

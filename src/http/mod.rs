@@ -11,6 +11,7 @@ mod discovery;
 mod error;
 mod health;
 mod lifecycle;
+mod limits;
 mod middleware;
 mod ops;
 mod query;
@@ -28,6 +29,7 @@ use crate::scim::schema::Registry;
 use crate::store::{ChangeHook, Store};
 
 pub use error::{ApiError, SCIM_JSON};
+pub use limits::{Cidr, RateLimiter};
 pub use ops::now;
 
 /// Everything a request handler may use.
@@ -38,6 +40,37 @@ pub struct AppState {
     pub auth: TokenAuth,
     pub hook: Arc<dyn ChangeHook>,
     pub metrics: Arc<Metrics>,
+    pub limiters: Limiters,
+    /// Each target's last health probe: `None` = reachable, `Some(error)` = not.
+    pub target_health: TargetHealth,
+}
+
+pub type TargetHealth = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>>;
+
+/// Rate limiters shared by every worker.
+pub struct Limiters {
+    /// Per authenticated credential; `None` when `limits.requests_per_second` is 0.
+    pub per_credential: Option<RateLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: RateLimiter,
+}
+
+impl Limiters {
+    pub fn from_config(limits: &crate::config::Limits) -> Limiters {
+        Limiters {
+            per_credential: (limits.requests_per_second > 0.0)
+                .then(|| RateLimiter::new(limits.requests_per_second, limits.burst.max(1.0))),
+            auth_failures: RateLimiter::new(limits.auth_failures_per_minute / 60.0, limits.auth_failures_per_minute),
+        }
+    }
+}
+
+/// Which listener a request came in on: with `admin_listen` set, the admin API and metrics are
+/// served only on the admin listener, and SCIM only on the main one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Main,
+    Admin,
 }
 
 /// Starts serving on `listener`. The returned server runs until stopped through its handle
@@ -45,11 +78,16 @@ pub struct AppState {
 ///
 /// # Errors
 /// When actix cannot take the listener.
-pub fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std::io::Result<actix_web::dev::Server> {
+pub fn serve(
+    state: Arc<AppState>,
+    listener: std::net::TcpListener,
+    role: Listener,
+) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(role)
             .wrap(actix_web::middleware::from_fn(middleware::authenticate))
             .wrap(actix_web::middleware::NormalizePath::trim())
             .route("/healthz", web::get().to(health::healthz))
@@ -84,6 +122,8 @@ pub fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std::io::
             .default_service(web::route().to(resources::not_found))
     })
     .shutdown_timeout(30)
+    // Time allowed for the request head; the body has `limits.request_timeout_secs`.
+    .client_request_timeout(std::time::Duration::from_secs(10))
     .listen(listener)?
     .run();
     Ok(server)

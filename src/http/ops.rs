@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use crate::auth::Principal;
+use crate::scim::identifiers::check_identifiers;
 use crate::scim::patch::{self, MemberOp};
 use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::ResourceSchema;
@@ -58,6 +59,7 @@ fn ctx<'a>(state: &'a AppState, actor: &'a Actor, now: &'a str, if_match: Option
 pub fn create(state: &AppState, who: &Principal, kind: Kind, body: &Value) -> Result<Written, StoreError> {
     let schema = schema_of(state, kind);
     let incoming = resource::normalize(body, schema)?;
+    check_identifiers(&incoming.attrs)?;
     let members = match (kind, incoming.members) {
         (Kind::Group, Some(m)) if !m.is_empty() => vec![member_adds(m)],
         _ => Vec::new(),
@@ -79,6 +81,7 @@ pub fn replace(
 ) -> Result<Written, StoreError> {
     let schema = schema_of(state, kind);
     let incoming = resource::normalize(body, schema)?;
+    check_identifiers(&incoming.attrs)?;
     if let Some(body_id) = body.get("id").and_then(Value::as_str) {
         if body_id != id {
             return Err(ScimError::mutability(format!(
@@ -116,6 +119,7 @@ pub fn patch(
     let out = state.store.modify(kind, id, ChangeOp::Patch, &ctx(state, &actor, &now, if_match), |before| {
         let mut attrs = before.attrs.clone();
         let effect = patch::apply_patch(&mut attrs, &ops, schema)?;
+        check_identifiers(&attrs)?;
         if kind == Kind::User && !effect.members.is_empty() {
             return Err(ScimError::invalid_path("Users have no members; change membership through the Group."));
         }

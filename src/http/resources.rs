@@ -19,15 +19,27 @@ use crate::scim::schema::LIST_RESPONSE_SCHEMA;
 use crate::scim::ScimError;
 use crate::store::{Kind, ListQuery, Record};
 
-/// The SCIM root URL as the client reached it (or as configured).
+/// The SCIM root URL as the client reached it (or as configured). `X-Forwarded-Proto`/`-Host`
+/// are believed only from `trusted_proxies`; from anyone else they could redirect `Location`
+/// and `$ref` URLs to a host of the sender's choosing.
 pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
-    match &state.config.public_url {
-        Some(u) => format!("{u}/scim/v2"),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}/scim/v2", info.scheme(), info.host())
-        }
+    if let Some(u) = &state.config.public_url {
+        return format!("{u}/scim/v2");
     }
+    let trusted = req.peer_addr().is_some_and(|p| state.config.trusted_proxies.iter().any(|c| c.contains(p.ip())));
+    if trusted {
+        let info = req.connection_info();
+        return format!("{}://{}/scim/v2", info.scheme(), info.host());
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .map(str::to_string)
+        .unwrap_or_else(|| req.app_config().host().to_string());
+    let scheme = if req.app_config().secure() { "https" } else { "http" };
+    format!("{scheme}://{host}/scim/v2")
 }
 
 fn principal(req: &HttpRequest) -> ApiResult<Principal> {

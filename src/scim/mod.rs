@@ -5,6 +5,7 @@
 pub mod error;
 pub mod filter;
 mod filter_lexer;
+pub mod identifiers;
 pub mod patch;
 pub mod path;
 pub mod projection;

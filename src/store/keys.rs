@@ -37,9 +37,10 @@ pub fn second(key: &[u8]) -> Option<&str> {
     std::str::from_utf8(&key[pos + 1..]).ok()
 }
 
-/// Case folding for unique, case-insensitive indexes (Unicode, not ASCII).
+/// Folding for unique, case-insensitive indexes: NFKC then Unicode lower case, so look-alike
+/// spellings of one name collide (see `scim::identifiers`).
 pub fn fold(s: &str) -> String {
-    s.to_lowercase()
+    crate::scim::identifiers::fold(s)
 }
 
 #[cfg(test)]
