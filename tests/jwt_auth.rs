@@ -167,7 +167,7 @@ fn entra_toml(idp: &Idp, extra: &str) -> String {
 
 /// A server accepting Entra tokens whose keys the test IdP serves.
 async fn entra_server(idp: &Idp, extra: &str) -> TestServer {
-    TestServer::start_toml(&entra_toml(idp, extra), &[]).await
+    TestServer::start_toml(&many_failures_allowed(&entra_toml(idp, extra)), &[]).await
 }
 
 async fn get_as(s: &TestServer, path: &str, token: &str) -> Reply {
@@ -197,7 +197,7 @@ async fn rs256_and_es256_tokens_from_both_entra_issuers_are_accepted() {
 async fn an_oidc_issuer_s_keys_are_found_through_discovery() {
     let idp = Idp::start(&["rsa-1.jwk.json"]).await;
     let toml = format!("[[jwt]]\nname = \"okta\"\nissuer = \"{}\"\naudience = [\"api://scimbridge\"]\n", idp.base);
-    let s = TestServer::start_toml(&toml, &[]).await;
+    let s = TestServer::start_toml(&many_failures_allowed(&toml), &[]).await;
     let claims = json!({"iss": idp.base, "aud": "api://scimbridge", "cid": "0oa-okta-client", "scp": ["scim"], "exp": now() + 600});
     let r = get_as(&s, "/Users", &rsa1(&claims)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -212,7 +212,7 @@ async fn hs256_is_accepted_only_for_the_issuer_with_a_shared_secret() {
         "{}[[jwt]]\nname = \"internal\"\nissuer = \"https://issuer.internal.example\"\naudience = [\"scimbridge\"]\nalgorithms = [\"HS256\"]\nhs256_secret_env = \"TEST_JWT_HS_SECRET\"\n",
         entra_toml(&idp, "")
     );
-    let s = TestServer::start_toml(&toml, &[("TEST_JWT_HS_SECRET", HS_SECRET)]).await;
+    let s = TestServer::start_toml(&many_failures_allowed(&toml), &[("TEST_JWT_HS_SECRET", HS_SECRET)]).await;
     let internal =
         json!({"iss": "https://issuer.internal.example", "aud": "scimbridge", "sub": "job", "exp": now() + 600});
     let r = get_as(&s, "/Users", &hs256(HS_SECRET.as_bytes(), None, &internal)).await;
@@ -400,7 +400,8 @@ async fn required_roles_and_scopes_must_all_be_present() {
 #[tokio::test]
 async fn oversized_and_garbled_jwts_get_a_401_with_a_scim_body() {
     let idp = Idp::start(&["rsa-1.jwk.json"]).await;
-    let s = entra_server(&idp, "").await;
+    // Headers are capped at 16 KiB by default (431); raise that so the JWT's own size check runs.
+    let s = TestServer::start_toml(&format!("{}max_header_bytes = 65536\n", many_failures_allowed(&entra_toml(&idp, ""))), &[]).await;
     let huge = with(entra_claims(), json!({"pad": "x".repeat(17 * 1024)}));
     let r = get_as(&s, "/Users", &rsa1(&huge)).await;
     assert_scim_error(&r, 401, None);
@@ -430,4 +431,10 @@ fn a_bad_jwt_block_fails_the_config_with_its_key() {
     }
     let err = scimbridge::config::parse_file("[[jwt]]\nname = \"x\"\naudiance = [\"a\"]").expect_err("typo");
     assert!(err.contains("audiance"), "{err}");
+}
+
+/// These tests send many bad tokens from one address on purpose; lift the per-address
+/// failed-authentication limit (tested in hostile.rs) so they see the 401s they assert on.
+fn many_failures_allowed(toml: &str) -> String {
+    format!("{toml}\n[limits]\nauth_failures_per_minute = 100000\n")
 }
