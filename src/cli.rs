@@ -167,6 +167,61 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Issues a token; returns it (shown once).
+    pub async fn token_new(&self, name: &str, scope: crate::auth::Scope) -> anyhow::Result<String> {
+        match self {
+            Backend::Local(store) => {
+                if store.tokens()?.iter().any(|t| t.name == name) {
+                    bail!("a token named '{name}' exists; revoke it first or pick another --name");
+                }
+                let auth = crate::auth::TokenAuth::new(store.clone(), &[], &[]);
+                Ok(auth.issue(name, scope, &crate::http::now())?.expose().to_string())
+            }
+            Backend::Remote { .. } => {
+                let path = format!("/tokens?name={}&scope={}", url_encode(name), scope.as_str());
+                let body = self
+                    .call(reqwest::Method::POST, &path)
+                    .await?
+                    .ok_or_else(|| anyhow!("the server has no token API"))?;
+                body.get("token")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow!("no token in the answer"))
+            }
+        }
+    }
+
+    /// Token names, scopes and creation times.
+    pub async fn token_list(&self) -> anyhow::Result<Vec<(String, String, String)>> {
+        let rows = match self {
+            Backend::Local(store) => store.tokens()?.into_iter().map(|t| (t.name, t.scope, t.created)).collect(),
+            Backend::Remote { .. } => self
+                .call(reqwest::Method::GET, "/tokens")
+                .await?
+                .and_then(|b| b.get("tokens").and_then(Value::as_array).cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|t| {
+                    let f = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    (f("name"), f("scope"), f("created"))
+                })
+                .collect(),
+        };
+        Ok(rows)
+    }
+
+    /// Revokes a token; false if there was none by that name.
+    pub async fn token_revoke(&self, name: &str) -> anyhow::Result<bool> {
+        match self {
+            Backend::Local(store) => Ok(store.revoke_token(name)?),
+            Backend::Remote { .. } => {
+                Ok(self.call(reqwest::Method::DELETE, &format!("/tokens/{}", url_encode(name))).await?.is_some())
+            }
+        }
+    }
+}
+
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

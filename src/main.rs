@@ -8,11 +8,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use scimbridge::admin::JobFilter;
-use scimbridge::auth::{Scope, TokenAuth};
+use scimbridge::auth::Scope;
 use scimbridge::cli::Backend;
 use scimbridge::cli_lifecycle as lc;
 use scimbridge::config::{self, Config, ConfigError, LogFormat};
-use scimbridge::store::Store;
 
 /// Exit code for configuration errors (sysexits EX_CONFIG), so scripts can tell them apart.
 const EXIT_CONFIG: u8 = 78;
@@ -149,7 +148,7 @@ fn main() -> ExitCode {
             println!("Configuration is valid: listening on {}, data in {}.", config.listen, config.data_dir.display());
             Ok(())
         }
-        Command::Token { action } => token(config, action),
+        Command::Token { action } => with_runtime(token(config, action)),
         Command::Jobs { action } => with_runtime(jobs(config, action)),
         Command::Backup { file } => with_runtime(backup(config, file.clone())),
         Command::Restore { file } => restore(config, file),
@@ -306,27 +305,23 @@ async fn shutdown_signal() -> std::io::Result<()> {
     }
 }
 
-fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("while opening the store in {} (stop the server first)", config.data_dir.display()))?;
+async fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {
+    // With a server running, this goes through its admin API, so a revoke takes effect at once.
+    let backend = Backend::connect(&config)?;
     match action {
         TokenAction::New { name, admin } => {
-            let auth = TokenAuth::new(store.clone(), &[], &[]);
-            if store.tokens()?.iter().any(|t| &t.name == name) {
-                anyhow::bail!("a token named '{name}' exists; revoke it first or pick another --name");
-            }
             let scope = if *admin { Scope::Admin } else { Scope::Scim };
-            let t = auth.issue(name, scope, &scimbridge::http::now())?;
-            println!("{}", t.expose());
+            let t = backend.token_new(name, scope).await?;
+            println!("{t}");
             eprintln!("Created {} token '{name}'. It is shown only this once.", scope.as_str());
         }
         TokenAction::List => {
-            for t in store.tokens()? {
-                println!("{}\t{}\t{}", t.name, t.scope, t.created);
+            for (name, scope, created) in backend.token_list().await? {
+                println!("{name}\t{scope}\t{created}");
             }
         }
         TokenAction::Revoke { name } => {
-            if !store.revoke_token(name)? {
+            if !backend.token_revoke(name).await? {
                 anyhow::bail!("no token named '{name}'");
             }
             println!("Revoked '{name}'.");

@@ -279,3 +279,34 @@ async fn an_online_backup_restored_into_an_empty_dir_loses_nothing() {
     assert_eq!(s2.store().audit_of(&a).expect("audit"), before_audit);
     s2.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_issued_and_revoked_through_a_running_server_take_effect_at_once() {
+    let s = TestServer::start().await;
+    let dir = s.dir.display().to_string();
+    let listen = s.root.trim_start_matches("http://").to_string();
+    let env: Vec<(String, String)> = vec![
+        ("SCIMBRIDGE_DATA_DIR".into(), dir),
+        ("SCIMBRIDGE_LISTEN".into(), listen),
+        ("SCIMBRIDGE_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+    ];
+    let run = |args: Vec<&'static str>| {
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || {
+            cli(&args, &env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect::<Vec<_>>())
+        })
+    };
+    let (code, token, err) = run(vec!["token", "new", "--name", "okta-prod"]).await.expect("join");
+    assert_eq!(code, 0, "{err}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("scb_"), "{token}");
+    let r = s.client.get(format!("{}/Users", s.base)).bearer_auth(&token).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+    let (code, list, _) = run(vec!["token", "list"]).await.expect("join");
+    assert_eq!(code, 0);
+    assert!(list.contains("okta-prod\tscim") && !list.contains(&token), "{list}");
+    let (code, _, err) = run(vec!["token", "revoke", "okta-prod"]).await.expect("join");
+    assert_eq!(code, 0, "{err}");
+    let r = s.client.get(format!("{}/Users", s.base)).bearer_auth(&token).send().await.expect("req");
+    assert_eq!(r.status(), 401, "a revoked token stops working without a restart");
+}

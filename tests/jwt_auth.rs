@@ -401,7 +401,11 @@ async fn required_roles_and_scopes_must_all_be_present() {
 async fn oversized_and_garbled_jwts_get_a_401_with_a_scim_body() {
     let idp = Idp::start(&["rsa-1.jwk.json"]).await;
     // Headers are capped at 16 KiB by default (431); raise that so the JWT's own size check runs.
-    let s = TestServer::start_toml(&format!("{}max_header_bytes = 65536\n", many_failures_allowed(&entra_toml(&idp, ""))), &[]).await;
+    let s = TestServer::start_toml(
+        &format!("{}max_header_bytes = 65536\n", many_failures_allowed(&entra_toml(&idp, ""))),
+        &[],
+    )
+    .await;
     let huge = with(entra_claims(), json!({"pad": "x".repeat(17 * 1024)}));
     let r = get_as(&s, "/Users", &rsa1(&huge)).await;
     assert_scim_error(&r, 401, None);

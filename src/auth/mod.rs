@@ -71,6 +71,9 @@ pub struct TokenAuth {
     configured: Vec<Known>,
     store: Store,
     jwt: Option<JwtValidator>,
+    /// The stored tokens' digests, decoded once per change of the token set (keyed by
+    /// `Store::tokens_version`) instead of on every request.
+    stored: std::sync::RwLock<(u64, Vec<Known>)>,
 }
 
 /// Why a request did not authenticate; tells the middleware what to log and answer.
@@ -119,7 +122,7 @@ impl TokenAuth {
                 scope: Scope::Admin,
             });
         }
-        TokenAuth { configured, store, jwt: None }
+        TokenAuth { configured, store, jwt: None, stored: std::sync::RwLock::new((u64::MAX, Vec::new())) }
     }
 
     /// Also accepts JWTs from the validator's issuers (on the SCIM API).
@@ -145,13 +148,39 @@ impl TokenAuth {
                 found = Some(Principal { name: k.name.clone(), scope });
             }
         }
-        for rec in self.store.tokens().unwrap_or_default() {
-            let Ok(stored) = hex::decode(&rec.sha256) else { continue };
-            if bool::from(stored.as_slice().ct_eq(&d)) && rec.scope == scope.as_str() {
-                found = Some(Principal { name: rec.name.clone(), scope });
+        self.with_stored(|stored| {
+            for k in stored {
+                if bool::from(k.digest.ct_eq(&d)) && k.scope == scope {
+                    found = Some(Principal { name: k.name.clone(), scope });
+                }
+            }
+        });
+        found
+    }
+
+    /// Runs `f` over the stored tokens, reloading them first if the set changed.
+    fn with_stored(&self, f: impl FnOnce(&[Known])) {
+        let version = self.store.tokens_version();
+        if let Ok(cache) = self.stored.read() {
+            if cache.0 == version {
+                return f(&cache.1);
             }
         }
-        found
+        let fresh: Vec<Known> = self
+            .store
+            .tokens()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|rec| {
+                let digest: [u8; 32] = hex::decode(&rec.sha256).ok()?.try_into().ok()?;
+                let scope = if rec.scope == Scope::Admin.as_str() { Scope::Admin } else { Scope::Scim };
+                Some(Known { name: rec.name, digest, scope })
+            })
+            .collect();
+        f(&fresh);
+        if let Ok(mut cache) = self.stored.write() {
+            *cache = (version, fresh);
+        }
     }
 
     /// Checks a request's bearer value: a JWT when JWT issuers are configured and it is shaped

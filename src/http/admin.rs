@@ -104,3 +104,49 @@ impl std::io::Write for ChannelWriter {
         self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
     }
 }
+
+/// `GET /admin/tokens`: names, scopes and creation times — never tokens or digests.
+pub async fn tokens(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let list: Vec<serde_json::Value> = state
+        .store
+        .tokens()?
+        .into_iter()
+        .map(|t| json!({"name": t.name, "scope": t.scope, "created": t.created}))
+        .collect();
+    Ok(json_ok(json!({"tokens": list})))
+}
+
+/// `POST /admin/tokens?name=N[&scope=admin]`: issues a token and shows it this once.
+pub async fn token_new(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let pairs = parse_pairs(req.query_string());
+    let name = param(&pairs, "name")
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ScimError::invalid_value("name is required: ?name=NAME."))?;
+    let scope = match param(&pairs, "scope") {
+        None | Some("scim") => crate::auth::Scope::Scim,
+        Some("admin") => crate::auth::Scope::Admin,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!("scope must be scim or admin, not '{other}'.")).into())
+        }
+    };
+    if state.store.tokens()?.iter().any(|t| t.name == name) {
+        return Err(ScimError::uniqueness(format!(
+            "A token named '{name}' exists; revoke it first or pick another name."
+        ))
+        .into());
+    }
+    let token = state.auth.issue(name, scope, &crate::http::now())?;
+    tracing::info!(token_name = %name, scope = scope.as_str(), "Issued a token through the admin API.");
+    Ok(json_ok(json!({"name": name, "scope": scope.as_str(), "token": token.expose()})))
+}
+
+/// `DELETE /admin/tokens/{name}`: revokes at once.
+pub async fn token_revoke(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let name = path.into_inner();
+    if state.store.revoke_token(&name)? {
+        tracing::info!(token_name = %name, "Revoked a token through the admin API.");
+        Ok(json_ok(json!({"revoked": name})))
+    } else {
+        Err(ScimError::not_found(format!("No token named '{name}'.")).into())
+    }
+}

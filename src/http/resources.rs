@@ -171,6 +171,11 @@ pub fn resource_json(
     };
     let links = Links { include: proj.includes(schema, links_name) };
     let full = render(&state.store, schema, kind, rec, &base_url(state, req), links)?;
+    // The default projection returns what render built: nothing stored is `returned: never` or
+    // `request`, so skip rebuilding every attribute.
+    if proj.is_default() {
+        return Ok(full);
+    }
     Ok(proj.apply(&full, schema))
 }
 

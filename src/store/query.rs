@@ -54,10 +54,18 @@ impl Store {
         let needs_links = q.filter.is_some_and(|f| mentions(f, links_attr(q.kind)))
             || q.sort_by.is_some_and(|p| p.name.eq_ignore_ascii_case(links_attr(q.kind)));
         let skip = q.start_index.saturating_sub(1);
+        let exact = q.filter.and_then(|f| exact_lookup(q.kind, f));
         let matches = |rec: &Record| -> StoreResult<bool> {
-            match q.filter {
-                None => Ok(true),
-                Some(f) => Ok(f.matches(&self.filter_view(q.kind, rec, needs_links)?, q.schema)),
+            match (q.filter, &exact) {
+                (None, _) => Ok(true),
+                // `id eq` / `userName eq` / `displayName eq` alone: the index found the record;
+                // confirm with the attribute's own comparison instead of evaluating the filter
+                // on a rebuilt view (the hot path of every IdP lookup).
+                (_, Some(Exact::Id(v))) => Ok(rec.id == *v),
+                (_, Some(Exact::Name(v))) => {
+                    Ok(rec.unique_name(q.kind).is_some_and(|n| n.to_lowercase() == v.to_lowercase()))
+                }
+                (Some(f), None) => Ok(f.matches(&self.filter_view(q.kind, rec, needs_links)?, q.schema)),
             }
         };
         let candidates = match q.filter {
@@ -192,6 +200,26 @@ impl Store {
             _ => None,
         };
         Ok(ids)
+    }
+}
+
+/// A filter that is exactly one equality on the id or the unique, case-insensitive name.
+enum Exact<'f> {
+    Id(&'f str),
+    Name(&'f str),
+}
+
+fn exact_lookup(kind: Kind, f: &Filter) -> Option<Exact<'_>> {
+    let Filter::Compare { path, op: CompareOp::Eq, value: Value::String(v) } = f else { return None };
+    if path.sub.is_some() || path.urn.as_deref().is_some_and(|u| !u.to_ascii_lowercase().contains(":core:2.0:")) {
+        return None;
+    }
+    if path.name.eq_ignore_ascii_case("id") {
+        Some(Exact::Id(v))
+    } else if path.name.eq_ignore_ascii_case(kind.unique_attr()) {
+        Some(Exact::Name(v))
+    } else {
+        None
     }
 }
 

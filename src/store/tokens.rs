@@ -28,6 +28,7 @@ impl Store {
             let _guard = self.lock();
             self.inner.tokens.insert(rec.name.as_bytes(), bytes)?;
             self.mark_committed();
+            self.inner.tokens_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         self.flush_blocking()?;
         Ok(())
@@ -39,10 +40,16 @@ impl Store {
             let _guard = self.lock();
             let existed = self.inner.tokens.remove(name.as_bytes())?.is_some();
             self.mark_committed();
+            self.inner.tokens_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             existed
         };
         self.flush_blocking()?;
         Ok(existed)
+    }
+
+    /// Changes whenever the stored token set changes (in this process).
+    pub fn tokens_version(&self) -> u64 {
+        self.inner.tokens_version.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
