@@ -26,6 +26,7 @@ pub const ENV_VARS: &[&str] = &[
     "SCIMBRIDGE_ADMIN_TOKEN",
     "SCIMBRIDGE_PUBLIC_URL",
     "SCIMBRIDGE_LOG_FORMAT",
+    "SCIMBRIDGE_LOG",
     "SCIMBRIDGE_MAX_BODY_BYTES",
 ];
 
@@ -52,6 +53,8 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     pub limits: LimitsFile,
     pub log: LogFile,
+    /// `[tls]`: serve HTTPS directly (otherwise plain HTTP behind a TLS-terminating proxy).
+    pub tls: Option<TlsFile>,
     /// Atlassian targets (`[[target]]` blocks); none = record and log only.
     pub target: Vec<TargetConfig>,
     pub policy: PolicyConfig,
@@ -133,6 +136,16 @@ pub struct LimitsFile {
     pub request_timeout_secs: Option<u64>,
 }
 
+/// `[tls]`: PEM files, re-read on SIGHUP without dropping connections.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// Certificate chain (PEM), leaf first.
+    pub cert_file: PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogFile {
@@ -188,6 +201,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub admin_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<crate::http::Cidr>,
+    /// Certificate and key files when serving TLS directly.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// IdP bearer tokens given in configuration (in addition to the ones stored hashed).
     pub tokens: Vec<Secret>,
     pub admin_tokens: Vec<Secret>,
@@ -322,6 +337,15 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             }
         },
     };
+    let tls = file.tls.as_ref().map(|t| (t.cert_file.clone(), t.key_file.clone()));
+    if let Some((cert, key)) = &tls {
+        if let Err(e) = crate::http::tls::load_certified_key(cert, key) {
+            issue(
+                "tls.cert_file",
+                format!("{e}; cert_file and key_file must be readable PEM files of one certificate and its key"),
+            );
+        }
+    }
     let mut trusted_proxies = Vec::new();
     for (i, p) in file.trusted_proxies.iter().enumerate() {
         match p.parse::<crate::http::Cidr>() {
@@ -492,6 +516,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         public_url,
         admin_listen,
         trusted_proxies,
+        tls,
         tokens,
         admin_tokens,
         limits,

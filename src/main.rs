@@ -193,9 +193,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("while starting the runtime")?;
     rt.block_on(async move {
         let running = scimbridge::server::start(config).await.context("while starting the server")?;
+        let scheme = if running.tls.is_some() { "https" } else { "http" };
         let tenant = match public {
             Some(u) => format!("{u}/scim/v2"),
-            None => format!("http://{}/scim/v2", running.addr),
+            None => format!("{scheme}://{}/scim/v2", running.addr),
         };
         if let Some(token) = &running.first_token {
             println!("No IdP token was configured, so one was created. It is shown only this once:\n");
@@ -204,6 +205,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
             println!("Paste both into the Entra ID or Okta app. Make more with `scimbridge token new`.");
         }
         tracing::info!(addr = %running.addr, tenant_url = %tenant, "Serving SCIM 2.0.");
+        #[cfg(unix)]
+        if let Some(cert) = running.tls.clone() {
+            // SIGHUP re-reads the certificate and key; connections in progress are untouched.
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("while installing the SIGHUP handler")?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match cert.reload() {
+                        Ok(()) => tracing::info!("Reloaded the TLS certificate."),
+                        Err(e) => tracing::error!(error = %e, "Reloading the TLS certificate failed; still serving the previous one."),
+                    }
+                }
+            });
+        }
         shutdown_signal().await.context("while waiting for a shutdown signal")?;
         tracing::info!("Shutting down: finishing in-flight requests.");
         running.stop().await;

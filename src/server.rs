@@ -11,6 +11,7 @@ use crate::atlassian::Connector;
 use crate::auth::{Scope, TokenAuth};
 use crate::config::Config;
 use crate::delivery::{Deliverer, WorkerHandle};
+use crate::http::tls::ReloadableCert;
 use crate::http::{self, AppState, Limiters, Listener, TargetHealth};
 
 /// How often each target's health is probed for `/readyz` and the log.
@@ -29,6 +30,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("the schema documents are broken: {0}")]
     Schemas(crate::scim::ScimError),
+    #[error("TLS: {0}")]
+    Tls(crate::http::tls::TlsError),
     #[error("target configuration: {0}")]
     Target(#[from] crate::atlassian::TargetError),
     #[error("JWT validation: {0}")]
@@ -49,6 +52,8 @@ pub struct Running {
     worker: WorkerHandle,
     /// The lifecycle scheduler (`[cleanup]`, `[license]`, `[reconcile]`, `[activity]` schedules).
     scheduler: Option<crate::lifecycle::SchedulerHandle>,
+    /// The served certificate, when TLS is on; `reload` it on SIGHUP.
+    pub tls: Option<Arc<ReloadableCert>>,
     /// The separate admin listener (`admin_listen`), if configured.
     pub admin: Option<(SocketAddr, actix_web::dev::ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
@@ -167,18 +172,35 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let state =
         Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics, limiters, target_health });
     let weak_state = Arc::downgrade(&state);
+    let tls_cert = match &state.config.tls {
+        Some((cert, key)) => Some(ReloadableCert::new(cert.clone(), key.clone()).map_err(StartError::Tls)?),
+        None => None,
+    };
+    let tls_config = || tls_cert.as_ref().map(|c| c.server_config()).transpose().map_err(StartError::Tls);
     let admin = match admin_listener {
         Some(l) => {
             let admin_addr = l.local_addr().map_err(|e| StartError::Bind { addr, source: e })?;
-            let server = http::serve(state.clone(), l, Listener::Admin)
+            let server = http::serve(state.clone(), l, Listener::Admin, tls_config()?)
                 .map_err(|e| StartError::Bind { addr: admin_addr, source: e })?;
             let handle = server.handle();
             Some((admin_addr, handle, tokio::spawn(server)))
         }
         None => None,
     };
-    let server = http::serve(state, listener, Listener::Main).map_err(|e| StartError::Bind { addr, source: e })?;
+    let server = http::serve(state, listener, Listener::Main, tls_config()?)
+        .map_err(|e| StartError::Bind { addr, source: e })?;
     let handle = server.handle();
     let join = tokio::spawn(server);
-    Ok(Running { addr, server: handle, join, first_token, store, state: weak_state, worker, scheduler, admin })
+    Ok(Running {
+        addr,
+        server: handle,
+        join,
+        first_token,
+        store,
+        state: weak_state,
+        worker,
+        scheduler,
+        admin,
+        tls: tls_cert,
+    })
 }

@@ -17,6 +17,7 @@ mod ops;
 mod query;
 mod render;
 mod resources;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -82,6 +83,7 @@ pub fn serve(
     state: Arc<AppState>,
     listener: std::net::TcpListener,
     role: Listener,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
@@ -126,8 +128,11 @@ pub fn serve(
     })
     .shutdown_timeout(30)
     // Time allowed for the request head; the body has `limits.request_timeout_secs`.
-    .client_request_timeout(std::time::Duration::from_secs(10))
-    .listen(listener)?
+    .client_request_timeout(std::time::Duration::from_secs(10));
+    let server = match tls {
+        Some(cfg) => server.listen_rustls_0_23(listener, cfg)?,
+        None => server.listen(listener)?,
+    }
     .run();
     Ok(server)
 }

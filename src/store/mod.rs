@@ -52,7 +52,7 @@ pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, Planne
 pub const LAYOUT_VERSION: u64 = 1;
 
 /// sled page cache size.
-const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+const CACHE_BYTES: u64 = 96 * 1024 * 1024;
 
 /// How often writes that no request waits for are flushed.
 const BACKGROUND_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
@@ -126,7 +126,7 @@ impl Store {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
-            // sled's default page cache is 1 GiB; 128 MiB holds the records and indexes of
+            // sled's default page cache is 1 GiB; 96 MiB holds the hot records and indexes of
             // 100,000 users (64 MiB measured twice the CPU per GET from evictions) while keeping
             // resident memory under its 200 MB target.
             .cache_capacity(CACHE_BYTES)
