@@ -151,6 +151,8 @@ pub struct TlsFile {
 pub struct LogFile {
     /// `pretty` or `json`.
     pub format: Option<String>,
+    /// Replace usernames in log lines with a short hash (the audit log keeps them).
+    pub redact_personal_data: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +210,7 @@ pub struct Config {
     pub admin_tokens: Vec<Secret>,
     pub limits: Limits,
     pub log_format: LogFormat,
+    pub redact_personal_data: bool,
     pub policy: Policy,
     pub target_policies: Vec<TargetPolicy>,
     pub targets: Vec<Target>,
@@ -521,6 +524,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         admin_tokens,
         limits,
         log_format,
+        redact_personal_data: file.log.redact_personal_data.unwrap_or(false),
         policy,
         target_policies,
         targets,

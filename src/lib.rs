@@ -14,6 +14,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
+pub mod redact;
 pub mod scim;
 pub mod secret;
 pub mod server;

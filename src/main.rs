@@ -189,6 +189,7 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
+    scimbridge::redact::set_enabled(config.redact_personal_data);
     let public = config.public_url.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("while starting the runtime")?;
     rt.block_on(async move {

@@ -22,6 +22,19 @@ async fn pending_jobs(client: &reqwest::Client, root: &str) -> usize {
     }
 }
 
+async fn bulk(client: &reqwest::Client, base: &str, ops: Vec<Value>) -> Value {
+    client
+        .post(format!("{base}/Bulk"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
+        .send()
+        .await
+        .expect("bulk")
+        .json()
+        .await
+        .expect("bulk body")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_a_thousand_intents_pending_loses_none_and_applies_none_twice() {
     let jira = Emulator::start(Product::Jira).await;
@@ -52,16 +65,7 @@ async fn kill_9_with_a_thousand_intents_pending_loses_none_and_applies_none_twic
             .map(|i| json!({"method": "POST", "bulkId": format!("b{i}"), "path": "/Users",
                              "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("crash{i}"), "active": true}}))
             .collect();
-        let r: Value = client
-            .post(format!("{}/Bulk", first.base))
-            .bearer_auth(TOKEN)
-            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
-            .send()
-            .await
-            .expect("bulk")
-            .json()
-            .await
-            .expect("bulk body");
+        let r = bulk(&client, &first.base, ops).await;
         for op in r["Operations"].as_array().expect("operations") {
             assert_eq!(op["status"], "201", "{op}");
             ids.push(op["location"].as_str().expect("location").rsplit('/').next().expect("id").to_string());
@@ -74,16 +78,7 @@ async fn kill_9_with_a_thousand_intents_pending_loses_none_and_applies_none_twic
             .map(|id| json!({"method": "PATCH", "path": format!("/Users/{id}"),
                              "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}}))
             .collect();
-        let r: Value = client
-            .post(format!("{}/Bulk", first.base))
-            .bearer_auth(TOKEN)
-            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
-            .send()
-            .await
-            .expect("bulk")
-            .json()
-            .await
-            .expect("bulk body");
+        let r = bulk(&client, &first.base, ops).await;
         assert!(r["Operations"].as_array().expect("ops").iter().all(|o| o["status"] == "200"), "{r}");
     }
     let pending = pending_jobs(&client, &root).await;

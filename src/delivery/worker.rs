@@ -18,6 +18,7 @@ use crate::atlassian::{Call, Connector};
 use crate::config::Delivery;
 use crate::metrics::Metrics;
 use crate::policy::{Intent, Trigger};
+use crate::redact::Pii;
 use crate::store::{OutboxEntry, Store, StoreResult};
 
 type Lane = (String, String);
@@ -207,7 +208,7 @@ impl Deliverer {
             let audit = self.audit(&intent, seq, &entry, "dry_run", &[], json!({}));
             self.store.outbox_finish(seq, &intent.user_id, &audit)?;
             self.metrics.record_delivery(&intent.target, "dry_run");
-            tracing::info!(job = seq, target = %intent.target, username = %intent.username, action = ?intent.action, "Dry run: recorded an intent without sending it.");
+            tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, "Dry run: recorded an intent without sending it.");
             return Ok(Outcome::Closed);
         }
         let Some(connector) = self.connectors.get(&intent.target) else {
@@ -239,7 +240,7 @@ impl Deliverer {
             if is_offboarding(intent.trigger) {
                 self.metrics.offboarding_latency.observe(latency_ms as f64 / 1000.0);
             }
-            tracing::info!(job = seq, target = %intent.target, username = %intent.username, action = ?intent.action, latency_ms, "Delivered an intent.");
+            tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, latency_ms, "Delivered an intent.");
             return Ok(Outcome::Closed);
         };
         let attempt = entry.attempts + 1;
@@ -263,7 +264,7 @@ impl Deliverer {
                 updated.last_error = Some(failure.reason().to_string());
                 self.store.outbox_update(seq, &updated)?;
                 self.metrics.record_delivery(&intent.target, "retry");
-                tracing::warn!(job = seq, target = %intent.target, username = %intent.username, attempt, retry_in_ms = wait.as_millis() as u64, error = %failure.reason(), "Delivery failed; will retry.");
+                tracing::warn!(job = seq, target = %intent.target, username = %Pii(&intent.username), attempt, retry_in_ms = wait.as_millis() as u64, error = %failure.reason(), "Delivery failed; will retry.");
                 Ok(Outcome::RetryAt(next_ms))
             }
         }
@@ -283,7 +284,7 @@ impl Deliverer {
         entry.dead_at = Some(now_text());
         self.store.outbox_bury(seq, &entry, &intent.user_id, &audit)?;
         self.metrics.record_delivery(&intent.target, "dead");
-        tracing::error!(job = seq, target = %intent.target, username = %intent.username, action = ?intent.action, error = %reason, "An intent became a dead letter; an operator must look at it (scimbridge jobs list).");
+        tracing::error!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, error = %reason, "An intent became a dead letter; an operator must look at it (scimbridge jobs list).");
         Ok(Outcome::Closed)
     }
 }

@@ -39,7 +39,8 @@ impl Reply {
     }
 }
 
-pub fn test_config(dir: &Path, extra_env: &[(&str, &str)]) -> Config {
+/// The test environment: loopback on a free port, this data dir, the test tokens.
+fn test_env(dir: &Path, extra_env: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("SCIMBRIDGE_LISTEN".into(), "127.0.0.1:0".into());
     env.insert("SCIMBRIDGE_DATA_DIR".into(), dir.display().to_string());
@@ -48,7 +49,11 @@ pub fn test_config(dir: &Path, extra_env: &[(&str, &str)]) -> Config {
     for (k, v) in extra_env {
         env.insert(k.to_string(), v.to_string());
     }
-    config::load(&config::Sources { file: None, env: &env }).expect("test config is valid")
+    env
+}
+
+pub fn test_config(dir: &Path, extra_env: &[(&str, &str)]) -> Config {
+    config::load(&config::Sources { file: None, env: &test_env(dir, extra_env) }).expect("test config is valid")
 }
 
 impl TestServer {
@@ -300,16 +305,8 @@ pub fn assert_scim_error(r: &Reply, status: u16, scim_type: Option<&str>) {
 
 /// A config with a TOML file body (targets, policy) plus the usual test environment.
 pub fn config_with_toml(dir: &Path, toml: &str, extra_env: &[(&str, &str)]) -> Config {
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    env.insert("SCIMBRIDGE_LISTEN".into(), "127.0.0.1:0".into());
-    env.insert("SCIMBRIDGE_DATA_DIR".into(), dir.display().to_string());
-    env.insert("SCIMBRIDGE_TOKEN".into(), TOKEN.into());
-    env.insert("SCIMBRIDGE_ADMIN_TOKEN".into(), ADMIN_TOKEN.into());
-    for (k, v) in extra_env {
-        env.insert(k.to_string(), v.to_string());
-    }
     let file = config::parse_file(toml).expect("test TOML parses");
-    config::validate(file, &env).expect("test config is valid")
+    config::validate(file, &test_env(dir, extra_env)).expect("test config is valid")
 }
 
 impl TestServer {

@@ -75,7 +75,7 @@ async fn delete(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> 
     let Some(task) = reply.json().as_ref().and_then(rs::submission_id) else {
         return Err(Failure::permanent("Confluence accepted the delete but sent no long task id"));
     };
-    tracing::info!(username, task_id = %task, "Confluence user deletion started.");
+    tracing::info!(username = %crate::redact::Pii(username), task_id = %task, "Confluence user deletion started.");
     let policy = s.poll().clone();
     let deadline = Instant::now() + policy.deadline;
     tokio::time::sleep(policy.first_delay).await;

@@ -150,7 +150,7 @@ async fn anonymize(s: &mut Session<'_>, username: &str) -> Result<Effect, Failur
     // includeDeleted: a deleted user can (and should) still be anonymized. A 404 even then means
     // no user carries this name any more, which is what an anonymized (renamed) user looks like.
     let Some(user) = lookup(s, username, true).await? else {
-        tracing::info!(username, "Jira user not found by name; treating anonymization as done.");
+        tracing::info!(username = %crate::redact::Pii(username), "Jira user not found by name; treating anonymization as done.");
         return Ok(Effect::AlreadyDone);
     };
     let me = expect_success(s, &rq::myself()).await?;
@@ -187,7 +187,7 @@ async fn anonymize(s: &mut Session<'_>, username: &str) -> Result<Effect, Failur
         .as_ref()
         .and_then(rs::task_id)
         .ok_or_else(|| Failure::permanent("Jira scheduled the anonymization but sent no task id"))?;
-    tracing::info!(username, user_key = %user.key, task_id = %task, "Jira anonymization scheduled.");
+    tracing::info!(username = %crate::redact::Pii(username), user_key = %user.key, task_id = %task, "Jira anonymization scheduled.");
     poll_anonymization(s, &task).await
 }
 
