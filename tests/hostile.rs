@@ -262,3 +262,17 @@ async fn with_a_separate_admin_listener_each_listener_serves_only_its_half() {
     let r = s.client.get(format!("http://{admin_addr}/healthz")).send().await.expect("req");
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_a_forged_one_is_not_echoed_blindly() {
+    let s = TestServer::start().await;
+    let r = s.get("/Users").await;
+    let id = r.header("x-request-id").expect("request id").to_string();
+    assert_eq!(id.len(), 36, "a generated UUID: {id}");
+    let r = s.send(Method::GET, "/Users", None, &[("X-Request-Id", "abc-123")]).await;
+    assert_eq!(r.header("x-request-id"), Some("abc-123"), "a caller's well-formed id is kept for tracing");
+    let r = s.send(Method::GET, "/Users", None, &[("X-Request-Id", "evil\" injected=1")]).await;
+    assert_ne!(r.header("x-request-id"), Some("evil\" injected=1"));
+    let r = s.send_raw(Method::GET, "/nope", None, &[], None).await;
+    assert!(r.header("x-request-id").is_some(), "errors carry it too");
+}

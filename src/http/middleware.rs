@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::error::error_response;
 use super::limits::client_ip;
 use super::{AppState, Listener};
-use crate::auth::{AuthFailure, Scope};
+use crate::auth::{AuthFailure, Principal, Scope};
 use crate::scim::ScimError;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -87,6 +87,53 @@ fn wrong_listener(path: &str, role: Listener, separate_admin: bool) -> bool {
     }
 }
 
+/// Decides whether a request may reach its handler: the right listener, size limits, the
+/// failed-authentication limit of its address, its credential, and the credential's rate.
+/// `Ok(None)` for the unauthenticated health endpoints.
+async fn admit(
+    req: &ServiceRequest,
+    state: &AppState,
+    role: Listener,
+    path: &str,
+) -> Result<Option<Principal>, actix_web::HttpResponse> {
+    if wrong_listener(path, role, state.config.admin_listen.is_some()) {
+        return Err(refusal(404, format!("No endpoint at {path}."), None));
+    }
+    if let Some(refused) = oversized(req, &state.config.limits) {
+        return Err(refused);
+    }
+    let Some(scope) = scope_for(path) else { return Ok(None) };
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.config.trusted_proxies);
+    let client_key = client.map(|c| c.to_string()).unwrap_or_default();
+    if let Some(wait) = state.limiters.auth_failures.is_exhausted(&client_key, Instant::now()) {
+        tracing::warn!(client = %client_key, "Refused a request: too many failed authentications from this address.");
+        return Err(refusal(429, "Too many failed authentications from this address; try again later.", Some(wait)));
+    }
+    let principal = match state.auth.authenticate(bearer(req), scope).await {
+        Ok(p) => p,
+        Err(failure) => {
+            state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = state.limiters.auth_failures.check(&client_key, Instant::now());
+            if let AuthFailure::InvalidJwt(r) = &failure {
+                tracing::warn!(client = %client_key, issuer = r.issuer.as_deref().unwrap_or("-"), reason = %r.reason, "Rejected a JWT bearer token.");
+            } else {
+                tracing::warn!(client = %client_key, has_credentials = failure != AuthFailure::Missing, "Rejected a request without a valid bearer token.");
+            }
+            let mut res = error_response(&ScimError::new(401, None, failure.detail()));
+            res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(failure.www_authenticate()));
+            return Err(res);
+        }
+    };
+    if let Some(wait) =
+        state.limiters.per_credential.as_ref().and_then(|l| l.check(&principal.name, Instant::now()).err())
+    {
+        tracing::warn!(credential = %principal.name, "Rate limited a credential.");
+        return Err(refusal(429, "Too many requests for this credential; slow down.", Some(wait)));
+    }
+    Ok(Some(principal))
+}
+
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -107,58 +154,15 @@ pub async fn authenticate(
     async move {
         let mut res = match &state {
             None => next.call(req).await?.map_into_boxed_body(),
-            Some(state) => {
-                let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-                let client = client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.config.trusted_proxies);
-                let client_key = client.map(|c| c.to_string()).unwrap_or_default();
-                if wrong_listener(&path, role, state.config.admin_listen.is_some()) {
-                    req.into_response(refusal(404, format!("No endpoint at {path}."), None))
-                } else if let Some(refused) = oversized(&req, &state.config.limits) {
-                    req.into_response(refused)
-                } else {
-                    match scope_for(&path) {
-                        None => next.call(req).await?.map_into_boxed_body(),
-                        Some(scope) => {
-                            if let Some(wait) = state.limiters.auth_failures.is_exhausted(&client_key, Instant::now()) {
-                                tracing::warn!(client = %client_key, "Refused a request: too many failed authentications from this address.");
-                                req.into_response(refusal(429, "Too many failed authentications from this address; try again later.", Some(wait)))
-                            } else {
-                                match state.auth.authenticate(bearer(&req), scope).await {
-                                    Ok(principal) => {
-                                        let limited = state
-                                            .limiters
-                                            .per_credential
-                                            .as_ref()
-                                            .and_then(|l| l.check(&principal.name, Instant::now()).err());
-                                        match limited {
-                                            Some(wait) => {
-                                                tracing::warn!(credential = %principal.name, "Rate limited a credential.");
-                                                req.into_response(refusal(429, "Too many requests for this credential; slow down.", Some(wait)))
-                                            }
-                                            None => {
-                                                req.extensions_mut().insert(principal);
-                                                next.call(req).await?.map_into_boxed_body()
-                                            }
-                                        }
-                                    }
-                                    Err(failure) => {
-                                        state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                        let _ = state.limiters.auth_failures.check(&client_key, Instant::now());
-                                        if let AuthFailure::InvalidJwt(r) = &failure {
-                                            tracing::warn!(client = %client_key, issuer = r.issuer.as_deref().unwrap_or("-"), reason = %r.reason, "Rejected a JWT bearer token.");
-                                        } else {
-                                            tracing::warn!(client = %client_key, has_credentials = failure != AuthFailure::Missing, "Rejected a request without a valid bearer token.");
-                                        }
-                                        let mut res = req.into_response(error_response(&ScimError::new(401, None, failure.detail())));
-                                        res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(failure.www_authenticate()));
-                                        res
-                                    }
-                                }
-                            }
-                        }
+            Some(state) => match admit(&req, state, role, &path).await {
+                Ok(principal) => {
+                    if let Some(p) = principal {
+                        req.extensions_mut().insert(p);
                     }
+                    next.call(req).await?.map_into_boxed_body()
                 }
-            }
+                Err(refused) => req.into_response(refused),
+            },
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
