@@ -4,14 +4,13 @@
 
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
 
 use super::body;
 use super::discovery;
 use super::error::{ApiError, ApiResult, SCIM_JSON};
 use super::ops::{self, kind_of};
 use super::query::{param, parse_pairs, ListParams};
-use super::render::{render, Links};
+use super::render::{render, render_text, Links};
 use super::AppState;
 use crate::auth::Principal;
 use crate::scim::projection::Projection;
@@ -156,36 +155,13 @@ fn if_match(req: &HttpRequest) -> Option<String> {
     req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// One resource as a response body, projected.
-pub fn resource_json(
-    state: &AppState,
-    req: &HttpRequest,
-    kind: Kind,
-    rec: &Record,
-    proj: &Projection,
-) -> ApiResult<Value> {
-    let schema = ops::schema_of(state, kind);
-    let links_name = match kind {
-        Kind::User => "groups",
-        Kind::Group => "members",
-    };
-    let links = Links { include: proj.includes(schema, links_name) };
-    let full = render(&state.store, schema, kind, rec, &base_url(state, req), links)?;
-    // The default projection returns what render built: nothing stored is `returned: never` or
-    // `request`, so skip rebuilding every attribute.
-    if proj.is_default() {
-        return Ok(full);
-    }
-    Ok(proj.apply(&full, schema))
-}
-
-fn respond(status: StatusCode, rec: &Record, body: Value, location: Option<String>) -> HttpResponse {
+fn respond(status: StatusCode, rec: &Record, body: String, location: Option<String>) -> HttpResponse {
     let mut b = HttpResponse::build(status);
     b.content_type(SCIM_JSON).insert_header((header::ETAG, rec.meta.etag()));
     if let Some(l) = location {
         b.insert_header((header::LOCATION, l));
     }
-    b.body(body.to_string())
+    b.body(body)
 }
 
 fn get(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> ApiResult<HttpResponse> {
@@ -194,7 +170,7 @@ fn get(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> ApiResult<H
     if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim() == rec.meta.etag())) {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, rec.meta.etag())).finish());
     }
-    let body = resource_json(state, req, kind, &rec, &projection(req)?)?;
+    let body = resource_text(state, &base_url(state, req), kind, &rec, &projection(req)?)?;
     Ok(respond(StatusCode::OK, &rec, body, None))
 }
 
@@ -205,7 +181,7 @@ async fn create(state: &AppState, req: &HttpRequest, kind: Kind, payload: web::P
     let value = body::json(&bytes)?;
     let written = ops::create(state, &who, kind, &value)?;
     state.store.flush().await?;
-    let body = resource_json(state, req, kind, &written.record, &proj)?;
+    let body = resource_text(state, &base_url(state, req), kind, &written.record, &proj)?;
     let location = format!("{}/{}/{}", base_url(state, req), kind.endpoint(), written.record.id);
     Ok(respond(StatusCode::CREATED, &written.record, body, Some(location)))
 }
@@ -233,7 +209,7 @@ async fn write(
     if is_patch && kind == Kind::Group && proj.is_default() {
         return Ok(HttpResponse::NoContent().insert_header((header::ETAG, written.record.meta.etag())).finish());
     }
-    let body = resource_json(state, req, kind, &written.record, &proj)?;
+    let body = resource_text(state, &base_url(state, req), kind, &written.record, &proj)?;
     Ok(respond(StatusCode::OK, &written.record, body, None))
 }
 
@@ -244,17 +220,36 @@ async fn delete(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> Ap
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn list_response(total: usize, start_index: usize, resources: Option<Vec<Value>>) -> HttpResponse {
-    let mut body = json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": resources.as_ref().map_or(0, Vec::len),
-    });
+/// A ListResponse (RFC 7644 §3.4.2) around resources already serialized as JSON text.
+fn list_response(total: usize, start_index: usize, resources: Option<Vec<String>>) -> HttpResponse {
+    let count = resources.as_ref().map_or(0, Vec::len);
+    let mut body = format!(
+        "{{\"schemas\":[\"{LIST_RESPONSE_SCHEMA}\"],\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{count}"
+    );
     if let Some(r) = resources {
-        body["Resources"] = Value::Array(r);
+        body.push_str(",\"Resources\":[");
+        body.push_str(&r.join(","));
+        body.push(']');
     }
-    HttpResponse::Ok().content_type(SCIM_JSON).body(body.to_string())
+    body.push('}');
+    HttpResponse::Ok().content_type(SCIM_JSON).body(body)
+}
+
+/// One resource as JSON text; without a projection, written directly (no intermediate `Value`).
+fn resource_text(state: &AppState, base: &str, kind: Kind, rec: &Record, proj: &Projection) -> ApiResult<String> {
+    let schema = ops::schema_of(state, kind);
+    let links = Links { include: proj.includes(schema, links_attr(kind)) };
+    if proj.is_default() {
+        return Ok(render_text(&state.store, schema, kind, rec, base, links)?);
+    }
+    Ok(proj.apply(&render(&state.store, schema, kind, rec, base, links)?, schema).to_string())
+}
+
+fn links_attr(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "groups",
+        Kind::Group => "members",
+    }
 }
 
 async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<ListParams>) -> ApiResult<HttpResponse> {
@@ -279,10 +274,11 @@ async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<Li
     if params.count == 0 {
         return Ok(list_response(result.total, params.start_index, None));
     }
+    let base = base_url(state, req);
     let resources = result
         .records
         .iter()
-        .map(|r| resource_json(state, req, kind, r, &params.projection))
+        .map(|r| resource_text(state, &base, kind, r, &params.projection))
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(list_response(result.total, params.start_index, Some(resources)))
 }
@@ -291,8 +287,9 @@ async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<Li
 async fn search_root(state: &AppState, req: &HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
     let bytes = body::read(req, payload, state.config.limits.max_body_bytes).await?;
     let params = ListParams::from_search(&body::json(&bytes)?, &state.config.limits)?;
-    let mut all: Vec<Value> = Vec::new();
+    let mut all: Vec<String> = Vec::new();
     let mut total = 0;
+    let base = base_url(state, req);
     for kind in [Kind::User, Kind::Group] {
         let schema = ops::schema_of(state, kind);
         let q = ListQuery {
@@ -308,10 +305,10 @@ async fn search_root(state: &AppState, req: &HttpRequest, payload: web::Payload)
         total += result.total;
         for r in &result.records {
             if all.len() < params.start_index - 1 + params.count {
-                all.push(resource_json(state, req, kind, r, &params.projection)?);
+                all.push(resource_text(state, &base, kind, r, &params.projection)?);
             }
         }
     }
-    let page: Vec<Value> = all.into_iter().skip(params.start_index - 1).take(params.count).collect();
+    let page: Vec<String> = all.into_iter().skip(params.start_index - 1).take(params.count).collect();
     Ok(list_response(total, params.start_index, if params.count == 0 { None } else { Some(page) }))
 }
