@@ -164,3 +164,39 @@ async fn the_cli_path_without_a_server_writes_the_csv_and_json_reports() {
     assert!(files.iter().any(|p| p.extension().is_some_and(|e| e == "json")));
     assert!(jira.user("stale").is_some_and(|u| u.active));
 }
+
+#[tokio::test]
+async fn the_cli_path_through_a_running_server_gives_the_same_report() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.seed_users([("stale".to_string(), days_ago(100), true), ("fresh".to_string(), days_ago(1), true)]);
+    let s = bridge(&jira, "").await;
+    // The server holds the store, so the CLI must go through the admin API.
+    let listen = s.root.trim_start_matches("http://").to_string();
+    let config = config_with_toml(
+        &s.dir,
+        &target_toml(&jira),
+        &[("ATL_TOKEN", ATL_TOKEN), ("SCIMBRIDGE_LISTEN", listen.as_str())],
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("reports");
+    let op =
+        scimbridge::cli_lifecycle::LifecycleOp::Cleanup { mode: scimbridge::lifecycle::Mode::DryRun, target: None };
+    scimbridge::cli_lifecycle::run(&config, op, &out).await.expect("cleanup runs through the server");
+    let files: Vec<_> = std::fs::read_dir(&out).expect("out dir").filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let csv = files.iter().find(|p| p.extension().is_some_and(|e| e == "csv")).expect("a CSV");
+    let text = std::fs::read_to_string(csv).expect("csv text");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("jira,stale,"), "{text}");
+    assert!(jira.user("stale").is_some_and(|u| u.active), "a dry run changes nothing");
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.root))
+        .bearer_auth(support::server::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("route=\"/admin/cleanup\""), "the CLI went through the admin API: {metrics}");
+}
