@@ -223,8 +223,11 @@ impl Jobs {
         let mut intents = Vec::new();
         for (u, why) in grants {
             let p = prov.get(&u.to_lowercase());
-            let acc =
-                wanted.iter().find(|a| a.username.eq_ignore_ascii_case(&u)).cloned().unwrap_or_else(|| blank(&u, now));
+            let acc = wanted
+                .iter()
+                .find(|a| a.username.eq_ignore_ascii_case(&u))
+                .cloned()
+                .unwrap_or_else(|| ActivityRecord::placeholder(&u, now.timestamp_millis()));
             let granted = room > 0;
             let (action, reason) = if granted {
                 room -= 1;
@@ -392,24 +395,6 @@ impl Jobs {
         }
         report.details = json!({"seats": seats_json(&seats, lc.keep_free_seats, now)});
         self.finish(report)
-    }
-}
-
-/// A placeholder record for a user the listing did not return (reported, not acted on blindly:
-/// the grant is a group addition, which the target refuses for an unknown user).
-fn blank(username: &str, now: DateTime<Utc>) -> ActivityRecord {
-    ActivityRecord {
-        username: username.to_string(),
-        display_name: None,
-        email: None,
-        active: true,
-        last_active_ms: None,
-        activity_reported: false,
-        created_ms: None,
-        directory: None,
-        groups: None,
-        first_seen_ms: now.timestamp_millis(),
-        fetched_ms: now.timestamp_millis(),
     }
 }
 

@@ -42,17 +42,10 @@ fn synced_groups(prov: &HashMap<String, Provisioned>, policy: &Policy) -> Synced
 
 fn placeholder(username: &str, p: &Provisioned, now: DateTime<Utc>) -> ActivityRecord {
     ActivityRecord {
-        username: username.to_string(),
         display_name: p.facts.display_name.clone(),
         email: p.facts.email.clone(),
         active: false,
-        last_active_ms: None,
-        activity_reported: false,
-        created_ms: None,
-        directory: None,
-        groups: None,
-        first_seen_ms: now.timestamp_millis(),
-        fetched_ms: now.timestamp_millis(),
+        ..ActivityRecord::placeholder(username, now.timestamp_millis())
     }
 }
 
@@ -169,10 +162,8 @@ impl Jobs {
             for (display, members) in groups.values() {
                 let Some(atl) = view.members(display) else { continue };
                 for m in atl.iter().filter(|m| !members.iter().any(|(u, _)| u == *m)) {
-                    let acc = seen
-                        .get(m)
-                        .cloned()
-                        .unwrap_or_else(|| ActivityRecord { active: true, ..placeholder_foreign(m, now) });
+                    let acc =
+                        seen.get(m).cloned().unwrap_or_else(|| ActivityRecord::placeholder(m, now.timestamp_millis()));
                     let groups = view.groups_of(m, None);
                     if view.is_admin(&groups) || context::is_protected(policy, m, &groups, prov.get(m)) {
                         continue;
@@ -203,22 +194,5 @@ impl Jobs {
             report.targets.push(summary);
         }
         self.finish(report)
-    }
-}
-
-/// A record for a foreign group member the listing did not return.
-fn placeholder_foreign(username: &str, now: DateTime<Utc>) -> ActivityRecord {
-    ActivityRecord {
-        username: username.to_string(),
-        display_name: None,
-        email: None,
-        active: true,
-        last_active_ms: None,
-        activity_reported: false,
-        created_ms: None,
-        directory: None,
-        groups: None,
-        first_seen_ms: now.timestamp_millis(),
-        fetched_ms: now.timestamp_millis(),
     }
 }

@@ -52,6 +52,26 @@ pub struct ActivityRecord {
     pub fetched_ms: i64,
 }
 
+impl ActivityRecord {
+    /// A stand-in for an account the target's listing did not return: active, nothing known
+    /// about its activity, first seen `now_ms`.
+    pub fn placeholder(username: &str, now_ms: i64) -> ActivityRecord {
+        ActivityRecord {
+            username: username.to_string(),
+            display_name: None,
+            email: None,
+            active: true,
+            last_active_ms: None,
+            activity_reported: false,
+            created_ms: None,
+            directory: None,
+            groups: None,
+            first_seen_ms: now_ms,
+            fetched_ms: now_ms,
+        }
+    }
+}
+
 fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
