@@ -73,6 +73,11 @@ impl Running {
             s.stop().await;
         }
         worker.stop().await;
+        // Delivery outcomes and job writes since the last request flush reach the disk now,
+        // not at the background flusher's next tick.
+        if let Err(e) = store.flush_blocking() {
+            tracing::error!(error = %e, "The final flush failed.");
+        }
         drop(store);
         // actix-server reports a worker stopped before that worker's thread drops its `App`
         // (and with it our state), so wait for the last handle rather than race sled's lock.
