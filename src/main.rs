@@ -31,7 +31,11 @@ enum Command {
     /// Run the SCIM server.
     Serve,
     /// Validate the configuration and print every problem with its key.
-    CheckConfig,
+    CheckConfig {
+        /// Also call each target with a read-only request (credentials, URL, reachability).
+        #[arg(long)]
+        live: bool,
+    },
     /// Manage the bearer tokens IdPs (and admins) use.
     Token {
         #[command(subcommand)]
@@ -146,10 +150,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Serve => serve(config),
-        Command::CheckConfig => {
-            println!("Configuration is valid: listening on {}, data in {}.", config.listen, config.data_dir.display());
-            Ok(())
-        }
+        Command::CheckConfig { live } => with_runtime(check_config(config, *live)),
         Command::Token { action } => with_runtime(token(config, action)),
         Command::Jobs { action } => with_runtime(jobs(config, action)),
         Command::Backup { file } => with_runtime(backup(config, file.clone())),
@@ -235,6 +236,37 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> an
         .build()
         .context("while starting the runtime")?
         .block_on(f)
+}
+
+async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
+    println!("Configuration is valid: listening on {}, data in {}.", config.listen, config.data_dir.display());
+    if config.targets.is_empty() {
+        println!("No [[target]]: SCIM changes are recorded and logged only.");
+    }
+    for t in &config.targets {
+        println!("Target '{}': {} at {}.", t.spec.name, t.spec.product, t.spec.url);
+    }
+    if config.policy.dry_run {
+        println!("policy.dry_run is on: intents are recorded and reported, never sent.");
+    }
+    if !live {
+        return Ok(());
+    }
+    let mut failed = 0;
+    for t in &config.targets {
+        let c = scimbridge::atlassian::Connector::new(t.spec.clone())?;
+        match c.health().await {
+            Ok(()) => println!("  {}: reachable, credentials accepted.", t.spec.name),
+            Err(e) => {
+                failed += 1;
+                println!("  {}: NOT usable: {e}", t.spec.name);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} target(s) failed the live check");
+    }
+    Ok(())
 }
 
 async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {

@@ -310,3 +310,39 @@ async fn tokens_issued_and_revoked_through_a_running_server_take_effect_at_once(
     let r = s.client.get(format!("{}/Users", s.base)).bearer_auth(&token).send().await.expect("req");
     assert_eq!(r.status(), 401, "a revoked token stops working without a restart");
 }
+
+#[tokio::test]
+async fn check_config_live_calls_each_target_and_fails_on_bad_credentials() {
+    let jira = Emulator::start(Product::Jira).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("live.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n",
+            jira.base_url()
+        ),
+    )
+    .expect("write");
+    let path = cfg.display().to_string();
+    let run = |token: &'static str| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            cli(&["check-config", "--live", "--config", &path], &[("ATL_TOKEN", token)])
+        })
+    };
+    let (code, out, err) = run(ATL_TOKEN).await.expect("join");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("jira: reachable"), "{out}");
+    let (code, out, _) = run("wrong-token-0123456789").await.expect("join");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("jira: NOT usable"), "{out}");
+    // Without --live nothing is called.
+    let before = jira.received().len();
+    let (code, _, _) =
+        tokio::task::spawn_blocking(move || cli(&["check-config", "--config", &path], &[("ATL_TOKEN", "x")]))
+            .await
+            .expect("join");
+    assert_eq!(code, 0);
+    assert_eq!(jira.received().len(), before);
+}
