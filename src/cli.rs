@@ -222,7 +222,8 @@ impl Backend {
     }
 }
 
-fn url_encode(s: &str) -> String {
+/// Percent-encodes a query or path value (RFC 3986 unreserved characters pass through).
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

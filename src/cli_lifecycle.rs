@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::cli::Backend;
+use crate::cli::{url_encode, Backend};
 use crate::config::Config;
 use crate::lifecycle::{BulkKind, BulkRequest, Jobs, Mode, Report};
 
@@ -24,18 +24,9 @@ pub enum LifecycleOp {
     Reconcile { mode: Mode },
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn with_target(path: String, target: &Option<String>) -> String {
     match target {
-        Some(t) => format!("{path}&target={}", encode(t)),
+        Some(t) => format!("{path}&target={}", url_encode(t)),
         None => path,
     }
 }
@@ -49,7 +40,7 @@ impl LifecycleOp {
                 M::POST,
                 target
                     .as_ref()
-                    .map_or("/activity/refresh".into(), |t| format!("/activity/refresh?target={}", encode(t))),
+                    .map_or("/activity/refresh".into(), |t| format!("/activity/refresh?target={}", url_encode(t))),
                 None,
             ),
             LifecycleOp::Cleanup { mode, target } => {
@@ -59,7 +50,7 @@ impl LifecycleOp {
             LifecycleOp::LicenseOptimize { mode } => {
                 (M::POST, format!("/license/optimize?mode={}", mode.as_str()), None)
             }
-            LifecycleOp::LicenseGrant { user } => (M::POST, format!("/license/grant/{}", encode(user)), None),
+            LifecycleOp::LicenseGrant { user } => (M::POST, format!("/license/grant/{}", url_encode(user)), None),
             LifecycleOp::Bulk { kind, request } => {
                 let path = match kind {
                     BulkKind::Deactivate => "/deactivate",

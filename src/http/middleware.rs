@@ -19,11 +19,16 @@ use crate::scim::ScimError;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The admin API and metrics: admin credentials, and the admin listener when there is one.
+fn is_admin_path(path: &str) -> bool {
+    path.starts_with("/admin") || path == "/metrics"
+}
+
 /// Which credential a path needs; `None` for the unauthenticated health endpoints.
 fn scope_for(path: &str) -> Option<Scope> {
     match path {
         "/healthz" | "/readyz" => None,
-        p if p.starts_with("/admin") || p == "/metrics" => Some(Scope::Admin),
+        p if is_admin_path(p) => Some(Scope::Admin),
         _ => Some(Scope::Scim),
     }
 }
@@ -80,7 +85,7 @@ fn oversized(req: &ServiceRequest, limits: &crate::config::Limits) -> Option<act
 
 /// With a separate admin listener, each listener serves only its own half.
 fn wrong_listener(path: &str, role: Listener, separate_admin: bool) -> bool {
-    let admin_path = path.starts_with("/admin") || path == "/metrics";
+    let admin_path = is_admin_path(path);
     match role {
         Listener::Main => separate_admin && admin_path,
         Listener::Admin => !admin_path && path != "/healthz" && path != "/readyz",

@@ -109,14 +109,8 @@ pub fn render_text(
     links: Links,
 ) -> StoreResult<String> {
     let mut out = String::with_capacity(512);
-    let put = |out: &mut String, key: &str, v: &dyn erased::Json| {
-        out.push(if out.is_empty() { '{' } else { ',' });
-        out.push_str(&Value::String(key.to_string()).to_string());
-        out.push(':');
-        out.push_str(&v.text());
-    };
-    put(&mut out, "schemas", &Value::Array(schemas_of(schema, rec)));
-    put(&mut out, "id", &rec.id.as_str());
+    put(&mut out, "schemas", &schemas_of(schema, rec));
+    put(&mut out, "id", &rec.id);
     for (k, v) in &rec.attrs {
         put(&mut out, k, v);
     }
@@ -128,18 +122,13 @@ pub fn render_text(
     Ok(out)
 }
 
-mod erased {
-    /// Anything that serializes to JSON text, behind one object-safe method.
-    pub trait Json {
-        fn text(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> String {
-            // Serializing a `Value` or a `&str` cannot fail.
-            serde_json::to_string(self).unwrap_or_else(|_| "null".to_string())
-        }
-    }
+/// Appends `"key":value` to an object being written, opening it on the first field.
+fn put<T: serde::Serialize + ?Sized>(out: &mut String, key: &str, value: &T) {
+    out.push(if out.is_empty() { '{' } else { ',' });
+    // Serializing a string key or a JSON value cannot fail.
+    out.push_str(&serde_json::to_string(key).unwrap_or_default());
+    out.push(':');
+    out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()));
 }
 
 #[cfg(test)]

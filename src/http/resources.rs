@@ -238,18 +238,11 @@ fn list_response(total: usize, start_index: usize, resources: Option<Vec<String>
 /// One resource as JSON text; without a projection, written directly (no intermediate `Value`).
 fn resource_text(state: &AppState, base: &str, kind: Kind, rec: &Record, proj: &Projection) -> ApiResult<String> {
     let schema = ops::schema_of(state, kind);
-    let links = Links { include: proj.includes(schema, links_attr(kind)) };
+    let links = Links { include: proj.includes(schema, kind.links_attr()) };
     if proj.is_default() {
         return Ok(render_text(&state.store, schema, kind, rec, base, links)?);
     }
     Ok(proj.apply(&render(&state.store, schema, kind, rec, base, links)?, schema).to_string())
-}
-
-fn links_attr(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "groups",
-        Kind::Group => "members",
-    }
 }
 
 async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<ListParams>) -> ApiResult<HttpResponse> {

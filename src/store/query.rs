@@ -51,8 +51,8 @@ impl Store {
 
     /// A filtered, sorted page.
     pub fn list(&self, q: &ListQuery<'_>) -> StoreResult<ListResult> {
-        let needs_links = q.filter.is_some_and(|f| mentions(f, links_attr(q.kind)))
-            || q.sort_by.is_some_and(|p| p.name.eq_ignore_ascii_case(links_attr(q.kind)));
+        let needs_links = q.filter.is_some_and(|f| mentions(f, q.kind.links_attr()))
+            || q.sort_by.is_some_and(|p| p.name.eq_ignore_ascii_case(q.kind.links_attr()));
         let skip = q.start_index.saturating_sub(1);
         let exact = q.filter.and_then(|f| exact_lookup(q.kind, f));
         let matches = |rec: &Record| -> StoreResult<bool> {
@@ -137,7 +137,7 @@ impl Store {
                     .map(|m| m.map(|m| json!({"value": m.id, "type": m.kind})))
                     .collect::<StoreResult<_>>()?,
             };
-            m.insert(links_attr(kind).into(), Value::Array(links));
+            m.insert(kind.links_attr().into(), Value::Array(links));
         }
         Ok(Value::Object(m))
     }
@@ -220,13 +220,6 @@ fn exact_lookup(kind: Kind, f: &Filter) -> Option<Exact<'_>> {
         Some(Exact::Name(v))
     } else {
         None
-    }
-}
-
-fn links_attr(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "groups",
-        Kind::Group => "members",
     }
 }
 

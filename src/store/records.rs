@@ -51,6 +51,14 @@ impl Kind {
             Kind::Group => "Group",
         }
     }
+    /// The computed multi-valued attribute linking users and groups: a user's `groups`, a
+    /// group's `members`.
+    pub fn links_attr(self) -> &'static str {
+        match self {
+            Kind::User => "groups",
+            Kind::Group => "members",
+        }
+    }
     pub fn endpoint(self) -> &'static str {
         match self {
             Kind::User => "Users",
