@@ -139,6 +139,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match load_config(&cli) {

@@ -362,6 +362,25 @@ async fn unknown_routes_are_404_with_a_scim_body() {
 }
 
 #[tokio::test]
+async fn repeated_and_trailing_slashes_reach_the_same_endpoint_with_the_query_kept() {
+    let s = TestServer::start().await;
+    let u = s.post("/Users", &json!({"schemas": [CORE_USER], "userName": "slash@x.com"})).await;
+    assert_status(&u, StatusCode::CREATED);
+    let id = u.body["id"].as_str().expect("id");
+    let base = &s.root;
+    for path in [
+        format!("{base}/scim/v2/Users/?filter=userName%20eq%20%22slash@x.com%22"),
+        format!("{base}//scim//v2/Users?filter=userName%20eq%20%22slash@x.com%22"),
+    ] {
+        let r = s.get(&path).await;
+        assert_status(&r, StatusCode::OK);
+        assert_eq!(r.body["totalResults"], 1, "{path}: the filter survived normalization");
+    }
+    assert_eq!(s.get(&format!("{base}/scim/v2/Users/{id}/")).await.body["id"], id);
+    assert_eq!(s.get(&format!("{base}/healthz/")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn discovery_endpoints_refuse_writes_with_405() {
     let s = TestServer::start().await;
     let body = json!({});

@@ -48,6 +48,40 @@ fn route_label(path: &str) -> String {
     path.to_string()
 }
 
+/// The path with repeated slashes merged and trailing ones trimmed (`/scim/v2//Users/` →
+/// `/scim/v2/Users`), or `None` when it is already normal (nearly always: checked without
+/// allocating, unlike actix's `NormalizePath`, which ran a regex on every request).
+fn normalized(path: &str) -> Option<String> {
+    if !path.contains("//") && (path.len() <= 1 || !path.ends_with('/')) {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        out.push_str(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// Rewrites the request's URI to its normalized path, keeping the query, before routing.
+fn normalize_path(req: &mut ServiceRequest) {
+    let Some(path) = normalized(req.path()) else { return };
+    let target = match req.query_string() {
+        "" => path,
+        q => format!("{path}?{q}"),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    let Ok(pq) = target.parse::<actix_web::http::uri::PathAndQuery>() else { return };
+    parts.path_and_query = Some(pq);
+    if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+        req.match_info_mut().get_mut().update(&uri);
+        req.head_mut().uri = uri;
+    }
+}
+
 fn bearer(req: &ServiceRequest) -> Option<&str> {
     let v = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -140,17 +174,19 @@ async fn admit(
 }
 
 pub async fn authenticate(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    normalize_path(&mut req);
     let request_id = req
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 128 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // A v4 UUID from the thread-local generator: `Uuid::new_v4` asks the kernel each time.
+        .unwrap_or_else(|| uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string());
     let method = req.method().to_string();
     let path = req.path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
@@ -196,5 +232,14 @@ mod tests {
         assert_eq!(scope_for("/metrics"), Some(Scope::Admin));
         assert_eq!(scope_for("/scim/v2/Users"), Some(Scope::Scim));
         assert_eq!(scope_for("/nope"), Some(Scope::Scim));
+    }
+
+    #[test]
+    fn paths_are_normalized_only_when_needed() {
+        assert_eq!(normalized("/scim/v2/Users"), None);
+        assert_eq!(normalized("/"), None);
+        assert_eq!(normalized("/scim/v2/Users/").as_deref(), Some("/scim/v2/Users"));
+        assert_eq!(normalized("//scim//v2///Users//").as_deref(), Some("/scim/v2/Users"));
+        assert_eq!(normalized("//").as_deref(), Some("/"));
     }
 }

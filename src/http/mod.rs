@@ -91,7 +91,6 @@ pub fn serve(
             .app_data(data.clone())
             .app_data(role)
             .wrap(actix_web::middleware::from_fn(middleware::authenticate))
-            .wrap(actix_web::middleware::NormalizePath::trim())
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))

@@ -12,7 +12,7 @@ use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::ResourceSchema;
 use crate::scim::ScimError;
 use crate::store::writes::{MemberEdit, WriteCtx};
-use crate::store::{Actor, ChangeOp, Kind, Record, StoreError};
+use crate::store::{Actor, ChangeOp, Kind, Record, StoreError, StoredRecord};
 
 pub fn schema_of(state: &AppState, kind: Kind) -> &ResourceSchema {
     match kind {
@@ -141,11 +141,11 @@ pub fn delete(
     Ok(())
 }
 
-/// Reads one record or 404.
-pub fn get(state: &AppState, kind: Kind, id: &str) -> Result<Record, StoreError> {
+/// One resource as stored, or 404.
+pub fn get_stored(state: &AppState, kind: Kind, id: &str) -> Result<StoredRecord, StoreError> {
     state
         .store
-        .get(kind, id)?
+        .get_stored(kind, id)?
         .ok_or_else(|| ScimError::not_found(format!("{} {id} not found.", kind.resource_type())).into())
 }
 

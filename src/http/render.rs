@@ -1,14 +1,14 @@
 //! Stored records → SCIM JSON (RFC 7643 §3, §4): `schemas`, `id`, attributes, the computed
 //! `groups` of a user or `members` of a group, and `meta` with an absolute `location`.
 //!
-//! Two forms of one rendering: `render` builds a `Value` (for projections and writes), and
-//! `render_text` writes the same JSON straight into a string without copying the attributes —
-//! the hot path of every IdP lookup, where no projection applies.
+//! Two forms of one rendering: `render` builds a `Value` (for projections), and `write_text`
+//! writes the same JSON straight from the stored text: attribute values are copied, not parsed
+//! and re-serialized. That is the hot path of every IdP lookup, where no projection applies.
 
 use serde_json::{json, Map, Value};
 
 use crate::scim::schema::ResourceSchema;
-use crate::store::{Kind, Record, Store, StoreResult};
+use crate::store::{Kind, RawRecord, Record, Store, StoreResult};
 
 /// What to compute besides the stored attributes.
 #[derive(Debug, Clone, Copy)]
@@ -17,64 +17,46 @@ pub struct Links {
     pub include: bool,
 }
 
-fn schemas_of(schema: &ResourceSchema, rec: &Record) -> Vec<Value> {
-    let mut schemas = vec![Value::String(schema.core.id.clone())];
-    for ext in &schema.extensions {
-        if rec.attrs.contains_key(&ext.id) {
-            schemas.push(Value::String(ext.id.clone()));
-        }
-    }
+/// `schemas`: the core schema and each extension the record has attributes of.
+fn schemas_of(schema: &ResourceSchema, has: impl Fn(&str) -> bool) -> Vec<&str> {
+    let mut schemas = vec![schema.core.id.as_str()];
+    schemas.extend(schema.extensions.iter().map(|e| e.id.as_str()).filter(|id| has(id)));
     schemas
 }
 
 /// The computed `groups` (users) or `members` (groups), when asked for and not empty.
-fn links_of(
-    store: &Store,
-    kind: Kind,
-    rec: &Record,
-    base: &str,
-    links: Links,
-) -> StoreResult<Option<(&'static str, Value)>> {
+fn links_of(store: &Store, kind: Kind, id: &str, base: &str, links: Links) -> StoreResult<Option<Value>> {
     if !links.include {
         return Ok(None);
     }
-    let (name, items): (&'static str, Vec<Value>) = match kind {
-        Kind::User => (
-            "groups",
-            store
-                .groups_of(&rec.id)?
-                .into_iter()
-                .map(|g| {
-                    json!({
-                        "value": g.id,
-                        "$ref": format!("{base}/Groups/{}", g.id),
-                        "display": g.attrs.get("displayName").cloned().unwrap_or(Value::Null),
-                        "type": "direct",
-                    })
+    let items: Vec<Value> = match kind {
+        Kind::User => store
+            .groups_of(id)?
+            .into_iter()
+            .map(|g| {
+                json!({
+                    "value": g.id,
+                    "$ref": format!("{base}/Groups/{}", g.id),
+                    "display": g.attrs.get("displayName").cloned().unwrap_or(Value::Null),
+                    "type": "direct",
                 })
-                .collect(),
-        ),
+            })
+            .collect(),
         Kind::Group => {
             let mut members = Vec::new();
-            for m in store.members(&rec.id) {
+            for m in store.members(id) {
                 let m = m?;
                 let endpoint = if m.kind == "Group" { "Groups" } else { "Users" };
                 members.push(json!({"value": m.id, "$ref": format!("{base}/{endpoint}/{}", m.id), "type": m.kind}));
             }
-            ("members", members)
+            members
         }
     };
-    Ok((!items.is_empty()).then_some((name, Value::Array(items))))
+    Ok((!items.is_empty()).then_some(Value::Array(items)))
 }
 
-fn meta_of(kind: Kind, rec: &Record, base: &str) -> Value {
-    json!({
-        "resourceType": kind.resource_type(),
-        "created": rec.meta.created,
-        "lastModified": rec.meta.last_modified,
-        "location": format!("{base}/{}/{}", kind.endpoint(), rec.id),
-        "version": rec.meta.etag(),
-    })
+fn location(kind: Kind, id: &str, base: &str) -> String {
+    format!("{base}/{}/{id}", kind.endpoint())
 }
 
 /// Renders one record. `base` is the SCIM root URL, e.g. `https://host/scim/v2`.
@@ -87,48 +69,77 @@ pub fn render(
     links: Links,
 ) -> StoreResult<Value> {
     let mut out = Map::new();
-    out.insert("schemas".into(), Value::Array(schemas_of(schema, rec)));
+    out.insert("schemas".into(), json!(schemas_of(schema, |ext| rec.attrs.contains_key(ext))));
     out.insert("id".into(), Value::String(rec.id.clone()));
     for (k, v) in &rec.attrs {
         out.insert(k.clone(), v.clone());
     }
-    if let Some((name, items)) = links_of(store, kind, rec, base, links)? {
-        out.insert(name.into(), items);
+    if let Some(items) = links_of(store, kind, &rec.id, base, links)? {
+        out.insert(kind.links_attr().into(), items);
     }
-    out.insert("meta".into(), meta_of(kind, rec, base));
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": kind.resource_type(),
+            "created": rec.meta.created,
+            "lastModified": rec.meta.last_modified,
+            "location": location(kind, &rec.id, base),
+            "version": rec.meta.etag(),
+        }),
+    );
     Ok(Value::Object(out))
 }
 
-/// The same JSON as `render`, written directly as text.
-pub fn render_text(
+/// Appends the same JSON as `render` to `out`, from the stored text.
+pub fn write_text(
+    out: &mut Vec<u8>,
     store: &Store,
     schema: &ResourceSchema,
     kind: Kind,
-    rec: &Record,
+    rec: &RawRecord<'_>,
     base: &str,
     links: Links,
-) -> StoreResult<String> {
-    let mut out = String::with_capacity(512);
-    put(&mut out, "schemas", &schemas_of(schema, rec));
-    put(&mut out, "id", &rec.id);
-    for (k, v) in &rec.attrs {
-        put(&mut out, k, v);
+) -> StoreResult<()> {
+    out.extend_from_slice(b"{\"schemas\":");
+    push_json(out, &schemas_of(schema, |ext| rec.attrs.contains_key(ext)));
+    out.extend_from_slice(b",\"id\":");
+    push_json(out, &rec.id);
+    let links_attr = kind.links_attr();
+    for (k, v) in &rec.attrs.0 {
+        // Server-owned names are never stored; skipping them keeps this output equal to
+        // `render`'s even if an old record had one.
+        if matches!(k.as_ref(), "schemas" | "id" | "meta") || k == links_attr {
+            continue;
+        }
+        out.push(b',');
+        push_json(out, k);
+        out.push(b':');
+        out.extend_from_slice(v.get().as_bytes());
     }
-    if let Some((name, items)) = links_of(store, kind, rec, base, links)? {
-        put(&mut out, name, &items);
+    if let Some(items) = links_of(store, kind, &rec.id, base, links)? {
+        out.push(b',');
+        push_json(out, links_attr);
+        out.push(b':');
+        push_json(out, &items);
     }
-    put(&mut out, "meta", &meta_of(kind, rec, base));
-    out.push('}');
-    Ok(out)
+    out.extend_from_slice(b",\"meta\":{\"resourceType\":");
+    push_json(out, kind.resource_type());
+    out.extend_from_slice(b",\"created\":");
+    push_json(out, &rec.meta.created);
+    out.extend_from_slice(b",\"lastModified\":");
+    push_json(out, &rec.meta.last_modified);
+    out.extend_from_slice(b",\"location\":");
+    push_json(out, &location(kind, &rec.id, base));
+    out.extend_from_slice(b",\"version\":");
+    push_json(out, &rec.meta.etag());
+    out.extend_from_slice(b"}}");
+    Ok(())
 }
 
-/// Appends `"key":value` to an object being written, opening it on the first field.
-fn put<T: serde::Serialize + ?Sized>(out: &mut String, key: &str, value: &T) {
-    out.push(if out.is_empty() { '{' } else { ',' });
-    // Serializing a string key or a JSON value cannot fail.
-    out.push_str(&serde_json::to_string(key).unwrap_or_default());
-    out.push(':');
-    out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()));
+/// Appends `value` as JSON.
+pub fn push_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing strings or `Value`s into a Vec cannot fail (no I/O, no non-string keys).
+    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
@@ -152,9 +163,13 @@ mod tests {
         let members = vec![crate::store::MemberEdit::Add(vec![(user.record.id.clone(), None)])];
         let group = store.create(Kind::Group, g, members, &ctx).expect("group");
         for (kind, rec, schema) in [(Kind::User, &user.record, &reg.user), (Kind::Group, &group.record, &reg.group)] {
-            let v = render(&store, schema, kind, rec, "https://h/scim/v2", Links { include: true }).expect("value");
-            let t = render_text(&store, schema, kind, rec, "https://h/scim/v2", Links { include: true }).expect("text");
-            assert_eq!(t, v.to_string());
+            let links = Links { include: true };
+            let v = render(&store, schema, kind, rec, "https://h/scim/v2", links).expect("value");
+            let stored = crate::store::StoredRecord::from_record(rec).expect("encode");
+            let mut t = Vec::new();
+            write_text(&mut t, &store, schema, kind, &stored.view().expect("view"), "https://h/scim/v2", links)
+                .expect("text");
+            assert_eq!(String::from_utf8(t).expect("utf-8"), v.to_string());
         }
     }
 }

@@ -10,13 +10,13 @@ use super::discovery;
 use super::error::{ApiError, ApiResult, SCIM_JSON};
 use super::ops::{self, kind_of};
 use super::query::{param, parse_pairs, ListParams};
-use super::render::{render, render_text, Links};
+use super::render::{push_json, render, write_text, Links};
 use super::AppState;
 use crate::auth::Principal;
 use crate::scim::projection::Projection;
 use crate::scim::schema::LIST_RESPONSE_SCHEMA;
 use crate::scim::ScimError;
-use crate::store::{Kind, ListQuery, Record};
+use crate::store::{Kind, ListQuery, StoredRecord};
 
 /// The SCIM root URL as the client reached it (or as configured). `X-Forwarded-Proto`/`-Host`
 /// are believed only from `trusted_proxies`; from anyone else they could redirect `Location`
@@ -155,9 +155,9 @@ fn if_match(req: &HttpRequest) -> Option<String> {
     req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-fn respond(status: StatusCode, rec: &Record, body: String, location: Option<String>) -> HttpResponse {
+fn respond(status: StatusCode, etag: String, body: Vec<u8>, location: Option<String>) -> HttpResponse {
     let mut b = HttpResponse::build(status);
-    b.content_type(SCIM_JSON).insert_header((header::ETAG, rec.meta.etag()));
+    b.content_type(SCIM_JSON).insert_header((header::ETAG, etag));
     if let Some(l) = location {
         b.insert_header((header::LOCATION, l));
     }
@@ -165,13 +165,14 @@ fn respond(status: StatusCode, rec: &Record, body: String, location: Option<Stri
 }
 
 fn get(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> ApiResult<HttpResponse> {
-    let rec = ops::get(state, kind, id)?;
+    let stored = ops::get_stored(state, kind, id)?;
+    let etag = stored.view()?.meta.etag();
     let inm = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim() == rec.meta.etag())) {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, rec.meta.etag())).finish());
+    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim() == etag)) {
+        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
     }
-    let body = resource_text(state, &base_url(state, req), kind, &rec, &projection(req)?)?;
-    Ok(respond(StatusCode::OK, &rec, body, None))
+    let body = resource_body(state, &base_url(state, req), kind, &stored, &projection(req)?)?;
+    Ok(respond(StatusCode::OK, etag, body, None))
 }
 
 async fn create(state: &AppState, req: &HttpRequest, kind: Kind, payload: web::Payload) -> ApiResult<HttpResponse> {
@@ -181,9 +182,9 @@ async fn create(state: &AppState, req: &HttpRequest, kind: Kind, payload: web::P
     let value = body::json(&bytes)?;
     let written = ops::create(state, &who, kind, &value)?;
     state.store.flush().await?;
-    let body = resource_text(state, &base_url(state, req), kind, &written.record, &proj)?;
+    let body = resource_body(state, &base_url(state, req), kind, &StoredRecord::from_record(&written.record)?, &proj)?;
     let location = format!("{}/{}/{}", base_url(state, req), kind.endpoint(), written.record.id);
-    Ok(respond(StatusCode::CREATED, &written.record, body, Some(location)))
+    Ok(respond(StatusCode::CREATED, written.record.meta.etag(), body, Some(location)))
 }
 
 async fn write(
@@ -209,8 +210,8 @@ async fn write(
     if is_patch && kind == Kind::Group && proj.is_default() {
         return Ok(HttpResponse::NoContent().insert_header((header::ETAG, written.record.meta.etag())).finish());
     }
-    let body = resource_text(state, &base_url(state, req), kind, &written.record, &proj)?;
-    Ok(respond(StatusCode::OK, &written.record, body, None))
+    let body = resource_body(state, &base_url(state, req), kind, &StoredRecord::from_record(&written.record)?, &proj)?;
+    Ok(respond(StatusCode::OK, written.record.meta.etag(), body, None))
 }
 
 async fn delete(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> ApiResult<HttpResponse> {
@@ -220,29 +221,64 @@ async fn delete(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> Ap
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A ListResponse (RFC 7644 §3.4.2) around resources already serialized as JSON text.
-fn list_response(total: usize, start_index: usize, resources: Option<Vec<String>>) -> HttpResponse {
-    let count = resources.as_ref().map_or(0, Vec::len);
-    let mut body = format!(
-        "{{\"schemas\":[\"{LIST_RESPONSE_SCHEMA}\"],\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{count}"
+/// A ListResponse (RFC 7644 §3.4.2); `page` is `None` for `count=0` (no `Resources` at all).
+fn list_response(
+    state: &AppState,
+    base: &str,
+    proj: &Projection,
+    total: usize,
+    start_index: usize,
+    page: Option<&[(Kind, StoredRecord)]>,
+) -> ApiResult<HttpResponse> {
+    let count = page.map_or(0, <[_]>::len);
+    let mut body = Vec::with_capacity(256 + 768 * count);
+    body.extend_from_slice(b"{\"schemas\":[");
+    push_json(&mut body, LIST_RESPONSE_SCHEMA);
+    body.extend_from_slice(
+        format!("],\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{count}").as_bytes(),
     );
-    if let Some(r) = resources {
-        body.push_str(",\"Resources\":[");
-        body.push_str(&r.join(","));
-        body.push(']');
+    if let Some(page) = page {
+        body.extend_from_slice(b",\"Resources\":[");
+        for (i, (kind, rec)) in page.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            write_resource(&mut body, state, base, *kind, rec, proj)?;
+        }
+        body.push(b']');
     }
-    body.push('}');
-    HttpResponse::Ok().content_type(SCIM_JSON).body(body)
+    body.push(b'}');
+    Ok(HttpResponse::Ok().content_type(SCIM_JSON).body(body))
 }
 
-/// One resource as JSON text; without a projection, written directly (no intermediate `Value`).
-fn resource_text(state: &AppState, base: &str, kind: Kind, rec: &Record, proj: &Projection) -> ApiResult<String> {
+/// One resource as JSON; without a projection, written straight from the stored text.
+fn write_resource(
+    out: &mut Vec<u8>,
+    state: &AppState,
+    base: &str,
+    kind: Kind,
+    rec: &StoredRecord,
+    proj: &Projection,
+) -> ApiResult<()> {
     let schema = ops::schema_of(state, kind);
     let links = Links { include: proj.includes(schema, kind.links_attr()) };
     if proj.is_default() {
-        return Ok(render_text(&state.store, schema, kind, rec, base, links)?);
+        return Ok(write_text(out, &state.store, schema, kind, &rec.view()?, base, links)?);
     }
-    Ok(proj.apply(&render(&state.store, schema, kind, rec, base, links)?, schema).to_string())
+    push_json(out, &proj.apply(&render(&state.store, schema, kind, &rec.decode()?, base, links)?, schema));
+    Ok(())
+}
+
+fn resource_body(
+    state: &AppState,
+    base: &str,
+    kind: Kind,
+    rec: &StoredRecord,
+    proj: &Projection,
+) -> ApiResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(1024);
+    write_resource(&mut out, state, base, kind, rec, proj)?;
+    Ok(out)
 }
 
 async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<ListParams>) -> ApiResult<HttpResponse> {
@@ -264,25 +300,17 @@ async fn list(state: &AppState, req: &HttpRequest, kind: Kind, params: Option<Li
         count: params.count,
     };
     let result = state.store.list(&q)?;
-    if params.count == 0 {
-        return Ok(list_response(result.total, params.start_index, None));
-    }
-    let base = base_url(state, req);
-    let resources = result
-        .records
-        .iter()
-        .map(|r| resource_text(state, &base, kind, r, &params.projection))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(list_response(result.total, params.start_index, Some(resources)))
+    let page: Vec<(Kind, StoredRecord)> = result.records.into_iter().map(|r| (kind, r)).collect();
+    let shown = (params.count > 0).then_some(page.as_slice());
+    list_response(state, &base_url(state, req), &params.projection, result.total, params.start_index, shown)
 }
 
 /// POST `/.search` at the root: Users, then Groups, one list (RFC 7644 §3.4.3).
 async fn search_root(state: &AppState, req: &HttpRequest, payload: web::Payload) -> ApiResult<HttpResponse> {
     let bytes = body::read(req, payload, state.config.limits.max_body_bytes).await?;
     let params = ListParams::from_search(&body::json(&bytes)?, &state.config.limits)?;
-    let mut all: Vec<String> = Vec::new();
+    let mut all: Vec<(Kind, StoredRecord)> = Vec::new();
     let mut total = 0;
-    let base = base_url(state, req);
     for kind in [Kind::User, Kind::Group] {
         let schema = ops::schema_of(state, kind);
         let q = ListQuery {
@@ -296,12 +324,10 @@ async fn search_root(state: &AppState, req: &HttpRequest, payload: web::Payload)
         };
         let result = state.store.list(&q)?;
         total += result.total;
-        for r in &result.records {
-            if all.len() < params.start_index - 1 + params.count {
-                all.push(resource_text(state, &base, kind, r, &params.projection)?);
-            }
-        }
+        let wanted = (params.start_index - 1).saturating_add(params.count).saturating_sub(all.len());
+        all.extend(result.records.into_iter().take(wanted).map(|r| (kind, r)));
     }
-    let page: Vec<String> = all.into_iter().skip(params.start_index - 1).take(params.count).collect();
-    Ok(list_response(total, params.start_index, if params.count == 0 { None } else { Some(page) }))
+    let page: Vec<(Kind, StoredRecord)> = all.into_iter().skip(params.start_index - 1).take(params.count).collect();
+    let shown = (params.count > 0).then_some(page.as_slice());
+    list_response(state, &base_url(state, req), &params.projection, total, params.start_index, shown)
 }

@@ -48,6 +48,10 @@ pub fn check_identifiers(attrs: &Map<String, Value>) -> ScimResult<()> {
 
 /// The form unique names are compared in: NFKC, then Unicode lower case.
 pub fn fold(s: &str) -> String {
+    // ASCII is unchanged by NFKC; skipping it spares every IdP lookup the Unicode tables.
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
     s.nfkc().collect::<String>().to_lowercase()
 }
 

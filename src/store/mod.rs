@@ -44,7 +44,7 @@ pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
-pub use records::{Kind, Record, RecordMeta};
+pub use records::{Kind, RawRecord, Record, RecordMeta, StoredRecord};
 pub use tokens::TokenRecord;
 pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, Planned, WriteCtx, WriteOutcome};
 

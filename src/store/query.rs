@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::StoreResult;
 use super::keys::{self, fold};
-use super::records::{Kind, Record};
+use super::records::{Kind, Record, StoredRecord};
 use super::Store;
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::path::AttrPath;
@@ -32,7 +32,7 @@ pub struct ListQuery<'a> {
 #[derive(Debug)]
 pub struct ListResult {
     pub total: usize,
-    pub records: Vec<Record>,
+    pub records: Vec<StoredRecord>,
 }
 
 impl Store {
@@ -42,6 +42,11 @@ impl Store {
             Some(v) => Ok(Some(Record::decode(&v)?)),
             None => Ok(None),
         }
+    }
+
+    /// One resource by id, undecoded (for rendering it as it is).
+    pub fn get_stored(&self, kind: Kind, id: &str) -> StoreResult<Option<StoredRecord>> {
+        Ok(self.t(kind.tree()).get(id.as_bytes())?.map(StoredRecord::new))
     }
 
     /// The id of the user or group with this unique name (case-insensitive).
@@ -55,38 +60,51 @@ impl Store {
             || q.sort_by.is_some_and(|p| p.name.eq_ignore_ascii_case(q.kind.links_attr()));
         let skip = q.start_index.saturating_sub(1);
         let exact = q.filter.and_then(|f| exact_lookup(q.kind, f));
-        let matches = |rec: &Record| -> StoreResult<bool> {
+        let matches = |rec: &StoredRecord, decoded: Option<&Record>| -> StoreResult<bool> {
             match (q.filter, &exact) {
                 (None, _) => Ok(true),
                 // `id eq` / `userName eq` / `displayName eq` alone: the index found the record;
-                // confirm with the attribute's own comparison instead of evaluating the filter
-                // on a rebuilt view (the hot path of every IdP lookup).
-                (_, Some(Exact::Id(v))) => Ok(rec.id == *v),
-                (_, Some(Exact::Name(v))) => {
-                    Ok(rec.unique_name(q.kind).is_some_and(|n| n.to_lowercase() == v.to_lowercase()))
+                // confirm with the attribute's own comparison on the undecoded record instead of
+                // evaluating the filter on a rebuilt view (the hot path of every IdP lookup).
+                (_, Some(Exact::Id(v))) => Ok(rec.view()?.id == *v),
+                (_, Some(Exact::Name(v))) => Ok(rec
+                    .view()?
+                    .attrs
+                    .str_attr(q.kind.unique_attr())
+                    .is_some_and(|n| n.to_lowercase() == v.to_lowercase())),
+                (Some(f), None) => {
+                    let owned;
+                    let rec = match decoded {
+                        Some(r) => r,
+                        None => {
+                            owned = rec.decode()?;
+                            &owned
+                        }
+                    };
+                    Ok(f.matches(&self.filter_view(q.kind, rec, needs_links)?, q.schema))
                 }
-                (Some(f), None) => Ok(f.matches(&self.filter_view(q.kind, rec, needs_links)?, q.schema)),
             }
         };
         let candidates = match q.filter {
             Some(f) => self.candidates(q.kind, f)?,
             None => None,
         };
-        let mut source: Box<dyn Iterator<Item = StoreResult<Record>>> = match candidates {
-            Some(ids) => Box::new(ids.into_iter().filter_map(move |id| self.get(q.kind, &id).transpose())),
-            None => Box::new(self.t(q.kind.tree()).iter().values().map(|v| Record::decode(&v?))),
+        let mut source: Box<dyn Iterator<Item = StoreResult<StoredRecord>>> = match candidates {
+            Some(ids) => Box::new(ids.into_iter().filter_map(move |id| self.get_stored(q.kind, &id).transpose())),
+            None => Box::new(self.t(q.kind.tree()).iter().values().map(|v| Ok(StoredRecord::new(v?)))),
         };
         if let Some(path) = q.sort_by {
             let mut all = Vec::new();
             for rec in source.by_ref() {
-                let rec = rec?;
-                if matches(&rec)? {
+                let stored = rec?;
+                let rec = stored.decode()?;
+                if matches(&stored, Some(&rec))? {
                     let key = sort_key(&self.filter_view(q.kind, &rec, needs_links)?, path, q.schema);
-                    all.push((key, rec));
+                    all.push((key, rec.id, stored));
                 }
             }
             // Missing values sort last in both orders (RFC 7644 §3.4.2.3); ties by id for stability.
-            all.sort_by(|(ka, ra), (kb, rb)| {
+            all.sort_by(|(ka, ia, _), (kb, ib, _)| {
                 let ord = match (ka, kb) {
                     (None, None) => Ordering::Equal,
                     (None, Some(_)) => Ordering::Greater,
@@ -100,17 +118,17 @@ impl Store {
                         }
                     }
                 };
-                ord.then_with(|| ra.id.cmp(&rb.id))
+                ord.then_with(|| ia.cmp(ib))
             });
             let total = all.len();
-            let records = all.into_iter().skip(skip).take(q.count).map(|(_, r)| r).collect();
+            let records = all.into_iter().skip(skip).take(q.count).map(|(_, _, r)| r).collect();
             return Ok(ListResult { total, records });
         }
         let mut total = 0;
         let mut records = Vec::new();
         for rec in source {
             let rec = rec?;
-            if matches(&rec)? {
+            if matches(&rec, None)? {
                 if total >= skip && records.len() < q.count {
                     records.push(rec);
                 }

@@ -1,6 +1,11 @@
 //! What one stored User or Group looks like in sled.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::error::{StoreError, StoreResult};
@@ -113,5 +118,96 @@ impl Record {
     }
     pub fn external_id(&self) -> Option<&str> {
         self.str_attr("externalId")
+    }
+}
+
+/// A record as sled holds it: JSON bytes, decoded only as far as the reader needs. Reads that
+/// just return a resource render from a `RawRecord` view (no attribute tree is built); filters
+/// and projections decode the full `Record`.
+#[derive(Debug, Clone)]
+pub struct StoredRecord(sled::IVec);
+
+impl StoredRecord {
+    pub(crate) fn new(bytes: sled::IVec) -> StoredRecord {
+        StoredRecord(bytes)
+    }
+    /// The stored form of a record just written (for rendering it like any read).
+    pub fn from_record(rec: &Record) -> StoreResult<StoredRecord> {
+        Ok(StoredRecord(rec.encode()?.into()))
+    }
+    pub fn decode(&self) -> StoreResult<Record> {
+        Record::decode(&self.0)
+    }
+    pub fn view(&self) -> StoreResult<RawRecord<'_>> {
+        serde_json::from_slice(&self.0).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// A borrowed view of a stored record: the attributes stay JSON text, split only at the top
+/// level, so rendering copies them instead of parsing and re-serializing every value.
+#[derive(Debug, Deserialize)]
+pub struct RawRecord<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub attrs: RawAttrs<'a>,
+    #[serde(borrow)]
+    pub meta: RawMeta<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawMeta<'a> {
+    #[serde(borrow)]
+    pub created: Cow<'a, str>,
+    #[serde(borrow)]
+    pub last_modified: Cow<'a, str>,
+    pub version: u64,
+}
+
+impl RawMeta<'_> {
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+}
+
+/// Top-level attributes in stored order, each value as its JSON text.
+#[derive(Debug, Default)]
+pub struct RawAttrs<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> RawAttrs<'a> {
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    /// A top-level string attribute, if set.
+    pub fn str_attr(&self, name: &str) -> Option<Cow<'a, str>> {
+        serde_json::from_str::<Text<'a>>(self.get(name)?.get()).ok().map(|t| t.0)
+    }
+}
+
+/// A JSON string, borrowed unless it has escapes (serde's plain `Cow` impl always copies).
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawAttrs<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Entries<'a> {
+            type Value = RawAttrs<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of attributes")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<RawAttrs<'a>, M::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some((k, v)) = m.next_entry::<Text<'a>, &'a RawValue>()? {
+                    out.push((k.0, v));
+                }
+                Ok(RawAttrs(out))
+            }
+        }
+        d.deserialize_map(Entries(std::marker::PhantomData))
     }
 }
