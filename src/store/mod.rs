@@ -29,6 +29,7 @@ mod backup;
 mod error;
 mod keys;
 mod members;
+mod names;
 mod outbox;
 mod query;
 mod records;
@@ -113,6 +114,8 @@ struct Inner {
     log_file: Option<std::fs::File>,
     /// Bumped whenever a token is issued or revoked, so authentication can cache the set.
     tokens_version: AtomicU64,
+    /// The unique-name indexes mirrored in memory (see `names.rs`).
+    names: names::NameIndex,
 }
 
 impl Store {
@@ -153,6 +156,7 @@ impl Store {
                 seq = seq.max(keys::decode_u64(&k));
             }
         }
+        let names = names::NameIndex::load(&trees[tree::USER_BY_NAME], &trees[tree::GROUP_BY_NAME])?;
         let store = Store {
             inner: Arc::new(Inner {
                 db,
@@ -166,6 +170,7 @@ impl Store {
                 flusher: tokio::sync::Mutex::new(()),
                 log_file: std::fs::File::open(dir.join("db")).ok(),
                 tokens_version: AtomicU64::new(0),
+                names,
             }),
         };
         store.start_background_flush();

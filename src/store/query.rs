@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::StoreResult;
 use super::keys::{self, fold};
+use super::names::Lookup;
 use super::records::{Kind, Record, StoredRecord};
 use super::Store;
 use crate::scim::filter::{CompareOp, Filter};
@@ -51,7 +52,14 @@ impl Store {
 
     /// The id of the user or group with this unique name (case-insensitive).
     pub fn id_by_name(&self, kind: Kind, name: &str) -> StoreResult<Option<String>> {
-        Ok(self.t(kind.name_tree()).get(fold(name).as_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        let folded = fold(name);
+        Ok(match self.inner.names.get(kind, &folded) {
+            Lookup::Found(id) => Some(id),
+            Lookup::Absent => None,
+            Lookup::Unknown => {
+                self.t(kind.name_tree()).get(folded.as_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned())
+            }
+        })
     }
 
     /// A filtered, sorted page.

@@ -152,8 +152,8 @@ impl Store {
     }
 
     fn check_unique(&self, kind: Kind, name: &str, self_id: &str) -> StoreResult<()> {
-        if let Some(owner) = self.t(kind.name_tree()).get(fold(name).as_bytes())? {
-            if owner.as_ref() != self_id.as_bytes() {
+        if let Some(owner) = self.id_by_name(kind, name)? {
+            if owner != self_id {
                 let what = match kind {
                     Kind::User => "userName",
                     Kind::Group => "displayName",
@@ -376,10 +376,10 @@ impl Store {
             .collect::<StoreResult<_>>()?;
         let trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
+        let (before_name, after_name) =
+            (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
         trees.as_slice().transaction(|tx| {
             let t = |i: usize| &tx[i];
-            let (before_name, after_name) =
-                (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
             if before_name != after_name {
                 if let Some(n) = &before_name {
                     t(kind.name_tree()).remove(n.as_bytes())?;
@@ -435,6 +435,9 @@ impl Store {
             t(tree::META).insert(b"seq", &last_seq.to_be_bytes())?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        if before_name != after_name {
+            self.inner.names.update(kind, before_name.as_deref(), after_name.as_deref(), id);
+        }
         self.mark_committed();
         if intent_count > 0 {
             self.inner.outbox_signal.notify_one();
