@@ -120,6 +120,8 @@ pub fn serve(
             .service(
                 web::scope("/scim/v2")
                     .route("", web::route().to(resources::root))
+                    .route("/Users", web::route().to(resources::users))
+                    .route("/Groups", web::route().to(resources::groups))
                     .route("/{collection}", web::route().to(resources::collection))
                     .route("/{collection}/{id}", web::route().to(resources::item)),
             )

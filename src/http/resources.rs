@@ -67,9 +67,27 @@ pub async fn collection(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let seg = path.into_inner();
+    dispatch_collection(req, &path.into_inner(), payload, state).await
+}
+
+/// `/Users` and `/Groups` exactly as the IdPs write them: routed without a pattern match (the
+/// `{collection}` route also takes them, and any other case).
+pub async fn users(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    dispatch_collection(req, "Users", payload, state).await
+}
+
+pub async fn groups(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    dispatch_collection(req, "Groups", payload, state).await
+}
+
+async fn dispatch_collection(
+    req: HttpRequest,
+    seg: &str,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let m = req.method().clone();
-    if let Some(kind) = kind_of(&seg) {
+    if let Some(kind) = kind_of(seg) {
         return match m {
             Method::GET => list(&state, &req, kind, None).await,
             Method::POST => create(&state, &req, kind, payload).await,
