@@ -9,6 +9,8 @@ use std::sync::Mutex;
 /// Upper bounds (seconds) of the latency histograms.
 pub const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// Counts per bucket, not cumulative: an observation is one atomic add (two more for count
+/// and sum) instead of one per bucket above it; the text sums them up.
 #[derive(Default)]
 pub struct Histogram {
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -19,10 +21,8 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&self, seconds: f64) {
-        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
@@ -30,9 +30,10 @@ impl Histogram {
 
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
         for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ =
-                writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", self.buckets[i].load(Ordering::Relaxed));
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
@@ -42,11 +43,19 @@ impl Histogram {
     }
 }
 
+/// What one route template has seen.
+#[derive(Default)]
+struct RouteStats {
+    /// (method, status) → requests; a handful per route.
+    by_outcome: Vec<(String, u16, u64)>,
+    latency: Histogram,
+}
+
 /// All metrics of the process.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    request_latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    /// By route template; looked up by `&str`, so a request allocates nothing here.
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     pub auth_failures: AtomicU64,
     /// Delivery outcomes by (target, outcome).
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
@@ -55,13 +64,16 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        if let Ok(mut m) = self.requests.lock() {
-            *m.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        let Ok(mut routes) = self.routes.lock() else { return };
+        let stats = match routes.get_mut(route) {
+            Some(s) => s,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        match stats.by_outcome.iter_mut().find(|(m, s, _)| *s == status && m == method) {
+            Some((_, _, n)) => *n += 1,
+            None => stats.by_outcome.push((method.to_string(), status, 1)),
         }
-        let h = self.request_latency.lock().map(|mut m| m.entry(route.to_string()).or_default().clone());
-        if let Ok(h) = h {
-            h.observe(seconds);
-        }
+        stats.latency.observe(seconds);
     }
 
     pub fn record_delivery(&self, target: &str, outcome: &str) {
@@ -75,20 +87,30 @@ impl Metrics {
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP scimbridge_http_requests_total HTTP requests by method, route and status.\n# TYPE scimbridge_http_requests_total counter\n");
-        if let Ok(m) = self.requests.lock() {
-            for ((method, route, status), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "scimbridge_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                );
+        let routes = self.routes.lock();
+        if let Ok(m) = &routes {
+            for (route, stats) in m.iter() {
+                let mut outcomes: Vec<_> = stats.by_outcome.iter().collect();
+                outcomes.sort();
+                for (method, status, n) in outcomes {
+                    let _ = writeln!(
+                        out,
+                        "scimbridge_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
             }
         }
         out.push_str("# HELP scimbridge_http_request_duration_seconds Request latency by route.\n# TYPE scimbridge_http_request_duration_seconds histogram\n");
-        if let Ok(m) = self.request_latency.lock() {
-            for (route, h) in m.iter() {
-                h.write(&mut out, "scimbridge_http_request_duration_seconds", &format!("route=\"{route}\""));
+        if let Ok(m) = &routes {
+            for (route, stats) in m.iter() {
+                stats.latency.write(
+                    &mut out,
+                    "scimbridge_http_request_duration_seconds",
+                    &format!("route=\"{route}\""),
+                );
             }
         }
+        drop(routes);
         let _ = writeln!(
             out,
             "# HELP scimbridge_auth_failures_total Rejected credentials.\n# TYPE scimbridge_auth_failures_total counter\nscimbridge_auth_failures_total {}",
@@ -118,6 +140,7 @@ mod tests {
         let m = Metrics::default();
         m.record_request("GET", "/scim/v2/Users", 200, 0.004);
         m.record_request("GET", "/scim/v2/Users", 200, 0.2);
+        m.record_request("POST", "/scim/v2/Users", 201, 20.0);
         let text = m.render(&[("scimbridge_store_bytes", "Store size.", 10.0)]);
         assert!(
             text.contains("scimbridge_http_requests_total{method=\"GET\",route=\"/scim/v2/Users\",status=\"200\"} 2")
@@ -128,6 +151,14 @@ mod tests {
         assert!(
             text.contains("scimbridge_http_request_duration_seconds_bucket{route=\"/scim/v2/Users\",le=\"0.25\"} 2")
         );
+        assert!(
+            text.contains("scimbridge_http_requests_total{method=\"POST\",route=\"/scim/v2/Users\",status=\"201\"} 1")
+        );
+        assert!(text.contains("scimbridge_http_request_duration_seconds_bucket{route=\"/scim/v2/Users\",le=\"10\"} 2"));
+        assert!(
+            text.contains("scimbridge_http_request_duration_seconds_bucket{route=\"/scim/v2/Users\",le=\"+Inf\"} 3")
+        );
+        assert!(text.contains("scimbridge_http_request_duration_seconds_count{route=\"/scim/v2/Users\"} 3"));
         assert!(text.contains("scimbridge_store_bytes 10"));
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,9 @@ pub struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// How many keys have a bucket, readable without the lock: the failed-authentication
+    /// limiter is asked on every request and is nearly always empty.
+    keys: AtomicUsize,
 }
 
 /// Past this many keys, idle buckets are swept so an attacker cycling keys cannot grow memory.
@@ -19,7 +23,12 @@ const SWEEP_AT: usize = 10_000;
 
 impl RateLimiter {
     pub fn new(rate_per_sec: f64, burst: f64) -> RateLimiter {
-        RateLimiter { rate: rate_per_sec, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            rate: rate_per_sec,
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+            keys: AtomicUsize::new(0),
+        }
     }
 
     /// Takes one token for `key`; `Err(wait)` says how long until one is available.
@@ -29,7 +38,11 @@ impl RateLimiter {
             let full_after = Duration::from_secs_f64(self.burst / self.rate.max(f64::MIN_POSITIVE));
             buckets.retain(|_, (_, at)| now.duration_since(*at) < full_after);
         }
-        let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.burst, now));
+        if !buckets.contains_key(key) {
+            buckets.insert(key.to_string(), (self.burst, now));
+        }
+        self.keys.store(buckets.len(), Ordering::Relaxed);
+        let Some((tokens, at)) = buckets.get_mut(key) else { return Ok(()) };
         let refill = now.saturating_duration_since(*at).as_secs_f64() * self.rate;
         *tokens = (*tokens + refill).min(self.burst);
         *at = now;
@@ -43,10 +56,20 @@ impl RateLimiter {
 
     /// Whether `key` has no token left, without taking one.
     pub fn is_exhausted(&self, key: &str, now: Instant) -> Option<Duration> {
+        if self.is_empty() {
+            return None;
+        }
         let Ok(buckets) = self.buckets.lock() else { return None };
         let (tokens, at) = buckets.get(key)?;
         let t = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         (t < 1.0).then(|| Duration::from_secs_f64((1.0 - t) / self.rate.max(f64::MIN_POSITIVE)))
+    }
+}
+
+impl RateLimiter {
+    /// No key has a bucket (nothing to look up).
+    pub fn is_empty(&self) -> bool {
+        self.keys.load(Ordering::Relaxed) == 0
     }
 }
 

@@ -34,18 +34,15 @@ fn scope_for(path: &str) -> Option<Scope> {
 }
 
 /// A low-cardinality route label: ids replaced by `{id}`.
-fn route_label(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').collect();
-    if parts.len() > 4 && parts[1] == "scim" {
-        return format!("/scim/v2/{}/{{id}}", parts[3]);
+fn route_label(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut parts = path.split('/');
+    let (first, second, third, more) = (parts.nth(1), parts.next(), parts.next(), parts.next().is_some());
+    match (first, more) {
+        (Some("scim"), true) => format!("/scim/v2/{}/{{id}}", third.unwrap_or_default()).into(),
+        (Some("admin"), true) => format!("/admin/{}/{{id}}", second.unwrap_or_default()).into(),
+        _ if path.len() > 64 => "other".into(),
+        _ => path.into(),
     }
-    if parts.len() > 4 && parts[1] == "admin" {
-        return format!("/admin/{}/{{id}}", parts[2]);
-    }
-    if path.len() > 64 {
-        return "other".to_string();
-    }
-    path.to_string()
 }
 
 /// The path with repeated slashes merged and trailing ones trimmed (`/scim/v2//Users/` →
@@ -144,14 +141,18 @@ async fn admit(
     let Some(scope) = scope_for(path) else { return Ok(None) };
     let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.config.trusted_proxies);
-    let client_key = client.map(|c| c.to_string()).unwrap_or_default();
-    if let Some(wait) = state.limiters.auth_failures.is_exhausted(&client_key, Instant::now()) {
-        tracing::warn!(client = %client_key, "Refused a request: too many failed authentications from this address.");
+    let client_key = || client.map(|c| c.to_string()).unwrap_or_default();
+    let limiter = &state.limiters.auth_failures;
+    // The key is formatted only when some address has failed at all.
+    let exhausted = if limiter.is_empty() { None } else { limiter.is_exhausted(&client_key(), Instant::now()) };
+    if let Some(wait) = exhausted {
+        tracing::warn!(client = %client_key(), "Refused a request: too many failed authentications from this address.");
         return Err(refusal(429, "Too many failed authentications from this address; try again later.", Some(wait)));
     }
     let principal = match state.auth.authenticate(bearer(req), scope).await {
         Ok(p) => p,
         Err(failure) => {
+            let client_key = client_key();
             state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = state.limiters.auth_failures.check(&client_key, Instant::now());
             if let AuthFailure::InvalidJwt(r) = &failure {
