@@ -114,7 +114,7 @@ pub fn write_text(
         out.push(b',');
         push_json(out, k);
         out.push(b':');
-        out.extend_from_slice(v.get().as_bytes());
+        out.extend_from_slice(v.as_bytes());
     }
     if let Some(items) = links_of(store, kind, &rec.id, base, links)? {
         out.push(b',');
