@@ -31,7 +31,7 @@ fn links_of(store: &Store, kind: Kind, id: &str, base: &str, links: Links) -> St
     }
     let items: Vec<Value> = match kind {
         Kind::User => store
-            .groups_of(id)?
+            .groups_to_show(id)?
             .into_iter()
             .map(|g| {
                 json!({

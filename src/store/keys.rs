@@ -37,6 +37,21 @@ pub fn second(key: &[u8]) -> Option<&str> {
     std::str::from_utf8(&key[pos + 1..]).ok()
 }
 
+/// The part before the first separator, as text.
+pub fn first(key: &[u8]) -> Option<&str> {
+    let pos = key.iter().position(|b| *b == SEP)?;
+    std::str::from_utf8(&key[..pos]).ok()
+}
+
+/// An id as the 16-byte UUID the in-memory mirrors keep, if it is one in the canonical form the
+/// store writes (lower-case, hyphenated), so the UUID turns back into the same text.
+pub fn uuid_of(id: &str) -> Option<uuid::Uuid> {
+    if id.len() != 36 || id.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    uuid::Uuid::try_parse(id).ok()
+}
+
 /// Folding for unique, case-insensitive indexes: NFKC then Unicode lower case, so look-alike
 /// spellings of one name collide (see `scim::identifiers`).
 pub fn fold(s: &str) -> String {
@@ -50,8 +65,18 @@ mod tests {
     #[test]
     fn composite_keys_split_at_the_separator() {
         assert_eq!(second(&pair("g1", "u1")), Some("u1"));
+        assert_eq!(first(&pair("g1", "u1")), Some("g1"));
         assert!(pair("a", "b").starts_with(&prefix("a")));
         assert_eq!(decode_u64(&42u64.to_be_bytes()), 42);
+    }
+
+    #[test]
+    fn only_canonical_ids_become_uuids() {
+        let id = "0192a4e0-0000-7000-8000-00000000000a";
+        assert_eq!(uuid_of(id).map(|u| u.hyphenated().to_string()).as_deref(), Some(id));
+        for other in ["0192A4E0-0000-7000-8000-00000000000A", "0192a4e000007000800000000000000a", "legacy-7", ""] {
+            assert_eq!(uuid_of(other), None, "{other}");
+        }
     }
 
     #[test]

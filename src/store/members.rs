@@ -43,6 +43,15 @@ impl Store {
             .collect()
     }
 
+    /// The groups `member` belongs to, for showing them (`User.groups`): a member in no group
+    /// is answered from memory. Decisions read `group_ids_of`, which always asks sled.
+    pub fn groups_to_show(&self, member: &str) -> StoreResult<Vec<Record>> {
+        if self.inner.member_counts.in_no_group(member) {
+            return Ok(Vec::new());
+        }
+        self.groups_of(member)
+    }
+
     /// The groups `member` belongs to, with their records (for `User.groups`).
     pub fn groups_of(&self, member: &str) -> StoreResult<Vec<Record>> {
         let mut out = Vec::new();

@@ -28,6 +28,7 @@ mod audit;
 mod backup;
 mod error;
 mod keys;
+mod member_counts;
 mod members;
 mod names;
 mod outbox;
@@ -116,6 +117,8 @@ struct Inner {
     tokens_version: AtomicU64,
     /// The unique-name indexes mirrored in memory (see `names.rs`).
     names: names::NameIndex,
+    /// Group counts per member, for rendering (see `member_counts.rs`).
+    member_counts: member_counts::MemberCounts,
 }
 
 impl Store {
@@ -157,6 +160,7 @@ impl Store {
             }
         }
         let names = names::NameIndex::load(&trees[tree::USER_BY_NAME], &trees[tree::GROUP_BY_NAME])?;
+        let member_counts = member_counts::MemberCounts::load(&trees[tree::MEMBER_OF])?;
         let store = Store {
             inner: Arc::new(Inner {
                 db,
@@ -171,6 +175,7 @@ impl Store {
                 log_file: std::fs::File::open(dir.join("db")).ok(),
                 tokens_version: AtomicU64::new(0),
                 names,
+                member_counts,
             }),
         };
         store.start_background_flush();

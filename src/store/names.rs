@@ -13,6 +13,7 @@ use std::sync::RwLock;
 use uuid::Uuid;
 
 use super::error::StoreResult;
+use super::keys::uuid_of;
 use super::records::Kind;
 
 #[derive(Default)]
@@ -60,7 +61,7 @@ impl NameIndex {
             map.remove(b);
         }
         if let Some(a) = after {
-            match parse_id(id) {
+            match uuid_of(id) {
                 Some(uuid) => {
                     map.insert(a.into(), uuid);
                 }
@@ -73,17 +74,11 @@ impl NameIndex {
     }
 }
 
-/// Only the canonical hyphenated form round-trips; anything else turns the mirror off.
-fn parse_id(id: &str) -> Option<Uuid> {
-    Uuid::try_parse(id).ok().filter(|u| u.hyphenated().to_string() == id)
-}
-
 fn mirror(tree: &sled::Tree) -> StoreResult<Option<HashMap<Box<str>, Uuid>>> {
     let mut map = HashMap::new();
     for kv in tree.iter() {
         let (name, id) = kv?;
-        let (Ok(name), Some(id)) = (std::str::from_utf8(&name), std::str::from_utf8(&id).ok().and_then(parse_id))
-        else {
+        let (Ok(name), Some(id)) = (std::str::from_utf8(&name), std::str::from_utf8(&id).ok().and_then(uuid_of)) else {
             return Ok(None);
         };
         map.insert(name.into(), id);

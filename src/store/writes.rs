@@ -438,6 +438,14 @@ impl Store {
         if before_name != after_name {
             self.inner.names.update(kind, before_name.as_deref(), after_name.as_deref(), id);
         }
+        if !added.is_empty() || !removed.is_empty() || !groups_left.is_empty() {
+            let deleted = after.is_none().then_some(id);
+            self.inner.member_counts.apply(
+                added.iter().map(|(m, _)| m.as_str()),
+                removed.iter().map(String::as_str),
+                deleted,
+            );
+        }
         self.mark_committed();
         if intent_count > 0 {
             self.inner.outbox_signal.notify_one();
