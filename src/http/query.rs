@@ -12,17 +12,10 @@ use crate::scim::{ScimError, ScimResult};
 /// Query string pairs, in order, with names as sent.
 pub type Pairs = Vec<(String, String)>;
 
+/// `application/x-www-form-urlencoded` decoding (`+` is a space, invalid UTF-8 becomes U+FFFD),
+/// the decoding actix's `Query` extractor uses, without its serde layer: this runs on every list.
 pub fn parse_pairs(query: &str) -> Pairs {
-    url_pairs(query)
-}
-
-fn url_pairs(query: &str) -> Pairs {
-    serde_urlencoded_pairs(query)
-}
-
-/// `application/x-www-form-urlencoded` decoding (`+` is a space), as actix decodes queries.
-fn serde_urlencoded_pairs(query: &str) -> Pairs {
-    actix_web::web::Query::<Vec<(String, String)>>::from_query(query).map(|q| q.into_inner()).unwrap_or_default()
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 /// A parameter by name, case-insensitively (clients differ in `startIndex` vs `startindex`).
@@ -143,5 +136,19 @@ impl ListParams {
             int_param("count", count)?.map(|c| c.max(0) as usize).unwrap_or(limits.max_results).min(limits.max_results);
         let projection = Projection::parse(list_param(attributes).as_deref(), list_param(excluded).as_deref())?;
         Ok(ListParams { filter, sort_by, descending, start_index, count, projection })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs_are_form_decoded_in_order() {
+        let pairs = parse_pairs("filter=userName%20eq%20%22a+b%40x.com%22&startIndex=2&count&%FF=x");
+        assert_eq!(param(&pairs, "filter"), Some("userName eq \"a b@x.com\""));
+        assert_eq!(param(&pairs, "STARTINDEX"), Some("2"));
+        assert_eq!(param(&pairs, "count"), Some(""));
+        assert_eq!(pairs[3].0, "\u{FFFD}");
     }
 }
