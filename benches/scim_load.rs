@@ -754,7 +754,7 @@ async fn run(s: Settings) -> Result<()> {
         ));
         sum.add(format!("[2] GET p99 (worst round): {p99:.2} ms  (target < 10 ms)  {}", verdict(p99 < 10.0)));
         sum.add(format!(
-            "[2] vs bare actix-web fixed body ({} req/s): ratio {ratio:.2}  (target >= 0.5)  {}",
+            "[2] vs bare actix-web fixed body ({} req/s): ratio {ratio:.3}  (target >= 0.5)  {}",
             thousands(bare_rps),
             verdict(ratio >= 0.5)
         ));
