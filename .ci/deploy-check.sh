@@ -5,8 +5,8 @@
 #      not installed; it is not installed here just for this)
 #   3. the Dockerfile passes a few hadolint-style rules written out below (hadolint itself is not
 #      available offline)
-#   4. the example config and the ConfigMap load with the real loader: `cargo test --test
-#      deploy_config` covers that and runs with the rest of the tests, not here.
+#   4. the example config and the ConfigMap load with the real loader: `cargo test --test integration
+#      deploy_config::` covers that and runs with the rest of the tests, not here.
 # Exits non-zero on the first failing group, after printing every problem of that group.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,16 +1,14 @@
 //! The operator's side: dead letters through the admin API and the CLI (with and without a
 //! running server), the audit export, `check-config`, and `/metrics` after deliveries.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::atlassian_emulator::{Emulator, Fault, TOKEN as ATL_TOKEN};
+use crate::support::server::{eventually, TestServer, ADMIN_TOKEN, TOKEN};
 use scimbridge::atlassian::Product;
-use support::atlassian_emulator::{Emulator, Fault, TOKEN as ATL_TOKEN};
-use support::server::{eventually, TestServer, ADMIN_TOKEN, TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -233,7 +231,7 @@ async fn an_online_backup_restored_into_an_empty_dir_loses_nothing() {
     let b = s.create_user("ben@example.com").await;
     let g = s.create_group("crew", &[&a, &b]).await;
     // Compared with the server's own address taken out (the restored one listens elsewhere).
-    let norm = |r: support::server::Reply, root: &str| r.text.replace(root, "ROOT");
+    let norm = |r: crate::support::server::Reply, root: &str| r.text.replace(root, "ROOT");
     let before_users = norm(s.get("/Users?sortBy=userName").await, &s.root);
     let before_group = norm(s.get(&format!("/Groups/{g}")).await, &s.root);
     let before_audit = s.store().audit_of(&a).expect("audit");
@@ -269,7 +267,7 @@ async fn an_online_backup_restored_into_an_empty_dir_loses_nothing() {
     assert_ne!(code, 0, "restoring over a non-empty dir is refused");
     assert!(err.contains("not empty"), "{err}");
 
-    let s2 = TestServer::start_with(support::server::test_config(&restored, &[])).await;
+    let s2 = TestServer::start_with(crate::support::server::test_config(&restored, &[])).await;
     assert_eq!(norm(s2.get("/Users?sortBy=userName").await, &s2.root), before_users);
     assert_eq!(norm(s2.get(&format!("/Groups/{g}")).await, &s2.root), before_group);
     assert_eq!(s2.store().audit_of(&a).expect("audit"), before_audit);

@@ -2,14 +2,12 @@
 //! with last activity for every product, never-logged-in and inactive users, rate limiting in
 //! the middle of a listing, group members, seats, admin groups, and a 100,000-user listing.
 
-mod support;
-
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+use crate::support::atlassian_emulator::{Emulator, Fault};
 use chrono::{DateTime, TimeZone, Utc};
 use scimbridge::atlassian::{AccountActivity, Connector, Failure, Product, ReadPolicy, ReadStats};
-use support::atlassian_emulator::{Emulator, Fault};
 
 fn at(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, day, 10, 0, 0).unwrap()

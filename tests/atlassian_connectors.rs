@@ -1,14 +1,12 @@
 //! The Atlassian connectors against the in-process DC emulator: every action on every product,
 //! checked through the emulator's state, idempotency, failure classification and secrecy.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::atlassian_emulator::{fast_polling, Emulator, Fault, TOKEN};
 use scimbridge::atlassian::{
     Action, ActionKind, Auth, Connector, Effect, Execution, Failure, PollPolicy, Product, Secret, Support,
 };
-use support::atlassian_emulator::{fast_polling, Emulator, Fault, TOKEN};
 
 fn effect(e: &Execution) -> Effect {
     match &e.result {
@@ -641,7 +639,7 @@ async fn secrets_never_appear_in_debug_output_or_recorded_paths() {
     assert!(exec.calls.iter().all(|c| !c.path.contains("Sb1!")));
     let crowd = Emulator::start(Product::Crowd).await;
     let shown = format!("{:?}", crowd.connector());
-    assert!(!shown.contains(support::atlassian_emulator::CROWD_PASSWORD), "{shown}");
+    assert!(!shown.contains(crate::support::atlassian_emulator::CROWD_PASSWORD), "{shown}");
 }
 
 #[test]

@@ -7,14 +7,12 @@
 //! list below, one commented entry per gap; an entry that no longer matches anything fails the
 //! test, so the list cannot rot. Crowd and Bitbucket have no OpenAPI file in `shared/`.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::support::atlassian_emulator::routes;
 use scimbridge::atlassian::Product;
 use serde_json::Value;
-use support::atlassian_emulator::routes;
 
 /// The parts of an emulator route the contract covers.
 struct View {

@@ -3,18 +3,16 @@
 //! create was answered 201 must be there, consistently indexed (issue 2, "Storage": "`kill -9`
 //! during a write loses nothing acknowledged").
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::child::Served;
+use crate::support::server::{encode, TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::child::Served;
-use support::server::{encode, TOKEN};
 
 const TASKS: usize = 8;
 const PER_TASK: usize = 50;
@@ -22,7 +20,7 @@ const PER_TASK: usize = 50;
 const KILL_AFTER: usize = 120;
 
 async fn serve(dir: &Path) -> Served {
-    support::child::serve(dir, None, &[]).await
+    crate::support::child::serve(dir, None, &[]).await
 }
 
 fn user(task: usize, i: usize) -> Value {

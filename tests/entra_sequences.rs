@@ -3,11 +3,9 @@
 //! `aadOptscim062020`), the manager forms, soft and hard delete. The expected answers are those of
 //! `shared/reference/idp-scim.md` §0, §1.2–1.4.
 
-mod support;
-
+use crate::support::server::{assert_scim_error, Reply, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::server::{assert_scim_error, Reply, TestServer};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -284,10 +282,12 @@ async fn manager_as_string_object_or_one_element_array_is_always_returned_as_the
 async fn manager_sent_as_a_string_in_a_create_body_is_stored_as_the_rfc_object() {
     let s = TestServer::start().await;
     let boss = s.create_user("boss2@contoso.com").await;
-    let mut body =
-        support::server::replay("entra/create_user.json", &[("userName", "report2@contoso.com"), ("externalId", "r2")])
-            .body
-            .expect("body");
+    let mut body = crate::support::server::replay(
+        "entra/create_user.json",
+        &[("userName", "report2@contoso.com"), ("externalId", "r2")],
+    )
+    .body
+    .expect("body");
     body[ENTERPRISE]["manager"] = json!(boss);
     let r = s.post("/Users", &body).await;
     assert_status(&r, StatusCode::CREATED);

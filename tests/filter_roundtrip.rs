@@ -232,7 +232,7 @@ fn assert_prints_back(tree: &Filter, origin: &str) -> Result<(), TestCaseError> 
     Ok(())
 }
 
-/// 2048 cases a property by default; `PROPTEST_CASES=100000 cargo test --test filter_roundtrip`
+/// 2048 cases a property by default; `PROPTEST_CASES=100000 cargo test --test integration filter_roundtrip`
 /// for a longer hunt.
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2048);

@@ -4,11 +4,9 @@
 //! parameters `attributes`/`excludedAttributes` with the `returned` rules (RFC 7644 §3.4.2.5,
 //! RFC 7643 §2.2) on reads and writes.
 
-mod support;
-
+use crate::support::server::{assert_scim_error, encode, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::server::{assert_scim_error, encode, TestServer};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -447,7 +445,8 @@ async fn attributes_apply_to_the_answers_of_writes_too() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.get("title").is_none(), "{}", r.text);
     assert_eq!(r.body["userName"], "writer@example.com");
-    let patch = support::server::TestServer::patch_op(json!([{"op": "replace", "path": "nickName", "value": "w"}]));
+    let patch =
+        crate::support::server::TestServer::patch_op(json!([{"op": "replace", "path": "nickName", "value": "w"}]));
     let r = f.s.patch(&format!("/Users/{id}?attributes=nickName"), &patch).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["nickName"], "w");

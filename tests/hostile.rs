@@ -1,15 +1,13 @@
 //! Hostile requests: each gets the right 4xx with an RFC 7644 error body — never a 5xx, never a
 //! hang — and leaves the store exactly as it was.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use support::server::{assert_scim_error, test_config, TestServer, ADMIN_TOKEN, TOKEN};
+use crate::support::server::{assert_scim_error, test_config, TestServer, ADMIN_TOKEN, TOKEN};
 
 /// Everything a client can see of the store: every user and group, in full.
 async fn snapshot(s: &TestServer) -> (String, String) {
@@ -129,10 +127,10 @@ async fn nul_bytes_invisible_characters_and_look_alike_names_are_refused() {
 async fn overlong_filters_urls_and_headers_are_refused_with_the_right_status() {
     let (s, before) = seeded().await;
     let long_filter = format!("userName eq \"{}\"", "a".repeat(5000));
-    let r = s.get(&format!("/Users?filter={}", support::server::encode(&long_filter))).await;
+    let r = s.get(&format!("/Users?filter={}", crate::support::server::encode(&long_filter))).await;
     assert_scim_error(&r, 400, Some("invalidFilter"));
     let nested = format!("{}userName pr{}", "(".repeat(500), ")".repeat(500));
-    let r = s.get(&format!("/Users?filter={}", support::server::encode(&nested))).await;
+    let r = s.get(&format!("/Users?filter={}", crate::support::server::encode(&nested))).await;
     assert_scim_error(&r, 400, Some("invalidFilter"));
     let r = s.get(&format!("/Users?x={}", "a".repeat(9000))).await;
     assert_scim_error(&r, 414, None);

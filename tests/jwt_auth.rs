@@ -2,19 +2,17 @@
 //! serves an OIDC discovery document and a JWK Set, counting every fetch. Tokens are minted with
 //! the test-only keys in `tests/fixtures/jwt/` (see the README there).
 
-mod support;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::support::server::{assert_scim_error, Reply, TestServer, ADMIN_TOKEN, TOKEN};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::server::{assert_scim_error, Reply, TestServer, ADMIN_TOKEN, TOKEN};
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const ENTRA_AUDIENCE: &str = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621";

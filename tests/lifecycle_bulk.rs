@@ -2,16 +2,14 @@
 //! group, a Bitbucket user directory (deactivation there is removal from the licence groups),
 //! inactivity, and a CSV list; admins are never deactivated, dry run changes nothing.
 
-mod support;
-
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
+use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
-use support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
-use support::server::{eventually, TestServer, ADMIN_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);
 

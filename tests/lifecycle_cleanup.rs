@@ -3,16 +3,14 @@
 //! and groups, admins, out-of-scope groups, IdP-provisioned and never-known accounts), dry run
 //! changes nothing, apply deactivates through the outbox; the CLI path writes CSV and JSON.
 
-mod support;
-
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
 
+use crate::support::atlassian_emulator::{Emulator, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
+use crate::support::server::{config_with_toml, eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
-use support::atlassian_emulator::{Emulator, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
-use support::server::{config_with_toml, eventually, TestServer, ADMIN_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -191,7 +189,7 @@ async fn the_cli_path_through_a_running_server_gives_the_same_report() {
     let metrics = s
         .client
         .get(format!("{}/metrics", s.root))
-        .bearer_auth(support::server::ADMIN_TOKEN)
+        .bearer_auth(crate::support::server::ADMIN_TOKEN)
         .send()
         .await
         .expect("metrics")

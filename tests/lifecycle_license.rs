@@ -3,16 +3,14 @@
 //! signal within seconds when a seat is free, queues when none is, and never lets the role's
 //! users exceed its seats minus `keep_free_seats`.
 
-mod support;
-
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
+use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
-use support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
-use support::server::{eventually, TestServer, ADMIN_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);
 const LICENSE: &str = "jira-software-users";

@@ -2,15 +2,13 @@
 //! synced group outside the IdP are found with their reasons; a dry run only reports, apply
 //! repairs through the outbox.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
+use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
-use support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
-use support::server::{eventually, TestServer, ADMIN_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -1,15 +1,13 @@
 //! End to end: SCIM requests as Entra ID and Okta send them → policy → outbox → delivery →
 //! the Atlassian DC emulator, whose state is what the assertions read.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::atlassian_emulator::{Emulator, Fault, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
+use crate::support::server::{eventually, TestServer};
 use scimbridge::atlassian::Product;
-use support::atlassian_emulator::{Emulator, Fault, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
-use support::server::{eventually, TestServer};
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -1,16 +1,14 @@
 //! `kill -9` the real binary with 1,000 deactivations pending (Jira is down), restart it: every
 //! intent is delivered, none twice.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
+use crate::support::child::serve;
+use crate::support::server::{eventually, ADMIN_TOKEN, TOKEN};
 use scimbridge::atlassian::Product;
-use support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
-use support::child::serve;
-use support::server::{eventually, ADMIN_TOKEN, TOKEN};
 
 const USERS: usize = 1000;
 

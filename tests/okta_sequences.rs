@@ -2,13 +2,11 @@
 //! step by step, import paging, the OIN PATCH forms and the AIW PUT forms for users and groups
 //! (`shared/reference/idp-scim.md` §2.1, §2.3). Request bodies are in `tests/replays/okta/`.
 
-mod support;
-
 use std::collections::HashSet;
 
+use crate::support::server::{assert_scim_error, encode, Reply, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::server::{assert_scim_error, encode, Reply, TestServer};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";

@@ -2,11 +2,9 @@
 //! `invalidPath`, `invalidSyntax`), replace-that-adds, idempotent member adds, mixed member
 //! operations, the 200/204 answers of users and groups, and a large membership change.
 
-mod support;
-
+use crate::support::server::{assert_scim_error, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::server::{assert_scim_error, TestServer};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 

@@ -3,13 +3,11 @@
 //! served exactly from `schemas/`, passwords, computed `User.groups`, and persistence across a
 //! restart.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::server::{assert_scim_error, test_config, Reply, TestServer, ADMIN_TOKEN, TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::server::{assert_scim_error, test_config, Reply, TestServer, ADMIN_TOKEN, TOKEN};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";

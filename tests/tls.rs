@@ -1,13 +1,11 @@
 //! TLS served directly from PEM files, and SIGHUP swapping the certificate without dropping a
 //! connection in progress (the real binary, signalled with `kill -HUP`).
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::child::serve;
-use support::server::TOKEN;
+use crate::support::child::serve;
+use crate::support::server::TOKEN;
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)

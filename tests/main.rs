@@ -1,0 +1,30 @@
+//! The integration tests, one module per area, linked into a single test binary.
+//!
+//! One binary rather than one per file: each test binary links the whole crate and its
+//! dependencies, so two dozen of them cost minutes of linking and gigabytes of disk in CI for no
+//! isolation we use (every test already starts its own server, data dir and emulator).
+//! Run one area with `cargo test --test integration protocol::`.
+
+mod support;
+
+mod admin_and_cli;
+mod atlassian_activity;
+mod atlassian_connectors;
+mod atlassian_emulator_contract;
+mod deploy_config;
+mod durability;
+mod entra_sequences;
+mod filter_roundtrip;
+mod filters;
+mod hostile;
+mod jwt_auth;
+mod lifecycle_bulk;
+mod lifecycle_cleanup;
+mod lifecycle_license;
+mod lifecycle_reconcile;
+mod offboarding;
+mod offboarding_crash;
+mod okta_sequences;
+mod patch_edge_cases;
+mod protocol;
+mod tls;
