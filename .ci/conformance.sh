@@ -8,7 +8,9 @@ if [ ! -x "$venv/bin/scim2" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check scim2-cli==0.6.0
 fi
-cargo build --locked --quiet
+# --tests: the same feature set as `cargo test` (dev-dependencies unify features), so after the
+# test step this reuses its binary instead of building the crate a second time.
+cargo build --locked --quiet --tests
 data="$(mktemp -d)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 token="ci-conformance-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
