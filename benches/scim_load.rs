@@ -99,8 +99,16 @@ fn main() {
     }
     let settings = Settings::from_env();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-    if let Err(e) = rt.block_on(run(settings)) {
+    let tmp = tempfile::Builder::new().prefix("scim-bench-").tempdir().expect("a temp dir");
+    if let Err(e) = rt.block_on(run(settings, &tmp)) {
         eprintln!("benchmark failed: {e:#}");
+        // The server's own account of a failure is in its log, which goes with the temp dir.
+        let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        eprintln!("server log, last {} lines:", tail.len());
+        for l in tail.iter().rev() {
+            eprintln!("  {l}");
+        }
         std::process::exit(1);
     }
 }
@@ -588,7 +596,7 @@ async fn add_members(c: &mut Conn, gid: &str, chunks: &[&[String]], deadline: In
 
 // ---------------------------------------------------------------------------------------------
 
-async fn run(s: Settings) -> Result<()> {
+async fn run(s: Settings, tmp: &tempfile::TempDir) -> Result<()> {
     let hz = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // SCIM_BENCH_SERVER runs another build of the server (e.g. to compare a change).
@@ -616,7 +624,6 @@ async fn run(s: Settings) -> Result<()> {
     ));
     let mut sum = Summary::default();
 
-    let tmp = tempfile::Builder::new().prefix("scim-bench-").tempdir()?;
     let addr = free_addr()?;
     let mut server = Proc {
         child: Command::new(&server_bin)
@@ -774,7 +781,7 @@ async fn run(s: Settings) -> Result<()> {
 
     if std::env::var("SCIM_BENCH_SKIP_PATCH").is_ok_and(|v| v == "1") {
         sum.add("[3] PATCH to a large group: NOT RUN (SCIM_BENCH_SKIP_PATCH=1)".into());
-        return finish(server, &tmp, sum, cores);
+        return finish(server, tmp, sum, cores);
     }
 
     // 3. PATCH adding members to a group that already has `group_members`.
@@ -870,7 +877,7 @@ async fn run(s: Settings) -> Result<()> {
     ));
     let store_bytes: u64 = walk_size(&tmp.path().join("data"));
     say(&format!("  data dir on disk: {:.0} MiB", store_bytes as f64 / 1048576.0));
-    finish(server, &tmp, sum, cores)
+    finish(server, tmp, sum, cores)
 }
 
 /// Stops the server and prints the summary; with SCIM_BENCH_KEEP_DATA=DIR the data dir is kept
