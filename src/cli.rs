@@ -31,7 +31,7 @@ impl Backend {
     /// # Errors
     /// When neither works: the store is locked and no admin token is configured, for example.
     pub fn connect(config: &Config) -> anyhow::Result<Backend> {
-        match Store::open(&config.data_dir) {
+        match Store::open_with_cache(&config.data_dir, config.cache_bytes) {
             Ok(store) => Ok(Backend::Local(store)),
             Err(open_err) => {
                 let token = config.admin_tokens.first().ok_or_else(|| {

@@ -16,6 +16,12 @@ use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
+/// The embedded store's page cache (why this size: `store::DEFAULT_CACHE_BYTES`).
+pub const DEFAULT_CACHE_MB: u64 = crate::store::DEFAULT_CACHE_BYTES >> 20;
+
+/// Below this the store thrashes on its own index pages; above it is a typo (1 TiB).
+const MIN_CACHE_MB: u64 = 8;
+const MAX_CACHE_MB: u64 = 1 << 20;
 
 /// Environment variables this program reads; any other `SCIMBRIDGE_*` name draws a warning.
 pub const ENV_VARS: &[&str] = &[
@@ -28,6 +34,7 @@ pub const ENV_VARS: &[&str] = &[
     "SCIMBRIDGE_LOG_FORMAT",
     "SCIMBRIDGE_LOG",
     "SCIMBRIDGE_MAX_BODY_BYTES",
+    "SCIMBRIDGE_CACHE_MB",
 ];
 
 /// The file as written. Unknown keys are errors, so a typo fails at start.
@@ -38,6 +45,9 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Folder of the embedded store.
     pub data_dir: Option<PathBuf>,
+    /// Page cache of the embedded store, MiB. Reads that miss it go to disk; raise it with the
+    /// number of users when memory allows.
+    pub cache_mb: Option<u64>,
     /// The URL IdPs reach this server at (for `Location` and `meta.location`), e.g.
     /// `https://scim.example.com`. Defaults to the request's scheme and Host.
     pub public_url: Option<String>,
@@ -200,6 +210,8 @@ impl Default for Limits {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The store's page cache in bytes.
+    pub cache_bytes: u64,
     pub public_url: Option<String>,
     pub admin_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<crate::http::Cidr>,
@@ -322,6 +334,19 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     if data_dir.as_os_str().is_empty() {
         issue("data_dir", "must not be empty, for example data_dir = \"/var/lib/scimbridge\"".into());
+    }
+    let cache_mb = match env.get("SCIMBRIDGE_CACHE_MB") {
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            issue("SCIMBRIDGE_CACHE_MB", format!("'{v}' is not a whole number of MiB"));
+            DEFAULT_CACHE_MB
+        }),
+        None => file.cache_mb.unwrap_or(DEFAULT_CACHE_MB),
+    };
+    if !(MIN_CACHE_MB..=MAX_CACHE_MB).contains(&cache_mb) {
+        issue(
+            "cache_mb",
+            format!("{cache_mb} is outside {MIN_CACHE_MB}..={MAX_CACHE_MB} MiB; the default is {DEFAULT_CACHE_MB}"),
+        );
     }
     let admin_listen = match &file.admin_listen {
         None => None,
@@ -516,6 +541,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     Ok(Config {
         listen,
         data_dir,
+        cache_bytes: cache_mb << 20,
         public_url,
         admin_listen,
         trusted_proxies,
@@ -549,6 +575,21 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(c.tokens.is_empty());
         assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.cache_bytes, 80 << 20);
+    }
+
+    #[test]
+    fn store_cache_size_comes_from_the_file_or_the_environment_and_is_bounded() {
+        let file = || parse_file("cache_mb = 256").expect("toml");
+        assert_eq!(validate(file(), &env(&[])).expect("valid").cache_bytes, 256 << 20);
+        let c = validate(file(), &env(&[("SCIMBRIDGE_CACHE_MB", "512")])).expect("valid");
+        assert_eq!(c.cache_bytes, 512 << 20);
+        for (bad, key) in [("4", "cache_mb"), ("lots", "SCIMBRIDGE_CACHE_MB")] {
+            match validate(file(), &env(&[("SCIMBRIDGE_CACHE_MB", bad)])) {
+                Err(ConfigError::Invalid(issues)) => assert_eq!(issues[0].key, key, "{bad}: {issues:?}"),
+                other => panic!("{bad}: expected an issue, got {other:?}"),
+            }
+        }
     }
 
     #[test]

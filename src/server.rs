@@ -93,7 +93,7 @@ impl Running {
 /// # Errors
 /// When the store cannot be opened, the address cannot be bound, or schemas are broken.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let store = Store::open(&config.data_dir)
+    let store = Store::open_with_cache(&config.data_dir, config.cache_bytes)
         .map_err(|e| StartError::Store { dir: config.data_dir.display().to_string(), source: e })?;
     let registry = Registry::load().map_err(StartError::Schemas)?;
     let mut auth = TokenAuth::new(store.clone(), &config.tokens, &config.admin_tokens);

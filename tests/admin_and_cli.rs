@@ -224,6 +224,20 @@ fn check_config_rejects_a_policy_that_cannot_be_carried_out_with_key_and_reason(
     assert!(out.contains("valid"), "{out}");
 }
 
+#[test]
+fn check_config_bounds_the_store_cache_and_names_the_key() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("cache.toml");
+    std::fs::write(&cfg, "cache_mb = 4\n").expect("write");
+    let path = cfg.to_str().expect("utf8");
+    let (code, _, err) = cli(&["check-config", "--config", path], &[]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("cache_mb") && err.contains("default is 80"), "{err}");
+    let (code, out, err) = cli(&["check-config", "--config", path], &[("SCIMBRIDGE_CACHE_MB", "256")]);
+    assert_eq!(code, 0, "the environment wins over the file: {err}");
+    assert!(out.contains("valid"), "{out}");
+}
+
 #[tokio::test]
 async fn an_online_backup_restored_into_an_empty_dir_loses_nothing() {
     let s = TestServer::start().await;
