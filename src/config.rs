@@ -16,7 +16,7 @@ use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
-/// The embedded store's page cache (why this size: `store::DEFAULT_CACHE_BYTES`).
+/// Memory for the embedded store's caches (why this size: `store::DEFAULT_CACHE_BYTES`).
 pub const DEFAULT_CACHE_MB: u64 = crate::store::DEFAULT_CACHE_BYTES >> 20;
 
 /// Below this the store thrashes on its own index pages; above it is a typo (1 TiB).
@@ -45,8 +45,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Folder of the embedded store.
     pub data_dir: Option<PathBuf>,
-    /// Page cache of the embedded store, MiB. Reads that miss it go to disk; raise it with the
-    /// number of users when memory allows.
+    /// Memory for the embedded store's caches, MiB. Reads that miss them go to disk; raise it
+    /// with the number of users when memory allows.
     pub cache_mb: Option<u64>,
     /// The URL IdPs reach this server at (for `Location` and `meta.location`), e.g.
     /// `https://scim.example.com`. Defaults to the request's scheme and Host.
@@ -210,7 +210,7 @@ impl Default for Limits {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// The store's page cache in bytes.
+    /// Memory for the store's caches in bytes (sled's page cache and the record cache).
     pub cache_bytes: u64,
     pub public_url: Option<String>,
     pub admin_listen: Option<SocketAddr>,
@@ -575,7 +575,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(c.tokens.is_empty());
         assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
-        assert_eq!(c.cache_bytes, 80 << 20);
+        assert_eq!(c.cache_bytes, 90 << 20);
     }
 
     #[test]

@@ -232,7 +232,7 @@ fn check_config_bounds_the_store_cache_and_names_the_key() {
     let path = cfg.to_str().expect("utf8");
     let (code, _, err) = cli(&["check-config", "--config", path], &[]);
     assert_eq!(code, 78, "{err}");
-    assert!(err.contains("cache_mb") && err.contains("default is 80"), "{err}");
+    assert!(err.contains("cache_mb") && err.contains("default is 90"), "{err}");
     let (code, out, err) = cli(&["check-config", "--config", path], &[("SCIMBRIDGE_CACHE_MB", "256")]);
     assert_eq!(code, 0, "the environment wins over the file: {err}");
     assert!(out.contains("valid"), "{out}");

@@ -722,3 +722,58 @@ async fn everything_survives_a_restart_with_the_same_versions() {
         .await;
     assert_ne!(r.header("etag").expect("etag"), etag_before);
 }
+
+/// Reads are served from a cache of records in front of the store (src/store/record_cache.rs):
+/// every kind of write must be visible to the very next read of a record that was just read.
+#[tokio::test]
+async fn every_write_is_visible_to_the_next_read_of_a_record_read_before_it() {
+    let s = TestServer::start().await;
+    let uid = s.create_user("cached@example.com").await;
+    let user = format!("/Users/{uid}");
+    let by_name = "/Users?filter=userName%20eq%20%22cached%40example.com%22";
+    let read = |path: String| {
+        let s = &s;
+        async move {
+            let r = s.get(&path).await;
+            assert_status(&r, StatusCode::OK);
+            r.body
+        }
+    };
+    let version = |v: &Value| v["meta"]["version"].as_str().expect("version").to_string();
+
+    let v0 = read(user.clone()).await;
+    assert_eq!(read(by_name.into()).await["Resources"][0]["id"], uid.as_str());
+    let patch = TestServer::patch_op(json!([{"op": "replace", "path": "displayName", "value": "After Patch"}]));
+    assert_status(&s.patch(&user, &patch).await, StatusCode::OK);
+    let v1 = read(user.clone()).await;
+    assert_eq!(v1["displayName"], "After Patch");
+    assert_ne!(version(&v0), version(&v1));
+    assert_eq!(read(by_name.into()).await["Resources"][0]["displayName"], "After Patch");
+
+    let put = json!({"schemas": [CORE_USER], "userName": "cached@example.com", "displayName": "After Put"});
+    assert_status(&s.put(&user, &put).await, StatusCode::OK);
+    assert_eq!(read(user.clone()).await["displayName"], "After Put");
+    assert_eq!(read(by_name.into()).await["Resources"][0]["displayName"], "After Put");
+
+    let op = json!([{"method": "PATCH", "path": user, "data": TestServer::patch_op(
+        json!([{"op": "replace", "path": "displayName", "value": "After Bulk"}]))}]);
+    assert_status(&s.post("/Bulk", &bulk(op)).await, StatusCode::OK);
+    assert_eq!(read(user.clone()).await["displayName"], "After Bulk");
+
+    let gid = s.create_group("cached-group", &[]).await;
+    let group = format!("/Groups/{gid}");
+    let g0 = read(group.clone()).await;
+    let add = TestServer::patch_op(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]));
+    assert_status(&s.patch(&group, &add).await, StatusCode::NO_CONTENT);
+    let g1 = read(group.clone()).await;
+    assert_eq!(g1["members"][0]["value"], uid.as_str());
+    assert_ne!(version(&g0), version(&g1));
+    assert_eq!(read(user.clone()).await["groups"][0]["value"], gid.as_str());
+
+    assert_status(&s.delete(&user).await, StatusCode::NO_CONTENT);
+    assert_status(&s.get(&user).await, StatusCode::NOT_FOUND);
+    assert_eq!(read(by_name.into()).await["totalResults"], 0);
+    assert_eq!(read(group.clone()).await.get("members").and_then(Value::as_array).map_or(0, Vec::len), 0);
+    assert_status(&s.delete(&group).await, StatusCode::NO_CONTENT);
+    assert_status(&s.get(&group).await, StatusCode::NOT_FOUND);
+}

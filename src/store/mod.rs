@@ -33,6 +33,7 @@ mod members;
 mod names;
 mod outbox;
 mod query;
+mod record_cache;
 mod records;
 mod tokens;
 pub mod writes;
@@ -53,12 +54,22 @@ pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, Planne
 /// Layout version written into `meta`; bump with a migration when the key layout changes.
 pub const LAYOUT_VERSION: u64 = 1;
 
-/// sled's page cache unless configured (`cache_mb`). sled's own default is 1 GiB; 80 MiB holds
-/// most records of 100,000 users (the unique-name indexes are mirrored in memory, see names.rs)
-/// and keeps resident memory there under its 200 MB target. Reads that miss it cost a `pread` and
-/// the decoding of a whole page: measured on a fresh start at 100,000 users, GETs ran ~15% slower
-/// at 40 MiB and ~10% faster at 120 MiB, where all of them fit.
-pub const DEFAULT_CACHE_BYTES: u64 = 80 * 1024 * 1024;
+/// Memory for caching the store unless configured (`cache_mb`), shared by `cache_split`.
+///
+/// The reads that matter are IdPs' lookups of single users at random; any cache that holds fewer
+/// records than there are users misses in proportion, and a miss in sled costs a `pread` and the
+/// decoding of a whole page. So most of the budget goes to the record cache (`record_cache.rs`),
+/// which keeps only the records, and sled keeps a small page cache for its index and the pages
+/// writes touch. Measured at 100,000 users (bench/results.txt): 80 MiB all in sled's cache served
+/// GETs at about half the rate of 18 MiB sled + 72 MiB records (every user cached), at about
+/// the same resident memory; sled's page cache holds fewer records per MiB than the record cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 90 * 1024 * 1024;
+
+/// Splits the cache budget: a fifth (at least 8 MiB) to sled's page cache, the rest to records.
+fn cache_split(total: u64) -> (u64, usize) {
+    let sled = (total / 5).max(8 << 20).min(total);
+    (sled, usize::try_from(total - sled).unwrap_or(usize::MAX))
+}
 
 /// How often writes that no request waits for are flushed.
 const BACKGROUND_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
@@ -123,6 +134,8 @@ struct Inner {
     names: names::NameIndex,
     /// Group counts per member, for rendering (see `member_counts.rs`).
     member_counts: member_counts::MemberCounts,
+    /// Recently read users and groups, for rendering (see `record_cache.rs`).
+    records: record_cache::RecordCache,
 }
 
 impl Store {
@@ -135,16 +148,17 @@ impl Store {
         Store::open_with_cache(dir, DEFAULT_CACHE_BYTES)
     }
 
-    /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`.
+    /// Opens (or creates) the store in `dir` with `cache_bytes` of caches (see `cache_split`).
     ///
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with_cache(dir: &std::path::Path, cache_bytes: u64) -> StoreResult<Store> {
+        let (page_cache, record_cache) = cache_split(cache_bytes);
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
-            .cache_capacity(cache_bytes)
+            .cache_capacity(page_cache)
             .open()?;
         let trees = tree::NAMES.iter().map(|n| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
         let tokens = db.open_tree("tokens")?;
@@ -185,6 +199,7 @@ impl Store {
                 tokens_version: AtomicU64::new(0),
                 names,
                 member_counts,
+                records: record_cache::RecordCache::new(record_cache),
             }),
         };
         store.start_background_flush();

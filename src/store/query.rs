@@ -45,9 +45,19 @@ impl Store {
         }
     }
 
-    /// One resource by id, undecoded (for rendering it as it is).
+    /// One resource by id, undecoded, for rendering it as it is: from the record cache when it
+    /// has it. Writes read through `get` (sled) under the writer lock instead.
     pub fn get_stored(&self, kind: Kind, id: &str) -> StoreResult<Option<StoredRecord>> {
-        Ok(self.t(kind.tree()).get(id.as_bytes())?.map(StoredRecord::new))
+        let cache = &self.inner.records;
+        if let Some(bytes) = cache.get(kind, id) {
+            return Ok(Some(StoredRecord::new(bytes)));
+        }
+        let seen = cache.generation();
+        let found = self.t(kind.tree()).get(id.as_bytes())?;
+        if let Some(bytes) = &found {
+            cache.fill(kind, id, bytes, seen);
+        }
+        Ok(found.map(StoredRecord::new))
     }
 
     /// The id of the user or group with this unique name (case-insensitive).

@@ -435,6 +435,7 @@ impl Store {
             t(tree::META).insert(b"seq", &last_seq.to_be_bytes())?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        self.inner.records.changed(kind, id);
         if before_name != after_name {
             self.inner.names.update(kind, before_name.as_deref(), after_name.as_deref(), id);
         }
