@@ -55,7 +55,7 @@ impl Store {
         let seen = cache.generation();
         let found = self.t(kind.tree()).get(id.as_bytes())?;
         if let Some(bytes) = &found {
-            cache.fill(kind, id, bytes, seen);
+            cache.fill(kind, id, bytes.as_ref(), seen);
         }
         Ok(found.map(StoredRecord::new))
     }
