@@ -740,6 +740,12 @@ async fn every_write_is_visible_to_the_next_read_of_a_record_read_before_it() {
         }
     };
     let version = |v: &Value| v["meta"]["version"].as_str().expect("version").to_string();
+    let cached = || async {
+        let url = format!("{}/metrics", s.root);
+        let r = s.send_raw(Method::GET, &url, None, &[], Some(&format!("Bearer {ADMIN_TOKEN}"))).await;
+        let line = r.text.lines().find(|l| l.starts_with("scimbridge_record_cache_records ")).map(str::to_owned);
+        line.expect("the record cache gauge").rsplit(' ').next().expect("value").parse::<f64>().expect("number")
+    };
 
     let v0 = read(user.clone()).await;
     assert_eq!(read(by_name.into()).await["Resources"][0]["id"], uid.as_str());
@@ -769,6 +775,7 @@ async fn every_write_is_visible_to_the_next_read_of_a_record_read_before_it() {
     assert_eq!(g1["members"][0]["value"], uid.as_str());
     assert_ne!(version(&g0), version(&g1));
     assert_eq!(read(user.clone()).await["groups"][0]["value"], gid.as_str());
+    assert_eq!(cached().await, 2.0, "the user and the group, each once");
 
     assert_status(&s.delete(&user).await, StatusCode::NO_CONTENT);
     assert_status(&s.get(&user).await, StatusCode::NOT_FOUND);
@@ -776,4 +783,5 @@ async fn every_write_is_visible_to_the_next_read_of_a_record_read_before_it() {
     assert_eq!(read(group.clone()).await.get("members").and_then(Value::as_array).map_or(0, Vec::len), 0);
     assert_status(&s.delete(&group).await, StatusCode::NO_CONTENT);
     assert_status(&s.get(&group).await, StatusCode::NOT_FOUND);
+    assert_eq!(cached().await, 0.0, "deleted records leave the cache");
 }

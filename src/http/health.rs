@@ -42,6 +42,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ("scimbridge_users", "Users stored.", users),
         ("scimbridge_groups", "Groups stored.", groups),
         ("scimbridge_outbox_depth", "Intents waiting for delivery.", state.store.outbox_depth() as f64),
+        (
+            "scimbridge_record_cache_records",
+            "Users and groups held in the record cache; below users + groups, reads of the rest go to disk (raise cache_mb).",
+            state.store.cached_records() as f64,
+        ),
     ]);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
 }

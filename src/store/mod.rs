@@ -278,6 +278,12 @@ impl Store {
         self.inner.db.size_on_disk().unwrap_or(0)
     }
 
+    /// Users and groups the record cache holds; fewer than are stored means reads of the rest go
+    /// to disk (`cache_mb`).
+    pub fn cached_records(&self) -> usize {
+        self.inner.records.len()
+    }
+
     /// The number of live users or groups (kept as a counter, not counted by a scan).
     pub fn count(&self, kind: Kind) -> u64 {
         self.t(tree::META).get(kind.count_key()).ok().flatten().map(|v| keys::decode_u64(&v)).unwrap_or(0)

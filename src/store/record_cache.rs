@@ -72,6 +72,11 @@ impl RecordCache {
         }
     }
 
+    /// Records held now.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().filter_map(|s| s.lock().ok().map(|r| r.map.len())).sum()
+    }
+
     /// A committed write changed or removed this record.
     pub(crate) fn changed(&self, kind: Kind, id: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
