@@ -335,13 +335,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     if data_dir.as_os_str().is_empty() {
         issue("data_dir", "must not be empty, for example data_dir = \"/var/lib/scimbridge\"".into());
     }
-    let cache_mb = match env.get("SCIMBRIDGE_CACHE_MB") {
-        Some(v) => v.parse().unwrap_or_else(|_| {
-            issue("SCIMBRIDGE_CACHE_MB", format!("'{v}' is not a whole number of MiB"));
-            DEFAULT_CACHE_MB
-        }),
-        None => file.cache_mb.unwrap_or(DEFAULT_CACHE_MB),
-    };
+    let cache_mb = whole_number(env, "SCIMBRIDGE_CACHE_MB", "MiB", file.cache_mb, DEFAULT_CACHE_MB, &mut issue);
     if !(MIN_CACHE_MB..=MAX_CACHE_MB).contains(&cache_mb) {
         issue(
             "cache_mb",
@@ -416,13 +410,14 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     }
 
     let d = Limits::default();
-    let max_body_bytes = match env.get("SCIMBRIDGE_MAX_BODY_BYTES") {
-        Some(v) => v.parse().unwrap_or_else(|_| {
-            issue("SCIMBRIDGE_MAX_BODY_BYTES", format!("'{v}' is not a whole number of bytes"));
-            d.max_body_bytes
-        }),
-        None => file.limits.max_body_bytes.unwrap_or(d.max_body_bytes),
-    };
+    let max_body_bytes = whole_number(
+        env,
+        "SCIMBRIDGE_MAX_BODY_BYTES",
+        "bytes",
+        file.limits.max_body_bytes,
+        d.max_body_bytes,
+        &mut issue,
+    );
     let limits = Limits {
         max_body_bytes,
         max_results: file.limits.max_results.unwrap_or(d.max_results),
@@ -558,6 +553,25 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         delivery,
         lifecycle,
     })
+}
+
+/// A whole-number setting: the environment variable `var` wins over the file's value; an
+/// unparsable variable is an issue (and the default stands in so validation can go on).
+fn whole_number<T: std::str::FromStr>(
+    env: &BTreeMap<String, String>,
+    var: &str,
+    unit: &str,
+    file: Option<T>,
+    default: T,
+    issue: &mut impl FnMut(&str, String),
+) -> T {
+    match env.get(var) {
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            issue(var, format!("'{v}' is not a whole number of {unit}"));
+            default
+        }),
+        None => file.unwrap_or(default),
+    }
 }
 
 #[cfg(test)]
