@@ -68,9 +68,10 @@ enum Command {
     Reactivate(lc::BulkArgs),
     /// Drift reconciliation: compare every target with the IdP's desired state; --apply repairs.
     Reconcile(lc::RunArgs),
-    /// A person's whole history, from IdP event to Atlassian effect.
+    /// A person's whole history, from IdP event to Atlassian effect, with who caused each step and why.
     Audit {
-        /// SCIM userName (case-insensitive) or SCIM id.
+        /// SCIM userName (case-insensitive, also of deleted users), SCIM id, Atlassian username, or
+        /// `token:NAME` for a token's changes.
         #[arg(long)]
         user: String,
         /// Output format.
@@ -344,18 +345,21 @@ async fn audit(config: Config, user: String, format: AuditFormat) -> anyhow::Res
             }
         }
         AuditFormat::Csv => {
-            println!("{}", scimbridge::admin::AUDIT_CSV_COLUMNS.join(","));
-            for r in &records {
-                println!("{}", scimbridge::admin::audit_csv_row(r));
-            }
+            quiet_on_closed_pipe(scimbridge::audit_view::write_csv(&records, std::io::stdout().lock()))?
         }
         AuditFormat::Text => {
-            for r in &records {
-                println!("{}", scimbridge::admin::audit_csv_row(r).replace(',', "  "));
-            }
+            quiet_on_closed_pipe(scimbridge::audit_view::write_text(&records, std::io::stdout().lock()))?
         }
     }
     Ok(())
+}
+
+/// A reader that closed the pipe (`| head`) has all it wanted: not an error.
+fn quiet_on_closed_pipe(r: std::io::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other.context("while writing the audit")?),
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what systemd, Docker and Kubernetes send).

@@ -243,9 +243,13 @@ impl Jobs {
                 let mut intents = Vec::with_capacity(found.len() * plan.len());
                 for f in &found {
                     let p = prov.get(&f.username.to_lowercase());
-                    intents.extend(plan.iter().map(|a| intent(&view.name, &f.username, p, a.clone(), trigger, policy)));
+                    intents.extend(
+                        plan.iter().map(|a| {
+                            (intent(&view.name, &f.username, p, a.clone(), trigger, policy), f.reason.clone())
+                        }),
+                    );
                 }
-                report.enqueued += context::enqueue(&self.store, &intents, now)?;
+                report.enqueued += context::enqueue(&self.store, self.operator(), &intents, now)?;
             }
             report.findings.extend(found);
             report.targets.push(summary);

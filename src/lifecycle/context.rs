@@ -5,12 +5,12 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::LifecycleError;
 use crate::atlassian::{Connector, Failure, Product};
 use crate::policy::{self, contains_ci, eq_ci, Intent, IntentAction, Policy, Trigger, UserFacts};
-use crate::store::{OutboxEntry, Record, Store, StoreResult};
+use crate::store::{Operator, OutboxEntry, Record, Store, StoreResult};
 
 /// Intents per outbox batch.
 const ENQUEUE_BATCH: usize = 1000;
@@ -183,18 +183,32 @@ pub(crate) fn action_name(a: &IntentAction) -> String {
         .unwrap_or_default()
 }
 
-/// Writes intents to the outbox in batches; returns how many.
+/// Writes intents to the outbox in batches, each with its `queued` audit record (the run's
+/// operator, the intent and the reason it gives); returns how many.
 ///
 /// # Errors
 /// On a store error (batches already written stay written and will be delivered).
-pub(crate) fn enqueue(store: &Store, intents: &[Intent], now: DateTime<Utc>) -> Result<u64, LifecycleError> {
+pub(crate) fn enqueue(
+    store: &Store,
+    op: &Operator,
+    intents: &[(Intent, String)],
+    now: DateTime<Utc>,
+) -> Result<u64, LifecycleError> {
     let text = super::report::rfc3339(now);
     let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
     let mut n = 0;
     for chunk in intents.chunks(ENQUEUE_BATCH) {
-        let entries: Vec<OutboxEntry> =
-            chunk.iter().filter_map(|i| serde_json::to_value(i).ok()).map(|v| OutboxEntry::new(v, &text, ms)).collect();
-        n += store.enqueue(&entries)?.len() as u64;
+        let entries: Vec<(OutboxEntry, Value)> = chunk
+            .iter()
+            .filter_map(|(i, reason)| {
+                let record = json!({
+                    "type": "queued", "at": text, "target": i.target, "user_id": i.user_id, "username": i.username,
+                    "action": i.action, "trigger": i.trigger, "reason": reason, "dry_run": i.dry_run,
+                });
+                serde_json::to_value(i).ok().map(|v| (OutboxEntry::new(v, &text, ms).with_operator(op), record))
+            })
+            .collect();
+        n += store.enqueue_audited(&entries)?.len() as u64;
     }
     Ok(n)
 }
