@@ -23,6 +23,7 @@ mod lifecycle_bulk;
 mod lifecycle_cleanup;
 mod lifecycle_license;
 mod lifecycle_reconcile;
+mod lifecycle_report_groups;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;

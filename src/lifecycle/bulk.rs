@@ -206,6 +206,7 @@ impl Jobs {
             report.findings.push(finding(&view.name, acc, groups, p, label.clone(), reason, days));
         }
         summary.affected = report.findings.len() as u64;
+        context::add_target_groups(conn, &mut report.findings, self.config.delivery.concurrency).await;
         report.targets.push(summary);
         if report.mode == Mode::Apply {
             report.enqueued = context::enqueue(&self.store, self.operator(), &intents, now)?;

@@ -238,6 +238,7 @@ impl Jobs {
             }
             // Most inactive first.
             found.sort_by(|a, b| b.inactive_days.cmp(&a.inactive_days).then_with(|| a.username.cmp(&b.username)));
+            context::add_target_groups(conn, &mut found, self.config.delivery.concurrency).await;
             summary.affected = found.len() as u64;
             if mode_is_apply(report) && !plan.is_empty() {
                 let mut intents = Vec::with_capacity(found.len() * plan.len());

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::report::Finding;
 use super::LifecycleError;
 use crate::atlassian::{Connector, Failure, Product};
 use crate::policy::{self, contains_ci, eq_ci, Intent, IntentAction, Policy, Trigger, UserFacts};
@@ -90,6 +91,41 @@ pub(crate) async fn members_or_empty(conn: &Connector, group: &str) -> Result<Ha
         Err(f) => {
             Err(LifecycleError::Read { target: conn.name().to_string(), reason: format!("members of {group:?}: {f}") })
         }
+    }
+}
+
+/// Adds to each finding the groups its account belongs to in the target
+/// (`Connector::groups_of`), after the groups the job itself read, with at most `parallel` reads
+/// at a time. A read that fails leaves the finding with what the job knew and is logged: the
+/// column informs the admin, it decides nothing.
+pub(crate) async fn add_target_groups(conn: &Connector, findings: &mut [Finding], parallel: usize) {
+    // Tasks own a clone of the connector (cheap: shared client), so the reads run in parallel.
+    let mut reads = tokio::task::JoinSet::new();
+    let mut failed = 0u64;
+    let mut next = 0usize;
+    while next < findings.len() || !reads.is_empty() {
+        while next < findings.len() && reads.len() < parallel.max(1) {
+            let (conn, name, i) = (conn.clone(), findings[next].username.clone(), next);
+            reads.spawn(async move { (i, conn.groups_of(&name).await) });
+            next += 1;
+        }
+        match reads.join_next().await {
+            Some(Ok((i, Ok(groups)))) => {
+                let f = &mut findings[i];
+                let known = std::mem::take(&mut f.groups);
+                f.groups = groups;
+                for g in known {
+                    if !contains_ci(&f.groups, &g) {
+                        f.groups.push(g);
+                    }
+                }
+            }
+            Some(Ok((_, Err(_))) | Err(_)) => failed += 1,
+            None => break,
+        }
+    }
+    if failed > 0 {
+        tracing::warn!(target_name = %conn.name(), failed, "Could not read the groups of some accounts for the report; their groups column lists only the groups the run read.");
     }
 }
 
