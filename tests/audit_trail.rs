@@ -156,6 +156,21 @@ async fn retry_and_token_changes_record_who_did_them_and_the_retried_delivery_ca
     let with_op = format!("{ADMIN_NAME} (cli:ops)");
     assert_eq!(actions, [("token_new", with_op.as_str()), ("token_revoke", ADMIN_NAME)], "{tokens:#?}");
     assert!(tokens.iter().all(|r| r["run_id"].as_str().is_some_and(|r| !r.is_empty())));
+
+    // A dropped job names who gave up on it.
+    jira.fail_next(1, Fault::status(403));
+    let enable = TestServer::patch_op(json!([{"op": "replace", "path": "active", "value": true}]));
+    assert_eq!(s.patch(&format!("/Users/{id}"), &enable).await.status, 200);
+    eventually("a second dead letter", WAIT, || s.store().dead_letter_count() == 1).await;
+    let (_, jobs) = admin(&s, reqwest::Method::GET, "/admin/jobs?state=dead", None).await;
+    let dead = jobs["jobs"][0]["seq"].as_u64().expect("seq");
+    let (status, _) = admin(&s, reqwest::Method::POST, &format!("/admin/jobs/{dead}/drop"), Some("ops")).await;
+    assert_eq!(status, 200);
+    let records = history(&s, "ivan").await;
+    let dropped = records.iter().find(|r| r["outcome"] == "dropped").expect("the drop is audited");
+    assert_eq!(dropped["actor"], format!("{ADMIN_NAME} (cli:ops)"), "{dropped}");
+    assert!(dropped["run_id"].as_str().is_some_and(|r| !r.is_empty() && Some(r) != retry["run_id"].as_str()));
+    assert_eq!(scimbridge::audit_view::trigger(dropped), "operator");
 }
 
 #[tokio::test]

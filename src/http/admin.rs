@@ -1,6 +1,8 @@
 //! The admin API (its own tokens, never the IdP's): jobs and dead letters, the audit log.
 //! `GET /admin/jobs[?state=pending|dead]`, `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`,
 //! `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`), `GET /admin/audit?user=NAME`.
+//! Every change is attributed to the request's operator (`operator.rs`): the token's name, and the
+//! CLI user in `X-Scimbridge-Operator`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;

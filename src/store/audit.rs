@@ -168,14 +168,17 @@ impl Store {
             seqs.extend(self.audit_seqs(s)?);
         }
         if seqs.is_empty() {
-            // Records written before the name index existed: the SCIM records that name the user.
-            let ids: BTreeSet<String> = self
-                .audit_tail(usize::MAX)?
-                .into_iter()
-                .filter(|r| r.get("type").and_then(Value::as_str) == Some("scim"))
-                .filter(|r| r.get("name").and_then(Value::as_str).is_some_and(|n| fold(n) == fold(who)))
-                .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
-                .collect();
+            // Records written before the name index existed: the SCIM records that name the user,
+            // read one at a time (a miss reads the whole log, but never holds it in memory).
+            let wanted = fold(who);
+            let mut ids: BTreeSet<String> = BTreeSet::new();
+            for kv in self.t(tree::AUDIT).iter() {
+                let (_, v) = kv?;
+                let Ok(r) = serde_json::from_slice::<AuditRecord>(&v) else { continue };
+                if r.record_type == "scim" && r.name.as_deref().is_some_and(|n| fold(n) == wanted) {
+                    ids.insert(r.id);
+                }
+            }
             for id in ids {
                 seqs.extend(self.audit_seqs(&id)?);
             }
@@ -246,4 +249,39 @@ pub(super) fn operator_record(op: &Operator, action: &str, details: Value, now: 
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(tmp.path()).expect("open");
+        (tmp, store)
+    }
+
+    #[test]
+    fn records_are_found_by_the_atlassian_username_they_name_in_any_case() {
+        let (_tmp, store) = store();
+        let op = Operator { actor: "cli:al".into(), run_id: "r1".into() };
+        let rec = json!({"type": "delivery", "user_id": "atlassian:hank", "username": "Hank", "outcome": "delivered"});
+        store.audit_append("atlassian:hank", &rec).expect("append");
+        store.audit_operator(&op, "token:ops", "token_new", json!({"token": "ops"}), "t").expect("op");
+        let found = store.audit_of_person("HANK").expect("read").expect("found");
+        assert_eq!(found, vec![rec]);
+        let token = store.audit_of_person("token:ops").expect("read").expect("found");
+        assert_eq!((token[0]["actor"].as_str(), token[0]["run_id"].as_str()), (Some("cli:al"), Some("r1")));
+        assert_eq!(store.audit_of_person("nobody").expect("read"), None);
+    }
+
+    #[test]
+    fn scim_records_written_before_the_name_index_are_still_found_by_name() {
+        let (_tmp, store) = store();
+        // As an older release wrote it: indexed only under the resource id.
+        let legacy = json!({"type": "scim", "seq": 1, "at": "t", "actor": "config-1", "op": "delete", "kind": "User",
+                            "id": "legacy-id", "name": "Olga@example.com", "intents": 0});
+        store.audit_append("legacy-id", &legacy).expect("append");
+        assert_eq!(store.audit_of_person("olga@example.com").expect("read"), Some(vec![legacy]));
+    }
 }
