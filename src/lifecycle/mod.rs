@@ -6,7 +6,9 @@
 //! dead letters and the global dry run. A job never calls a connector's `execute`.
 //!
 //! `--dry-run` (the default) only reports; `--apply` enqueues. Every run returns a [`Report`]
-//! that is stored in sled and written as CSV + JSON by the CLI.
+//! that is stored in sled and written as CSV + JSON by the CLI. A run is attributed to an
+//! operator (`Jobs::with_operator`: actor and run id), which its report and every intent it
+//! queues carry, each intent with a `queued` audit record saying why.
 //!
 //! Layout: `config.rs` (the TOML tables), `schedule.rs` (schedules and the scheduler task),
 //! `report.rs`, `context.rs` (what a job knows about a target and the IdP's users),
