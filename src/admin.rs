@@ -89,6 +89,11 @@ pub fn audit_for_user(store: &Store, who: &str) -> StoreResult<Option<Vec<Value>
     store.audit_of_person(who)
 }
 
+/// Everything one run did: what it queued, each delivery, the operator actions with its run id.
+pub fn audit_for_run(store: &Store, run_id: &str) -> StoreResult<Option<Vec<Value>>> {
+    store.audit_of_run(run_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,17 @@ impl Backend {
         }
     }
 
+    /// Everything one run did (see `admin::audit_for_run`).
+    pub async fn audit_run(&self, run_id: &str) -> anyhow::Result<Option<Vec<Value>>> {
+        match self {
+            Backend::Local(s) => Ok(admin::audit_for_run(s, run_id)?),
+            Backend::Remote { .. } => Ok(self
+                .call(reqwest::Method::GET, &format!("/audit?run={}", url_encode(run_id)))
+                .await?
+                .and_then(|b| b.get("records").and_then(Value::as_array).cloned())),
+        }
+    }
+
     pub async fn audit(&self, user: &str) -> anyhow::Result<Option<Vec<Value>>> {
         match self {
             Backend::Local(s) => Ok(admin::audit_for_user(s, user)?),

@@ -108,6 +108,19 @@ async fn a_cleanup_run_names_its_operator_and_the_atlassian_only_account_it_deac
     assert_eq!(delivered["trigger"], "cleanup");
     assert!(records.iter().all(|r| r["username"] == "hank"), "only hank's records: {records:#?}");
 
+    // Everything the run did, by its run id.
+    let (status, run) = admin(&s, reqwest::Method::GET, &format!("/admin/audit?run={run_id}"), None).await;
+    assert_eq!(status, 200, "{run}");
+    let kinds: Vec<(&str, &str)> = run["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| (r["type"].as_str().unwrap_or(""), r["username"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(kinds, [("queued", "hank"), ("delivery", "hank")], "{run:#}");
+    let (status, _) = admin(&s, reqwest::Method::GET, "/admin/audit?run=no-such-run", None).await;
+    assert_eq!(status, 404);
+
     // The stored report names the operator too.
     let id = report["id"].as_u64().expect("report id");
     let (_, stored) = admin(&s, reqwest::Method::GET, &format!("/admin/reports/{id}"), None).await;
@@ -282,6 +295,19 @@ async fn cli_runs_name_the_local_user_and_audit_text_and_csv_show_trigger_and_ac
         "{text}"
     );
     assert!(lines.iter().any(|l| l.contains("queued") && l.contains("cli:bob") && l.contains("reactivate")), "{text}");
+
+    let by_run = vec![
+        "audit".to_string(),
+        "--run".into(),
+        report["run_id"].as_str().expect("run").into(),
+        "--format".into(),
+        "jsonl".into(),
+    ];
+    let (code, jsonl, err) = cli_async(by_run, env("bob", "127.0.0.1:1")).await;
+    assert_eq!(code, 0, "{err}");
+    let run: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+    assert_eq!(run.len(), 2, "queued and delivered: {jsonl}");
+    assert!(run.iter().all(|r| r["run_id"] == report["run_id"] && r["username"] == "stale"), "{jsonl}");
 
     let (code, csv_text, err) = cli_async(audit("csv"), env("bob", "127.0.0.1:1")).await;
     assert_eq!(code, 0, "{err}");

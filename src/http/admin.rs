@@ -1,6 +1,7 @@
 //! The admin API (its own tokens, never the IdP's): jobs and dead letters, the audit log.
 //! `GET /admin/jobs[?state=pending|dead]`, `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`,
-//! `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`), `GET /admin/audit?user=NAME`.
+//! `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`), `GET /admin/audit?user=NAME`
+//! (or `?run=RUN_ID`).
 //! Every change is attributed to the request's operator (`operator.rs`): the token's name, and the
 //! CLI user in `X-Scimbridge-Operator`.
 
@@ -59,7 +60,14 @@ pub async fn drop(req: HttpRequest, path: web::Path<String>, state: web::Data<Ap
 
 pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let pairs = parse_pairs(req.query_string());
-    let user = param(&pairs, "user").ok_or_else(|| ScimError::invalid_value("user is required: ?user=NAME."))?;
+    if let Some(run) = param(&pairs, "run") {
+        return match admin::audit_for_run(&state.store, run)? {
+            Some(records) => Ok(json_ok(json!({"run": run, "records": records}))),
+            None => Err(ScimError::not_found(format!("No record of run '{run}'.")).into()),
+        };
+    }
+    let user = param(&pairs, "user")
+        .ok_or_else(|| ScimError::invalid_value("user or run is required: ?user=NAME or ?run=RUN_ID."))?;
     match admin::audit_for_user(&state.store, user)? {
         Some(records) => Ok(json_ok(json!({"user": user, "records": records}))),
         None => Err(ScimError::not_found(format!("No history for '{user}'.")).into()),

@@ -7,7 +7,9 @@
 //! - `username:` + the folded Atlassian username of a queued or delivery record, so accounts
 //!   only a cleanup or bulk run touched are found by the name the admin knows;
 //! - the SCIM id of each member a group change made intents for, so the change that caused a
-//!   delivery is in the member's own history.
+//!   delivery is in the member's own history;
+//! - `run:` + the run id of a record an operator run (or a SCIM change, `scim-SEQ`) caused, so
+//!   everything one run did is one prefix scan (`audit --run`).
 
 use std::collections::BTreeSet;
 
@@ -60,12 +62,20 @@ pub(super) fn username_subject(username: &str) -> String {
     format!("username:{}", fold(username))
 }
 
-/// The index keys of a record about `subject` (queued, delivery, operator): the subject and the
-/// Atlassian username the record names, if any.
+/// The index subject of a run: everything it queued, delivered or did.
+pub(super) fn run_subject(run_id: &str) -> String {
+    format!("run:{run_id}")
+}
+
+/// The index keys of a record about `subject` (queued, delivery, operator): the subject, the
+/// Atlassian username the record names, and the run it belongs to, if any.
 pub(super) fn index_keys(subject: &str, record: &Value, seq: u64) -> Vec<Vec<u8>> {
     let mut keys = vec![keys::seq_pair(subject, seq)];
     if let Some(u) = record.get("username").and_then(Value::as_str).filter(|u| !u.is_empty()) {
         keys.push(keys::seq_pair(&username_subject(u), seq));
+    }
+    if let Some(r) = record.get("run_id").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        keys.push(keys::seq_pair(&run_subject(r), seq));
     }
     keys
 }
@@ -191,6 +201,19 @@ impl Store {
             out.extend(self.audit_record(seq)?);
         }
         Ok(Some(out))
+    }
+
+    /// Everything one run did (`run_id` of a report, a retry, a token change, or `scim-SEQ` of a
+    /// SCIM change), oldest first; `None` when no record names the run.
+    ///
+    /// # Errors
+    /// On a storage error or an unreadable record.
+    pub fn audit_of_run(&self, run_id: &str) -> StoreResult<Option<Vec<Value>>> {
+        let mut out = Vec::new();
+        for seq in self.audit_seqs(&run_subject(run_id))? {
+            out.extend(self.audit_record(seq)?);
+        }
+        Ok((!out.is_empty()).then_some(out))
     }
 
     /// Records one operator action (`action`: `token_new`, `job_drop`, `link_set`…) about

@@ -370,10 +370,13 @@ impl Store {
         let after_bytes = after.map(Record::encode).transpose()?;
         let enqueued_ms =
             chrono::DateTime::parse_from_rfc3339(ctx.now).map(|t| t.timestamp_millis() as u64).unwrap_or(0);
-        let audit_index = audit_subjects(kind, id, before, after, &intents);
+        let mut audit_index = audit_subjects(kind, id, before, after, &intents);
         // The change's intents name who made it: the IdP credential, and the change's sequence
         // as the run, so a delivery record leads back to the SCIM record that caused it.
         let cause = super::Operator { actor: ctx.actor.0.clone(), run_id: format!("scim-{seq}") };
+        if intent_count > 0 {
+            audit_index.insert(audit::run_subject(&cause.run_id));
+        }
         let intent_bytes: Vec<Vec<u8>> = intents
             .into_iter()
             .map(|intent| super::outbox::OutboxEntry::new(intent, ctx.now, enqueued_ms).with_operator(&cause).encode())
