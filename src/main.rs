@@ -346,11 +346,14 @@ async fn audit(config: Config, user: Option<String>, run: Option<String>, format
         (None, None) => anyhow::bail!("give --user NAME or --run RUN_ID"),
     };
     match format {
-        AuditFormat::Jsonl => {
+        AuditFormat::Jsonl => quiet_on_closed_pipe((|| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
             for r in &records {
-                println!("{r}");
+                writeln!(out, "{r}")?;
             }
-        }
+            out.flush()
+        })())?,
         AuditFormat::Csv => {
             quiet_on_closed_pipe(scimbridge::audit_view::write_csv(&records, std::io::stdout().lock()))?
         }
