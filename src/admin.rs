@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::store::{Kind, Store, StoreResult};
+use crate::store::{Operator, Store, StoreResult};
 
 /// Which jobs to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,98 +48,55 @@ pub fn show_job(store: &Store, id: u64) -> StoreResult<Option<Value>> {
     Ok(store.job(id)?.map(|j| serde_json::to_value(j).unwrap_or(Value::Null)))
 }
 
-/// Puts a dead letter back in the outbox; returns its new job id.
-pub fn retry_job(store: &Store, id: u64) -> StoreResult<Option<u64>> {
+/// Puts a dead letter back in the outbox, attributed to `op` (the retry is audited); returns its
+/// new job id.
+pub fn retry_job(store: &Store, id: u64, op: &Operator) -> StoreResult<Option<u64>> {
     let (text, ms) = now();
-    store.retry_dead(id, &text, ms)
+    store.retry_dead(id, op, &text, ms)
 }
 
-/// Removes a job without delivering it; the drop is audited under the job's user.
-pub fn drop_job(store: &Store, id: u64, actor: &str) -> StoreResult<bool> {
+/// Removes a job without delivering it; the drop is audited under the job's user with `op`.
+pub fn drop_job(store: &Store, id: u64, op: &Operator) -> StoreResult<bool> {
     let Some(job) = store.job(id)? else { return Ok(false) };
     let (text, _) = now();
     let audit = json!({
-        "type": "delivery", "at": text, "job": id, "outcome": "dropped", "by": actor,
-        "target": job.entry.target(), "user_id": job.entry.user_id(), "action": job.entry.intent.get("action"),
+        "type": "delivery", "at": text, "job": id, "outcome": "dropped", "actor": op.actor, "run_id": op.run_id,
+        "target": job.entry.target(), "user_id": job.entry.user_id(), "username": job.entry.intent.get("username"),
+        "action": job.entry.intent.get("action"), "trigger": job.entry.intent.get("trigger"),
     });
     store.drop_job(id, job.entry.user_id(), &audit)
 }
 
+/// Records an operator action that has no intent of its own (token and link changes…) in the
+/// audit log under `subject`, with `op`'s actor and run id; `details` is an object of extra
+/// fields. For the admin API and the CLI alike.
+///
+/// # Errors
+/// On a storage error.
+pub fn record_action(store: &Store, op: &Operator, subject: &str, action: &str, details: Value) -> StoreResult<()> {
+    store.audit_operator(op, subject, action, details, &now().0)
+}
+
+/// The audit subject of a token's changes.
+pub fn token_subject(name: &str) -> String {
+    format!("token:{name}")
+}
+
 /// A person's whole history, IdP event to Atlassian effect: found by SCIM id, userName
-/// (case-insensitive) or Atlassian username recorded in their intents.
+/// (case-insensitive, also after a DELETE) or Atlassian username (also accounts only an operator
+/// run touched). See `Store::audit_of_person`.
 pub fn audit_for_user(store: &Store, who: &str) -> StoreResult<Option<Vec<Value>>> {
-    let id = if store.get(Kind::User, who)?.is_some() {
-        Some(who.to_string())
-    } else {
-        store.id_by_name(Kind::User, who)?
-    };
-    match id {
-        Some(id) => Ok(Some(store.audit_of(&id)?)),
-        None => {
-            // A deleted user: look for records that name them.
-            let recs: Vec<Value> = store
-                .audit_tail(usize::MAX)?
-                .into_iter()
-                .rev()
-                .filter(|r| r.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(who)))
-                .collect();
-            match recs.first().and_then(|r| r.get("id")).and_then(Value::as_str) {
-                Some(id) => Ok(Some(store.audit_of(id)?)),
-                None => Ok(None),
-            }
-        }
-    }
+    store.audit_of_person(who)
 }
 
-/// The CSV columns of an audit export.
-pub const AUDIT_CSV_COLUMNS: [&str; 11] =
-    ["at", "type", "op", "target", "action", "outcome", "attempt", "status", "latency_ms", "actor", "detail"];
-
-fn cell(v: Option<&Value>) -> String {
-    let s = match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-/// One audit record as a CSV row (see `AUDIT_CSV_COLUMNS`).
-pub fn audit_csv_row(r: &Value) -> String {
-    let action = r.get("action").and_then(|a| a.get("type")).or(r.get("action"));
-    let status = r.get("calls").and_then(Value::as_array).and_then(|c| c.last()).and_then(|c| c.get("status"));
-    let detail = r.get("error").or(r.get("changed"));
-    [
-        cell(r.get("at")),
-        cell(r.get("type")),
-        cell(r.get("op")),
-        cell(r.get("target")),
-        cell(action),
-        cell(r.get("outcome")),
-        cell(r.get("attempt")),
-        cell(status),
-        cell(r.get("latency_ms")),
-        cell(r.get("actor").or(r.get("by"))),
-        cell(detail),
-    ]
-    .join(",")
+/// Everything one run did: what it queued, each delivery, the operator actions with its run id.
+pub fn audit_for_run(store: &Store, run_id: &str) -> StoreResult<Option<Vec<Value>>> {
+    store.audit_of_run(run_id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_cells_with_commas_and_quotes_are_quoted() {
-        let row = audit_csv_row(&json!({"at": "t", "type": "scim", "changed": {"a": "x,\"y\""}}));
-        assert!(row.starts_with("t,scim,"));
-        assert!(row.ends_with("\"{\"\"a\"\":\"\"x,\\\"\"y\\\"\"\"\"}\""), "{row}");
-        assert!(row.split(',').count() >= AUDIT_CSV_COLUMNS.len());
-    }
 
     #[test]
     fn job_filters_parse_case_insensitively() {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::admin::{self, JobFilter};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{Operator, Store, OPERATOR_HEADER};
 
 /// Where a command's data comes from.
 pub enum Backend {
@@ -51,9 +51,7 @@ impl Backend {
 
     async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Option<Value>> {
         let Backend::Remote { base, token, client } = self else { bail!("not a remote backend") };
-        let res = client
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(token)
+        let res = forward_operator(client.request(method, format!("{base}{path}")).bearer_auth(token))
             .send()
             .await
             .with_context(|| format!("while calling the running server at {base}"))?;
@@ -88,7 +86,7 @@ impl Backend {
 
     pub async fn retry(&self, id: u64) -> anyhow::Result<Option<u64>> {
         match self {
-            Backend::Local(s) => Ok(admin::retry_job(s, id)?),
+            Backend::Local(s) => Ok(admin::retry_job(s, id, &Operator::cli())?),
             Backend::Remote { .. } => Ok(self
                 .call(reqwest::Method::POST, &format!("/jobs/{id}/retry"))
                 .await?
@@ -98,10 +96,21 @@ impl Backend {
 
     pub async fn drop_job(&self, id: u64) -> anyhow::Result<bool> {
         match self {
-            Backend::Local(s) => Ok(admin::drop_job(s, id, "cli")?),
+            Backend::Local(s) => Ok(admin::drop_job(s, id, &Operator::cli())?),
             Backend::Remote { .. } => {
                 Ok(self.call(reqwest::Method::POST, &format!("/jobs/{id}/drop")).await?.is_some())
             }
+        }
+    }
+
+    /// Everything one run did (see `admin::audit_for_run`).
+    pub async fn audit_run(&self, run_id: &str) -> anyhow::Result<Option<Vec<Value>>> {
+        match self {
+            Backend::Local(s) => Ok(admin::audit_for_run(s, run_id)?),
+            Backend::Remote { .. } => Ok(self
+                .call(reqwest::Method::GET, &format!("/audit?run={}", url_encode(run_id)))
+                .await?
+                .and_then(|b| b.get("records").and_then(Value::as_array).cloned())),
         }
     }
 
@@ -176,7 +185,10 @@ impl Backend {
                     bail!("a token named '{name}' exists; revoke it first or pick another --name");
                 }
                 let auth = crate::auth::TokenAuth::new(store.clone(), &[], &[]);
-                Ok(auth.issue(name, scope, &crate::http::now())?.expose().to_string())
+                let token = auth.issue(name, scope, &crate::http::now())?.expose().to_string();
+                let details = serde_json::json!({"token": name, "scope": scope.as_str()});
+                admin::record_action(store, &Operator::cli(), &admin::token_subject(name), "token_new", details)?;
+                Ok(token)
             }
             Backend::Remote { .. } => {
                 let path = format!("/tokens?name={}&scope={}", url_encode(name), scope.as_str());
@@ -214,11 +226,34 @@ impl Backend {
     /// Revokes a token; false if there was none by that name.
     pub async fn token_revoke(&self, name: &str) -> anyhow::Result<bool> {
         match self {
-            Backend::Local(store) => Ok(store.revoke_token(name)?),
+            Backend::Local(store) => {
+                let revoked = store.revoke_token(name)?;
+                if revoked {
+                    let details = serde_json::json!({"token": name});
+                    admin::record_action(
+                        store,
+                        &Operator::cli(),
+                        &admin::token_subject(name),
+                        "token_revoke",
+                        details,
+                    )?;
+                }
+                Ok(revoked)
+            }
             Backend::Remote { .. } => {
                 Ok(self.call(reqwest::Method::DELETE, &format!("/tokens/{}", url_encode(name))).await?.is_some())
             }
         }
+    }
+}
+
+/// Names the local user (`$USER`, else `$LOGNAME`) in the operator header of an admin API
+/// request, so the server records the person as well as the token. A name the server would
+/// refuse is left out rather than failing the command.
+pub(crate) fn forward_operator(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match crate::store::local_user().filter(|u| Operator::from_admin("", Some(u)).is_ok()) {
+        Some(user) => rb.header(OPERATOR_HEADER, user),
+        None => rb,
     }
 }
 

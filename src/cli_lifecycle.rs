@@ -71,7 +71,7 @@ impl Backend {
     pub async fn lifecycle(&self, config: &Config, op: LifecycleOp) -> anyhow::Result<Report> {
         match self {
             Backend::Local(store) => {
-                let jobs = Jobs::new(store.clone(), config.clone())?;
+                let jobs = Jobs::new(store.clone(), config.clone())?.with_operator(crate::store::Operator::cli());
                 let now = Utc::now();
                 Ok(match op {
                     LifecycleOp::Refresh { target } => jobs.refresh(target.as_deref(), now).await?,
@@ -85,7 +85,8 @@ impl Backend {
             }
             Backend::Remote { base, token, client } => {
                 let (method, path, body) = op.request();
-                let mut rb = client.request(method, format!("{base}{path}")).bearer_auth(token);
+                let mut rb =
+                    crate::cli::forward_operator(client.request(method, format!("{base}{path}")).bearer_auth(token));
                 if let Some(b) = body {
                     rb = rb.header("Content-Type", "application/json").body(b.to_string());
                 }
@@ -234,7 +235,7 @@ impl BulkArgs {
 pub async fn run(config: &Config, op: LifecycleOp, out: &Path) -> anyhow::Result<()> {
     let backend = Backend::connect(config)?;
     let report = backend.lifecycle(config, op).await?;
-    println!("{}", crate::lifecycle::CSV_COLUMNS.join("\t"));
+    println!("{}", crate::lifecycle::FINDING_COLUMNS.join("\t"));
     for f in &report.findings {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",

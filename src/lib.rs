@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod atlassian;
+pub mod audit_view;
 pub mod auth;
 pub mod cli;
 pub mod cli_lifecycle;

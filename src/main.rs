@@ -68,11 +68,15 @@ enum Command {
     Reactivate(lc::BulkArgs),
     /// Drift reconciliation: compare every target with the IdP's desired state; --apply repairs.
     Reconcile(lc::RunArgs),
-    /// A person's whole history, from IdP event to Atlassian effect.
+    /// A person's whole history, from IdP event to Atlassian effect, with who caused each step and why.
     Audit {
-        /// SCIM userName (case-insensitive) or SCIM id.
+        /// SCIM userName (case-insensitive, also of deleted users), SCIM id, Atlassian username, or
+        /// `token:NAME` for a token's changes.
+        #[arg(long, required_unless_present = "run", conflicts_with = "run")]
+        user: Option<String>,
+        /// Everything one run did instead: the `run_id` of a report, a retry or a token change.
         #[arg(long)]
-        user: String,
+        run: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
         format: AuditFormat,
@@ -174,7 +178,7 @@ fn main() -> ExitCode {
         Command::Jobs { action } => with_runtime(jobs(config, action)),
         Command::Backup { file } => with_runtime(backup(config, file.clone())),
         Command::Restore { file } => restore(config, file),
-        Command::Audit { user, format } => with_runtime(audit(config, user.clone(), *format)),
+        Command::Audit { user, run, format } => with_runtime(audit(config, user.clone(), run.clone(), *format)),
         Command::Activity { action: lc::ActivityCmd::Refresh { target, out } } => {
             with_runtime(lc::run(&config, lc::LifecycleOp::Refresh { target: target.clone() }, out))
         }
@@ -334,28 +338,38 @@ fn restore(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn audit(config: Config, user: String, format: AuditFormat) -> anyhow::Result<()> {
+async fn audit(config: Config, user: Option<String>, run: Option<String>, format: AuditFormat) -> anyhow::Result<()> {
     let backend = Backend::connect(&config)?;
-    let Some(records) = backend.audit(&user).await? else { anyhow::bail!("no history for '{user}'") };
+    let records = match (user, run) {
+        (_, Some(run)) => backend.audit_run(&run).await?.ok_or_else(|| anyhow::anyhow!("no record of run '{run}'"))?,
+        (Some(user), None) => backend.audit(&user).await?.ok_or_else(|| anyhow::anyhow!("no history for '{user}'"))?,
+        (None, None) => anyhow::bail!("give --user NAME or --run RUN_ID"),
+    };
     match format {
-        AuditFormat::Jsonl => {
+        AuditFormat::Jsonl => quiet_on_closed_pipe((|| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
             for r in &records {
-                println!("{r}");
+                writeln!(out, "{r}")?;
             }
-        }
+            out.flush()
+        })())?,
         AuditFormat::Csv => {
-            println!("{}", scimbridge::admin::AUDIT_CSV_COLUMNS.join(","));
-            for r in &records {
-                println!("{}", scimbridge::admin::audit_csv_row(r));
-            }
+            quiet_on_closed_pipe(scimbridge::audit_view::write_csv(&records, std::io::stdout().lock()))?
         }
         AuditFormat::Text => {
-            for r in &records {
-                println!("{}", scimbridge::admin::audit_csv_row(r).replace(',', "  "));
-            }
+            quiet_on_closed_pipe(scimbridge::audit_view::write_text(&records, std::io::stdout().lock()))?
         }
     }
     Ok(())
+}
+
+/// A reader that closed the pipe (`| head`) has all it wanted: not an error.
+fn quiet_on_closed_pipe(r: std::io::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other.context("while writing the audit")?),
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what systemd, Docker and Kubernetes send).

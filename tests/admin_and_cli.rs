@@ -190,7 +190,7 @@ async fn cli_audit_and_jobs_work_on_a_stopped_store_and_through_a_running_server
     .await
     .expect("join");
     assert_eq!(remote_csv.0, 0, "{}", remote_csv.2);
-    assert!(remote_csv.1.starts_with("at,type,op,target,action,outcome"), "{}", remote_csv.1);
+    assert!(remote_csv.1.starts_with("at,type,trigger,actor,run_id,target"), "{}", remote_csv.1);
 
     // Stopped: the CLI opens the store itself and gives the same answer.
     let data_dir = s.dir.display().to_string();

@@ -113,6 +113,13 @@ const ALLOWED: &[Allowed] = &[
         gap: Gap::Status(401),
         why: "spec omits 401",
     },
+    Allowed {
+        product: Product::Confluence,
+        method: "GET",
+        template: "/rest/api/user/memberof",
+        gap: Gap::Status(401),
+        why: "spec omits 401",
+    },
     // Confluence 10.0.3: membership PUT/DELETE declare only 204 (atlassian-dc.md §3 lists no
     // errors at all); an unknown user or group cannot answer 204, and unauthenticated calls
     // are refused.

@@ -33,6 +33,7 @@ mod jira;
 mod read;
 mod request;
 mod types;
+mod user_groups;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};

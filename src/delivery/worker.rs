@@ -189,6 +189,11 @@ impl Deliverer {
         if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
             o.extend(e);
         }
+        // Who caused the intent and in which run, so a delivery names its operator.
+        if let (Some(o), Some(op)) = (v.as_object_mut(), &entry.operator) {
+            o.insert("actor".into(), op.actor.clone().into());
+            o.insert("run_id".into(), op.run_id.clone().into());
+        }
         v
     }
 

@@ -1,15 +1,18 @@
 //! The admin API (its own tokens, never the IdP's): jobs and dead letters, the audit log.
 //! `GET /admin/jobs[?state=pending|dead]`, `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`,
-//! `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`), `GET /admin/audit?user=NAME`.
+//! `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`), `GET /admin/audit?user=NAME`
+//! (or `?run=RUN_ID`).
+//! Every change is attributed to the request's operator (`operator.rs`): the token's name, and the
+//! CLI user in `X-Scimbridge-Operator`.
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::error::ApiResult;
+use super::operator::operator;
 use super::query::{param, parse_pairs};
 use super::AppState;
 use crate::admin::{self, JobFilter};
-use crate::auth::Principal;
 use crate::scim::ScimError;
 
 fn job_id(s: &str) -> ApiResult<u64> {
@@ -36,9 +39,10 @@ pub async fn job(path: web::Path<String>, state: web::Data<AppState>) -> ApiResu
     }
 }
 
-pub async fn retry(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn retry(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let id = job_id(&path)?;
-    match admin::retry_job(&state.store, id)? {
+    let op = operator(&req)?;
+    match admin::retry_job(&state.store, id, &op)? {
         Some(new_id) => Ok(json_ok(json!({"retried": id, "job": new_id}))),
         None => Err(ScimError::not_found(format!("No dead letter {id}; only dead letters can be retried.")).into()),
     }
@@ -46,8 +50,8 @@ pub async fn retry(path: web::Path<String>, state: web::Data<AppState>) -> ApiRe
 
 pub async fn drop(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let id = job_id(&path)?;
-    let actor = req.extensions().get::<Principal>().map(|p| p.name.clone()).unwrap_or_default();
-    if admin::drop_job(&state.store, id, &actor)? {
+    let op = operator(&req)?;
+    if admin::drop_job(&state.store, id, &op)? {
         Ok(json_ok(json!({"dropped": id})))
     } else {
         Err(ScimError::not_found(format!("No job {id}.")).into())
@@ -56,7 +60,14 @@ pub async fn drop(req: HttpRequest, path: web::Path<String>, state: web::Data<Ap
 
 pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let pairs = parse_pairs(req.query_string());
-    let user = param(&pairs, "user").ok_or_else(|| ScimError::invalid_value("user is required: ?user=NAME."))?;
+    if let Some(run) = param(&pairs, "run") {
+        return match admin::audit_for_run(&state.store, run)? {
+            Some(records) => Ok(json_ok(json!({"run": run, "records": records}))),
+            None => Err(ScimError::not_found(format!("No record of run '{run}'.")).into()),
+        };
+    }
+    let user = param(&pairs, "user")
+        .ok_or_else(|| ScimError::invalid_value("user or run is required: ?user=NAME or ?run=RUN_ID."))?;
     match admin::audit_for_user(&state.store, user)? {
         Some(records) => Ok(json_ok(json!({"user": user, "records": records}))),
         None => Err(ScimError::not_found(format!("No history for '{user}'.")).into()),
@@ -135,16 +146,30 @@ pub async fn token_new(req: HttpRequest, state: web::Data<AppState>) -> ApiResul
         ))
         .into());
     }
+    let op = operator(&req)?;
     let token = state.auth.issue(name, scope, &crate::http::now())?;
-    tracing::info!(token_name = %name, scope = scope.as_str(), "Issued a token through the admin API.");
+    admin::record_action(
+        &state.store,
+        &op,
+        &admin::token_subject(name),
+        "token_new",
+        json!({"token": name, "scope": scope.as_str()}),
+    )?;
+    tracing::info!(token_name = %name, scope = scope.as_str(), actor = %op.actor, "Issued a token through the admin API.");
     Ok(json_ok(json!({"name": name, "scope": scope.as_str(), "token": token.expose()})))
 }
 
 /// `DELETE /admin/tokens/{name}`: revokes at once.
-pub async fn token_revoke(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn token_revoke(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let name = path.into_inner();
+    let op = operator(&req)?;
     if state.store.revoke_token(&name)? {
-        tracing::info!(token_name = %name, "Revoked a token through the admin API.");
+        admin::record_action(&state.store, &op, &admin::token_subject(&name), "token_revoke", json!({"token": name}))?;
+        tracing::info!(token_name = %name, actor = %op.actor, "Revoked a token through the admin API.");
         Ok(json_ok(json!({"revoked": name})))
     } else {
         Err(ScimError::not_found(format!("No token named '{name}'.")).into())

@@ -4,13 +4,15 @@
 //! `GET /admin/license/report`, `POST /admin/license/optimize?mode=…`,
 //! `POST /admin/license/grant/{user}`, `POST /admin/deactivate` and `POST /admin/reactivate`
 //! (body: a `BulkRequest`), `POST /admin/reconcile?mode=…`, `GET /admin/reports[?limit=N]`,
-//! `GET /admin/reports/{id}`.
+//! `GET /admin/reports/{id}`. Each run is attributed to the request's operator (the admin token's
+//! name and the forwarded CLI user) with a run id of its own.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
+use super::operator::operator;
 use super::query::{param, parse_pairs};
 use super::AppState;
 use crate::lifecycle::{BulkKind, BulkRequest, Jobs, LifecycleError, Mode, Report};
@@ -27,8 +29,10 @@ fn api_error(e: LifecycleError) -> ApiError {
     }
 }
 
-fn jobs(state: &AppState) -> ApiResult<Jobs> {
-    Jobs::new(state.store.clone(), state.config.clone()).map_err(api_error)
+/// The jobs, attributed to the request's operator (a fresh run id per request).
+fn jobs(state: &AppState, req: &HttpRequest) -> ApiResult<Jobs> {
+    let op = operator(req)?;
+    Ok(Jobs::new(state.store.clone(), state.config.clone()).map_err(api_error)?.with_operator(op))
 }
 
 fn mode(req: &HttpRequest) -> ApiResult<Mode> {
@@ -47,44 +51,53 @@ fn answer(r: Result<Report, LifecycleError>) -> ApiResult<HttpResponse> {
 }
 
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    answer(jobs(&state)?.refresh(target(&req).as_deref(), Utc::now()).await)
+    answer(jobs(&state, &req)?.refresh(target(&req).as_deref(), Utc::now()).await)
 }
 
 pub async fn cleanup(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let m = mode(&req)?;
-    answer(jobs(&state)?.cleanup(m, target(&req).as_deref(), Utc::now()).await)
+    answer(jobs(&state, &req)?.cleanup(m, target(&req).as_deref(), Utc::now()).await)
 }
 
-pub async fn license_report(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    answer(jobs(&state)?.license_report(Utc::now()).await)
+pub async fn license_report(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    answer(jobs(&state, &req)?.license_report(Utc::now()).await)
 }
 
 pub async fn license_optimize(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let m = mode(&req)?;
-    answer(jobs(&state)?.license_optimize(m, Utc::now()).await)
+    answer(jobs(&state, &req)?.license_optimize(m, Utc::now()).await)
 }
 
-pub async fn license_grant(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    answer(jobs(&state)?.license_grant(&path, Utc::now()).await)
+pub async fn license_grant(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    answer(jobs(&state, &req)?.license_grant(&path, Utc::now()).await)
 }
 
-async fn bulk(kind: BulkKind, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let req: BulkRequest = serde_json::from_slice(&body)
+async fn bulk(
+    kind: BulkKind,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let request: BulkRequest = serde_json::from_slice(&body)
         .map_err(|e| ScimError::invalid_value(format!("The body is not a bulk request: {e}.")))?;
-    answer(jobs(&state)?.bulk(kind, &req, Utc::now()).await)
+    answer(jobs(&state, &req)?.bulk(kind, &request, Utc::now()).await)
 }
 
-pub async fn deactivate(body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    bulk(BulkKind::Deactivate, body, state).await
+pub async fn deactivate(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    bulk(BulkKind::Deactivate, req, body, state).await
 }
 
-pub async fn reactivate(body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    bulk(BulkKind::Reactivate, body, state).await
+pub async fn reactivate(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    bulk(BulkKind::Reactivate, req, body, state).await
 }
 
 pub async fn reconcile(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let m = mode(&req)?;
-    answer(jobs(&state)?.reconcile(m, Utc::now()).await)
+    answer(jobs(&state, &req)?.reconcile(m, Utc::now()).await)
 }
 
 pub async fn reports(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

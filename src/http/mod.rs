@@ -13,6 +13,7 @@ mod health;
 mod lifecycle;
 mod limits;
 mod middleware;
+mod operator;
 mod ops;
 mod query;
 mod render;

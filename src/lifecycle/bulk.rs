@@ -200,15 +200,16 @@ impl Jobs {
                 },
             };
             let days = inactivity(acc, p.and_then(|p| p.created_ms), now).map(|(d, _)| d);
-            report.findings.push(finding(&view.name, acc, groups, p, label.clone(), reason, days));
             for a in &plan {
-                intents.push(intent(&view.name, &acc.username, p, a.clone(), Trigger::Bulk, policy));
+                intents.push((intent(&view.name, &acc.username, p, a.clone(), Trigger::Bulk, policy), reason.clone()));
             }
+            report.findings.push(finding(&view.name, acc, groups, p, label.clone(), reason, days));
         }
         summary.affected = report.findings.len() as u64;
+        context::add_target_groups(conn, &mut report.findings, self.config.delivery.concurrency).await;
         report.targets.push(summary);
         if report.mode == Mode::Apply {
-            report.enqueued = context::enqueue(&self.store, &intents, now)?;
+            report.enqueued = context::enqueue(&self.store, self.operator(), &intents, now)?;
         }
         self.finish(report)
     }

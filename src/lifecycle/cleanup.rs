@@ -238,14 +238,19 @@ impl Jobs {
             }
             // Most inactive first.
             found.sort_by(|a, b| b.inactive_days.cmp(&a.inactive_days).then_with(|| a.username.cmp(&b.username)));
+            context::add_target_groups(conn, &mut found, self.config.delivery.concurrency).await;
             summary.affected = found.len() as u64;
             if mode_is_apply(report) && !plan.is_empty() {
                 let mut intents = Vec::with_capacity(found.len() * plan.len());
                 for f in &found {
                     let p = prov.get(&f.username.to_lowercase());
-                    intents.extend(plan.iter().map(|a| intent(&view.name, &f.username, p, a.clone(), trigger, policy)));
+                    intents.extend(
+                        plan.iter().map(|a| {
+                            (intent(&view.name, &f.username, p, a.clone(), trigger, policy), f.reason.clone())
+                        }),
+                    );
                 }
-                report.enqueued += context::enqueue(&self.store, &intents, now)?;
+                report.enqueued += context::enqueue(&self.store, self.operator(), &intents, now)?;
             }
             report.findings.extend(found);
             report.targets.push(summary);

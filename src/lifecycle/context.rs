@@ -5,12 +5,13 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::report::Finding;
 use super::LifecycleError;
 use crate::atlassian::{Connector, Failure, Product};
 use crate::policy::{self, contains_ci, eq_ci, Intent, IntentAction, Policy, Trigger, UserFacts};
-use crate::store::{OutboxEntry, Record, Store, StoreResult};
+use crate::store::{Operator, OutboxEntry, Record, Store, StoreResult};
 
 /// Intents per outbox batch.
 const ENQUEUE_BATCH: usize = 1000;
@@ -90,6 +91,41 @@ pub(crate) async fn members_or_empty(conn: &Connector, group: &str) -> Result<Ha
         Err(f) => {
             Err(LifecycleError::Read { target: conn.name().to_string(), reason: format!("members of {group:?}: {f}") })
         }
+    }
+}
+
+/// Adds to each finding the groups its account belongs to in the target
+/// (`Connector::groups_of`), after the groups the job itself read, with at most `parallel` reads
+/// at a time. A read that fails leaves the finding with what the job knew and is logged: the
+/// column informs the admin, it decides nothing.
+pub(crate) async fn add_target_groups(conn: &Connector, findings: &mut [Finding], parallel: usize) {
+    // Tasks own a clone of the connector (cheap: shared client), so the reads run in parallel.
+    let mut reads = tokio::task::JoinSet::new();
+    let mut failed = 0u64;
+    let mut next = 0usize;
+    while next < findings.len() || !reads.is_empty() {
+        while next < findings.len() && reads.len() < parallel.max(1) {
+            let (conn, name, i) = (conn.clone(), findings[next].username.clone(), next);
+            reads.spawn(async move { (i, conn.groups_of(&name).await) });
+            next += 1;
+        }
+        match reads.join_next().await {
+            Some(Ok((i, Ok(groups)))) => {
+                let f = &mut findings[i];
+                let known = std::mem::take(&mut f.groups);
+                f.groups = groups;
+                for g in known {
+                    if !contains_ci(&f.groups, &g) {
+                        f.groups.push(g);
+                    }
+                }
+            }
+            Some(Ok((_, Err(_))) | Err(_)) => failed += 1,
+            None => break,
+        }
+    }
+    if failed > 0 {
+        tracing::warn!(target_name = %conn.name(), failed, "Could not read the groups of some accounts for the report; their groups column lists only the groups the run read.");
     }
 }
 
@@ -183,18 +219,32 @@ pub(crate) fn action_name(a: &IntentAction) -> String {
         .unwrap_or_default()
 }
 
-/// Writes intents to the outbox in batches; returns how many.
+/// Writes intents to the outbox in batches, each with its `queued` audit record (the run's
+/// operator, the intent and the reason it gives); returns how many.
 ///
 /// # Errors
 /// On a store error (batches already written stay written and will be delivered).
-pub(crate) fn enqueue(store: &Store, intents: &[Intent], now: DateTime<Utc>) -> Result<u64, LifecycleError> {
+pub(crate) fn enqueue(
+    store: &Store,
+    op: &Operator,
+    intents: &[(Intent, String)],
+    now: DateTime<Utc>,
+) -> Result<u64, LifecycleError> {
     let text = super::report::rfc3339(now);
     let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
     let mut n = 0;
     for chunk in intents.chunks(ENQUEUE_BATCH) {
-        let entries: Vec<OutboxEntry> =
-            chunk.iter().filter_map(|i| serde_json::to_value(i).ok()).map(|v| OutboxEntry::new(v, &text, ms)).collect();
-        n += store.enqueue(&entries)?.len() as u64;
+        let entries: Vec<(OutboxEntry, Value)> = chunk
+            .iter()
+            .filter_map(|(i, reason)| {
+                let record = json!({
+                    "type": "queued", "at": text, "target": i.target, "user_id": i.user_id, "username": i.username,
+                    "action": i.action, "trigger": i.trigger, "reason": reason, "dry_run": i.dry_run,
+                });
+                serde_json::to_value(i).ok().map(|v| (OutboxEntry::new(v, &text, ms).with_operator(op), record))
+            })
+            .collect();
+        n += store.enqueue_audited(&entries)?.len() as u64;
     }
     Ok(n)
 }

@@ -235,16 +235,18 @@ impl Jobs {
             } else {
                 ("queued", format!("{why}; no seat beyond keep_free_seats = {} is free", lc.keep_free_seats))
             };
-            report.findings.push(finding(n.target, &acc, Vec::new(), p, action.into(), reason, None));
             if mode == Mode::Apply {
                 if granted {
-                    intents.push(intent(
-                        n.target,
-                        &u,
-                        p,
-                        IntentAction::RestoreLicense { groups: vec![n.license.into()] },
-                        Trigger::LicenseGrant,
-                        policy,
+                    intents.push((
+                        intent(
+                            n.target,
+                            &u,
+                            p,
+                            IntentAction::RestoreLicense { groups: vec![n.license.into()] },
+                            Trigger::LicenseGrant,
+                            policy,
+                        ),
+                        reason.clone(),
                     ));
                     self.store.license_set(RECLAIMED, n.target, &u, None)?;
                     self.store.license_set(QUEUE, n.target, &u, None)?;
@@ -254,17 +256,21 @@ impl Jobs {
                     self.store.license_set(QUEUE, n.target, &u, Some(&e))?;
                 }
             }
+            report.findings.push(finding(n.target, &acc, Vec::new(), p, action.into(), reason, None));
         }
         let would_free = removals.len() as u64;
         for (f, p) in removals {
             if mode == Mode::Apply {
-                intents.push(intent(
-                    n.target,
-                    &f.username,
-                    p,
-                    IntentAction::RemoveLicense { groups: vec![n.license.into()] },
-                    Trigger::LicenseReclaim,
-                    policy,
+                intents.push((
+                    intent(
+                        n.target,
+                        &f.username,
+                        p,
+                        IntentAction::RemoveLicense { groups: vec![n.license.into()] },
+                        Trigger::LicenseReclaim,
+                        policy,
+                    ),
+                    f.reason.clone(),
                 ));
                 let e = json!({"username": f.username, "user_id": f.user_id, "reclaimed_at": rfc3339(now), "reclaimed_ms": now.timestamp_millis(), "reason": f.reason});
                 self.store.license_set(RECLAIMED, n.target, &f.username, Some(&e))?;
@@ -273,7 +279,7 @@ impl Jobs {
             report.findings.push(f);
         }
         if mode == Mode::Apply {
-            report.enqueued = context::enqueue(&self.store, &intents, now)?;
+            report.enqueued = context::enqueue(&self.store, self.operator(), &intents, now)?;
             // The last count, as the IdP signal path sees it: queued removals count as freed and
             // queued grants as used (the next run reads the product again).
             let granted = report.findings.iter().filter(|f| f.action == "restore_license").count() as u64;
@@ -370,7 +376,7 @@ impl Jobs {
                 Trigger::LicenseGrant,
                 policy,
             );
-            report.enqueued = context::enqueue(&self.store, &[i], now)?;
+            report.enqueued = context::enqueue(&self.store, self.operator(), &[(i, "granted on request".into())], now)?;
             let mut s = seats_json(&seats, lc.keep_free_seats, now);
             s["used"] = json!(used + 1);
             self.store.license_seats_put(n.target, &s)?;

@@ -6,7 +6,9 @@
 //! dead letters and the global dry run. A job never calls a connector's `execute`.
 //!
 //! `--dry-run` (the default) only reports; `--apply` enqueues. Every run returns a [`Report`]
-//! that is stored in sled and written as CSV + JSON by the CLI.
+//! that is stored in sled and written as CSV + JSON by the CLI. A run is attributed to an
+//! operator (`Jobs::with_operator`: actor and run id), which its report and every intent it
+//! queues carry, each intent with a `queued` audit record saying why.
 //!
 //! Layout: `config.rs` (the TOML tables), `schedule.rs` (schedules and the scheduler task),
 //! `report.rs`, `context.rs` (what a job knows about a target and the IdP's users),
@@ -27,7 +29,7 @@ use std::sync::Arc;
 
 use crate::atlassian::{Connector, ReadPolicy, TargetError};
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::{Operator, Store, StoreError};
 
 pub use bulk::{usernames_from_csv, BulkKind, BulkRequest};
 pub use cleanup::{judge, Criteria, Facts, Verdict};
@@ -36,7 +38,7 @@ pub use config::{
     LifecycleConfig, Sections,
 };
 pub use license::{on_idp_signal, GRANT_HINT};
-pub use report::{csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS};
+pub use report::{csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS, FINDING_COLUMNS};
 pub use schedule::{spawn as spawn_scheduler, Schedule, SchedulerHandle};
 
 /// Why a job could not run at all (a target that fails mid-run is recorded in its report
@@ -55,12 +57,15 @@ pub enum LifecycleError {
     Read { target: String, reason: String },
 }
 
-/// Everything a job needs: the store, the validated configuration, one connector per target.
+/// Everything a job needs: the store, the validated configuration, one connector per target, and
+/// the operator its runs are attributed to (actor and run id, carried by every intent a run
+/// queues and by its report).
 #[derive(Clone)]
 pub struct Jobs {
     pub store: Store,
     pub config: Arc<Config>,
     connectors: Arc<HashMap<String, Connector>>,
+    operator: Operator,
 }
 
 impl Jobs {
@@ -73,7 +78,23 @@ impl Jobs {
         for t in &config.targets {
             connectors.insert(t.spec.name.clone(), Connector::new(t.spec.clone())?);
         }
-        Ok(Jobs { store, config: Arc::new(config), connectors: Arc::new(connectors) })
+        // Callers name the operator (`with_operator`); a run nobody attributed says so.
+        Ok(Jobs {
+            store,
+            config: Arc::new(config),
+            connectors: Arc::new(connectors),
+            operator: Operator::new("unattributed"),
+        })
+    }
+
+    /// The same jobs, attributed to `op` (its run id names the runs made with it).
+    pub fn with_operator(self, op: Operator) -> Jobs {
+        Jobs { operator: op, ..self }
+    }
+
+    /// Who the runs are attributed to.
+    pub fn operator(&self) -> &Operator {
+        &self.operator
     }
 
     /// Replaces the read policy of every connector (tests and benchmarks use small waits).
@@ -104,9 +125,10 @@ impl Jobs {
     /// Stores the finished report and returns it with its id.
     pub(crate) fn finish(&self, mut report: Report) -> Result<Report, LifecycleError> {
         report.finished_at = report::rfc3339(chrono::Utc::now());
+        report.operator = Some(self.operator.clone());
         let mut v = serde_json::to_value(&report).map_err(|e| LifecycleError::Invalid(e.to_string()))?;
         report.id = self.store.report_put(&mut v)?;
-        tracing::info!(kind = %report.kind, mode = report.mode.as_str(), report = report.id, affected = report.findings.len(), enqueued = report.enqueued, "Lifecycle run recorded.");
+        tracing::info!(kind = %report.kind, mode = report.mode.as_str(), report = report.id, actor = %self.operator.actor, run_id = %self.operator.run_id, affected = report.findings.len(), enqueued = report.enqueued, "Lifecycle run recorded.");
         Ok(report)
     }
 }

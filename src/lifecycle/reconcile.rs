@@ -97,7 +97,7 @@ impl Jobs {
                 continue;
             }
             summary.accounts = seen.len() as u64;
-            let mut found: Vec<(Finding, Vec<Intent>)> = Vec::new();
+            let mut found: Vec<(Finding, Vec<(Intent, String)>)> = Vec::new();
             let mut push =
                 |acc: &ActivityRecord, p: Option<&Provisioned>, actions: Vec<IntentAction>, reason: String| {
                     let label = if actions.is_empty() {
@@ -106,11 +106,11 @@ impl Jobs {
                         actions.iter().map(action_name).collect::<Vec<_>>().join("+")
                     };
                     let groups = view.groups_of(&acc.username, acc.groups.as_deref());
-                    let f = finding(&view.name, acc, groups, p, label, reason, None);
                     let intents = actions
                         .into_iter()
-                        .map(|a| intent(&view.name, &acc.username, p, a, Trigger::Reconcile, policy))
+                        .map(|a| (intent(&view.name, &acc.username, p, a, Trigger::Reconcile, policy), reason.clone()))
                         .collect();
+                    let f = finding(&view.name, acc, groups, p, label, reason, None);
                     found.push((f, intents));
                 };
             for (username, p) in &prov {
@@ -189,7 +189,7 @@ impl Jobs {
                 intents.extend(i);
             }
             if mode == Mode::Apply {
-                report.enqueued += context::enqueue(&self.store, &intents, now)?;
+                report.enqueued += context::enqueue(&self.store, self.operator(), &intents, now)?;
             }
             report.targets.push(summary);
         }

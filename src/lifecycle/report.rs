@@ -1,6 +1,7 @@
 //! What every lifecycle run produces: a [`Report`] (who is affected, why, which action, per-target
-//! counts), stored in sled and written as CSV and JSON files for the admin (`--out DIR`). The CSV
-//! has one row per finding; the JSON is the whole report.
+//! counts, who ran it and its run id), stored in sled and written as CSV and JSON files for the
+//! admin (`--out DIR`). The CSV has one row per finding, each naming the run's actor and run id;
+//! the JSON is the whole report.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,6 +10,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::store::Operator;
 
 /// Preview or do it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +103,9 @@ pub struct Report {
     /// Extra figures of the job (licence seats, history…).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub details: Value,
+    /// Who ran it and its run id (`actor`, `run_id`), the same as on every intent it queued.
+    #[serde(flatten)]
+    pub operator: Option<Operator>,
 }
 
 pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
@@ -140,6 +146,9 @@ impl Report {
         for ((target, action), n) in self.counts() {
             s.push_str(&format!("  {target}\t{action}\t{n}\n"));
         }
+        if let Some(op) = &self.operator {
+            s.push_str(&format!("  run {} by {}\n", op.run_id, op.actor));
+        }
         for t in &self.targets {
             if let Some(e) = &t.error {
                 s.push_str(&format!("  {}: NOT PROCESSED: {e}\n", t.target));
@@ -152,8 +161,8 @@ impl Report {
     }
 }
 
-/// The CSV columns, one row per finding.
-pub const CSV_COLUMNS: [&str; 11] = [
+/// The columns of one finding (`csv_row`), also the CLI's on-screen table.
+pub const FINDING_COLUMNS: [&str; 11] = [
     "target",
     "username",
     "user_id",
@@ -167,6 +176,23 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "reason",
 ];
 
+/// The CSV file's columns: a finding, then the run's actor and run id.
+pub const CSV_COLUMNS: [&str; 13] = [
+    "target",
+    "username",
+    "user_id",
+    "display_name",
+    "email",
+    "last_active",
+    "inactive_days",
+    "groups",
+    "directory",
+    "action",
+    "reason",
+    "actor",
+    "run_id",
+];
+
 fn cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -175,7 +201,7 @@ fn cell(s: &str) -> String {
     }
 }
 
-/// One finding as a CSV row.
+/// One finding as a CSV row (`FINDING_COLUMNS`).
 pub fn csv_row(f: &Finding) -> String {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     [
@@ -215,8 +241,10 @@ pub fn write_files(report: &Report, dir: &Path) -> std::io::Result<(PathBuf, Pat
     let json_path = dir.join(format!("{base}.json"));
     let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
     writeln!(csv, "{}", CSV_COLUMNS.join(","))?;
+    let (actor, run_id) = report.operator.as_ref().map_or(("", ""), |o| (o.actor.as_str(), o.run_id.as_str()));
+    let run = format!("{},{}", cell(actor), cell(run_id));
     for f in &report.findings {
-        writeln!(csv, "{}", csv_row(f))?;
+        writeln!(csv, "{},{run}", csv_row(f))?;
     }
     csv.flush()?;
     let json = std::io::BufWriter::new(std::fs::File::create(&json_path)?);
@@ -247,6 +275,7 @@ mod tests {
     fn files_hold_every_finding_and_the_summary_counts_per_target_and_action() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut r = Report::new("cleanup", Mode::DryRun, Utc::now());
+        r.operator = Some(Operator { actor: "admin-ops (cli:al)".into(), run_id: "run-1".into() });
         for name in ["a", "b"] {
             r.findings.push(Finding {
                 target: "jira".into(),
@@ -256,10 +285,14 @@ mod tests {
             });
         }
         let (csv, json) = write_files(&r, dir.path()).expect("write");
-        assert_eq!(std::fs::read_to_string(csv).expect("csv").lines().count(), 3);
+        let text = std::fs::read_to_string(csv).expect("csv");
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.lines().next().is_some_and(|h| h.ends_with(",actor,run_id")), "{text}");
+        assert!(text.lines().nth(1).is_some_and(|l| l.ends_with(",admin-ops (cli:al),run-1")), "{text}");
         let back: Report = serde_json::from_str(&std::fs::read_to_string(json).expect("json")).expect("parse");
         assert_eq!(back, r);
         assert!(r.summary().contains("jira\tdeactivate\t2"), "{}", r.summary());
+        assert!(r.summary().contains("run run-1 by admin-ops (cli:al)"), "{}", r.summary());
         assert_eq!(Mode::parse(None), Some(Mode::DryRun));
         assert_eq!(Mode::parse(Some("apply")), Some(Mode::Apply));
         assert_eq!(Mode::parse(Some("yes")), None);

@@ -122,8 +122,10 @@ pub fn spawn(jobs: Jobs) -> Option<SchedulerHandle> {
             let now = Utc::now();
             for entry in due.iter_mut().filter(|d| d.2 <= now) {
                 tracing::info!(job = ?entry.0, "Scheduled lifecycle job starting.");
+                // Each scheduled run is attributed to the scheduler, with a run id of its own.
+                let attributed = jobs.clone().with_operator(crate::store::Operator::scheduler());
                 let outcome = tokio::select! {
-                    r = run(&jobs, entry.0, now) => r,
+                    r = run(&attributed, entry.0, now) => r,
                     _ = stopped.changed() => return,
                 };
                 match outcome {

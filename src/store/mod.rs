@@ -11,7 +11,7 @@
 //! | `members` | group id 0x00 member id → member type (`User`/`Group`) |
 //! | `member_of` | member id 0x00 group id → () |
 //! | `audit` | sequence (u64 BE) → audit record JSON |
-//! | `audit_by_subject` | resource id 0x00 sequence → () |
+//! | `audit_by_subject` | subject 0x00 sequence → (): a SCIM id or delivery lane, `name:` + folded userName, `username:` + folded Atlassian username, `token:` + name (see `audit.rs`) |
 //! | `outbox` | sequence (u64 BE) → intent JSON (written by the same transaction as the change) |
 //! | `meta` | `layout`, `seq`, `count:users`, `count:groups` |
 //! | `tokens` | token name → hashed token record |
@@ -31,6 +31,7 @@ mod keys;
 mod member_counts;
 mod members;
 mod names;
+mod operator;
 mod outbox;
 mod query;
 mod record_cache;
@@ -45,6 +46,7 @@ pub use activity::ActivityRecord;
 pub use audit::AuditRecord;
 pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
+pub use operator::{local_user, Operator, OPERATOR_HEADER};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
 pub use records::{Kind, RawRecord, Record, RecordMeta, StoredRecord};

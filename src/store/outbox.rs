@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sled::Transactional;
 
+use super::audit::{encode, index_keys, operator_record};
 use super::error::{StoreError, StoreResult};
 use super::keys;
+use super::operator::Operator;
 use super::{tree, Store};
 
 /// One stored intent with its delivery state.
@@ -28,6 +30,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_at: Option<String>,
+    /// Who caused the intent and in which run (`actor`, `run_id`): the operator of a lifecycle
+    /// run or retry, the IdP credential of a SCIM change; carried into the delivery record.
+    #[serde(flatten)]
+    pub operator: Option<Operator>,
 }
 
 impl OutboxEntry {
@@ -40,7 +46,13 @@ impl OutboxEntry {
             next_ms: 0,
             last_error: None,
             dead_at: None,
+            operator: None,
         }
+    }
+    /// The same entry, attributed to `op`.
+    pub fn with_operator(mut self, op: &Operator) -> OutboxEntry {
+        self.operator = Some(op.clone());
+        self
     }
     pub fn encode(&self) -> StoreResult<Vec<u8>> {
         serde_json::to_vec(self).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -114,7 +126,8 @@ impl Store {
         // Every write takes the writer lock, so a backup (which holds it) is one point in time.
         let _guard = self.lock();
         let audit_seq = self.next_seq();
-        let audit_bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let audit_bytes = encode(audit)?;
+        let index = index_keys(subject, audit, audit_seq);
         let dead_bytes = dead.map(OutboxEntry::encode).transpose()?;
         let (outbox, dead_tree, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
@@ -124,11 +137,55 @@ impl Store {
                 d.insert(&seq.to_be_bytes(), b.as_slice())?;
             }
             a.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            s.insert(keys::seq_pair(subject, audit_seq), &[])?;
+            for k in &index {
+                s.insert(k.as_slice(), &[])?;
+            }
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
         Ok(())
+    }
+
+    /// Adds intents with one audit record each (`queued`: who queued what, in which run, why),
+    /// in one transaction, so an intent never exists without the record of who caused it. The
+    /// record gets the entry's job number and operator; it is indexed under the entry's lane and
+    /// Atlassian username. Takes the writer lock, as [`Store::enqueue`].
+    ///
+    /// # Errors
+    /// On a storage error; nothing of the batch is written then.
+    pub fn enqueue_audited(&self, entries: &[(OutboxEntry, Value)]) -> StoreResult<Vec<u64>> {
+        let _guard = self.lock();
+        let mut rows = Vec::with_capacity(entries.len());
+        for (entry, record) in entries {
+            let (seq, audit_seq) = (self.next_seq(), self.next_seq());
+            let mut record = record.clone();
+            if let Some(o) = record.as_object_mut() {
+                o.insert("job".into(), seq.into());
+                if let Some(op) = &entry.operator {
+                    o.insert("actor".into(), op.actor.clone().into());
+                    o.insert("run_id".into(), op.run_id.clone().into());
+                }
+            }
+            let index = index_keys(entry.user_id(), &record, audit_seq);
+            rows.push((seq, entry.encode()?, audit_seq, encode(&record)?, index));
+        }
+        let (outbox, audit_tree, by_subject) =
+            (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        (outbox, audit_tree, by_subject).transaction(|(o, a, s)| {
+            for (seq, entry, audit_seq, record, index) in &rows {
+                o.insert(&seq.to_be_bytes(), entry.as_slice())?;
+                a.insert(&audit_seq.to_be_bytes(), record.as_slice())?;
+                for k in index {
+                    s.insert(k.as_slice(), &[])?;
+                }
+            }
+            Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.mark_committed();
+        if !rows.is_empty() {
+            self.inner.outbox_signal.notify_one();
+        }
+        Ok(rows.iter().map(|r| r.0).collect())
     }
 
     /// Adds intents to the outbox outside a SCIM change (jobs, retried dead letters). Takes the
@@ -174,16 +231,32 @@ impl Store {
     }
 
     /// Puts a dead letter back in the outbox (at the back of its lane) with a fresh attempt
-    /// count; returns its new sequence, or None if there is no such dead letter.
-    pub fn retry_dead(&self, seq: u64, now: &str, now_ms: u64) -> StoreResult<Option<u64>> {
+    /// count, attributed to `op`, and records the retry (a `job_retry` operator record naming
+    /// both job numbers) in the same transaction; returns its new sequence, or None if there is
+    /// no such dead letter.
+    pub fn retry_dead(&self, seq: u64, op: &Operator, now: &str, now_ms: u64) -> StoreResult<Option<u64>> {
         let _guard = self.lock();
         let Some(v) = self.t(tree::DEAD).get(seq.to_be_bytes())? else { return Ok(None) };
-        let fresh = OutboxEntry::new(OutboxEntry::decode(&v)?.intent, now, now_ms).encode()?;
+        let old = OutboxEntry::decode(&v)?;
+        let subject = old.user_id().to_string();
         let new_seq = self.next_seq();
-        let (outbox, dead) = (self.t(tree::OUTBOX), self.t(tree::DEAD));
-        (outbox, dead).transaction(|(o, d)| {
+        let audit_seq = self.next_seq();
+        let details = serde_json::json!({
+            "job": seq, "new_job": new_seq, "target": old.target(), "user_id": subject,
+            "username": old.intent.get("username"), "intent": old.intent.get("action"), "trigger": old.intent.get("trigger"),
+        });
+        let record = operator_record(op, "job_retry", details, now);
+        let (record_bytes, index) = (encode(&record)?, index_keys(&subject, &record, audit_seq));
+        let fresh = OutboxEntry::new(old.intent, now, now_ms).with_operator(op).encode()?;
+        let (outbox, dead, audit_tree, by_subject) =
+            (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        (outbox, dead, audit_tree, by_subject).transaction(|(o, d, a, s)| {
             o.insert(&new_seq.to_be_bytes(), fresh.as_slice())?;
             d.remove(&seq.to_be_bytes())?;
+            a.insert(&audit_seq.to_be_bytes(), record_bytes.as_slice())?;
+            for k in &index {
+                s.insert(k.as_slice(), &[])?;
+            }
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
@@ -198,11 +271,19 @@ impl Store {
             return Ok(true);
         }
         let _guard = self.lock();
-        if self.t(tree::DEAD).remove(seq.to_be_bytes())?.is_some() {
+        if self.t(tree::DEAD).contains_key(seq.to_be_bytes())? {
             let audit_seq = self.next_seq();
-            let bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.t(tree::AUDIT).insert(audit_seq.to_be_bytes(), bytes)?;
-            self.t(tree::AUDIT_BY_SUBJECT).insert(keys::seq_pair(subject, audit_seq), &[])?;
+            let bytes = encode(audit)?;
+            let index = index_keys(subject, audit, audit_seq);
+            let (dead, a, by_subject) = (self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+            (dead, a, by_subject).transaction(|(d, a, s)| {
+                d.remove(&seq.to_be_bytes())?;
+                a.insert(&audit_seq.to_be_bytes(), bytes.as_slice())?;
+                for k in &index {
+                    s.insert(k.as_slice(), &[])?;
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
+            })?;
             self.mark_committed();
             return Ok(true);
         }
@@ -211,15 +292,19 @@ impl Store {
 }
 
 impl Store {
-    /// Appends one audit record about `subject` outside a SCIM change (a failed delivery attempt).
+    /// Appends one audit record about `subject` outside a SCIM change (a failed delivery attempt,
+    /// an operator action), indexed as `audit.rs` describes.
     pub fn audit_append(&self, subject: &str, audit: &Value) -> StoreResult<()> {
         let _guard = self.lock();
         let seq = self.next_seq();
-        let bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let bytes = encode(audit)?;
+        let index = index_keys(subject, audit, seq);
         let (a, s) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
         (a, s).transaction(|(a, s)| {
             a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-            s.insert(keys::seq_pair(subject, seq), &[])?;
+            for k in &index {
+                s.insert(k.as_slice(), &[])?;
+            }
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();

@@ -370,9 +370,16 @@ impl Store {
         let after_bytes = after.map(Record::encode).transpose()?;
         let enqueued_ms =
             chrono::DateTime::parse_from_rfc3339(ctx.now).map(|t| t.timestamp_millis() as u64).unwrap_or(0);
+        let mut audit_index = audit_subjects(kind, id, before, after, &intents);
+        // The change's intents name who made it: the IdP credential, and the change's sequence
+        // as the run, so a delivery record leads back to the SCIM record that caused it.
+        let cause = super::Operator { actor: ctx.actor.0.clone(), run_id: format!("scim-{seq}") };
+        if intent_count > 0 {
+            audit_index.insert(audit::run_subject(&cause.run_id));
+        }
         let intent_bytes: Vec<Vec<u8>> = intents
             .into_iter()
-            .map(|intent| super::outbox::OutboxEntry::new(intent, ctx.now, enqueued_ms).encode())
+            .map(|intent| super::outbox::OutboxEntry::new(intent, ctx.now, enqueued_ms).with_operator(&cause).encode())
             .collect::<StoreResult<_>>()?;
         let trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
@@ -428,7 +435,9 @@ impl Store {
                 t(tree::META).insert(kind.count_key(), &next.to_be_bytes())?;
             }
             t(tree::AUDIT).insert(&seq.to_be_bytes(), audit_bytes.as_slice())?;
-            t(tree::AUDIT_BY_SUBJECT).insert(keys::seq_pair(id, seq), &[])?;
+            for subject in &audit_index {
+                t(tree::AUDIT_BY_SUBJECT).insert(keys::seq_pair(subject, seq), &[])?;
+            }
             for (s, b) in intent_seqs.iter().zip(&intent_bytes) {
                 t(tree::OUTBOX).insert(&s.to_be_bytes(), b.as_slice())?;
             }
@@ -453,6 +462,28 @@ impl Store {
         }
         Ok(WriteOutcome { record: after.unwrap_or(subject).clone(), seq, intents: intent_count })
     }
+}
+
+/// The subjects a SCIM change's audit record is indexed under (see `audit.rs`): the resource, a
+/// user's userName before and after, and every other user the change made intents for (the
+/// members of a group change).
+fn audit_subjects(
+    kind: Kind,
+    id: &str,
+    before: Option<&Record>,
+    after: Option<&Record>,
+    intents: &[Value],
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::from([id.to_string()]);
+    if kind == Kind::User {
+        for name in [before, after].into_iter().flatten().filter_map(|r| r.unique_name(kind)) {
+            out.insert(audit::name_subject(name));
+        }
+    }
+    for user in intents.iter().filter_map(|i| i.get("user_id").and_then(Value::as_str)) {
+        out.insert(user.to_string());
+    }
+    out
 }
 
 fn not_found(kind: Kind, id: &str) -> StoreError {

@@ -47,6 +47,14 @@ pub(super) static ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        template: "/rest/api/user/memberof",
+        statuses: &[200, 401],
+        query: &["username", "start", "limit"],
+        body: &[],
+        handler: member_of,
+    },
+    Route {
+        method: "GET",
         template: "/rest/license/1.0/license/userCount",
         statuses: &[200, 401],
         query: &[],
@@ -356,4 +364,25 @@ fn license_max_users(s: &mut State, _: &Req, _: &Params) -> Resp {
 fn license_remaining(s: &mut State, _: &Req, _: &Params) -> Resp {
     let used = s.licensed_users() as i64;
     Resp::json(200, json!({"count": s.seat_limit.map_or(-1, |n| n as i64 - used)}))
+}
+
+/// `GET /rest/api/user/memberof?username=`: a `{results, start, limit, size, _links}` page of the
+/// user's groups (10.0.3 OpenAPI `getGroups`, which declares only 200 and 403). The spec names no
+/// answer for an unknown user; the emulator gives the stricter one it can without inventing a
+/// status: no groups.
+fn member_of(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("").to_string();
+    let start = offset_param(req, "start");
+    let limit = limit_param(req, "limit", 200, 1000);
+    let all: Vec<String> =
+        s.find(&name, false).map(|id| s.users[&id].groups.iter().cloned().collect()).unwrap_or_default();
+    let results: Vec<Value> = all.iter().skip(start).take(limit).map(|g| json!({"type": "group", "name": g})).collect();
+    let mut links = json!({"base": "http://localhost/confluence", "context": "/confluence"});
+    if start + results.len() < all.len() {
+        links["next"] = json!(format!(
+            "/confluence/rest/api/user/memberof?username={name}&start={}&limit={limit}",
+            start + results.len()
+        ));
+    }
+    Resp::json(200, json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": links}))
 }

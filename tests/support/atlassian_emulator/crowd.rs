@@ -73,6 +73,14 @@ pub(super) static ROUTES: &[Route] = &[
         handler: add_member,
     },
     Route {
+        method: "GET",
+        template: "/rest/usermanagement/1/user/group/direct",
+        statuses: &[200, 401, 404],
+        query: &["username", "start-index", "max-results"],
+        body: &[],
+        handler: user_groups,
+    },
+    Route {
         method: "DELETE",
         template: "/rest/usermanagement/1/user/group/direct",
         statuses: &[204, 401, 404],
@@ -280,4 +288,24 @@ fn group_members(s: &mut State, req: &Req, _: &Params) -> Resp {
         })
         .collect();
     Resp::json(200, json!({"expand": "user", "users": users}))
+}
+
+/// `GET /user/group/direct?username=`: the user's direct groups, `{"expand":"group","groups":[{"name","link"}]}`,
+/// offset-paged by `start-index`/`max-results` (Crowd REST usermanagement resources, S31); an
+/// unknown user is 404 `USER_NOT_FOUND`, as for every `?username=` resource.
+fn user_groups(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let start = offset_param(req, "start-index");
+    let max = limit_param(req, "max-results", 1000, 10_000);
+    let groups: Vec<Value> = s.users[&id]
+        .groups
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|g| json!({"name": g, "link": {"href": format!("{API}/group?groupname={g}"), "rel": "self"}}))
+        .collect();
+    Resp::json(200, json!({"expand": "group", "groups": groups}))
 }
