@@ -191,9 +191,14 @@ pub(crate) fn enqueue(store: &Store, intents: &[Intent], now: DateTime<Utc>) -> 
     let text = super::report::rfc3339(now);
     let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
     let mut n = 0;
+    // One run is one decision, however many calls write it (see `store::Basis`).
+    let decision = store.new_decision();
     for chunk in intents.chunks(ENQUEUE_BATCH) {
-        let entries: Vec<OutboxEntry> =
-            chunk.iter().filter_map(|i| serde_json::to_value(i).ok()).map(|v| OutboxEntry::new(v, &text, ms)).collect();
+        let entries: Vec<OutboxEntry> = chunk
+            .iter()
+            .filter_map(|i| serde_json::to_value(i).ok())
+            .map(|v| OutboxEntry::decided(v, &text, ms, decision))
+            .collect();
         n += store.enqueue(&entries)?.len() as u64;
     }
     Ok(n)

@@ -372,7 +372,7 @@ impl Store {
             chrono::DateTime::parse_from_rfc3339(ctx.now).map(|t| t.timestamp_millis() as u64).unwrap_or(0);
         let intent_bytes: Vec<Vec<u8>> = intents
             .into_iter()
-            .map(|intent| super::outbox::OutboxEntry::new(intent, ctx.now, enqueued_ms).encode())
+            .map(|intent| super::outbox::OutboxEntry::decided(intent, ctx.now, enqueued_ms, seq).encode())
             .collect::<StoreResult<_>>()?;
         let trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);

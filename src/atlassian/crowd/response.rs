@@ -80,6 +80,11 @@ pub(super) fn reason(reply: &Reply) -> Option<String> {
 }
 
 /// 404 on membership removal because the membership (not the user or group) is missing.
+/// Crowd's "no such user" (404 `USER_NOT_FOUND`); other 404s name a group or membership.
+pub(super) fn is_missing_user(reply: &Reply) -> bool {
+    reply.status == 404 && reason(reply).as_deref() == Some("USER_NOT_FOUND")
+}
+
 pub(super) fn is_missing_membership(reply: &Reply) -> bool {
     reply.status == 404 && reason(reply).as_deref() == Some("MEMBERSHIP_NOT_FOUND")
 }
