@@ -53,6 +53,11 @@ impl Basis {
             "remove_from_group" => (group(), None),
             other => (format!("other:{other}"), None),
         };
+        // Inactivity cleanup, the licence optimizer and bulk runs decide from Atlassian activity
+        // or an operator's list, not from the user's access in the IdP: an IdP group change
+        // after them does not contradict them (only a newer decision about the account does).
+        let trigger = intent.get("trigger").and_then(Value::as_str).unwrap_or_default();
+        let access = access.filter(|_| !matches!(trigger, "cleanup" | "license_reclaim" | "license_grant" | "bulk"));
         Basis { batch, drives, access }
     }
 
@@ -337,6 +342,18 @@ mod tests {
         assert!(entry(IntentAction::Delete, 2).supersedes(3, &create, 2));
         let deactivate = entry(IntentAction::Deactivate, 1);
         assert!(entry(IntentAction::AddToGroup { group: group("g") }, 2).supersedes(3, &deactivate, 2));
+    }
+
+    #[test]
+    fn an_idp_group_join_does_not_undo_a_cleanup_or_licence_reclaim_but_an_idp_enable_does() {
+        for trigger in [Trigger::Cleanup, Trigger::LicenseReclaim, Trigger::Bulk] {
+            let mut reclaim = entry(IntentAction::RemoveLicense { groups: vec![group("jira-users")] }, 1);
+            reclaim.intent["trigger"] = serde_json::to_value(trigger).expect("trigger");
+            reclaim.basis = Some(Basis::of(&reclaim.intent, 1));
+            let join = entry(IntentAction::AddToGroup { group: group("devs") }, 2);
+            assert!(!join.supersedes(3, &reclaim, 2), "{trigger:?}");
+            assert!(entry(IntentAction::Reactivate, 2).supersedes(3, &reclaim, 2), "{trigger:?}");
+        }
     }
 
     #[test]
