@@ -49,8 +49,19 @@ pub fn list_jobs(store: &Store, filter: JobFilter) -> StoreResult<Vec<Value>> {
         .collect())
 }
 
+/// One job: pending, dead or superseded in full; for one that has left the outbox, its id,
+/// its final outcome as `state` (`delivered`, `no_such_account`, `dropped`, `retried`…) and the
+/// audit record that says so.
 pub fn show_job(store: &Store, id: u64) -> StoreResult<Option<Value>> {
-    Ok(store.job(id)?.map(|j| serde_json::to_value(j).unwrap_or(Value::Null)))
+    if let Some(j) = store.job(id)? {
+        return Ok(Some(serde_json::to_value(j).unwrap_or(Value::Null)));
+    }
+    Ok(store.job_outcome(id)?.map(|record| {
+        json!({"seq": id, "state": record.get("outcome").cloned().unwrap_or(Value::Null), "intent": {
+            "target": record.get("target"), "user_id": record.get("user_id"), "username": record.get("username"),
+            "action": record.get("action"), "trigger": record.get("trigger"),
+        }, "outcome": record})
+    }))
 }
 
 /// How a retry ended.

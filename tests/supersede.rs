@@ -135,6 +135,10 @@ async fn outage_dead_letters_then_a_later_disable_then_retry_all_leaves_the_leav
     assert_eq!(superseded.len(), 3, "{body}");
     assert!(superseded.iter().all(|j| j["superseded_by"] == disable), "{body}");
 
+    let new_disable = body["retried"][0]["as"].as_u64().expect("new job id");
+    let (status, shown) = admin(&s, reqwest::Method::GET, &format!("/admin/jobs/{disable}")).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!((&shown["state"], &shown["outcome"]["retried_as"]), (&json!("retried"), &json!(new_disable)), "{shown}");
     eventually("the retried disable is delivered", WAIT, || s.store().outbox_depth() == 0).await;
     assert!(jira.user("erin").is_some_and(|u| !u.active), "erin stays inactive in Jira");
     assert!(writes_after(&jira, mark).is_empty(), "nothing re-enabled erin: {:?}", writes_after(&jira, mark));
@@ -246,6 +250,9 @@ async fn deactivating_a_user_that_no_product_has_is_its_own_outcome_not_a_dead_l
         assert_eq!(r["outcome"], "no_such_account", "{r}");
         assert_eq!(r["effect"], "no_such_account", "{r}");
         assert!(r["detail"].as_str().is_some_and(|d| d.contains("no account named 'nora'")), "{r}");
+        // `jobs show` of the finished job reports the outcome too.
+        let (status, shown) = admin(&s, reqwest::Method::GET, &format!("/admin/jobs/{}", r["job"])).await;
+        assert_eq!((status, &shown["state"]), (200, &json!("no_such_account")), "{shown}");
     }
     let text = metrics(&s).await;
     for (name, _) in &targets {

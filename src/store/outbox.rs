@@ -231,7 +231,9 @@ impl Store {
         let subject = old.user_id().to_string();
         let fresh = OutboxEntry { basis: Some(basis), ..OutboxEntry::new(old.intent, now, now_ms) }.encode()?;
         let audit_seq = self.next_seq();
-        let audit_bytes = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut audit = audit.clone();
+        audit["retried_as"] = Value::from(new_seq);
+        let audit_bytes = serde_json::to_vec(&audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let lanes = self.dead_lane_tree()?;
         let (outbox, dead, a, b) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));

@@ -250,6 +250,21 @@ impl Store {
         Ok(moved.into_iter().map(|(s, _, _)| s).collect())
     }
 
+    /// The last record of a job that left the outbox for good (delivered, no such account,
+    /// dropped, retried as another job…): read newest first, and only back to the job's own
+    /// number, since its outcome was written after it.
+    pub fn job_outcome(&self, seq: u64) -> StoreResult<Option<Value>> {
+        for kv in self.t(tree::AUDIT).range(seq.to_be_bytes()..).rev() {
+            let (_, v) = kv?;
+            let record: Value = serde_json::from_slice(&v).map_err(corrupt)?;
+            if record.get("job").and_then(Value::as_u64) == Some(seq) && record.get("outcome") != Some(&json!("retry"))
+            {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
     /// Superseded intents, oldest first.
     pub(crate) fn superseded_items(&self) -> StoreResult<Vec<OutboxItem>> {
         self.superseded_tree()?
