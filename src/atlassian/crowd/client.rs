@@ -12,7 +12,7 @@ pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) 
         Action::CreateUser { username, display_name, email } => create(s, username, display_name, email).await,
         Action::Deactivate { username } => match lookup(s, username).await? {
             None => Ok(Effect::NoSuchAccount),
-            Some(_) => set_active(s, username, false).await,
+            Some(user) => apply_active(s, &user, false).await,
         },
         Action::Reactivate { username } => set_active(s, username, true).await,
         Action::Delete { username } => delete(s, username).await,
@@ -72,10 +72,14 @@ async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result
     let Some(user) = lookup(s, username).await? else {
         return Err(Failure::permanent(format!("Crowd has no user named {username:?} (404)")));
     };
+    apply_active(s, &user, active).await
+}
+
+async fn apply_active(s: &mut Session<'_>, user: &CrowdUser, active: bool) -> Result<Effect, Failure> {
     if user.active == active {
         return Ok(Effect::AlreadyDone);
     }
-    let reply = s.send(&rq::set_active(&user, active)).await?;
+    let reply = s.send(&rq::set_active(user, active)).await?;
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));
     }
