@@ -389,6 +389,34 @@ async fn the_cli_lists_superseded_jobs_refuses_them_and_force_retries_as_the_log
     eventually("stale dead letters marked", WAIT, || s.store().superseded_count() == 3).await;
     let reactivate = job_of(&jobs(&s, "superseded").await, "reactivate");
     let dir = s.dir.display().to_string();
+
+    // While the server runs the CLI goes through the admin API, with the same answers.
+    let listen = s.root.trim_start_matches("http://").to_string();
+    let remote = |args: Vec<String>| {
+        let (dir, listen) = (dir.clone(), listen.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
+                .args(&args)
+                .env("SCIMBRIDGE_DATA_DIR", &dir)
+                .env("SCIMBRIDGE_LISTEN", &listen)
+                .env("SCIMBRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env_remove("SCIMBRIDGE_CONFIG")
+                .output()
+                .expect("cli");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (code, _, err) = remote(vec!["jobs".into(), "retry".into(), reactivate.to_string()]).await.expect("join");
+    assert_ne!(code, Some(0));
+    assert!(err.contains(&format!("job {reactivate} is superseded by job")), "{err}");
+    let (code, out, err) = remote(vec!["jobs".into(), "retry".into(), "--all".into()]).await.expect("join");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("0 retried, 0 superseded"), "{out}");
+
     let keep = s.stop_keep_dir().await;
     let cli = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
