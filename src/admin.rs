@@ -91,7 +91,7 @@ fn retry_audit(job: &OutboxItem, actor: &str, force: bool, superseded_by: Option
         "type": "operator", "op": "jobs retry", "at": text, "job": job.seq, "actor": actor,
         "target": job.entry.target(), "user_id": job.entry.user_id(),
         "username": job.entry.intent.get("username"), "action": job.entry.intent.get("action"),
-        "outcome": "retried",
+        "trigger": job.entry.intent.get("trigger"), "outcome": "retried",
     });
     if force {
         v["forced"] = Value::Bool(true);

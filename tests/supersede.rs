@@ -74,26 +74,32 @@ fn job_of(list: &[(u64, String, Value)], action: &str) -> u64 {
     list.iter().find(|(_, a, _)| a == action).unwrap_or_else(|| panic!("no {action} job in {list:?}")).0
 }
 
-/// erin is provisioned into Jira and its `jira-users` group, then disabled (delivered). During a
-/// Jira outage the IdP re-enables her: the create, reactivate and add-to-group intents of that
-/// change run out of attempts and become dead letters. Jira stays down on return.
-async fn erin_with_dead_letters_of_a_reenable(jira: &Emulator) -> (TestServer, String) {
-    jira.add_group("jira-users");
-    let s = bridge(&[("jira", jira)], "", 2).await;
+/// erin is provisioned into each target and its `jira-users` group, then disabled (delivered).
+/// During an outage of every target the IdP re-enables her: the create, reactivate and
+/// add-to-group intents of that change run out of attempts and become dead letters (three per
+/// target). The targets stay down on return.
+async fn erin_with_dead_letters_of_a_reenable(targets: &[(&str, &Emulator)]) -> (TestServer, String) {
+    for (_, t) in targets {
+        t.add_group("jira-users");
+    }
+    let s = bridge(targets, "", 2).await;
     let id = s.create_user("erin").await;
     s.create_group("jira-users", &[&id]).await;
     eventually("erin provisioned with her group", WAIT, || {
-        jira.user("erin").is_some_and(|u| u.active && u.groups.contains("jira-users"))
+        targets.iter().all(|(_, t)| t.user("erin").is_some_and(|u| u.active && u.groups.contains("jira-users")))
     })
     .await;
     assert_eq!(s.patch(&format!("/Users/{id}"), &set_active(false)).await.status, 200);
-    eventually("erin deactivated", WAIT, || jira.user("erin").is_some_and(|u| !u.active)).await;
+    eventually("erin deactivated", WAIT, || targets.iter().all(|(_, t)| t.user("erin").is_some_and(|u| !u.active)))
+        .await;
     eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
 
-    jira.down_for(Duration::from_secs(3600));
+    for (_, t) in targets {
+        t.down_for(Duration::from_secs(3600));
+    }
     assert_eq!(s.patch(&format!("/Users/{id}"), &set_active(true)).await.status, 200);
     eventually("create, reactivate and add-to-group are dead letters", WAIT, || {
-        s.store().dead_letter_count() == 3 && s.store().outbox_depth() == 0
+        s.store().dead_letter_count() == 3 * targets.len() && s.store().outbox_depth() == 0
     })
     .await;
     (s, id)
@@ -112,49 +118,70 @@ fn writes_after(jira: &Emulator, from: usize) -> Vec<String> {
 #[tokio::test]
 async fn outage_dead_letters_then_a_later_disable_then_retry_all_leaves_the_leaver_inactive() {
     let jira = Emulator::start(Product::Jira).await;
-    let (s, id) = erin_with_dead_letters_of_a_reenable(&jira).await;
-    // The IdP disables erin again while Jira is still down: that one dies too.
+    let wiki = Emulator::start(Product::Confluence).await;
+    let (s, id) = erin_with_dead_letters_of_a_reenable(&[("jira", &jira), ("wiki", &wiki)]).await;
+    // The IdP disables erin again while the targets are still down: those die too.
     assert_eq!(s.patch(&format!("/Users/{id}"), &set_active(false)).await.status, 200);
-    eventually("the disable is a dead letter too", WAIT, || s.store().dead_letter_count() == 4).await;
+    eventually("the disables are dead letters too", WAIT, || s.store().dead_letter_count() == 8).await;
     jira.down_for(Duration::ZERO);
-    let mark = jira.received().len();
+    wiki.down_for(Duration::ZERO);
+    let (mark, wiki_mark) = (jira.received().len(), wiki.received().len());
 
-    let dead = jobs(&s, "dead").await;
+    let all_dead = jobs(&s, "dead").await;
+    let of = |target: &str| -> Vec<(u64, String, Value)> {
+        all_dead.iter().filter(|(_, _, j)| j["intent"]["target"] == target).cloned().collect()
+    };
+    let (dead, wiki_dead) = (of("jira"), of("wiki"));
     let (reactivate, disable) = (job_of(&dead, "reactivate"), job_of(&dead, "deactivate"));
+    let wiki_disable = job_of(&wiki_dead, "deactivate");
     let (status, body) = admin(&s, reqwest::Method::POST, &format!("/admin/jobs/{reactivate}/retry")).await;
     assert_eq!(status, 409, "{body}");
     assert!(body["detail"].as_str().is_some_and(|d| d.contains(&format!("superseded by job {disable}"))), "{body}");
     assert_eq!(body["superseded_by"], disable, "{body}");
 
-    let (status, body) = admin(&s, reqwest::Method::POST, "/admin/jobs/retry").await;
+    // --target first: only Jira's dead letters are looked at.
+    let (status, body) = admin(&s, reqwest::Method::POST, "/admin/jobs/retry?target=jira").await;
     assert_eq!(status, 200, "{body}");
     let retried: Vec<u64> =
         body["retried"].as_array().expect("retried").iter().map(|r| r["job"].as_u64().expect("job")).collect();
     assert_eq!(retried, vec![disable], "only the still-current disable is retried: {body}");
+    let new_disable = body["retried"][0]["as"].as_u64().expect("new job id");
     let superseded = body["superseded"].as_array().expect("superseded");
     assert_eq!(superseded.len(), 3, "{body}");
     assert!(superseded.iter().all(|j| j["superseded_by"] == disable), "{body}");
+    assert!(s.store().dead_letter_count() >= 4, "Confluence's dead letters are untouched");
+    // Then every target.
+    let (status, body) = admin(&s, reqwest::Method::POST, "/admin/jobs/retry").await;
+    assert_eq!(status, 200, "{body}");
+    let retried: Vec<&Value> = body["retried"].as_array().expect("retried").iter().map(|r| &r["job"]).collect();
+    assert_eq!(retried, vec![&json!(wiki_disable)], "{body}");
 
-    let new_disable = body["retried"][0]["as"].as_u64().expect("new job id");
     let (status, shown) = admin(&s, reqwest::Method::GET, &format!("/admin/jobs/{disable}")).await;
     assert_eq!(status, 200, "{shown}");
     assert_eq!((&shown["state"], &shown["outcome"]["retried_as"]), (&json!("retried"), &json!(new_disable)), "{shown}");
     eventually("the retried disable is delivered", WAIT, || s.store().outbox_depth() == 0).await;
     assert!(jira.user("erin").is_some_and(|u| !u.active), "erin stays inactive in Jira");
+    assert!(wiki.user("erin").is_some_and(|u| !u.active), "erin stays inactive in Confluence");
     assert!(writes_after(&jira, mark).is_empty(), "nothing re-enabled erin: {:?}", writes_after(&jira, mark));
-    // Delivered, the disable marks the stale dead letters: they leave the dead-letter count.
+    let wiki_writes: Vec<String> = wiki.received()[wiki_mark..]
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.contains("/disable"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(wiki_writes.is_empty(), "only the disable reached Confluence: {wiki_writes:?}");
+    // Delivered, the disables mark the stale dead letters: they leave the dead-letter count.
     eventually("stale dead letters marked superseded", WAIT, || {
-        s.store().dead_letter_count() == 0 && s.store().superseded_count() == 3
+        s.store().dead_letter_count() == 0 && s.store().superseded_count() == 6
     })
     .await;
     let listed = jobs(&s, "all").await;
-    assert_eq!(listed.iter().filter(|(_, _, j)| j["state"] == "superseded").count(), 3, "{listed:?}");
+    assert_eq!(listed.iter().filter(|(_, _, j)| j["state"] == "superseded").count(), 6, "{listed:?}");
 }
 
 #[tokio::test]
 async fn a_delivered_disable_marks_older_dead_letters_superseded_and_only_force_retries_one() {
     let jira = Emulator::start(Product::Jira).await;
-    let (s, id) = erin_with_dead_letters_of_a_reenable(&jira).await;
+    let (s, id) = erin_with_dead_letters_of_a_reenable(&[("jira", &jira)]).await;
     let dead = jobs(&s, "dead").await;
     let reactivate = job_of(&dead, "reactivate");
     jira.down_for(Duration::ZERO);
@@ -383,7 +410,7 @@ async fn sighup_without_tls_reloads_logs_it_and_keeps_serving() {
 #[tokio::test]
 async fn the_cli_lists_superseded_jobs_refuses_them_and_force_retries_as_the_login_user() {
     let jira = Emulator::start(Product::Jira).await;
-    let (s, id) = erin_with_dead_letters_of_a_reenable(&jira).await;
+    let (s, id) = erin_with_dead_letters_of_a_reenable(&[("jira", &jira)]).await;
     jira.down_for(Duration::ZERO);
     assert_eq!(s.patch(&format!("/Users/{id}"), &set_active(false)).await.status, 200);
     eventually("stale dead letters marked", WAIT, || s.store().superseded_count() == 3).await;
