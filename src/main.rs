@@ -324,7 +324,9 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
             None => anyhow::bail!("no job {id}"),
         },
         JobsAction::Retry { all: true, target, .. } => {
-            if let Some(t) = target.as_deref().filter(|t| !config.targets.iter().any(|c| c.spec.name == *t)) {
+            // Without a configuration (a store opened directly) there is no list to check against.
+            let unknown = |t: &&str| !config.targets.is_empty() && !config.targets.iter().any(|c| c.spec.name == *t);
+            if let Some(t) = target.as_deref().filter(unknown) {
                 anyhow::bail!("no target named '{t}' in the configuration");
             }
             let done = backend.retry_all(target.as_deref()).await?;
