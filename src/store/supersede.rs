@@ -120,12 +120,14 @@ impl Store {
         Ok(self.inner.db.open_tree(DEAD_BY_LANE)?)
     }
 
-    /// Builds the dead-letter lane index of a store written before it existed (at open).
+    /// Builds the dead-letter lane index of a store written before it existed, or rebuilds one
+    /// that does not match the dead letters (at open, before any writer runs).
     pub(crate) fn index_dead_lanes(&self) -> StoreResult<()> {
         let index = self.dead_lane_tree()?;
-        if !index.is_empty() || self.t(tree::DEAD).is_empty() {
+        if index.len() == self.t(tree::DEAD).len() {
             return Ok(());
         }
+        index.clear()?;
         for kv in self.t(tree::DEAD).iter() {
             let (k, v) = kv?;
             let e = OutboxEntry::decode(&v)?;
@@ -369,6 +371,53 @@ mod tests {
             assert!(!join.supersedes(3, &reclaim, 2), "{trigger:?}");
             assert!(entry(IntentAction::Reactivate, 2).supersedes(3, &reclaim, 2), "{trigger:?}");
         }
+    }
+
+    /// Enqueues `e` and makes it a dead letter; returns its job number.
+    fn dead(store: &Store, e: OutboxEntry) -> u64 {
+        let seq = store.enqueue(&[e]).expect("enqueue")[0];
+        let entry = store.outbox_get(seq).expect("get").expect("pending");
+        store.outbox_bury(seq, &entry, "u1", &json!({"outcome": "dead"})).expect("bury");
+        seq
+    }
+
+    #[test]
+    fn a_delivery_moves_the_dead_letters_it_makes_stale_and_the_lane_index_survives_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let reactivate = dead(&store, entry(IntentAction::Reactivate, 1));
+        let removal = dead(&store, entry(IntentAction::RemoveFromGroup { group: group("g") }, 1));
+        let mut other_lane = entry(IntentAction::Reactivate, 1);
+        other_lane.intent["user_id"] = Value::String("u2".into());
+        let other = dead(&store, other_lane);
+        assert_eq!(store.dead_letter_count(), 3);
+
+        let disable = store.enqueue(&[entry(IntentAction::Deactivate, 2)]).expect("enqueue")[0];
+        let d = store.outbox_get(disable).expect("get").expect("pending");
+        assert_eq!(
+            store
+                .newest_superseding(reactivate, &store.job(reactivate).expect("job").expect("dead").entry)
+                .expect("scan"),
+            Some(disable)
+        );
+        let marked = store.outbox_deliver(disable, &d, &json!({"outcome": "delivered"}), "t").expect("deliver");
+        assert_eq!(marked, vec![reactivate], "the removal applies whatever the access; other users are apart");
+        let moved = store.job(reactivate).expect("job").expect("kept");
+        assert_eq!((moved.state, moved.entry.superseded_by), ("superseded", Some(disable)));
+        assert_eq!((store.dead_letter_count(), store.superseded_count()), (2, 1));
+        assert!(store
+            .audit_of("u1")
+            .expect("audit")
+            .iter()
+            .any(|r| r["outcome"] == "superseded" && r["job"] == reactivate));
+
+        // A lost index is rebuilt at open.
+        store.dead_lane_tree().expect("tree").clear().expect("clear");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        let lane: Vec<u64> = store.dead_in_lane("jira", "u1").expect("lane").into_iter().map(|(s, _)| s).collect();
+        assert_eq!(lane, vec![removal]);
+        assert_eq!(store.dead_in_lane("jira", "u2").expect("lane").len(), 1, "{other}");
     }
 
     #[test]
