@@ -19,7 +19,7 @@ use crate::config::Delivery;
 use crate::metrics::Metrics;
 use crate::policy::{Intent, Trigger};
 use crate::redact::Pii;
-use crate::store::{OutboxEntry, Store, StoreResult};
+use crate::store::{Decided, OutboxEntry, Store, StoreResult};
 
 type Lane = (String, String);
 
@@ -90,6 +90,8 @@ impl Deliverer {
         let mut busy: HashSet<Lane> = HashSet::new();
         let mut timers: BTreeSet<(u64, Lane)> = BTreeSet::new();
         let mut ready: VecDeque<Lane> = VecDeque::new();
+        // Per pending intent, what tells whether a later one in its lane supersedes it.
+        let mut decided: HashMap<u64, Decided> = HashMap::new();
         let mut high_water = 0u64;
         loop {
             // Take in everything committed since the last look.
@@ -97,6 +99,7 @@ impl Deliverer {
                 Ok(items) => {
                     for item in items {
                         high_water = item.seq;
+                        decided.insert(item.seq, item.entry.decided_as());
                         let lane = (item.entry.target().to_string(), item.entry.user_id().to_string());
                         let q = lanes.entry(lane.clone()).or_default();
                         q.push_back((item.seq, item.entry.next_ms));
@@ -131,12 +134,14 @@ impl Deliverer {
                     break;
                 };
                 busy.insert(lane.clone());
-                // The lane's later intents, to skip this one if a newer decision makes it stale.
-                let later: Vec<u64> =
-                    lanes.get(&lane).map(|q| q.iter().skip(1).map(|(s, _)| *s).collect()).unwrap_or_default();
+                // The newest later intent of the lane that makes this one stale, if any.
+                let superseded_by = decided.get(&seq).and_then(|head| {
+                    let later = lanes.get(&lane).into_iter().flatten().skip(1).map(|(s, _)| *s);
+                    later.filter(|s| decided.get(s).is_some_and(|d| d.supersedes(head))).max()
+                });
                 let (me, tx) = (self.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    let outcome = me.attempt(seq, &later).await.unwrap_or_else(|e| {
+                    let outcome = me.attempt(seq, superseded_by).await.unwrap_or_else(|e| {
                         tracing::error!(seq, error = %e, "Recording a delivery outcome failed; the attempt will repeat.");
                         Outcome::RetryAt(now_ms() + 1000)
                     });
@@ -153,7 +158,11 @@ impl Deliverer {
                     busy.remove(&done.lane);
                     if let Some(q) = lanes.get_mut(&done.lane) {
                         match done.outcome {
-                            Outcome::Closed => { q.pop_front(); }
+                            Outcome::Closed => {
+                                if let Some((seq, _)) = q.pop_front() {
+                                    decided.remove(&seq);
+                                }
+                            }
                             Outcome::RetryAt(at) => { if let Some(h) = q.front_mut() { h.1 = at; } }
                         }
                         if q.is_empty() {
@@ -200,21 +209,9 @@ impl Deliverer {
         v
     }
 
-    /// The newest of the lane's later pending intents that supersedes `entry`, if any.
-    fn superseded_by(&self, seq: u64, entry: &OutboxEntry, later: &[u64]) -> StoreResult<Option<u64>> {
-        let mut by = None;
-        for &s in later {
-            if let Some(newer) = self.store.outbox_get(s)? {
-                if newer.supersedes(s, entry, seq) {
-                    by = Some(s);
-                }
-            }
-        }
-        Ok(by)
-    }
-
     /// One attempt at one outbox entry; writes its outcome to the store before returning.
-    async fn attempt(&self, seq: u64, later: &[u64]) -> StoreResult<Outcome> {
+    /// `superseded_by`: a later pending intent of the lane that makes this one stale.
+    async fn attempt(&self, seq: u64, superseded_by: Option<u64>) -> StoreResult<Outcome> {
         let Some(entry) = self.store.outbox_get(seq)? else { return Ok(Outcome::Closed) };
         let intent: Intent = match serde_json::from_value(entry.intent.clone()) {
             Ok(i) => i,
@@ -232,7 +229,12 @@ impl Deliverer {
             tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, "Dry run: recorded an intent without sending it.");
             return Ok(Outcome::Closed);
         }
-        if let Some(by) = self.superseded_by(seq, &entry, later)? {
+        // Only while the newer intent is still pending: an operator may have dropped it.
+        let superseded_by = match superseded_by {
+            Some(by) if self.store.outbox_get(by)?.is_some() => Some(by),
+            _ => None,
+        };
+        if let Some(by) = superseded_by {
             let audit = self.audit(
                 &intent,
                 seq,

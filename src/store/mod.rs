@@ -50,7 +50,7 @@ pub use error::{StoreError, StoreResult};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
 pub use records::{Kind, RawRecord, Record, RecordMeta, StoredRecord};
-pub use supersede::Basis;
+pub use supersede::{Basis, Decided};
 pub use tokens::TokenRecord;
 pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, Planned, WriteCtx, WriteOutcome};
 

@@ -69,7 +69,28 @@ impl Basis {
     }
 }
 
+/// What the delivery worker keeps of each pending intent to tell whether a later one in the same
+/// lane supersedes it, without reading the outbox again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    basis: Basis,
+    dry_run: bool,
+}
+
+impl Decided {
+    /// Whether this intent, later in the same lane, supersedes `older`. Dry-run intents are never
+    /// sent, so they neither supersede nor are superseded.
+    pub fn supersedes(&self, older: &Decided) -> bool {
+        !self.dry_run && !older.dry_run && self.basis.supersedes(&older.basis)
+    }
+}
+
 impl OutboxEntry {
+    /// The part of the entry supersession looks at.
+    pub fn decided_as(&self) -> Decided {
+        Decided { basis: self.basis_or_implied(), dry_run: self.dry_run() }
+    }
+
     /// The recorded basis; for an entry written before bases were recorded, the one its action
     /// implies, with the enqueue time standing in for the batch (one change's intents share it).
     pub fn basis_or_implied(&self) -> Basis {
@@ -81,14 +102,11 @@ impl OutboxEntry {
     }
 
     /// Whether this entry, newer (`self_seq > older_seq`) in the same lane, supersedes `older`.
-    /// Dry-run intents are never sent, so they neither supersede nor are superseded.
     pub fn supersedes(&self, self_seq: u64, older: &OutboxEntry, older_seq: u64) -> bool {
         self_seq > older_seq
             && self.target() == older.target()
             && self.user_id() == older.user_id()
-            && !self.dry_run()
-            && !older.dry_run()
-            && self.basis_or_implied().supersedes(&older.basis_or_implied())
+            && self.decided_as().supersedes(&older.decided_as())
     }
 }
 
