@@ -232,7 +232,9 @@ impl Store {
         let fresh = OutboxEntry { basis: Some(basis), ..OutboxEntry::new(old.intent, now, now_ms) }.encode()?;
         let audit_seq = self.next_seq();
         let mut audit = audit.clone();
-        audit["retried_as"] = Value::from(new_seq);
+        if let Some(o) = audit.as_object_mut() {
+            o.insert("retried_as".into(), Value::from(new_seq));
+        }
         let audit_bytes = serde_json::to_vec(&audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let lanes = self.dead_lane_tree()?;
         let (outbox, dead, a, b) =
