@@ -2,9 +2,11 @@
 //! give one answer: with a server running the CLI calls the API, otherwise it opens the store and
 //! calls these functions directly (sled admits one process).
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
-use crate::store::{Operator, Store, StoreResult};
+use crate::store::{Operator, OutboxItem, Store, StoreResult};
 
 /// Which jobs to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +14,7 @@ pub enum JobFilter {
     All,
     Pending,
     Dead,
+    Superseded,
 }
 
 impl JobFilter {
@@ -20,6 +23,7 @@ impl JobFilter {
             None | Some("") | Some("all") => Some(JobFilter::All),
             Some("pending") => Some(JobFilter::Pending),
             Some("dead") => Some(JobFilter::Dead),
+            Some("superseded") => Some(JobFilter::Superseded),
             _ => None,
         }
     }
@@ -39,20 +43,122 @@ pub fn list_jobs(store: &Store, filter: JobFilter) -> StoreResult<Vec<Value>> {
             JobFilter::All => true,
             JobFilter::Pending => j.state == "pending",
             JobFilter::Dead => j.state == "dead",
+            JobFilter::Superseded => j.state == "superseded",
         })
         .map(|j| serde_json::to_value(j).unwrap_or(Value::Null))
         .collect())
 }
 
+/// One job: pending, dead or superseded in full; for one that has left the outbox, its id,
+/// its final outcome as `state` (`delivered`, `no_such_account`, `dropped`, `retried`…) and the
+/// audit record that says so.
 pub fn show_job(store: &Store, id: u64) -> StoreResult<Option<Value>> {
-    Ok(store.job(id)?.map(|j| serde_json::to_value(j).unwrap_or(Value::Null)))
+    if let Some(j) = store.job(id)? {
+        return Ok(Some(serde_json::to_value(j).unwrap_or(Value::Null)));
+    }
+    Ok(store.job_outcome(id)?.map(|record| {
+        json!({"seq": id, "state": record.get("outcome").cloned().unwrap_or(Value::Null), "intent": {
+            "target": record.get("target"), "user_id": record.get("user_id"), "username": record.get("username"),
+            "action": record.get("action"), "trigger": record.get("trigger"),
+        }, "outcome": record})
+    }))
 }
 
-/// Puts a dead letter back in the outbox, attributed to `op` (the retry is audited); returns its
-/// new job id.
-pub fn retry_job(store: &Store, id: u64, op: &Operator) -> StoreResult<Option<u64>> {
+/// How a retry ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Queued again under this new job id.
+    Queued(u64),
+    /// Not retried: a newer intent for the same user and target supersedes it (`--force`
+    /// overrides).
+    Superseded { by: u64 },
+    /// No dead letter (nor, when forced, superseded job) by that id.
+    NotFound,
+}
+
+impl Retry {
+    /// The operator-facing sentence for a job that was not retried.
+    pub fn refusal(id: u64, by: u64) -> String {
+        format!(
+            "job {id} is superseded by job {by}: a newer decision for the same user and target; retrying it would replay a stale state (use --force to retry it anyway)"
+        )
+    }
+}
+
+fn retry_audit(job: &OutboxItem, op: &Operator, force: bool, superseded_by: Option<u64>) -> Value {
+    let (text, _) = now();
+    let mut v = json!({
+        "type": "operator", "action": "job_retry", "op": "jobs retry", "at": text, "job": job.seq,
+        "actor": op.actor, "run_id": op.run_id,
+        "target": job.entry.target(), "user_id": job.entry.user_id(),
+        "username": job.entry.intent.get("username"), "intent": job.entry.intent.get("action"),
+        "trigger": job.entry.intent.get("trigger"), "outcome": "retried",
+    });
+    if force {
+        v["forced"] = Value::Bool(true);
+    }
+    if let Some(by) = superseded_by {
+        v["superseded_by"] = json!(by);
+    }
+    v
+}
+
+/// Puts a dead letter back in the outbox unless a newer intent for the same user and target
+/// supersedes it; `force` retries it anyway (also a superseded job), audited with `actor`.
+pub fn retry_job(store: &Store, id: u64, force: bool, op: &Operator) -> StoreResult<Retry> {
+    let Some(job) = store.job(id)?.filter(|j| j.state == "dead" || j.state == "superseded") else {
+        return Ok(Retry::NotFound);
+    };
+    let by = match job.entry.superseded_by {
+        Some(by) => Some(by),
+        None => store.newest_superseding(id, &job.entry)?,
+    };
+    if let (Some(by), false) = (by, force) {
+        return Ok(Retry::Superseded { by });
+    }
     let (text, ms) = now();
-    store.retry_dead(id, op, &text, ms)
+    let audit = retry_audit(&job, op, force, by);
+    Ok(store.retry_dead(id, op, &text, ms, force, &audit)?.map_or(Retry::NotFound, Retry::Queued))
+}
+
+/// What `jobs retry --all` did, per dead letter looked at (oldest first).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RetryAll {
+    /// (dead letter, its new job id).
+    pub retried: Vec<(u64, u64)>,
+    /// (dead letter, the newer job that supersedes it): left alone.
+    pub superseded: Vec<(u64, u64)>,
+}
+
+/// Retries every dead letter (of `target`, when given) that is still current, oldest first, so
+/// one user's retried intents keep their order; superseded ones are reported and left alone.
+pub fn retry_all(store: &Store, target: Option<&str>, op: &Operator) -> StoreResult<RetryAll> {
+    let mut out = RetryAll::default();
+    // One read of the outbox and dead letters, grouped by lane, instead of one per dead letter.
+    let mut lanes: HashMap<(String, String), Vec<OutboxItem>> = HashMap::new();
+    for j in store.jobs()?.into_iter().filter(|j| j.state != "superseded") {
+        lanes.entry((j.entry.target().to_string(), j.entry.user_id().to_string())).or_default().push(j);
+    }
+    let mut dead: Vec<&OutboxItem> = lanes
+        .values()
+        .flatten()
+        .filter(|j| j.state == "dead" && target.map_or(true, |t| j.entry.target() == t))
+        .collect();
+    dead.sort_by_key(|j| j.seq);
+    for job in dead {
+        let lane = &lanes[&(job.entry.target().to_string(), job.entry.user_id().to_string())];
+        let by = lane.iter().filter(|n| n.entry.supersedes(n.seq, &job.entry, job.seq)).map(|n| n.seq).max();
+        if let Some(by) = by {
+            out.superseded.push((job.seq, by));
+            continue;
+        }
+        let (text, ms) = now();
+        let audit = retry_audit(job, op, false, None);
+        if let Some(new_id) = store.retry_dead(job.seq, op, &text, ms, false, &audit)? {
+            out.retried.push((job.seq, new_id));
+        }
+    }
+    Ok(out)
 }
 
 /// Removes a job without delivering it; the drop is audited under the job's user with `op`.

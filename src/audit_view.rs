@@ -183,7 +183,7 @@ fn detail(r: &Value) -> String {
             }
             parts.join("; ")
         }
-        _ => ["error", "reason", "effect", "superseded_by"]
+        _ => ["error", "reason", "effect", "detail", "superseded_by"]
             .iter()
             .filter_map(|k| field(r, k).map(|v| text(Some(v))))
             .collect::<Vec<_>>()

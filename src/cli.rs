@@ -84,13 +84,43 @@ impl Backend {
         }
     }
 
-    pub async fn retry(&self, id: u64) -> anyhow::Result<Option<u64>> {
+    pub async fn retry(&self, id: u64, force: bool) -> anyhow::Result<admin::Retry> {
         match self {
-            Backend::Local(s) => Ok(admin::retry_job(s, id, &Operator::cli())?),
+            Backend::Local(s) => Ok(admin::retry_job(s, id, force, &Operator::cli())?),
+            // A superseded job is a 409 whose detail says by which job: `call` reports it.
             Backend::Remote { .. } => Ok(self
-                .call(reqwest::Method::POST, &format!("/jobs/{id}/retry"))
+                .call(reqwest::Method::POST, &format!("/jobs/{id}/retry?force={force}"))
                 .await?
-                .and_then(|b| b.get("job").and_then(Value::as_u64))),
+                .and_then(|b| b.get("job").and_then(Value::as_u64))
+                .map_or(admin::Retry::NotFound, admin::Retry::Queued)),
+        }
+    }
+
+    pub async fn retry_all(&self, target: Option<&str>) -> anyhow::Result<admin::RetryAll> {
+        match self {
+            Backend::Local(s) => Ok(admin::retry_all(s, target, &Operator::cli())?),
+            Backend::Remote { .. } => {
+                let query = target.map(|t| format!("?target={}", url_encode(t))).unwrap_or_default();
+                let body = self
+                    .call(reqwest::Method::POST, &format!("/jobs/retry{query}"))
+                    .await?
+                    .ok_or_else(|| anyhow!("the server has no /admin/jobs/retry (an older version?)"))?;
+                let pairs = |key: &str, other: &str| -> anyhow::Result<Vec<(u64, u64)>> {
+                    body.get(key)
+                        .and_then(Value::as_array)
+                        .ok_or_else(|| anyhow!("unexpected answer from the server: no '{key}' list"))?
+                        .iter()
+                        .map(|p| match (p["job"].as_u64(), p[other].as_u64()) {
+                            (Some(a), Some(b)) => Ok((a, b)),
+                            _ => Err(anyhow!("unexpected answer from the server: {p}")),
+                        })
+                        .collect()
+                };
+                Ok(admin::RetryAll {
+                    retried: pairs("retried", "as")?,
+                    superseded: pairs("superseded", "superseded_by")?,
+                })
+            }
         }
     }
 
@@ -279,7 +309,10 @@ pub fn job_line(j: &Value) -> String {
         i["action"]["type"].as_str().unwrap_or(""),
         i["trigger"].as_str().unwrap_or(""),
         j["attempts"],
-        j["last_error"].as_str().unwrap_or("")
+        match j["superseded_by"].as_u64() {
+            Some(by) => format!("superseded by job {by}"),
+            None => j["last_error"].as_str().unwrap_or("").to_string(),
+        }
     )
 }
 

@@ -87,14 +87,28 @@ enum Command {
 enum JobsAction {
     /// List jobs, oldest first.
     List {
-        /// Only `pending` or `dead` jobs.
+        /// Only `pending`, `dead` or `superseded` jobs.
         #[arg(long, default_value = "all")]
         state: String,
     },
     /// Show one job in full (JSON).
     Show { id: u64 },
-    /// Put a dead letter back in the outbox.
-    Retry { id: u64 },
+    /// Put a dead letter back in the outbox, unless a newer intent for the same user and target
+    /// supersedes it; `--all` retries every dead letter still current.
+    Retry {
+        /// The dead letter's job id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<u64>,
+        /// Retry even a superseded job (audited).
+        #[arg(long, conflicts_with = "all")]
+        force: bool,
+        /// Every dead letter that is still current, oldest first.
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this target's dead letters.
+        #[arg(long, requires = "all")]
+        target: Option<String>,
+    },
     /// Remove a job without delivering it (audited).
     Drop { id: u64 },
 }
@@ -219,6 +233,11 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let public = config.public_url.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("while starting the runtime")?;
     rt.block_on(async move {
+        // Installed before anything else: SIGHUP's default action ends the process, and
+        // `systemctl reload` sends it (issue 10). It never stops the server.
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("while installing the SIGHUP handler")?;
         let running = scimbridge::server::start(config).await.context("while starting the server")?;
         let scheme = if running.tls.is_some() { "https" } else { "http" };
         let tenant = match public {
@@ -233,15 +252,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
         tracing::info!(addr = %running.addr, tenant_url = %tenant, "Serving SCIM 2.0.");
         #[cfg(unix)]
-        if let Some(cert) = running.tls.clone() {
-            // SIGHUP re-reads the certificate and key; connections in progress are untouched.
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .context("while installing the SIGHUP handler")?;
+        {
+            // Connections in progress are untouched; a failed reload keeps what was loaded.
+            let reloader = running.reloader();
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
-                    match cert.reload() {
-                        Ok(()) => tracing::info!("Reloaded the TLS certificate."),
-                        Err(e) => tracing::error!(error = %e, "Reloading the TLS certificate failed; still serving the previous one."),
+                    match reloader.reload() {
+                        (what, true) => tracing::info!("Reloaded on SIGHUP: {what}."),
+                        (what, false) => tracing::error!("Reload on SIGHUP failed in part: {what}."),
                     }
                 }
             });
@@ -296,8 +314,8 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
     let backend = Backend::connect(&config)?;
     match action {
         JobsAction::List { state } => {
-            let filter =
-                JobFilter::parse(Some(state)).ok_or_else(|| anyhow::anyhow!("--state must be pending, dead or all"))?;
+            let filter = JobFilter::parse(Some(state))
+                .ok_or_else(|| anyhow::anyhow!("--state must be pending, dead, superseded or all"))?;
             let jobs = backend.jobs(filter, state).await?;
             println!("id\tstate\ttarget\tusername\taction\ttrigger\tattempts\tlast error");
             for j in &jobs {
@@ -309,10 +327,33 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
             Some(j) => println!("{}", serde_json::to_string_pretty(&j)?),
             None => anyhow::bail!("no job {id}"),
         },
-        JobsAction::Retry { id } => match backend.retry(*id).await? {
-            Some(new_id) => println!("Dead letter {id} is queued again as job {new_id}."),
-            None => anyhow::bail!("no dead letter {id} (only dead letters can be retried)"),
+        JobsAction::Retry { all: true, target, .. } => {
+            // Without a configuration (a store opened directly) there is no list to check against.
+            let unknown = |t: &&str| !config.targets.is_empty() && !config.targets.iter().any(|c| c.spec.name == *t);
+            if let Some(t) = target.as_deref().filter(unknown) {
+                anyhow::bail!("no target named '{t}' in the configuration");
+            }
+            let done = backend.retry_all(target.as_deref()).await?;
+            for (job, by) in &done.superseded {
+                println!("Job {job} is superseded by job {by}; left alone.");
+            }
+            for (job, new_id) in &done.retried {
+                println!("Dead letter {job} is queued again as job {new_id}.");
+            }
+            println!("{} retried, {} superseded.", done.retried.len(), done.superseded.len());
+        }
+        JobsAction::Retry { id: Some(id), force, .. } => match backend.retry(*id, *force).await? {
+            scimbridge::admin::Retry::Queued(new_id) => println!("Job {id} is queued again as job {new_id}."),
+            scimbridge::admin::Retry::Superseded { by } => {
+                anyhow::bail!("{}", scimbridge::admin::Retry::refusal(*id, by))
+            }
+            scimbridge::admin::Retry::NotFound => {
+                anyhow::bail!(
+                    "no dead letter {id} (only dead letters, and with --force superseded jobs, can be retried)"
+                )
+            }
         },
+        JobsAction::Retry { id: None, .. } => anyhow::bail!("name a job id or --all"),
         JobsAction::Drop { id } => {
             if !backend.drop_job(*id).await? {
                 anyhow::bail!("no job {id}");

@@ -58,7 +58,50 @@ pub struct Running {
     pub admin: Option<(SocketAddr, actix_web::dev::ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
+/// What SIGHUP reloads in a running server (see [`Running::reloader`]).
+pub struct Reloader {
+    tls: Option<(Arc<ReloadableCert>, String)>,
+    state: std::sync::Weak<AppState>,
+}
+
+impl Reloader {
+    /// Re-reads the TLS certificate and key (when `[tls]` is on) and the stored tokens. Returns
+    /// one sentence saying what was reloaded, and whether everything worked; on a failure the
+    /// previous certificate stays in use. The configuration file and the environment are read
+    /// once at start: the sentence says so, since a reload does not apply them.
+    pub fn reload(&self) -> (String, bool) {
+        let mut parts = Vec::new();
+        let mut ok = true;
+        match &self.tls {
+            Some((cert, files)) => match cert.reload() {
+                Ok(()) => parts.push(format!("TLS certificate and key re-read ({files})")),
+                Err(e) => {
+                    ok = false;
+                    parts.push(format!("TLS certificate NOT reloaded, still serving the previous one ({e})"));
+                }
+            },
+            None => parts.push("no TLS configured".to_string()),
+        }
+        match self.state.upgrade() {
+            Some(state) => parts.push(format!("stored tokens re-read ({})", state.auth.reload_stored())),
+            None => parts.push("server stopping; tokens not re-read".to_string()),
+        }
+        parts.push("configuration file and environment unchanged until a restart".to_string());
+        (parts.join("; "), ok)
+    }
+}
+
 impl Running {
+    /// What SIGHUP calls; holds no strong handle, so it does not keep the server alive.
+    pub fn reloader(&self) -> Reloader {
+        let files = self
+            .state
+            .upgrade()
+            .and_then(|s| s.config.tls.as_ref().map(|(c, k)| format!("{}, {}", c.display(), k.display())))
+            .unwrap_or_default();
+        Reloader { tls: self.tls.clone().map(|c| (c, files)), state: self.state.clone() }
+    }
+
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {

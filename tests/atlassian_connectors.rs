@@ -109,10 +109,10 @@ async fn jira_deactivating_an_inactive_user_is_already_done_and_still_ends_sessi
 }
 
 #[tokio::test]
-async fn jira_deactivating_an_unknown_user_is_permanent() {
+async fn jira_deactivating_an_unknown_user_is_no_such_account() {
+    // Its own outcome (issue 10): neither a success nor a dead letter.
     let (emu, conn) = emulator(Product::Jira).await;
-    let f = failure(&conn.execute(&deactivate("ghost")).await);
-    assert!(matches!(f, Failure::Permanent { .. }), "{f}");
+    assert_eq!(effect(&conn.execute(&deactivate("ghost")).await), Effect::NoSuchAccount);
     assert_clean(&emu);
 }
 
@@ -304,8 +304,7 @@ async fn confluence_disable_and_enable_are_idempotent() {
         assert!(emu.user("alice").unwrap().active);
     }
     assert_eq!(emu.count("PUT", "/rest/api/admin/user/alice/disable"), 2);
-    let f = failure(&conn.execute(&deactivate("ghost")).await);
-    assert!(matches!(f, Failure::Permanent { .. }));
+    assert_eq!(effect(&conn.execute(&deactivate("ghost")).await), Effect::NoSuchAccount);
     assert_clean(&emu);
 }
 

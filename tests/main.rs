@@ -29,4 +29,5 @@ mod offboarding_crash;
 mod okta_sequences;
 mod patch_edge_cases;
 mod protocol;
+mod supersede;
 mod tls;

@@ -306,9 +306,12 @@ pub(crate) async fn expect_success(session: &mut Session<'_>, req: &Request) -> 
     }
 }
 
-/// Runs `step` once per group, failing fast; `AlreadyDone` only when every step was.
+/// Runs `step` once per group, failing fast; `AlreadyDone` only when every step was, and
+/// `NoSuchAccount` when any step found no account.
 pub(crate) fn combine(effects: &[Effect]) -> Effect {
-    if effects.contains(&Effect::Applied) {
+    if effects.contains(&Effect::NoSuchAccount) {
+        Effect::NoSuchAccount
+    } else if effects.contains(&Effect::Applied) {
         Effect::Applied
     } else {
         Effect::AlreadyDone
@@ -360,5 +363,6 @@ mod tests {
         assert_eq!(combine(&[Effect::AlreadyDone, Effect::Applied]), Effect::Applied);
         assert_eq!(combine(&[Effect::AlreadyDone]), Effect::AlreadyDone);
         assert_eq!(combine(&[]), Effect::AlreadyDone);
+        assert_eq!(combine(&[Effect::NoSuchAccount]), Effect::NoSuchAccount);
     }
 }

@@ -280,6 +280,10 @@ pub enum Effect {
     /// The target was already in the wanted state (already inactive, already a member, user
     /// already gone…); nothing harmful was done.
     AlreadyDone,
+    /// Deactivation, licence or group removal asked of an account the target does not have: the
+    /// goal holds, but it may mean a wrong username mapping or link, so it is reported apart
+    /// (issue 10), neither as a success nor as a dead letter.
+    NoSuchAccount,
 }
 
 /// Every call made for one action, and how it ended.

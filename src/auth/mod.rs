@@ -158,6 +158,17 @@ impl TokenAuth {
         found
     }
 
+    /// Drops the cached set of stored tokens so the next check reads the store again (SIGHUP);
+    /// returns how many tokens are stored.
+    pub fn reload_stored(&self) -> usize {
+        if let Ok(mut cache) = self.stored.write() {
+            cache.0 = u64::MAX;
+        }
+        let mut n = 0;
+        self.with_stored(|stored| n = stored.len());
+        n
+    }
+
     /// Runs `f` over the stored tokens, reloading them first if the set changed.
     fn with_stored(&self, f: impl FnOnce(&[Known])) {
         let version = self.store.tokens_version();

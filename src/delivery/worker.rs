@@ -14,12 +14,12 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::actions;
 use super::retry::{self, Decision};
-use crate::atlassian::{Call, Connector};
+use crate::atlassian::{Call, Connector, Effect};
 use crate::config::Delivery;
 use crate::metrics::Metrics;
 use crate::policy::{Intent, Trigger};
 use crate::redact::Pii;
-use crate::store::{OutboxEntry, Store, StoreResult};
+use crate::store::{Decided, OutboxEntry, Store, StoreResult};
 
 type Lane = (String, String);
 
@@ -66,6 +66,11 @@ fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// One effect for the actions of an intent: "no such account" over "applied" over "already done".
+fn overall(effects: &[Effect]) -> Effect {
+    [Effect::NoSuchAccount, Effect::Applied].into_iter().find(|e| effects.contains(e)).unwrap_or(Effect::AlreadyDone)
+}
+
 fn is_offboarding(t: Trigger) -> bool {
     matches!(t, Trigger::Disabled | Trigger::Deleted | Trigger::AccessLost)
 }
@@ -85,6 +90,8 @@ impl Deliverer {
         let mut busy: HashSet<Lane> = HashSet::new();
         let mut timers: BTreeSet<(u64, Lane)> = BTreeSet::new();
         let mut ready: VecDeque<Lane> = VecDeque::new();
+        // Per pending intent, what tells whether a later one in its lane supersedes it.
+        let mut decided: HashMap<u64, Decided> = HashMap::new();
         let mut high_water = 0u64;
         loop {
             // Take in everything committed since the last look.
@@ -92,6 +99,7 @@ impl Deliverer {
                 Ok(items) => {
                     for item in items {
                         high_water = item.seq;
+                        decided.insert(item.seq, item.entry.decided_as());
                         let lane = (item.entry.target().to_string(), item.entry.user_id().to_string());
                         let q = lanes.entry(lane.clone()).or_default();
                         q.push_back((item.seq, item.entry.next_ms));
@@ -126,9 +134,14 @@ impl Deliverer {
                     break;
                 };
                 busy.insert(lane.clone());
+                // The newest later intent of the lane that makes this one stale, if any.
+                let superseded_by = decided.get(&seq).and_then(|head| {
+                    let later = lanes.get(&lane).into_iter().flatten().skip(1).map(|(s, _)| *s);
+                    later.filter(|s| decided.get(s).is_some_and(|d| d.supersedes(head))).max()
+                });
                 let (me, tx) = (self.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    let outcome = me.attempt(seq).await.unwrap_or_else(|e| {
+                    let outcome = me.attempt(seq, superseded_by).await.unwrap_or_else(|e| {
                         tracing::error!(seq, error = %e, "Recording a delivery outcome failed; the attempt will repeat.");
                         Outcome::RetryAt(now_ms() + 1000)
                     });
@@ -145,7 +158,11 @@ impl Deliverer {
                     busy.remove(&done.lane);
                     if let Some(q) = lanes.get_mut(&done.lane) {
                         match done.outcome {
-                            Outcome::Closed => { q.pop_front(); }
+                            Outcome::Closed => {
+                                if let Some((seq, _)) = q.pop_front() {
+                                    decided.remove(&seq);
+                                }
+                            }
                             Outcome::RetryAt(at) => { if let Some(h) = q.front_mut() { h.1 = at; } }
                         }
                         if q.is_empty() {
@@ -198,7 +215,8 @@ impl Deliverer {
     }
 
     /// One attempt at one outbox entry; writes its outcome to the store before returning.
-    async fn attempt(&self, seq: u64) -> StoreResult<Outcome> {
+    /// `superseded_by`: a later pending intent of the lane that makes this one stale.
+    async fn attempt(&self, seq: u64, superseded_by: Option<u64>) -> StoreResult<Outcome> {
         let Some(entry) = self.store.outbox_get(seq)? else { return Ok(Outcome::Closed) };
         let intent: Intent = match serde_json::from_value(entry.intent.clone()) {
             Ok(i) => i,
@@ -216,37 +234,50 @@ impl Deliverer {
             tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, "Dry run: recorded an intent without sending it.");
             return Ok(Outcome::Closed);
         }
+        // Only while the newer intent is still pending: an operator may have dropped it.
+        let superseded_by = match superseded_by {
+            Some(by) if self.store.outbox_get(by)?.is_some() => Some(by),
+            _ => None,
+        };
+        if let Some(by) = superseded_by {
+            let audit = self.audit(
+                &intent,
+                seq,
+                &entry,
+                "superseded",
+                &[],
+                json!({"superseded_by": by, "detail": format!("superseded by job {by}, a newer decision for this user and target; not sent")}),
+            );
+            self.store.supersede_pending(seq, by, &audit)?;
+            self.metrics.record_delivery(&intent.target, "superseded");
+            tracing::info!(job = seq, superseded_by = by, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, "Skipped an intent: superseded by a newer one.");
+            return Ok(Outcome::Closed);
+        }
         let Some(connector) = self.connectors.get(&intent.target) else {
             return self.bury(seq, entry, &intent, &[], format!("target '{}' is not configured", intent.target));
         };
         let started = Instant::now();
         let mut calls = Vec::new();
         let mut failure = None;
+        let mut effects = Vec::new();
         for action in actions::for_intent(&intent) {
             let ex = connector.execute(&action).await;
             calls.extend(ex.calls);
-            if let Err(f) = ex.result {
-                failure = Some(f);
-                break;
+            match ex.result {
+                Ok(effect) => {
+                    effects.push(effect);
+                    if effect == Effect::NoSuchAccount {
+                        break;
+                    }
+                }
+                Err(f) => {
+                    failure = Some(f);
+                    break;
+                }
             }
         }
         let Some(failure) = failure else {
-            let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
-            let audit = self.audit(
-                &intent,
-                seq,
-                &entry,
-                "delivered",
-                &calls,
-                json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64}),
-            );
-            self.store.outbox_finish(seq, &intent.user_id, &audit)?;
-            self.metrics.record_delivery(&intent.target, "delivered");
-            if is_offboarding(intent.trigger) {
-                self.metrics.offboarding_latency.observe(latency_ms as f64 / 1000.0);
-            }
-            tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, latency_ms, "Delivered an intent.");
-            return Ok(Outcome::Closed);
+            return self.delivered(seq, &entry, &intent, &calls, overall(&effects), started);
         };
         let attempt = entry.attempts + 1;
         let unit: f64 = rand::thread_rng().gen();
@@ -273,6 +304,48 @@ impl Deliverer {
                 Ok(Outcome::RetryAt(next_ms))
             }
         }
+    }
+
+    /// Records a delivery (or a "no such account" answer) and marks the dead letters it makes stale.
+    fn delivered(
+        &self,
+        seq: u64,
+        entry: &OutboxEntry,
+        intent: &Intent,
+        calls: &[Call],
+        effect: Effect,
+        started: Instant,
+    ) -> StoreResult<Outcome> {
+        let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
+        let no_account = effect == Effect::NoSuchAccount;
+        let outcome = if no_account { "no_such_account" } else { "delivered" };
+        let mut extra =
+            json!({"effect": effect, "latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64});
+        if no_account {
+            extra["detail"] = json!(format!(
+                "target '{}' has no account named '{}', so there was nothing to change; if this user should have one there, check the username mapping or link",
+                intent.target, intent.username
+            ));
+        }
+        let at = now_text();
+        let audit = self.audit(intent, seq, entry, outcome, calls, extra);
+        let marked = self.store.outbox_deliver(seq, entry, &audit, &at)?;
+        self.metrics.record_delivery(&intent.target, outcome);
+        for _ in &marked {
+            self.metrics.record_delivery(&intent.target, "superseded");
+        }
+        if !marked.is_empty() {
+            tracing::info!(job = seq, superseded = ?marked, target = %intent.target, username = %Pii(&intent.username), "Dead letters made stale by this delivery are marked superseded.");
+        }
+        if no_account {
+            tracing::warn!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, "The target has no such account; nothing to change (check the username mapping or link if it should).");
+            return Ok(Outcome::Closed);
+        }
+        if is_offboarding(intent.trigger) {
+            self.metrics.offboarding_latency.observe(latency_ms as f64 / 1000.0);
+        }
+        tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, latency_ms, "Delivered an intent.");
+        Ok(Outcome::Closed)
     }
 
     fn bury(

@@ -1,9 +1,10 @@
 //! The admin API (its own tokens, never the IdP's): jobs and dead letters, the audit log.
-//! `GET /admin/jobs[?state=pending|dead]`, `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`,
-//! `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`), `GET /admin/audit?user=NAME`
-//! (or `?run=RUN_ID`).
-//! Every change is attributed to the request's operator (`operator.rs`): the token's name, and the
-//! CLI user in `X-Scimbridge-Operator`.
+//! `GET /admin/jobs[?state=pending|dead|superseded]`, `GET /admin/jobs/{id}`,
+//! `POST /admin/jobs/{id}/retry[?force=true]` (409 when superseded), `POST /admin/jobs/retry[?target=T]`
+//! (every dead letter still current), `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`),
+//! `GET /admin/audit?user=NAME`.
+//! `GET /admin/audit?run=RUN_ID`. Every change is attributed to the request's operator
+//! (`operator.rs`): the token's name, and the CLI user in `X-Scimbridge-Operator`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -26,7 +27,7 @@ fn json_ok(v: serde_json::Value) -> HttpResponse {
 pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let pairs = parse_pairs(req.query_string());
     let filter = JobFilter::parse(param(&pairs, "state"))
-        .ok_or_else(|| ScimError::invalid_value("state must be pending, dead or all."))?;
+        .ok_or_else(|| ScimError::invalid_value("state must be pending, dead, superseded or all."))?;
     let jobs = admin::list_jobs(&state.store, filter)?;
     Ok(json_ok(json!({"total": jobs.len(), "jobs": jobs})))
 }
@@ -42,10 +43,43 @@ pub async fn job(path: web::Path<String>, state: web::Data<AppState>) -> ApiResu
 pub async fn retry(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let id = job_id(&path)?;
     let op = operator(&req)?;
-    match admin::retry_job(&state.store, id, &op)? {
-        Some(new_id) => Ok(json_ok(json!({"retried": id, "job": new_id}))),
-        None => Err(ScimError::not_found(format!("No dead letter {id}; only dead letters can be retried.")).into()),
+    let pairs = parse_pairs(req.query_string());
+    let force = match param(&pairs, "force") {
+        None | Some("false") => false,
+        Some("true") | Some("") => true,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!("force must be true or false, not '{other}'.")).into())
+        }
+    };
+    match admin::retry_job(&state.store, id, force, &op)? {
+        admin::Retry::Queued(new_id) => Ok(json_ok(json!({"retried": id, "job": new_id, "forced": force}))),
+        admin::Retry::Superseded { by } => Ok(HttpResponse::Conflict()
+            .content_type("application/json")
+            .body(json!({"status": "409", "detail": admin::Retry::refusal(id, by), "superseded_by": by}).to_string())),
+        admin::Retry::NotFound => Err(ScimError::not_found(format!(
+            "No dead letter {id}; only dead letters (and, with force, superseded jobs) can be retried."
+        ))
+        .into()),
     }
+}
+
+/// `POST /admin/jobs/retry[?target=T]`: retries every dead letter that is still current.
+pub async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let pairs = parse_pairs(req.query_string());
+    let target = param(&pairs, "target");
+    if let Some(t) = target {
+        if !state.config.targets.iter().any(|c| c.spec.name == t) {
+            return Err(ScimError::invalid_value(format!("No target named '{t}' is configured.")).into());
+        }
+    }
+    let done = admin::retry_all(&state.store, target, &operator(&req)?)?;
+    let pairs = |v: &[(u64, u64)], k: &str| -> Vec<serde_json::Value> {
+        v.iter().map(|(job, other)| json!({"job": job, k: other})).collect()
+    };
+    Ok(json_ok(json!({
+        "retried": pairs(&done.retried, "as"),
+        "superseded": pairs(&done.superseded, "superseded_by"),
+    })))
 }
 
 pub async fn drop(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

@@ -42,6 +42,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ("scimbridge_users", "Users stored.", users),
         ("scimbridge_groups", "Groups stored.", groups),
         ("scimbridge_outbox_depth", "Intents waiting for delivery.", state.store.outbox_depth() as f64),
+        ("scimbridge_dead_letters", "Intents that failed for good and wait for an operator.", state.store.dead_letter_count() as f64),
+        (
+            "scimbridge_superseded_intents",
+            "Intents not delivered because a newer one for the same user and target supersedes them.",
+            state.store.superseded_count() as f64,
+        ),
         (
             "scimbridge_record_cache_records",
             "Users and groups held in the record cache; below users + groups, reads of the rest go to disk (raise cache_mb).",

@@ -18,6 +18,7 @@ mod ops;
 mod query;
 mod render;
 mod resources;
+mod route_label;
 pub mod tls;
 
 use std::sync::Arc;
@@ -98,6 +99,7 @@ pub fn serve(
             .service(
                 web::scope("/admin")
                     .route("/jobs", web::get().to(admin::jobs))
+                    .route("/jobs/retry", web::post().to(admin::retry_all))
                     .route("/jobs/{id}", web::get().to(admin::job))
                     .route("/jobs/{id}", web::delete().to(admin::drop))
                     .route("/jobs/{id}/retry", web::post().to(admin::retry))

@@ -233,6 +233,8 @@ pub(crate) fn enqueue(
     let text = super::report::rfc3339(now);
     let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
     let mut n = 0;
+    // One run is one decision, however many calls write it (see `store::Basis`).
+    let decision = store.new_decision();
     for chunk in intents.chunks(ENQUEUE_BATCH) {
         let entries: Vec<(OutboxEntry, Value)> = chunk
             .iter()
@@ -241,7 +243,9 @@ pub(crate) fn enqueue(
                     "type": "queued", "at": text, "target": i.target, "user_id": i.user_id, "username": i.username,
                     "action": i.action, "trigger": i.trigger, "reason": reason, "dry_run": i.dry_run,
                 });
-                serde_json::to_value(i).ok().map(|v| (OutboxEntry::new(v, &text, ms).with_operator(op), record))
+                serde_json::to_value(i)
+                    .ok()
+                    .map(|v| (OutboxEntry::decided(v, &text, ms, decision).with_operator(op), record))
             })
             .collect();
         n += store.enqueue_audited(&entries)?.len() as u64;

@@ -16,6 +16,7 @@
 //! | `meta` | `layout`, `seq`, `count:users`, `count:groups` |
 //! | `tokens` | token name → hashed token record |
 //! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
+//! | `dead_letters`, `superseded`, `dead_by_lane` | jobs out of the outbox (see `supersede.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
 //! entries; `members` and `member_of` mirror each other. Each SCIM write is one multi-tree
@@ -36,6 +37,7 @@ mod outbox;
 mod query;
 mod record_cache;
 mod records;
+mod supersede;
 mod tokens;
 pub mod writes;
 
@@ -50,6 +52,7 @@ pub use operator::{local_user, Operator, OPERATOR_HEADER};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
 pub use records::{Kind, RawRecord, Record, RecordMeta, StoredRecord};
+pub use supersede::{Basis, Decided};
 pub use tokens::TokenRecord;
 pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, Planned, WriteCtx, WriteOutcome};
 
@@ -204,6 +207,7 @@ impl Store {
                 records: record_cache::RecordCache::new(record_cache),
             }),
         };
+        store.index_dead_lanes()?;
         store.start_background_flush();
         Ok(store)
     }

@@ -1,16 +1,18 @@
 //! The outbox: intents waiting for delivery, keyed by sequence, and the dead letters that ran
 //! out of attempts. Intents enter in the SCIM change's own transaction (`writes.rs`) or through
 //! `enqueue` (jobs, retries); they leave only in a transaction that also writes the outcome to
-//! the audit log, so no intent is ever finished without a record of how.
+//! the audit log, so no intent is ever finished without a record of how. Dead letters and
+//! superseded intents keep their job number (`supersede.rs` says when an intent is stale).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sled::Transactional;
 
-use super::audit::{encode, index_keys, operator_record};
+use super::audit::{encode, index_keys};
 use super::error::{StoreError, StoreResult};
 use super::keys;
 use super::operator::Operator;
+use super::supersede::{lane_key, Basis};
 use super::{tree, Store};
 
 /// One stored intent with its delivery state.
@@ -34,6 +36,12 @@ pub struct OutboxEntry {
     /// run or retry, the IdP credential of a SCIM change; carried into the delivery record.
     #[serde(flatten)]
     pub operator: Option<Operator>,
+    /// The state the intent was decided from (absent in entries written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<Basis>,
+    /// The newer job that made this one stale (state `superseded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<u64>,
 }
 
 impl OutboxEntry {
@@ -47,12 +55,19 @@ impl OutboxEntry {
             last_error: None,
             dead_at: None,
             operator: None,
+            basis: None,
+            superseded_by: None,
         }
     }
     /// The same entry, attributed to `op`.
     pub fn with_operator(mut self, op: &Operator) -> OutboxEntry {
         self.operator = Some(op.clone());
         self
+    }
+    /// An entry decided in `batch` (one SCIM change, one operator run).
+    pub fn decided(intent: Value, now: &str, now_ms: u64, batch: u64) -> OutboxEntry {
+        let basis = Some(Basis::of(&intent, batch));
+        OutboxEntry { basis, ..OutboxEntry::new(intent, now, now_ms) }
     }
     pub fn encode(&self) -> StoreResult<Vec<u8>> {
         serde_json::to_vec(self).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -73,7 +88,7 @@ impl OutboxEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxItem {
     pub seq: u64,
-    /// `pending` or `dead`.
+    /// `pending`, `dead` or `superseded`.
     pub state: &'static str,
     #[serde(flatten)]
     pub entry: OutboxEntry,
@@ -129,12 +144,15 @@ impl Store {
         let audit_bytes = encode(audit)?;
         let index = index_keys(subject, audit, audit_seq);
         let dead_bytes = dead.map(OutboxEntry::encode).transpose()?;
+        let lane = dead.map(|e| lane_key(e.target(), e.user_id(), seq));
+        let lanes = self.dead_lane_tree()?;
         let (outbox, dead_tree, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, dead_tree, audit_tree, by_subject).transaction(|(o, d, a, s)| {
+        (outbox, dead_tree, audit_tree, by_subject, &lanes).transaction(|(o, d, a, s, l)| {
             o.remove(&seq.to_be_bytes())?;
-            if let Some(b) = &dead_bytes {
+            if let (Some(b), Some(lane)) = (&dead_bytes, &lane) {
                 d.insert(&seq.to_be_bytes(), b.as_slice())?;
+                l.insert(lane.as_slice(), &[])?;
             }
             a.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
             for k in &index {
@@ -194,9 +212,18 @@ impl Store {
         let _guard = self.lock();
         let mut seqs = Vec::with_capacity(entries.len());
         let mut batch = sled::Batch::default();
+        let mut decision = None;
         for e in entries {
             let seq = self.next_seq();
-            batch.insert(&seq.to_be_bytes(), e.encode()?);
+            // Entries without a basis are one decision: the call's first job number names it.
+            let decision = *decision.get_or_insert(seq);
+            match &e.basis {
+                Some(_) => batch.insert(&seq.to_be_bytes(), e.encode()?),
+                None => batch.insert(
+                    &seq.to_be_bytes(),
+                    OutboxEntry { basis: Some(Basis::of(&e.intent, decision)), ..e.clone() }.encode()?,
+                ),
+            }
             seqs.push(seq);
         }
         self.t(tree::OUTBOX).apply_batch(batch)?;
@@ -207,7 +234,7 @@ impl Store {
         Ok(seqs)
     }
 
-    /// Pending entries and dead letters, oldest first.
+    /// Pending entries, dead letters and superseded intents, oldest first.
     pub fn jobs(&self) -> StoreResult<Vec<OutboxItem>> {
         let mut out: Vec<OutboxItem> = Vec::new();
         for (t, state) in [(tree::OUTBOX, "pending"), (tree::DEAD, "dead")] {
@@ -216,46 +243,83 @@ impl Store {
                 out.push(decode_item(&k, &v, state)?);
             }
         }
+        out.extend(self.superseded_items()?);
         out.sort_by_key(|i| i.seq);
         Ok(out)
     }
 
-    /// One job by sequence, pending or dead.
+    /// One job by sequence: pending, dead or superseded.
     pub fn job(&self, seq: u64) -> StoreResult<Option<OutboxItem>> {
         for (t, state) in [(tree::OUTBOX, "pending"), (tree::DEAD, "dead")] {
             if let Some(v) = self.t(t).get(seq.to_be_bytes())? {
                 return Ok(Some(decode_item(&seq.to_be_bytes(), &v, state)?));
             }
         }
+        if let Some(v) = self.superseded_tree()?.get(seq.to_be_bytes())? {
+            return Ok(Some(decode_item(&seq.to_be_bytes(), &v, "superseded")?));
+        }
         Ok(None)
     }
 
-    /// Puts a dead letter back in the outbox (at the back of its lane) with a fresh attempt
-    /// count, attributed to `op`, and records the retry (a `job_retry` operator record naming
-    /// both job numbers) in the same transaction; returns its new sequence, or None if there is
-    /// no such dead letter.
-    pub fn retry_dead(&self, seq: u64, op: &Operator, now: &str, now_ms: u64) -> StoreResult<Option<u64>> {
+    /// Puts a dead letter (or, when `force`, a superseded intent) back in the outbox at the back
+    /// of its lane with a fresh attempt count, attributed to `op`, together with `audit` (the
+    /// operator's record, indexed under the user, the username and the run) in the same
+    /// transaction; returns its new sequence, or None if there is no such job. A forced retry is a
+    /// new decision by the operator, so it gets a batch of its own and supersedes what it
+    /// contradicts.
+    pub fn retry_dead(
+        &self,
+        seq: u64,
+        op: &Operator,
+        now: &str,
+        now_ms: u64,
+        force: bool,
+        audit: &Value,
+    ) -> StoreResult<Option<u64>> {
         let _guard = self.lock();
-        let Some(v) = self.t(tree::DEAD).get(seq.to_be_bytes())? else { return Ok(None) };
+        let sup = self.superseded_tree()?;
+        let from_dead = self.t(tree::DEAD).get(seq.to_be_bytes())?;
+        let (v, from_dead) = match (from_dead, force) {
+            (Some(v), _) => (v, true),
+            (None, true) => match sup.get(seq.to_be_bytes())? {
+                Some(v) => (v, false),
+                None => return Ok(None),
+            },
+            (None, false) => return Ok(None),
+        };
         let old = OutboxEntry::decode(&v)?;
-        let subject = old.user_id().to_string();
         let new_seq = self.next_seq();
+        let basis = match (force, &old.basis) {
+            (false, Some(b)) => b.clone(),
+            (false, None) => old.basis_or_implied(),
+            (true, _) => Basis::of(&old.intent, new_seq),
+        };
+        let lane = lane_key(old.target(), old.user_id(), seq);
+        let subject = old.user_id().to_string();
+        let fresh = OutboxEntry { basis: Some(basis), ..OutboxEntry::new(old.intent, now, now_ms) }
+            .with_operator(op)
+            .encode()?;
         let audit_seq = self.next_seq();
-        let details = serde_json::json!({
-            "job": seq, "new_job": new_seq, "target": old.target(), "user_id": subject,
-            "username": old.intent.get("username"), "intent": old.intent.get("action"), "trigger": old.intent.get("trigger"),
-        });
-        let record = operator_record(op, "job_retry", details, now);
-        let (record_bytes, index) = (encode(&record)?, index_keys(&subject, &record, audit_seq));
-        let fresh = OutboxEntry::new(old.intent, now, now_ms).with_operator(op).encode()?;
-        let (outbox, dead, audit_tree, by_subject) =
+        let mut audit = audit.clone();
+        if let Some(o) = audit.as_object_mut() {
+            o.insert("retried_as".into(), Value::from(new_seq));
+            o.insert("new_job".into(), Value::from(new_seq));
+        }
+        let (audit_bytes, index) = (encode(&audit)?, index_keys(&subject, &audit, audit_seq));
+        let lanes = self.dead_lane_tree()?;
+        let (outbox, dead, a, b) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, dead, audit_tree, by_subject).transaction(|(o, d, a, s)| {
+        (outbox, dead, &sup, &lanes, a, b).transaction(|(o, d, s, l, a, b)| {
             o.insert(&new_seq.to_be_bytes(), fresh.as_slice())?;
-            d.remove(&seq.to_be_bytes())?;
-            a.insert(&audit_seq.to_be_bytes(), record_bytes.as_slice())?;
+            if from_dead {
+                d.remove(&seq.to_be_bytes())?;
+                l.remove(lane.as_slice())?;
+            } else {
+                s.remove(&seq.to_be_bytes())?;
+            }
+            a.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
             for k in &index {
-                s.insert(k.as_slice(), &[])?;
+                b.insert(k.as_slice(), &[])?;
             }
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
@@ -264,14 +328,22 @@ impl Store {
         Ok(Some(new_seq))
     }
 
-    /// Removes a job (pending or dead) without delivering it; true if it existed.
+    /// Removes a job (pending, dead or superseded) without delivering it; true if it existed.
     pub fn drop_job(&self, seq: u64, subject: &str, audit: &Value) -> StoreResult<bool> {
         if self.t(tree::OUTBOX).contains_key(seq.to_be_bytes())? {
             self.outbox_finish(seq, subject, audit)?;
             return Ok(true);
         }
         let _guard = self.lock();
-        if self.t(tree::DEAD).contains_key(seq.to_be_bytes())? {
+        let removed = match self.t(tree::DEAD).remove(seq.to_be_bytes())? {
+            Some(v) => {
+                let e = OutboxEntry::decode(&v)?;
+                self.dead_lane_tree()?.remove(lane_key(e.target(), e.user_id(), seq))?;
+                true
+            }
+            None => self.superseded_tree()?.remove(seq.to_be_bytes())?.is_some(),
+        };
+        if removed {
             let audit_seq = self.next_seq();
             let bytes = encode(audit)?;
             let index = index_keys(subject, audit, audit_seq);

@@ -379,7 +379,9 @@ impl Store {
         }
         let intent_bytes: Vec<Vec<u8>> = intents
             .into_iter()
-            .map(|intent| super::outbox::OutboxEntry::new(intent, ctx.now, enqueued_ms).with_operator(&cause).encode())
+            .map(|intent| {
+                super::outbox::OutboxEntry::decided(intent, ctx.now, enqueued_ms, seq).with_operator(&cause).encode()
+            })
             .collect::<StoreResult<_>>()?;
         let trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);

@@ -15,6 +15,16 @@ use super::server::{ADMIN_TOKEN, TOKEN};
 pub struct Served {
     pub child: Child,
     pub base: String,
+    /// Every JSON log line the child wrote so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Served {
+    /// The `message` of every log line so far.
+    pub fn messages(&self) -> Vec<String> {
+        let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
+        logs.iter().filter_map(|v| v["fields"]["message"].as_str().map(str::to_string)).collect()
+    }
 }
 
 /// Starts the binary on `dir`, listening on a port the OS picks, and waits for its
@@ -39,12 +49,17 @@ pub async fn serve(dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> S
         .expect("the scimbridge binary starts");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = logs.clone();
     // Keep draining stderr for the child's whole life: a full pipe would stall its logging.
     tokio::spawn(async move {
         let mut tx = Some(tx);
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            if let Ok(mut l) = kept.lock() {
+                l.push(v.clone());
+            }
             if v["fields"]["message"] == "Serving SCIM 2.0." {
                 if let (Some(tx), Some(addr)) = (tx.take(), v["fields"]["addr"].as_str()) {
                     let _ = tx.send(addr.to_string());
@@ -56,5 +71,5 @@ pub async fn serve(dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> S
         .await
         .expect("the server reports its address within a minute")
         .expect("the server started (see its stderr)");
-    Served { child, base: format!("http://{addr}/scim/v2") }
+    Served { child, base: format!("http://{addr}/scim/v2"), logs }
 }

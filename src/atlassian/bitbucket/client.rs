@@ -71,24 +71,25 @@ async fn anonymize(s: &mut Session<'_>, username: &str) -> Result<Effect, Failur
     Ok(Effect::Applied)
 }
 
-/// Whether the user is a direct member of `group`; `Err` Permanent when the user is unknown.
-async fn is_member(s: &mut Session<'_>, username: &str, group: &str) -> Result<bool, Failure> {
+/// Whether the user is a direct member of `group`; `None` when Bitbucket has no such user (its
+/// 404 with a JSON `errors` list: an HTML 404 is a wrong URL, not a missing user).
+async fn is_member(s: &mut Session<'_>, username: &str, group: &str) -> Result<Option<bool>, Failure> {
     let mut start = 0;
     for _ in 0..MAX_PAGES {
         let reply = s.send(&rq::user_groups(username, group, start)).await?;
-        if reply.status == 404 {
-            return Err(Failure::permanent(format!("Bitbucket has no user named {username:?} (404)")));
+        if reply.status == 404 && reply.json().is_some_and(|v| v.get("errors").is_some_and(Value::is_array)) {
+            return Ok(None);
         }
         if !reply.is_success() {
             return Err(failure(&reply, s.now()));
         }
         let (names, next) = rs::group_page(&reply.json().unwrap_or(Value::Null));
         if names.iter().any(|n| n == group) {
-            return Ok(true);
+            return Ok(Some(true));
         }
         match next {
             Some(n) => start = n,
-            None => return Ok(false),
+            None => return Ok(Some(false)),
         }
     }
     Err(Failure::permanent(format!(
@@ -97,16 +98,20 @@ async fn is_member(s: &mut Session<'_>, username: &str, group: &str) -> Result<b
 }
 
 async fn add_to_group(s: &mut Session<'_>, username: &str, group: &str) -> Result<Effect, Failure> {
-    if is_member(s, username, group).await? {
-        return Ok(Effect::AlreadyDone);
+    match is_member(s, username, group).await? {
+        None => return Err(Failure::permanent(format!("Bitbucket has no user named {username:?} (404)"))),
+        Some(true) => return Ok(Effect::AlreadyDone),
+        Some(false) => {}
     }
     expect_success(s, &rq::add_to_group(username, group)).await?;
     Ok(Effect::Applied)
 }
 
 async fn remove_from_group(s: &mut Session<'_>, username: &str, group: &str) -> Result<Effect, Failure> {
-    if !is_member(s, username, group).await? {
-        return Ok(Effect::AlreadyDone);
+    match is_member(s, username, group).await? {
+        None => return Ok(Effect::NoSuchAccount),
+        Some(false) => return Ok(Effect::AlreadyDone),
+        Some(true) => {}
     }
     expect_success(s, &rq::remove_from_group(username, group)).await?;
     Ok(Effect::Applied)

@@ -14,17 +14,21 @@ use crate::atlassian::{Action, Effect, Failure};
 pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) -> Result<Effect, Failure> {
     match action {
         Action::CreateUser { username, display_name, email } => create(s, username, display_name, email).await,
-        Action::Deactivate { username } => write(s, &rq::disable(username)).await,
+        Action::Deactivate { username } => removal(s, username, &rq::disable(username)).await,
         Action::Reactivate { username } => write(s, &rq::enable(username)).await,
         Action::Delete { username } => delete(s, username).await,
         Action::RemoveLicense { username, groups } => {
             for group in groups {
-                write(s, &rq::remove_from_group(username, group)).await?;
+                if removal(s, username, &rq::remove_from_group(username, group)).await? == Effect::NoSuchAccount {
+                    return Ok(Effect::NoSuchAccount);
+                }
             }
             Ok(Effect::Applied)
         }
         Action::AddToGroup { username, group } => write(s, &rq::add_to_group(username, group)).await,
-        Action::RemoveFromGroup { username, group } => write(s, &rq::remove_from_group(username, group)).await,
+        Action::RemoveFromGroup { username, group } => {
+            removal(s, username, &rq::remove_from_group(username, group)).await
+        }
         // `Connector::execute` filters unsupported kinds first; kept for exhaustiveness.
         Action::Anonymize { .. } => {
             Err(Failure::permanent("Confluence DC has no REST endpoint for user anonymization"))
@@ -45,6 +49,23 @@ pub(in crate::atlassian) async fn health(s: &mut Session<'_>) -> Result<(), Fail
 /// An idempotent write (disable, enable, membership): any 2xx is done.
 async fn write(s: &mut Session<'_>, req: &Request) -> Result<Effect, Failure> {
     expect_success(s, req).await.map(|_| Effect::Applied)
+}
+
+/// A disable or membership removal (idempotent writes). Their 404 can mean the user or the group
+/// is missing (atlassian-dc.md §3), so a 404 is "no such account" only when `GET /user` confirms
+/// with a 404 of its own; otherwise the original answer is the failure.
+async fn removal(s: &mut Session<'_>, username: &str, req: &Request) -> Result<Effect, Failure> {
+    let reply = s.send(req).await?;
+    if reply.is_success() {
+        return Ok(Effect::Applied);
+    }
+    if reply.status == 404 {
+        let user = s.send(&rq::get_user(username)).await?;
+        if user.status == 404 && user.json().is_some_and(|v| v.get("statusCode").is_some()) {
+            return Ok(Effect::NoSuchAccount);
+        }
+    }
+    Err(failure(&reply, s.now()))
 }
 
 async fn create(s: &mut Session<'_>, username: &str, full_name: &str, email: &str) -> Result<Effect, Failure> {

@@ -10,7 +10,10 @@ use crate::atlassian::{Action, Effect, Failure};
 pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) -> Result<Effect, Failure> {
     match action {
         Action::CreateUser { username, display_name, email } => create(s, username, display_name, email).await,
-        Action::Deactivate { username } => set_active(s, username, false).await,
+        Action::Deactivate { username } => match lookup(s, username).await? {
+            None => Ok(Effect::NoSuchAccount),
+            Some(user) => apply_active(s, &user, false).await,
+        },
         Action::Reactivate { username } => set_active(s, username, true).await,
         Action::Delete { username } => delete(s, username).await,
         Action::RemoveLicense { username, groups } => {
@@ -37,7 +40,7 @@ pub(in crate::atlassian) async fn health(s: &mut Session<'_>) -> Result<(), Fail
 
 async fn lookup(s: &mut Session<'_>, username: &str) -> Result<Option<CrowdUser>, Failure> {
     let reply = s.send(&rq::get_user(username)).await?;
-    if reply.status == 404 {
+    if rs::is_missing_user(&reply) {
         return Ok(None);
     }
     if !reply.is_success() {
@@ -69,10 +72,14 @@ async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result
     let Some(user) = lookup(s, username).await? else {
         return Err(Failure::permanent(format!("Crowd has no user named {username:?} (404)")));
     };
+    apply_active(s, &user, active).await
+}
+
+async fn apply_active(s: &mut Session<'_>, user: &CrowdUser, active: bool) -> Result<Effect, Failure> {
     if user.active == active {
         return Ok(Effect::AlreadyDone);
     }
-    let reply = s.send(&rq::set_active(&user, active)).await?;
+    let reply = s.send(&rq::set_active(user, active)).await?;
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));
     }
@@ -101,6 +108,9 @@ async fn remove_from_group(s: &mut Session<'_>, username: &str, group: &str) -> 
     let reply = s.send(&rq::remove_from_group(username, group)).await?;
     if rs::is_missing_membership(&reply) {
         return Ok(Effect::AlreadyDone);
+    }
+    if rs::is_missing_user(&reply) {
+        return Ok(Effect::NoSuchAccount);
     }
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));

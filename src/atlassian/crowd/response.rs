@@ -80,6 +80,12 @@ pub(super) fn reason(reply: &Reply) -> Option<String> {
 }
 
 /// 404 on membership removal because the membership (not the user or group) is missing.
+/// Crowd's "no such user" (404 `USER_NOT_FOUND`, atlassian-dc.md §4 "404 (user not found)");
+/// other 404s name a group (`GROUP_NOT_FOUND`) or a membership (`MEMBERSHIP_NOT_FOUND`).
+pub(super) fn is_missing_user(reply: &Reply) -> bool {
+    reply.status == 404 && reason(reply).as_deref() == Some("USER_NOT_FOUND")
+}
+
 pub(super) fn is_missing_membership(reply: &Reply) -> bool {
     reply.status == 404 && reason(reply).as_deref() == Some("MEMBERSHIP_NOT_FOUND")
 }

@@ -33,10 +33,10 @@ pub(in crate::atlassian) async fn health(s: &mut Session<'_>) -> Result<(), Fail
     expect_success(s, &rq::myself()).await.map(|_| ())
 }
 
-/// `GET /user`: `Ok(None)` on 404.
+/// `GET /user`: `Ok(None)` on Jira's 404 for a missing user.
 async fn lookup(s: &mut Session<'_>, username: &str, include_deleted: bool) -> Result<Option<JiraUser>, Failure> {
     let reply = s.send(&rq::get_user(username, include_deleted)).await?;
-    if reply.status == 404 {
+    if rs::is_no_such_user(&reply) {
         return Ok(None);
     }
     if !reply.is_success() {
@@ -67,6 +67,10 @@ async fn create(s: &mut Session<'_>, username: &str, display_name: &str, email: 
 
 async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result<Effect, Failure> {
     let user = require(s, username).await?;
+    apply_active(s, username, &user, active).await
+}
+
+async fn apply_active(s: &mut Session<'_>, username: &str, user: &JiraUser, active: bool) -> Result<Effect, Failure> {
     if user.active == active {
         return Ok(Effect::AlreadyDone);
     }
@@ -87,7 +91,8 @@ async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result
 }
 
 async fn deactivate(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {
-    let effect = set_active(s, username, false).await?;
+    let Some(user) = lookup(s, username, false).await? else { return Ok(Effect::NoSuchAccount) };
+    let effect = apply_active(s, username, &user, false).await?;
     // Also when the user was already inactive: an earlier attempt may have deactivated and then
     // failed to end the sessions, and ending none is harmless.
     let reply = s.send(&rq::kill_sessions(username)).await?;
@@ -131,7 +136,7 @@ async fn add_to_group(s: &mut Session<'_>, username: &str, group: &str) -> Resul
 }
 
 async fn remove_from_group(s: &mut Session<'_>, username: &str, group: &str) -> Result<Effect, Failure> {
-    let user = require(s, username).await?;
+    let Some(user) = lookup(s, username, false).await? else { return Ok(Effect::NoSuchAccount) };
     if !user.groups.iter().any(|g| g == group) {
         return Ok(Effect::AlreadyDone);
     }

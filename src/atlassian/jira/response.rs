@@ -105,6 +105,14 @@ fn messages_contain(reply: &Reply, needles: &[&str]) -> bool {
 }
 
 /// 400 on `POST /group/user` when the user already belongs to the group (§2.3).
+/// Jira's own "no such user" answer: 404 with its `ErrorCollection` body (`errorMessages`,
+/// atlassian-dc.md §1.3; `GET /user` lists 404 among its answers, §2.2). A 404
+/// without it (an HTML page) comes from a wrong base URL or context path, not from Jira's user
+/// resource, and must not be read as "the user does not exist".
+pub(super) fn is_no_such_user(reply: &Reply) -> bool {
+    reply.status == 404 && reply.json().is_some_and(|v| v.get("errorMessages").is_some_and(Value::is_array))
+}
+
 pub(super) fn is_already_member(reply: &Reply) -> bool {
     reply.status == 400 && messages_contain(reply, &["already a member", "already belongs"])
 }

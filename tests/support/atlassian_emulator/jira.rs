@@ -187,6 +187,8 @@ fn target(s: &State, req: &Req, include_deleted: bool) -> Option<String> {
     }
 }
 
+/// Jira's `ErrorCollection` 404 for a missing user (atlassian-dc.md §1.3, S1). The bridge reads
+/// only this shape as "no such account"; an unknown path answers Jersey's "null for uri" instead.
 fn not_found(req: &Req) -> Resp {
     let who = req.q("username").or(req.q("key")).unwrap_or("");
     error(404, &format!("The user named '{who}' does not exist"))
