@@ -22,6 +22,13 @@ struct Cli {
     /// Configuration file (TOML).
     #[arg(long, global = true, env = "SCIMBRIDGE_CONFIG")]
     config: Option<PathBuf>,
+    /// The running server to use, e.g. https://scim.example.com:9090 (its admin API; default: the
+    /// server holding this configuration's store, on admin_listen or listen).
+    #[arg(long, global = true, env = "SCIMBRIDGE_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// PEM certificates to trust for the server's HTTPS, besides the public roots and [tls] cert_file.
+    #[arg(long, global = true, env = "SCIMBRIDGE_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -157,16 +164,41 @@ fn tune_allocator() {
     }
 }
 
+/// A closed stdout or stderr (`scimbridge audit … | head -1`) ends a command quietly, as it
+/// ends other Unix tools, instead of a `Broken pipe` panic at the next print: the default
+/// action of SIGPIPE, which Rust programs otherwise ignore. Not for `serve`: its sockets must
+/// see a closed peer as an error, not end the process.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal's disposition to its default at start, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    let config = match load_config(&cli) {
+    if !matches!(cli.command, Command::Serve) {
+        quiet_on_closed_pipe();
+    }
+    let mut config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    config.server = cli.server.clone();
+    config.ca_file = cli.ca.clone();
+    // What calls every target needs every credential; other commands need none (a lifecycle run
+    // checks the ones it calls when it runs here rather than through a server).
+    if matches!(cli.command, Command::Serve | Command::CheckConfig { .. }) {
+        if let Err(e) = config.require_credentials(None) {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     let result = match &cli.command {
         Command::Serve => serve(config),
         Command::CheckConfig { live } => with_runtime(check_config(config, *live)),
@@ -204,7 +236,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -385,14 +421,15 @@ async fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {
             eprintln!("Created {} token '{name}'. It is shown only this once.", scope.as_str());
         }
         TokenAction::List => {
-            for (name, scope, created) in backend.token_list().await? {
+            let rows = backend.token_list(&config).await?;
+            println!("name\tscope\tcreated");
+            for (name, scope, created) in &rows {
                 println!("{name}\t{scope}\t{created}");
             }
+            eprintln!("{} token(s); env:VAR#n come from the environment and are revoked only there", rows.len());
         }
         TokenAction::Revoke { name } => {
-            if !backend.token_revoke(name).await? {
-                anyhow::bail!("no token named '{name}'");
-            }
+            backend.token_revoke(&config, name).await?;
             println!("Revoked '{name}'.");
         }
     }
@@ -401,6 +438,36 @@ async fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
+    /// Every `--flag` a dry run's hint names is a flag of the command the hint names.
+    #[test]
+    fn hints_name_only_flags_the_named_command_accepts() {
+        let cli = super::Cli::command();
+        for kind in scimbridge::lifecycle::KINDS {
+            let Some(hint) = scimbridge::lifecycle::apply_hint(kind) else { continue };
+            let words: Vec<&str> = hint.split_whitespace().map(|w| w.trim_matches(|c| c == '(' || c == ')')).collect();
+            assert_eq!(words[0], "scimbridge", "{hint}");
+            let mut cmd = &cli;
+            for w in words[1..].iter().take_while(|w| !w.starts_with("--")) {
+                match cmd.find_subcommand(w) {
+                    Some(sub) => cmd = sub,
+                    None => break,
+                }
+            }
+            assert_ne!(cmd.get_name(), "scimbridge", "{kind}: {hint} names no command");
+            for flag in words.iter().filter_map(|w| w.strip_prefix("--")) {
+                let known = cmd.get_arguments().any(|a| a.get_long() == Some(flag))
+                    || cli.get_arguments().any(|a| a.is_global_set() && a.get_long() == Some(flag));
+                assert!(known, "{kind}: `{hint}` names --{flag}, which `{}` rejects", cmd.get_name());
+            }
+        }
+        // The hint that used to be wrong: `license report` has no --apply.
+        let report = cli.find_subcommand("license").and_then(|l| l.find_subcommand("report")).expect("license report");
+        assert!(!report.get_arguments().any(|a| a.get_long() == Some("apply")));
+        assert!(scimbridge::lifecycle::apply_hint("license-report").is_some_and(|h| h.contains("optimize --apply")));
+    }
+
     #[test]
     fn mimalloc_option_numbers_name_the_options_we_mean() {
         // Their documented defaults (unless the environment overrides them): a libmimalloc-sys

@@ -11,6 +11,7 @@ mod admin_and_cli;
 mod atlassian_activity;
 mod atlassian_connectors;
 mod atlassian_emulator_contract;
+mod cli_truth;
 mod deploy_config;
 mod durability;
 mod entra_sequences;

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::cleanup::{finding, inactivity, Criteria};
 use super::context::{self, action_name, intent, TargetView};
 use super::report::{Mode, Report, TargetSummary};
-use super::{CleanupAction, Jobs, LifecycleError};
+use super::{suggest, CleanupAction, Jobs, LifecycleError};
+use crate::atlassian::{Connector, Failure};
 use crate::policy::{self, Trigger};
 use crate::store::ActivityRecord;
 
@@ -105,7 +106,7 @@ impl Jobs {
             .targets(Some(&req.target))?
             .into_iter()
             .next()
-            .ok_or_else(|| LifecycleError::UnknownTarget(req.target.clone()))?;
+            .ok_or_else(|| LifecycleError::UnknownTarget(format!("{:?}", req.target)))?;
         if kind == BulkKind::Deactivate && (req.directory.is_some() || req.inactive_days.is_some()) {
             let criteria = Criteria {
                 inactive_days: req.inactive_days.unwrap_or(0),
@@ -119,6 +120,9 @@ impl Jobs {
         }
         let policy = &self.config.policy;
         let conn = self.connector(&target.spec.name)?;
+        if let Some(g) = &req.group {
+            self.require_group(conn, g, &target.license_groups).await?;
+        }
         let extra: Vec<String> = req.group.iter().cloned().collect();
         let view = TargetView::read(conn, policy, &target.license_groups, &extra).await?;
         let prov = context::provisioned(&self.store, policy)?;
@@ -130,6 +134,7 @@ impl Jobs {
         // The candidates: a group's members or the given names, each looked up in the target.
         let mut candidates: Vec<ActivityRecord> = Vec::new();
         let mut summary = TargetSummary { target: target.spec.name.clone(), ..TargetSummary::default() };
+        let mut not_found: Vec<String> = Vec::new();
         let mut skip = |why: &str| *summary.skipped.entry(why.to_string()).or_insert(0) += 1;
         if kind == BulkKind::Reactivate && (req.directory.is_some() || req.inactive_days.is_some()) {
             let read = super::activity::refresh_target(&self.store, conn, now, |acc| {
@@ -157,7 +162,10 @@ impl Jobs {
             for n in names {
                 match conn.account(&n).await {
                     Ok(Some(a)) => candidates.push(super::activity::record(&a, now.timestamp_millis())),
-                    Ok(None) => skip("not found in the target"),
+                    Ok(None) => {
+                        skip("not found in the target");
+                        not_found.push(n);
+                    }
                     Err(f) => {
                         return Err(LifecycleError::Read {
                             target: target.spec.name.clone(),
@@ -206,11 +214,40 @@ impl Jobs {
             }
         }
         summary.affected = report.findings.len() as u64;
+        summary.not_found = not_found;
         report.targets.push(summary);
         if report.mode == Mode::Apply {
             report.enqueued = context::enqueue(&self.store, &intents, now)?;
         }
         self.finish(report)
+    }
+
+    /// Fails unless the target has group `group` (a mistyped name would select nobody and
+    /// report "0 affected"); the error names close matches among the groups this bridge knows.
+    async fn require_group(
+        &self,
+        conn: &Connector,
+        group: &str,
+        license_groups: &[String],
+    ) -> Result<(), LifecycleError> {
+        match conn.group_members(group).await {
+            Err(Failure::Permanent { reason }) if reason.starts_with("404") => {
+                let mut known: Vec<String> = license_groups.to_vec();
+                known.extend(self.config.policy.protected_groups.iter().cloned());
+                known.extend(Connector::admin_groups(conn.product()).iter().map(|g| g.to_string()));
+                let lc = &self.config.lifecycle.license;
+                known.extend(lc.access_group.iter().chain(&lc.license_group).cloned());
+                for g in self.store.groups_iter() {
+                    if let Some(name) = g?.str_attr("displayName") {
+                        known.push(name.to_string());
+                    }
+                }
+                let hint = suggest::did_you_mean(&suggest::close_matches(group, known.iter().map(String::as_str)));
+                Err(LifecycleError::Invalid(format!("{} has no group {group:?}{hint}", conn.name())))
+            }
+            // Other failures surface when the members are read for the run.
+            _ => Ok(()),
+        }
     }
 }
 
