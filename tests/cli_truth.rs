@@ -104,6 +104,14 @@ async fn with_admin_listen_the_cli_reads_the_admin_port_and_any_other_answer_is_
     let (code, out, err) = cli(tmp.path(), &["jobs", "list", "--state", "pending", "--config", &cfg], &env).await;
     assert_eq!((code, out.lines().count()), (0, 4), "{out}{err}");
 
+    let (code, _, err) = cli(tmp.path(), &["jobs", "show", "999999", "--config", &cfg], &env).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("No job 999999"), "the server's own words: {err}");
+    let seq = s.store().jobs().expect("jobs")[0].seq.to_string();
+    let (code, out, err) = cli(tmp.path(), &["jobs", "show", &seq, "--config", &cfg], &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"intent\""), "{out}");
+
     // The server's environment tokens are listed by name, never by value.
     let (code, out, err) = cli(tmp.path(), &["token", "list", "--config", &cfg], &env).await;
     assert_eq!(code, 0, "{err}");
@@ -437,5 +445,41 @@ async fn the_licence_report_skips_deactivated_holders_and_a_grant_outside_the_ac
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("outsider") && detail.contains(ACCESS), "{body}");
     assert!(jira.user("outsider").is_some_and(|u| !u.groups.contains(LICENSE)));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_mistyped_directory_is_an_error_naming_the_directories_there_are() {
+    let bb = Emulator::start(Product::Bitbucket).await;
+    bb.seed_users(
+        ["l1", "l2"].iter().map(|n| (n.to_string(), Some(chrono::Utc::now() - chrono::Duration::days(1)), true)),
+    );
+    bb.set_directory("l1", "Corporate LDAP");
+    let toml = format!(
+        "[[target]]\nname = \"bitbucket\"\nproduct = \"bitbucket\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\nlicense_groups = [\"stash-users\"]\n",
+        bb.base_url()
+    );
+    let s = TestServer::start_toml(&toml, &[("ATL_TOKEN", ATL_TOKEN)]).await;
+    for (path, mode) in [("/admin/deactivate", "apply"), ("/admin/reactivate", "dry_run")] {
+        let body = serde_json::json!({"target": "bitbucket", "directory": "Corporate LDPA", "mode": mode});
+        let r = s
+            .client
+            .post(format!("{}{path}", s.root))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("req");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 400, "{path}: {v}");
+        let detail = v["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("\"Corporate LDPA\"") && detail.contains("did you mean: Corporate LDAP"),
+            "{path}: {v}"
+        );
+    }
+    assert_eq!(s.store().outbox_depth(), 0, "nothing was queued");
     s.stop().await;
 }

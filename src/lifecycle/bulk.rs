@@ -90,6 +90,27 @@ pub fn usernames_from_csv(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Fails unless some account of `target` is in directory `asked` (a mistyped name would select
+/// nobody and report "0 affected"); the error names the directories the target reported.
+fn require_directory(target: &str, asked: &str, seen: Vec<String>) -> Result<(), LifecycleError> {
+    if seen.iter().any(|d| d.eq_ignore_ascii_case(asked)) {
+        return Ok(());
+    }
+    let mut seen = seen;
+    seen.sort();
+    seen.dedup();
+    if seen.is_empty() {
+        return Err(LifecycleError::Invalid(format!(
+            "{target} reports no user directory for any account, so --directory {asked:?} selects nobody"
+        )));
+    }
+    let hint = suggest::did_you_mean(&suggest::close_matches(asked, seen.iter().map(String::as_str)));
+    Err(LifecycleError::Invalid(format!(
+        "no account of {target} is in a directory {asked:?}{hint}; its directories: {}",
+        seen.join(", ")
+    )))
+}
+
 impl Jobs {
     /// Runs one bulk operation.
     ///
@@ -116,6 +137,14 @@ impl Jobs {
                 include_inactive_accounts: matches!(action, CleanupAction::Delete | CleanupAction::Anonymize),
             };
             self.select(&mut report, Some(&target.spec.name), &criteria, action, Trigger::Bulk, now).await?;
+            if let (Some(d), true) = (&req.directory, report.targets.iter().all(|t| t.error.is_none())) {
+                // The listing just stored every account with its directory.
+                let mut seen = Vec::new();
+                for acc in self.store.activity_scan(&target.spec.name)? {
+                    seen.extend(acc?.directory);
+                }
+                require_directory(&target.spec.name, d, seen)?;
+            }
             return self.finish(report);
         }
         let policy = &self.config.policy;
@@ -137,7 +166,13 @@ impl Jobs {
         let mut not_found: Vec<String> = Vec::new();
         let mut skip = |why: &str| *summary.skipped.entry(why.to_string()).or_insert(0) += 1;
         if kind == BulkKind::Reactivate && (req.directory.is_some() || req.inactive_days.is_some()) {
+            let mut seen: Vec<String> = Vec::new();
             let read = super::activity::refresh_target(&self.store, conn, now, |acc| {
+                if let Some(d) = &acc.directory {
+                    if !seen.contains(d) {
+                        seen.push(d.clone());
+                    }
+                }
                 let dir_ok = req
                     .directory
                     .as_deref()
@@ -150,6 +185,9 @@ impl Jobs {
             })
             .await;
             read?;
+            if let Some(d) = &req.directory {
+                require_directory(&target.spec.name, d, seen)?;
+            }
         } else {
             let names: Vec<String> = match (&req.group, &req.usernames) {
                 (Some(g), _) => view.members(g).map(|m| m.iter().cloned().collect()).unwrap_or_default(),
