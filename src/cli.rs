@@ -34,7 +34,8 @@ impl Backend {
         }
         match Store::open_with_cache(&config.data_dir, config.cache_bytes) {
             Ok(store) => Ok(Backend::Local(store)),
-            Err(open_err) => Ok(Backend::Remote(RemoteApi::discovered(config, &open_err)?)),
+            Err(e) if e.is_locked() => Ok(Backend::Remote(RemoteApi::discovered(config)?)),
+            Err(e) => Err(anyhow!("cannot open the store in {}: {e}", config.data_dir.display())),
         }
     }
 

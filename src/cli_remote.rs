@@ -142,18 +142,18 @@ impl RemoteApi {
         })
     }
 
-    /// The server that holds this configuration's store (which `open_err` says is taken).
+    /// The server that holds this configuration's store (another process has it open).
     ///
     /// # Errors
     /// No admin token, or an unreadable certificate.
-    pub fn discovered(config: &Config, open_err: &dyn std::fmt::Display) -> anyhow::Result<RemoteApi> {
+    pub fn discovered(config: &Config) -> anyhow::Result<RemoteApi> {
         let (addr, key) = match config.admin_listen {
             Some(a) => (loopback(a), "admin_listen"),
             None => (loopback(config.listen), "listen"),
         };
         let why = format!(
-            "the store in {} is held by another process ({open_err}), so this command uses the admin API of the \
-             server running on it, on {key} {addr}",
+            "the store in {} is held by another process (a running `scimbridge serve`?), so this command uses the \
+             admin API of the server on it, on {key} {addr}",
             absolute(&config.data_dir).display()
         );
         let token = admin_token(config, &why)?;
@@ -219,16 +219,21 @@ impl RemoteApi {
                 (None, Some(l)) => msg.push_str(&format!(" (a redirect to {l})")),
                 (None, None) => msg.push_str(&format!(" {}", describe_body(&ctype, &text))),
             }
-            if status == reqwest::StatusCode::UNAUTHORIZED {
+            let scim_error = json.as_ref().is_some_and(|v| v.get("schemas").is_some()) && detail.is_some();
+            let no_endpoint = detail.as_deref().map_or(true, |d| d.starts_with("No endpoint"));
+            let unauthorized = status == reqwest::StatusCode::UNAUTHORIZED;
+            if unauthorized {
                 msg.push_str(
                     " (the server refused the admin token: set SCIMBRIDGE_ADMIN_TOKEN to one of its admin tokens)",
                 );
-            } else if status == reqwest::StatusCode::NOT_FOUND
-                && detail.as_deref().map_or(true, |d| d.starts_with("No endpoint"))
-            {
+            } else if status == reqwest::StatusCode::NOT_FOUND && no_endpoint {
                 msg.push_str(
                     " (no scimbridge admin API at this address; with admin_listen set it is served only there)",
                 );
+            }
+            // The admin API's own refusal ("No job 7.") needs no word on how the server was found.
+            if scim_error && !no_endpoint && !unauthorized {
+                bail!("{msg}");
             }
             bail!("{msg}. {}", self.why);
         }

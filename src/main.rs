@@ -295,6 +295,12 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> an
 
 async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
     println!("Configuration is valid: listening on {}, data in {}.", config.listen, config.data_dir.display());
+    if !scimbridge::cli_remote::store_exists(&config.data_dir) {
+        println!(
+            "There is no store in {} yet: `scimbridge serve` creates it on its first start.",
+            config.data_dir.display()
+        );
+    }
     if config.targets.is_empty() {
         println!("No [[target]]: SCIM changes are recorded and logged only.");
     }
