@@ -483,3 +483,46 @@ async fn a_mistyped_directory_is_an_error_naming_the_directories_there_are() {
     assert_eq!(s.store().outbox_depth(), 0, "nothing was queued");
     s.stop().await;
 }
+
+/// A server that answers every request with `status`, `content_type` and `body` (a proxy's login
+/// page, another service), on a thread; returns its URL.
+fn fake_server(status: &'static str, content_type: &'static str, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn a_2xx_answer_that_is_not_the_admin_apis_json_is_an_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let env = [("SCIMBRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)];
+    let html = fake_server("200 OK", "text/html", "<html><body>Sign in to the proxy</body></html>");
+    let shape = fake_server("200 OK", "application/json", "{\"items\": []}");
+    let moved = fake_server("302 Found\r\nLocation: https://login.example.com/", "text/plain", "");
+    for (url, expect) in [(&html, "text/html"), (&shape, "\"jobs\""), (&moved, "login.example.com")] {
+        let (code, out, err) = cli_in(tmp.path(), &["jobs", "list", "--server", url], &env);
+        assert_ne!(code, 0, "{url}: {out}");
+        assert!(err.contains(expect) && err.contains("/admin/jobs"), "{url}: {err}");
+        assert!(!err.contains("0 job(s)"), "{err}");
+    }
+    let (code, _, err) = cli_in(tmp.path(), &["token", "list", "--server", &shape], &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("\"tokens\""), "{err}");
+    let (code, _, err) = cli_in(tmp.path(), &["cleanup", "--server", &shape, "--out", "r"], &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a run's report"), "{err}");
+    assert!(!tmp.path().join("r").exists(), "no report from a wrong answer");
+}
