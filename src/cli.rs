@@ -1,6 +1,7 @@
-//! Commands that read or change the store (`jobs`, `audit`): with a server running they go
-//! through its admin API (sled admits one process), otherwise they open the store directly.
-//! Both paths call the same functions in `admin.rs`, so the answer is the same.
+//! Commands that read or change the store (`jobs`, `audit`, `token`, `backup`): with a server
+//! running they go through its admin API (sled admits one process; the client is `cli_remote.rs`),
+//! otherwise they open the store directly. Both paths call the same functions in `admin.rs`, so
+//! the answer is the same. No command here creates a store.
 
 use anyhow::{anyhow, bail, Context};
 use reqwest::Method;
