@@ -237,9 +237,9 @@ pub struct Config {
     /// `admin_token_env`), named `env:VAR#n`, so `token list` can show them and `token revoke`
     /// can say when a value also comes from there.
     pub env_tokens: Vec<EnvToken>,
-    /// Targets left out of `targets` because their credential variable is not set. Only what
-    /// calls a target needs it (`serve`, `check-config`, local lifecycle runs): see
-    /// [`Config::require_credentials`].
+    /// Targets left out of `targets` because their credential variable is not set, and an
+    /// unusable `[tls]` key (as `"[tls]"`). Only what uses them needs them (`serve`,
+    /// `check-config`, local lifecycle runs): see [`Config::require_credentials`].
     pub missing_credentials: Vec<(String, ConfigIssue)>,
     /// The CLI's `--server URL` / `SCIMBRIDGE_SERVER` (set by `main`, never by the file).
     pub server: Option<String>,
@@ -404,12 +404,14 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         },
     };
     let tls = file.tls.as_ref().map(|t| (t.cert_file.clone(), t.key_file.clone()));
+    // Like a target's credential, the private key is needed only to serve: an operator who may
+    // read the certificate but not the key still runs `jobs`, `audit`… against the server.
+    let mut missing_credentials: Vec<(String, ConfigIssue)> = Vec::new();
     if let Some((cert, key)) = &tls {
         if let Err(e) = crate::http::tls::load_certified_key(cert, key) {
-            issue(
-                "tls.cert_file",
-                format!("{e}; cert_file and key_file must be readable PEM files of one certificate and its key"),
-            );
+            let reason =
+                format!("{e}; cert_file and key_file must be readable PEM files of one certificate and its key");
+            missing_credentials.push(("[tls]".into(), ConfigIssue { key: "tls.cert_file".into(), reason }));
         }
     }
     let mut trusted_proxies = Vec::new();
@@ -527,7 +529,6 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         }
     };
     let mut targets = Vec::new();
-    let mut missing_credentials = Vec::new();
     for (i, t) in file.target.iter().enumerate() {
         // A missing credential is not an issue of the file: commands that never call the target
         // (`jobs`, `audit`, `token`…) run without it; the ones that do call `require_credentials`.

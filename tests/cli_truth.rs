@@ -185,6 +185,16 @@ async fn with_tls_the_cli_uses_https_and_trusts_only_the_configured_certificate_
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("env:SCIMBRIDGE_ADMIN_TOKEN#1"), "{out}");
 
+    // An operator who may read the certificate but not the server's private key.
+    let no_key = toml.replace(&tls_fixture("key-a.pem"), "/nonexistent/key.pem");
+    let operator_cfg = write(tmp.path(), "operator.toml", &no_key);
+    let (code, out, err) = cli(tmp.path(), &["jobs", "list", "--config", &operator_cfg], &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("id\tstate"), "{out}");
+    let (code, _, err) = cli(tmp.path(), &["check-config", "--config", &operator_cfg], &env).await;
+    assert_eq!(code, 78, "serving needs the key: {err}");
+    assert!(err.contains("tls.cert_file"), "{err}");
+
     // --server without the certificate configured: verification is never skipped.
     let port = addr.rsplit(':').next().expect("port");
     let url = format!("https://localhost:{port}");
