@@ -104,6 +104,10 @@ async fn with_admin_listen_the_cli_reads_the_admin_port_and_any_other_answer_is_
     let (code, out, err) = cli(tmp.path(), &["jobs", "list", "--state", "pending", "--config", &cfg], &env).await;
     assert_eq!((code, out.lines().count()), (0, 4), "{out}{err}");
 
+    let (code, out, err) =
+        cli(tmp.path(), &["audit", "--user", "ann", "--format", "jsonl", "--config", &cfg], &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.contains("\"create\"")), "ann's history through admin_listen: {out}");
     let (code, _, err) = cli(tmp.path(), &["jobs", "show", "999999", "--config", &cfg], &env).await;
     assert_ne!(code, 0);
     assert!(err.contains("No job 999999"), "the server's own words: {err}");

@@ -354,6 +354,13 @@ impl Jobs {
             Some((k, p)) => (p.facts.mapped_username.clone().unwrap_or(k), Some(p)),
             None => (user.to_string(), prov.get(&user.to_lowercase())),
         };
+        let seats = self.read_seats(conn, lc, n.license).await?;
+        let mut report = Report::new("license-grant", Mode::Apply, now);
+        let acc = match conn.account(&username).await {
+            Ok(Some(a)) => super::activity::record(&a, now.timestamp_millis()),
+            Ok(None) => return Err(LifecycleError::Invalid(format!("{} has no user {username:?}", n.target))),
+            Err(f) => return Err(LifecycleError::Read { target: n.target.into(), reason: f.to_string() }),
+        };
         // Outside the access group the next optimizer run would take the seat back at once.
         let eligible = context::members_or_empty(conn, n.access).await?;
         if !eligible.contains(&username.to_lowercase()) {
@@ -363,13 +370,6 @@ impl Jobs {
                 n.access, n.target, n.access, n.target
             )));
         }
-        let seats = self.read_seats(conn, lc, n.license).await?;
-        let mut report = Report::new("license-grant", Mode::Apply, now);
-        let acc = match conn.account(&username).await {
-            Ok(Some(a)) => super::activity::record(&a, now.timestamp_millis()),
-            Ok(None) => return Err(LifecycleError::Invalid(format!("{} has no user {username:?}", n.target))),
-            Err(f) => return Err(LifecycleError::Read { target: n.target.into(), reason: f.to_string() }),
-        };
         // Grants still in the outbox are not in the product's count yet: the larger of the fresh
         // count and the last one (bumped by each grant) is used, so back-to-back grants cannot
         // over-assign.
