@@ -27,7 +27,8 @@ pub struct RemoteApi {
     base: String,
     token: String,
     client: reqwest::Client,
-    /// Why this server was chosen, for error messages ("--server", "the store is held by …").
+    /// Which server this is and why it was asked, for error messages ("the server given by
+    /// --server …", "the server holding the store in …").
     why: String,
 }
 
@@ -74,7 +75,7 @@ fn pem_certs(path: &Path, what: &str) -> anyhow::Result<Vec<Vec<u8>>> {
 fn admin_token(config: &Config, why: &str) -> anyhow::Result<String> {
     config.admin_tokens.first().map(|t| t.expose().to_string()).ok_or_else(|| {
         anyhow!(
-            "{why}, so this command needs the server's admin API, and no admin token is set: set \
+            "this command needs the admin API of {why}, and no admin token is set: set \
              SCIMBRIDGE_ADMIN_TOKEN (or admin_token_env) to one of the server's admin tokens"
         )
     })
@@ -133,10 +134,10 @@ impl RemoteApi {
         }
         let root = parsed.as_str().trim_end_matches('/');
         let root = root.strip_suffix("/admin").unwrap_or(root);
-        let why = format!("--server {root}");
+        let why = format!("the server given by --server {root}");
         Ok(RemoteApi {
             base: format!("{root}/admin"),
-            token: admin_token(config, &format!("{why} was given"))?,
+            token: admin_token(config, &why)?,
             client: Self::client(config, None)?,
             why,
         })
@@ -152,8 +153,8 @@ impl RemoteApi {
             None => (loopback(config.listen), "listen"),
         };
         let why = format!(
-            "the store in {} is held by another process (a running `scimbridge serve`?), so this command uses the \
-             admin API of the server on it, on {key} {addr}",
+            "the server holding the store in {} (another process has it open: a running `scimbridge serve`?), on \
+             {key} {addr}",
             absolute(&config.data_dir).display()
         );
         let token = admin_token(config, &why)?;
@@ -195,7 +196,7 @@ impl RemoteApi {
             } else {
                 ""
             };
-            anyhow!("{method} {url} got no answer: {chain}{hint}. {}", self.why)
+            anyhow!("{method} {url} got no answer: {chain}{hint}; asked {}", self.why)
         })
     }
 
@@ -235,13 +236,13 @@ impl RemoteApi {
             if scim_error && !no_endpoint && !unauthorized {
                 bail!("{msg}");
             }
-            bail!("{msg}. {}", self.why);
+            bail!("{msg}; asked {}", self.why);
         }
         let is_json = ctype.starts_with("application/json") || ctype.starts_with("application/scim+json");
         match json {
             Some(v) if is_json => Ok(v),
             _ => bail!(
-                "{what} answered {status} {}, not the admin API's JSON. {}",
+                "{what} answered {status} {}, not the admin API's JSON; asked {}",
                 describe_body(&ctype, &text),
                 self.why
             ),
@@ -275,7 +276,7 @@ impl RemoteApi {
                 .ok()
                 .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
                 .unwrap_or_else(|| describe_body(&ctype, &text));
-            bail!("{what} answered {status} {detail}. {}", self.why);
+            bail!("{what} answered {status} {detail}; asked {}", self.why);
         }
         Ok(res)
     }

@@ -151,7 +151,7 @@ async fn with_admin_listen_the_cli_reads_the_admin_port_and_any_other_answer_is_
     ];
     let (code, _, err) = cli(tmp.path(), &["jobs", "list"], &wrong).await;
     assert_ne!(code, 0);
-    assert!(err.contains("held by another process") && err.contains("got no answer"), "{err}");
+    assert!(err.contains("another process has it open") && err.contains("got no answer"), "{err}");
     // A wrong admin token is named as such.
     let bad = [
         ("SCIMBRIDGE_DATA_DIR", dir.as_str()),
