@@ -85,15 +85,19 @@ impl Backend {
                 config.require_credentials(op.target())?;
                 let jobs = Jobs::new(store.clone(), config.clone())?;
                 let now = Utc::now();
-                Ok(match op {
-                    LifecycleOp::Refresh { target } => jobs.refresh(target.as_deref(), now).await?,
-                    LifecycleOp::Cleanup { mode, target } => jobs.cleanup(mode, target.as_deref(), now).await?,
-                    LifecycleOp::LicenseReport => jobs.license_report(now).await?,
-                    LifecycleOp::LicenseOptimize { mode } => jobs.license_optimize(mode, now).await?,
-                    LifecycleOp::LicenseGrant { user } => jobs.license_grant(&user, now).await?,
-                    LifecycleOp::Bulk { kind, request } => jobs.bulk(kind, &request, now).await?,
-                    LifecycleOp::Reconcile { mode } => jobs.reconcile(mode, now).await?,
-                })
+                // The job calls the targets: on a runtime worker (see cli_signals.rs).
+                let run = async move {
+                    match op {
+                        LifecycleOp::Refresh { target } => jobs.refresh(target.as_deref(), now).await,
+                        LifecycleOp::Cleanup { mode, target } => jobs.cleanup(mode, target.as_deref(), now).await,
+                        LifecycleOp::LicenseReport => jobs.license_report(now).await,
+                        LifecycleOp::LicenseOptimize { mode } => jobs.license_optimize(mode, now).await,
+                        LifecycleOp::LicenseGrant { user } => jobs.license_grant(&user, now).await,
+                        LifecycleOp::Bulk { kind, request } => jobs.bulk(kind, &request, now).await,
+                        LifecycleOp::Reconcile { mode } => jobs.reconcile(mode, now).await,
+                    }
+                };
+                Ok(crate::cli_signals::off_main_thread(run).await??)
             }
             Backend::Remote(api) => {
                 let (method, path, body) = op.request();

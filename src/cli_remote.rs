@@ -186,7 +186,8 @@ impl RemoteApi {
         if let Some(b) = body {
             rb = rb.header("Content-Type", "application/json").body(b.to_string());
         }
-        rb.send().await.map_err(|e| {
+        // On a runtime worker: a server closing the connection mid-write is then an error here.
+        crate::cli_signals::off_main_thread(rb.send()).await?.map_err(|e| {
             let chain = error_chain(&e);
             let hint = if chain.contains("invalid HTTP version") || chain.contains("InvalidContentType") {
                 " (the server seems to speak HTTPS: use an https:// URL)"

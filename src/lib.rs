@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod cli_lifecycle;
 pub mod cli_remote;
+pub mod cli_signals;
 pub mod config;
 pub mod delivery;
 pub mod http;

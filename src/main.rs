@@ -164,23 +164,11 @@ fn tune_allocator() {
     }
 }
 
-/// A closed stdout or stderr (`scimbridge audit … | head -1`) ends a command quietly, as it
-/// ends other Unix tools, instead of a `Broken pipe` panic at the next print: the default
-/// action of SIGPIPE, which Rust programs otherwise ignore. Not for `serve`: its sockets must
-/// see a closed peer as an error, not end the process.
-fn quiet_on_closed_pipe() {
-    #[cfg(unix)]
-    // SAFETY: resetting a signal's disposition to its default at start, before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve) {
-        quiet_on_closed_pipe();
+        scimbridge::cli_signals::quiet_on_closed_pipe();
     }
     let mut config = match load_config(&cli) {
         Ok(c) => c,
@@ -286,11 +274,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn with_runtime<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("while starting the runtime")?
-        .block_on(f)
+    // Network calls run on its worker, prints here (see cli_signals.rs).
+    scimbridge::cli_signals::runtime().context("while starting the runtime")?.block_on(f)
 }
 
 async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
@@ -316,7 +301,7 @@ async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
     let mut failed = 0;
     for t in &config.targets {
         let c = scimbridge::atlassian::Connector::new(t.spec.clone())?;
-        match c.health().await {
+        match scimbridge::cli_signals::off_main_thread(async move { c.health().await }).await? {
             Ok(()) => println!("  {}: reachable, credentials accepted.", t.spec.name),
             Err(e) => {
                 failed += 1;

@@ -540,3 +540,38 @@ fn a_2xx_answer_that_is_not_the_admin_apis_json_is_an_error() {
     assert!(err.contains("not a run's report"), "{err}");
     assert!(!tmp.path().join("r").exists(), "no report from a wrong answer");
 }
+
+/// A server that reads the start of each request and hangs up (unread data makes that a reset).
+fn hang_up_server() -> String {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+        }
+    });
+    url
+}
+
+#[test]
+fn a_server_hanging_up_mid_request_is_a_reported_error_never_a_silent_exit() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // A body of some megabytes, so the CLI is still writing when the connection is reset.
+    let mut csv = String::from("username\n");
+    for i in 0..400_000 {
+        csv.push_str(&format!("user{i:07}\n"));
+    }
+    let file = write(tmp.path(), "big.csv", &csv);
+    let url = hang_up_server();
+    let env = [("SCIMBRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)];
+    // Before the fix, about one run in five ended by SIGPIPE with nothing said.
+    for _ in 0..10 {
+        let args = ["deactivate", "--target", "jira", "--from-csv", &file, "--dry-run", "--server", &url, "--out", "r"];
+        let (code, out, err) = cli_in(tmp.path(), &args, &env);
+        assert_eq!(code, 1, "killed by a signal (-1) or worse: {out}{err}");
+        assert!(err.contains("/admin/deactivate") && err.contains("got no answer"), "{err}");
+    }
+}
