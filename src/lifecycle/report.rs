@@ -290,6 +290,23 @@ mod tests {
     }
 
     #[test]
+    fn a_dry_runs_summary_names_the_command_that_applies_it() {
+        let mut r = Report::new("license-report", Mode::DryRun, Utc::now());
+        r.findings.push(Finding { target: "jira".into(), username: "a".into(), ..Finding::default() });
+        let s = r.summary();
+        assert!(s.contains("scimbridge license optimize --apply") && !s.contains("again with --apply"), "{s}");
+        r.kind = "activity-refresh".into();
+        assert!(r.summary().contains("report only"), "{}", r.summary());
+        r.kind = "cleanup".into();
+        r.targets.push(TargetSummary {
+            target: "jira".into(),
+            not_found: vec!["x".into()],
+            ..TargetSummary::default()
+        });
+        assert!(r.summary().contains("scimbridge cleanup --apply") && r.summary().contains("NOT FOUND (1): x"));
+    }
+
+    #[test]
     fn files_hold_every_finding_and_the_summary_counts_per_target_and_action() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut r = Report::new("cleanup", Mode::DryRun, Utc::now());
