@@ -1,86 +1,77 @@
-//! Commands that read or change the store (`jobs`, `audit`): with a server running they go
-//! through its admin API (sled admits one process), otherwise they open the store directly.
-//! Both paths call the same functions in `admin.rs`, so the answer is the same.
-
-use std::net::SocketAddr;
+//! Commands that read or change the store (`jobs`, `audit`, `token`, `backup`): with a server
+//! running they go through its admin API (sled admits one process; the client is `cli_remote.rs`),
+//! otherwise they open the store directly. Both paths call the same functions in `admin.rs`, so
+//! the answer is the same. No command here creates a store.
 
 use anyhow::{anyhow, bail, Context};
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::admin::{self, JobFilter};
+use crate::cli_remote::{store_exists, RemoteApi};
 use crate::config::Config;
 use crate::store::{Operator, Store, OPERATOR_HEADER};
 
 /// Where a command's data comes from.
 pub enum Backend {
     Local(Store),
-    Remote { base: String, token: String, client: reqwest::Client },
-}
-
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    }
+    /// A running server's admin API (see `cli_remote.rs`): answers are checked strictly.
+    Remote(RemoteApi),
 }
 
 impl Backend {
-    /// Opens the store, or, when a running server holds it, connects to that server's admin API.
+    /// The admin API of `--server URL` when given; else the store, or, when a running server
+    /// holds it, that server's admin API. Never creates a store: where there is none, the error
+    /// names the path and how to point at the right one.
     ///
     /// # Errors
-    /// When neither works: the store is locked and no admin token is configured, for example.
+    /// No store at `data_dir`, or a store held by another process and no way to its admin API.
     pub fn connect(config: &Config) -> anyhow::Result<Backend> {
+        if let Some(url) = &config.server {
+            return Ok(Backend::Remote(RemoteApi::explicit(url, config)?));
+        }
+        if !store_exists(&config.data_dir) {
+            return Err(crate::cli_remote::no_store(&config.data_dir));
+        }
         match Store::open_with_cache(&config.data_dir, config.cache_bytes) {
             Ok(store) => Ok(Backend::Local(store)),
-            Err(open_err) => {
-                let token = config.admin_tokens.first().ok_or_else(|| {
-                    anyhow!(
-                        "cannot open the store in {} ({open_err}); if scimbridge is running, set SCIMBRIDGE_ADMIN_TOKEN so this command can use its admin API",
-                        config.data_dir.display()
-                    )
-                })?;
-                Ok(Backend::Remote {
-                    base: format!("http://{}/admin", loopback(config.listen)),
-                    token: token.expose().to_string(),
-                    client: reqwest::Client::new(),
-                })
-            }
+            Err(e) if e.is_locked() => Ok(Backend::Remote(RemoteApi::discovered(config)?)),
+            Err(e) => Err(anyhow!("cannot open the store in {}: {e}", config.data_dir.display())),
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Option<Value>> {
-        let Backend::Remote { base, token, client } = self else { bail!("not a remote backend") };
-        let res = forward_operator(client.request(method, format!("{base}{path}")).bearer_auth(token))
-            .send()
-            .await
-            .with_context(|| format!("while calling the running server at {base}"))?;
-        let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            bail!("the server answered {status}: {}", body.get("detail").and_then(Value::as_str).unwrap_or(""));
-        }
-        Ok(Some(body))
+    /// The admin API's JSON answer to `method path` (`Some` always: any answer other than a
+    /// 2xx with JSON is an error naming the request and what came back).
+    async fn call(&self, method: Method, path: &str) -> anyhow::Result<Option<Value>> {
+        let Backend::Remote(api) = self else { bail!("not a remote backend") };
+        Ok(Some(api.call(method, path, None).await?))
+    }
+
+    /// `call`, then the answer's `field` as an unsigned number.
+    async fn call_u64(&self, method: Method, path: &str, field: &str) -> anyhow::Result<u64> {
+        let Backend::Remote(api) = self else { bail!("not a remote backend") };
+        let v = api.call(method.clone(), path, None).await?;
+        v.get(field).and_then(Value::as_u64).ok_or_else(|| {
+            crate::cli_remote::unexpected(
+                &method,
+                &format!("{}{path}", api.base()),
+                &format!("a \"{field}\" number"),
+                &v,
+            )
+        })
     }
 
     pub async fn jobs(&self, filter: JobFilter, state: &str) -> anyhow::Result<Vec<Value>> {
         match self {
             Backend::Local(s) => Ok(admin::list_jobs(s, filter)?),
-            Backend::Remote { .. } => Ok(self
-                .call(reqwest::Method::GET, &format!("/jobs?state={state}"))
-                .await?
-                .and_then(|b| b.get("jobs").and_then(Value::as_array).cloned())
-                .unwrap_or_default()),
+            Backend::Remote(api) => api.list(Method::GET, &format!("/jobs?state={}", url_encode(state)), "jobs").await,
         }
     }
 
     pub async fn job(&self, id: u64) -> anyhow::Result<Option<Value>> {
         match self {
             Backend::Local(s) => Ok(admin::show_job(s, id)?),
-            Backend::Remote { .. } => self.call(reqwest::Method::GET, &format!("/jobs/{id}")).await,
+            Backend::Remote { .. } => self.call(Method::GET, &format!("/jobs/{id}")).await,
         }
     }
 
@@ -128,7 +119,8 @@ impl Backend {
         match self {
             Backend::Local(s) => Ok(admin::drop_job(s, id, &Operator::cli())?),
             Backend::Remote { .. } => {
-                Ok(self.call(reqwest::Method::POST, &format!("/jobs/{id}/drop")).await?.is_some())
+                self.call_u64(Method::POST, &format!("/jobs/{id}/drop"), "dropped").await?;
+                Ok(true)
             }
         }
     }
@@ -147,12 +139,8 @@ impl Backend {
     pub async fn audit(&self, user: &str) -> anyhow::Result<Option<Vec<Value>>> {
         match self {
             Backend::Local(s) => Ok(admin::audit_for_user(s, user)?),
-            Backend::Remote { .. } => {
-                let q: String = url_encode(user);
-                Ok(self
-                    .call(reqwest::Method::GET, &format!("/audit?user={q}"))
-                    .await?
-                    .and_then(|b| b.get("records").and_then(Value::as_array).cloned()))
+            Backend::Remote(api) => {
+                Ok(Some(api.list(Method::GET, &format!("/audit?user={}", url_encode(user)), "records").await?))
             }
         }
     }
@@ -169,12 +157,9 @@ impl Backend {
                     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
                     Ok(s.backup(&mut f, &crate::http::now())?)
                 }
-                Backend::Remote { base, token, client } => {
+                Backend::Remote(api) => {
                     use tokio::io::AsyncWriteExt;
-                    let mut res = client.get(format!("{base}/backup")).bearer_auth(token).send().await?;
-                    if !res.status().is_success() {
-                        bail!("the server answered {}", res.status());
-                    }
+                    let mut res = api.stream("/backup", "application/x-ndjson").await?;
                     let mut f = tokio::fs::File::create(&tmp).await?;
                     while let Some(chunk) = res.chunk().await? {
                         f.write_all(&chunk).await?;
@@ -211,6 +196,9 @@ impl Backend {
     pub async fn token_new(&self, name: &str, scope: crate::auth::Scope) -> anyhow::Result<String> {
         match self {
             Backend::Local(store) => {
+                if name.starts_with("env:") {
+                    bail!("token names starting with env: are reserved for tokens from the environment");
+                }
                 if store.tokens()?.iter().any(|t| t.name == name) {
                     bail!("a token named '{name}' exists; revoke it first or pick another --name");
                 }
@@ -220,45 +208,43 @@ impl Backend {
                 admin::record_action(store, &Operator::cli(), &admin::token_subject(name), "token_new", details)?;
                 Ok(token)
             }
-            Backend::Remote { .. } => {
+            Backend::Remote(api) => {
                 let path = format!("/tokens?name={}&scope={}", url_encode(name), scope.as_str());
-                let body = self
-                    .call(reqwest::Method::POST, &path)
-                    .await?
-                    .ok_or_else(|| anyhow!("the server has no token API"))?;
-                body.get("token")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| anyhow!("no token in the answer"))
+                let body = api.call(Method::POST, &path, None).await?;
+                body.get("token").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+                    crate::cli_remote::unexpected(&Method::POST, &format!("{}{path}", api.base()), "a \"token\"", &body)
+                })
             }
         }
     }
 
-    /// Token names, scopes and creation times.
-    pub async fn token_list(&self) -> anyhow::Result<Vec<(String, String, String)>> {
+    /// Token names, scopes and creation times: the stored ones, then the environment's
+    /// (`env:VAR#n`; locally this shell's, through a server the server's).
+    pub async fn token_list(&self, config: &Config) -> anyhow::Result<Vec<(String, String, String)>> {
         let rows = match self {
-            Backend::Local(store) => store.tokens()?.into_iter().map(|t| (t.name, t.scope, t.created)).collect(),
-            Backend::Remote { .. } => self
-                .call(reqwest::Method::GET, "/tokens")
-                .await?
-                .and_then(|b| b.get("tokens").and_then(Value::as_array).cloned())
-                .unwrap_or_default()
-                .iter()
-                .map(|t| {
-                    let f = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                    (f("name"), f("scope"), f("created"))
-                })
-                .collect(),
+            Backend::Local(store) => crate::admin_tokens::list(store, &config.env_tokens)?,
+            Backend::Remote(api) => api.list(Method::GET, "/tokens", "tokens").await?,
         };
-        Ok(rows)
+        rows.iter()
+            .map(|t| {
+                let f = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
+                match (f("name"), f("scope"), f("created")) {
+                    (Some(n), Some(s), Some(c)) => Ok((n, s, c)),
+                    _ => Err(anyhow!("a token in the answer lacks name, scope or created: {t}")),
+                }
+            })
+            .collect()
     }
 
-    /// Revokes a token; false if there was none by that name.
-    pub async fn token_revoke(&self, name: &str) -> anyhow::Result<bool> {
-        match self {
+    /// Revokes a stored token. Says (as an error) when there is none by that name, when the
+    /// name is an environment token's, and when the same value stays accepted from the
+    /// environment.
+    pub async fn token_revoke(&self, config: &Config, name: &str) -> anyhow::Result<()> {
+        use crate::admin_tokens::{revoke, still_in_environment, Revoke};
+        let (outcome, whose) = match self {
             Backend::Local(store) => {
-                let revoked = store.revoke_token(name)?;
-                if revoked {
+                let outcome = revoke(store, &config.env_tokens, name)?;
+                if matches!(outcome, Revoke::Revoked { .. }) {
                     let details = serde_json::json!({"token": name});
                     admin::record_action(
                         store,
@@ -268,11 +254,26 @@ impl Backend {
                         details,
                     )?;
                 }
-                Ok(revoked)
+                (outcome, "this shell's")
             }
-            Backend::Remote { .. } => {
-                Ok(self.call(reqwest::Method::DELETE, &format!("/tokens/{}", url_encode(name))).await?.is_some())
+            Backend::Remote(api) => {
+                let v = api.call(Method::DELETE, &format!("/tokens/{}", url_encode(name)), None).await?;
+                let also = v.get("also_in_environment").and_then(Value::as_array).ok_or_else(|| {
+                    let url = format!("{}/tokens/{}", api.base(), url_encode(name));
+                    crate::cli_remote::unexpected(&Method::DELETE, &url, "\"also_in_environment\"", &v)
+                })?;
+                let names = also.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                (Revoke::Revoked { also_in_environment: names }, "the server's")
             }
+        };
+        match outcome {
+            Revoke::Revoked { also_in_environment } if also_in_environment.is_empty() => Ok(()),
+            Revoke::Revoked { also_in_environment } => bail!(still_in_environment(name, &also_in_environment, whose)),
+            Revoke::NotFound => bail!("no stored token named '{name}' (`scimbridge token list` shows them)"),
+            Revoke::FromEnvironment { variable } => bail!(
+                "'{name}' comes from the environment variable {variable}, which cannot be revoked here: remove it \
+                 from {variable} where the server runs and restart it"
+            ),
         }
     }
 }
@@ -323,10 +324,5 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(url_encode("a b@x.com"), "a%20b%40x.com");
-    }
-
-    #[test]
-    fn an_unspecified_listen_address_is_reached_on_loopback() {
-        assert_eq!(loopback("0.0.0.0:8080".parse().expect("addr")).to_string(), "127.0.0.1:8080");
     }
 }

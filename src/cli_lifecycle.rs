@@ -32,6 +32,15 @@ fn with_target(path: String, target: &Option<String>) -> String {
 }
 
 impl LifecycleOp {
+    /// The one target the operation calls, when it names one (else it may call them all).
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            LifecycleOp::Refresh { target } | LifecycleOp::Cleanup { target, .. } => target.as_deref(),
+            LifecycleOp::Bulk { request, .. } => Some(&request.target),
+            _ => None,
+        }
+    }
+
     /// Method, admin API path and body of the operation.
     fn request(&self) -> (reqwest::Method, String, Option<Value>) {
         use reqwest::Method as M;
@@ -71,36 +80,31 @@ impl Backend {
     pub async fn lifecycle(&self, config: &Config, op: LifecycleOp) -> anyhow::Result<Report> {
         match self {
             Backend::Local(store) => {
+                // Run here, the job calls the targets itself: it needs their credentials (through
+                // a server, the server has them).
+                config.require_credentials(op.target())?;
                 let jobs = Jobs::new(store.clone(), config.clone())?.with_operator(crate::store::Operator::cli());
                 let now = Utc::now();
-                Ok(match op {
-                    LifecycleOp::Refresh { target } => jobs.refresh(target.as_deref(), now).await?,
-                    LifecycleOp::Cleanup { mode, target } => jobs.cleanup(mode, target.as_deref(), now).await?,
-                    LifecycleOp::LicenseReport => jobs.license_report(now).await?,
-                    LifecycleOp::LicenseOptimize { mode } => jobs.license_optimize(mode, now).await?,
-                    LifecycleOp::LicenseGrant { user } => jobs.license_grant(&user, now).await?,
-                    LifecycleOp::Bulk { kind, request } => jobs.bulk(kind, &request, now).await?,
-                    LifecycleOp::Reconcile { mode } => jobs.reconcile(mode, now).await?,
-                })
+                // The job calls the targets: on a runtime worker (see cli_signals.rs).
+                let run = async move {
+                    match op {
+                        LifecycleOp::Refresh { target } => jobs.refresh(target.as_deref(), now).await,
+                        LifecycleOp::Cleanup { mode, target } => jobs.cleanup(mode, target.as_deref(), now).await,
+                        LifecycleOp::LicenseReport => jobs.license_report(now).await,
+                        LifecycleOp::LicenseOptimize { mode } => jobs.license_optimize(mode, now).await,
+                        LifecycleOp::LicenseGrant { user } => jobs.license_grant(&user, now).await,
+                        LifecycleOp::Bulk { kind, request } => jobs.bulk(kind, &request, now).await,
+                        LifecycleOp::Reconcile { mode } => jobs.reconcile(mode, now).await,
+                    }
+                };
+                Ok(crate::cli_signals::off_main_thread(run).await??)
             }
-            Backend::Remote { base, token, client } => {
+            Backend::Remote(api) => {
                 let (method, path, body) = op.request();
-                let mut rb =
-                    crate::cli::forward_operator(client.request(method, format!("{base}{path}")).bearer_auth(token));
-                if let Some(b) = body {
-                    rb = rb.header("Content-Type", "application/json").body(b.to_string());
-                }
-                let res = rb.send().await.with_context(|| format!("while calling the running server at {base}"))?;
-                let status = res.status();
-                let text = res.text().await.context("while reading the server's answer")?;
-                if !status.is_success() {
-                    let detail = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
-                        .unwrap_or(text);
-                    bail!("the server answered {status}: {detail}");
-                }
-                serde_json::from_str(&text).context("while reading the report the server sent")
+                let v = api.call(method.clone(), &path, body.as_ref()).await?;
+                serde_json::from_value(v).map_err(|e| {
+                    anyhow::anyhow!("{method} {}{path} answered JSON that is not a run's report: {e}", api.base())
+                })
             }
         }
     }
@@ -235,6 +239,9 @@ impl BulkArgs {
 pub async fn run(config: &Config, op: LifecycleOp, out: &Path) -> anyhow::Result<()> {
     let backend = Backend::connect(config)?;
     let report = backend.lifecycle(config, op).await?;
+    // The files first: a reader that stops early (`| head`) ends the process at the next print.
+    let (csv, json) = crate::lifecycle::write_files(&report, out)
+        .with_context(|| format!("while writing the report into {}", out.display()))?;
     println!("{}", crate::lifecycle::FINDING_COLUMNS.join("\t"));
     for f in &report.findings {
         println!(
@@ -262,11 +269,19 @@ pub async fn run(config: &Config, op: LifecycleOp, out: &Path) -> anyhow::Result
             println!("  {} ({} accounts) left alone: {}", t.target, t.accounts, skipped.join(", "));
         }
     }
-    let (csv, json) = crate::lifecycle::write_files(&report, out)
-        .with_context(|| format!("while writing the report into {}", out.display()))?;
     println!("Report {}: {} and {}", report.id, csv.display(), json.display());
     if report.targets.iter().any(|t| t.error.is_some()) {
         bail!("some targets could not be processed (see above)");
+    }
+    let missing: Vec<String> = report
+        .targets
+        .iter()
+        .filter(|t| !t.not_found.is_empty())
+        .map(|t| format!("{} in {}", t.not_found.join(", "), t.target))
+        .collect();
+    if !missing.is_empty() {
+        // A leaver list with a typo must not end as a success: that user keeps their access.
+        bail!("users listed but not found, so nothing was done for them: {} (see the report)", missing.join("; "));
     }
     Ok(())
 }

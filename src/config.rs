@@ -35,6 +35,9 @@ pub const ENV_VARS: &[&str] = &[
     "SCIMBRIDGE_LOG",
     "SCIMBRIDGE_MAX_BODY_BYTES",
     "SCIMBRIDGE_CACHE_MB",
+    // Read by the CLI's global flags (`--server`, `--ca`), not by the server.
+    "SCIMBRIDGE_SERVER",
+    "SCIMBRIDGE_CA",
 ];
 
 /// The file as written. Unknown keys are errors, so a typo fails at start.
@@ -230,6 +233,47 @@ pub struct Config {
     pub jwt: Vec<crate::auth::JwtIssuer>,
     pub delivery: Delivery,
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Tokens given in the environment (`SCIMBRIDGE_TOKEN`, `SCIMBRIDGE_ADMIN_TOKEN`, `token_env`,
+    /// `admin_token_env`), named `env:VAR#n`, so `token list` can show them and `token revoke`
+    /// can say when a value also comes from there.
+    pub env_tokens: Vec<EnvToken>,
+    /// Targets left out of `targets` because their credential variable is not set, and an
+    /// unusable `[tls]` key (as `"[tls]"`). Only what uses them needs them (`serve`,
+    /// `check-config`, local lifecycle runs): see [`Config::require_credentials`].
+    pub missing_credentials: Vec<(String, ConfigIssue)>,
+    /// The CLI's `--server URL` / `SCIMBRIDGE_SERVER` (set by `main`, never by the file).
+    pub server: Option<String>,
+    /// The CLI's `--ca FILE` / `SCIMBRIDGE_CA`: more certificates to trust for `server`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A token from an environment variable.
+#[derive(Debug, Clone)]
+pub struct EnvToken {
+    /// `env:VAR#n`: the variable and the token's place in its comma-separated list.
+    pub name: String,
+    pub scope: crate::auth::Scope,
+    pub secret: Secret,
+}
+
+impl Config {
+    /// Fails unless every target's credential is set, or only `target`'s when one is named.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` naming each missing variable.
+    pub fn require_credentials(&self, target: Option<&str>) -> Result<(), ConfigError> {
+        let missing: Vec<ConfigIssue> = self
+            .missing_credentials
+            .iter()
+            .filter(|(name, _)| target.map_or(true, |t| t.eq_ignore_ascii_case(name)))
+            .map(|(_, i)| i.clone())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(missing))
+        }
+    }
 }
 
 /// One problem found in the configuration.
@@ -360,12 +404,14 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         },
     };
     let tls = file.tls.as_ref().map(|t| (t.cert_file.clone(), t.key_file.clone()));
+    // Like a target's credential, the private key is needed only to serve: an operator who may
+    // read the certificate but not the key still runs `jobs`, `audit`… against the server.
+    let mut missing_credentials: Vec<(String, ConfigIssue)> = Vec::new();
     if let Some((cert, key)) = &tls {
         if let Err(e) = crate::http::tls::load_certified_key(cert, key) {
-            issue(
-                "tls.cert_file",
-                format!("{e}; cert_file and key_file must be readable PEM files of one certificate and its key"),
-            );
+            let reason =
+                format!("{e}; cert_file and key_file must be readable PEM files of one certificate and its key");
+            missing_credentials.push(("[tls]".into(), ConfigIssue { key: "tls.cert_file".into(), reason }));
         }
     }
     let mut trusted_proxies = Vec::new();
@@ -382,17 +428,31 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             issue("public_url", format!("'{u}' must start with https:// (or http:// behind a proxy), for example public_url = \"https://scim.example.com\""));
         }
     }
-    let mut tokens = env.get("SCIMBRIDGE_TOKEN").map(|s| split_tokens(s)).unwrap_or_default();
+    let mut env_tokens: Vec<EnvToken> = Vec::new();
+    let mut from_var = |var: &str, value: &str, scope: crate::auth::Scope| {
+        let list = split_tokens(value);
+        for (i, t) in list.iter().enumerate() {
+            env_tokens.push(EnvToken { name: format!("env:{var}#{}", i + 1), scope, secret: t.clone() });
+        }
+        list
+    };
+    let mut tokens = env
+        .get("SCIMBRIDGE_TOKEN")
+        .map(|s| from_var("SCIMBRIDGE_TOKEN", s, crate::auth::Scope::Scim))
+        .unwrap_or_default();
     if let Some(var) = &file.token_env {
         match lookup(env, var) {
-            Some(v) => tokens.extend(split_tokens(&v)),
+            Some(v) => tokens.extend(from_var(var, &v, crate::auth::Scope::Scim)),
             None => issue("token_env", format!("environment variable {var} is not set")),
         }
     }
-    let mut admin_tokens = env.get("SCIMBRIDGE_ADMIN_TOKEN").map(|s| split_tokens(s)).unwrap_or_default();
+    let mut admin_tokens = env
+        .get("SCIMBRIDGE_ADMIN_TOKEN")
+        .map(|s| from_var("SCIMBRIDGE_ADMIN_TOKEN", s, crate::auth::Scope::Admin))
+        .unwrap_or_default();
     if let Some(var) = &file.admin_token_env {
         match lookup(env, var) {
-            Some(v) => admin_tokens.extend(split_tokens(&v)),
+            Some(v) => admin_tokens.extend(from_var(var, &v, crate::auth::Scope::Admin)),
             None => issue("admin_token_env", format!("environment variable {var} is not set")),
         }
     }
@@ -470,6 +530,11 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     };
     let mut targets = Vec::new();
     for (i, t) in file.target.iter().enumerate() {
+        // A missing credential is not an issue of the file: commands that never call the target
+        // (`jobs`, `audit`, `token`…) run without it; the ones that do call `require_credentials`.
+        let mut missing = |key: &str, reason: String| {
+            missing_credentials.push((t.name.trim().to_string(), ConfigIssue { key: key.to_string(), reason }));
+        };
         let secret = |var: &str, key: &str, issue: &mut dyn FnMut(&str, String)| match lookup(env, var) {
             Some(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
@@ -484,8 +549,8 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             }
         };
         let auth = match t.credentials() {
-            Some(Credentials::Bearer { token_env }) => secret(token_env, "token_env", &mut issue).map(Auth::Bearer),
-            Some(Credentials::Basic { username, password_env }) => secret(password_env, "password_env", &mut issue)
+            Some(Credentials::Bearer { token_env }) => secret(token_env, "token_env", &mut missing).map(Auth::Bearer),
+            Some(Credentials::Basic { username, password_env }) => secret(password_env, "password_env", &mut missing)
                 .map(|password| Auth::Basic { username: username.to_string(), password }),
             None => None,
         };
@@ -531,6 +596,8 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     });
     let jwt = crate::auth::jwt_config::validate_jwt(&file.jwt, &|var| lookup(env, var), &mut issues);
     if !issues.is_empty() {
+        // Shown together, so one `check-config` lists every problem.
+        issues.extend(missing_credentials.into_iter().map(|(_, i)| i));
         return Err(ConfigError::Invalid(issues));
     }
     Ok(Config {
@@ -552,6 +619,10 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         jwt,
         delivery,
         lifecycle,
+        env_tokens,
+        missing_credentials,
+        server: None,
+        ca_file: None,
     })
 }
 
@@ -639,6 +710,49 @@ mod tests {
             }
             other => panic!("expected issues, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_missing_target_credential_is_required_only_by_what_calls_the_target() {
+        let file = || {
+            parse_file(
+                "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"https://jira.example.com\"\ntoken_env = \"NO_SUCH_VAR_FOR_THIS_TEST\"\n",
+            )
+            .expect("toml")
+        };
+        let c = validate(file(), &env(&[])).expect("valid without the credential");
+        assert!(c.targets.is_empty());
+        assert!(c.require_credentials(Some("other")).is_ok());
+        match c.require_credentials(None) {
+            Err(ConfigError::Invalid(issues)) => {
+                assert_eq!(issues[0].key, "target[0].token_env");
+                assert!(issues[0].reason.contains("NO_SUCH_VAR_FOR_THIS_TEST"), "{issues:?}");
+            }
+            other => panic!("expected the missing variable, got {other:?}"),
+        }
+        assert!(c.require_credentials(Some("JIRA")).is_err());
+        // Alongside another problem, both are listed at once.
+        let mut f = file();
+        f.listen = Some("nowhere".into());
+        match validate(f, &env(&[])) {
+            Err(ConfigError::Invalid(issues)) => assert_eq!(issues.len(), 2, "{issues:?}"),
+            other => panic!("expected issues, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn environment_tokens_are_named_by_variable_and_place() {
+        let c = validate(
+            FileConfig::default(),
+            &env(&[
+                ("SCIMBRIDGE_TOKEN", "aaaaaaaaaaaaaaaaaaaa"),
+                ("SCIMBRIDGE_ADMIN_TOKEN", "bbbbbbbbbbbbbbbbbbbb, cccccccccccccccccccc"),
+            ]),
+        )
+        .expect("valid");
+        let names: Vec<&str> = c.env_tokens.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["env:SCIMBRIDGE_TOKEN#1", "env:SCIMBRIDGE_ADMIN_TOKEN#1", "env:SCIMBRIDGE_ADMIN_TOKEN#2"]);
+        assert_eq!(c.env_tokens[2].secret.expose(), "cccccccccccccccccccc");
     }
 
     #[test]

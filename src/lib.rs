@@ -3,11 +3,14 @@
 //! http → scim → policy → store (one transaction) → delivery → atlassian.
 
 pub mod admin;
+pub mod admin_tokens;
 pub mod atlassian;
 pub mod audit_view;
 pub mod auth;
 pub mod cli;
 pub mod cli_lifecycle;
+pub mod cli_remote;
+pub mod cli_signals;
 pub mod config;
 pub mod delivery;
 pub mod http;

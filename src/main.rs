@@ -22,6 +22,13 @@ struct Cli {
     /// Configuration file (TOML).
     #[arg(long, global = true, env = "SCIMBRIDGE_CONFIG")]
     config: Option<PathBuf>,
+    /// The running server to use, e.g. https://scim.example.com:9090 (its admin API; default: the
+    /// server holding this configuration's store, on admin_listen or listen).
+    #[arg(long, global = true, env = "SCIMBRIDGE_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// PEM certificates to trust for the server's HTTPS, besides the public roots and [tls] cert_file.
+    #[arg(long, global = true, env = "SCIMBRIDGE_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -178,13 +185,26 @@ fn tune_allocator() {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    let config = match load_config(&cli) {
+    if !matches!(cli.command, Command::Serve) {
+        scimbridge::cli_signals::quiet_on_closed_pipe();
+    }
+    let mut config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    config.server = cli.server.clone();
+    config.ca_file = cli.ca.clone();
+    // What calls every target needs every credential; other commands need none (a lifecycle run
+    // checks the ones it calls when it runs here rather than through a server).
+    if matches!(cli.command, Command::Serve | Command::CheckConfig { .. }) {
+        if let Err(e) = config.require_credentials(None) {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     let result = match &cli.command {
         Command::Serve => serve(config),
         Command::CheckConfig { live } => with_runtime(check_config(config, *live)),
@@ -222,7 +242,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -272,15 +296,18 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn with_runtime<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("while starting the runtime")?
-        .block_on(f)
+    // Network calls run on its worker, prints here (see cli_signals.rs).
+    scimbridge::cli_signals::runtime().context("while starting the runtime")?.block_on(f)
 }
 
 async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
     println!("Configuration is valid: listening on {}, data in {}.", config.listen, config.data_dir.display());
+    if !scimbridge::cli_remote::store_exists(&config.data_dir) {
+        println!(
+            "There is no store in {} yet: `scimbridge serve` creates it on its first start.",
+            config.data_dir.display()
+        );
+    }
     if config.targets.is_empty() {
         println!("No [[target]]: SCIM changes are recorded and logged only.");
     }
@@ -296,7 +323,7 @@ async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
     let mut failed = 0;
     for t in &config.targets {
         let c = scimbridge::atlassian::Connector::new(t.spec.clone())?;
-        match c.health().await {
+        match scimbridge::cli_signals::off_main_thread(async move { c.health().await }).await? {
             Ok(()) => println!("  {}: reachable, credentials accepted.", t.spec.name),
             Err(e) => {
                 failed += 1;
@@ -440,14 +467,15 @@ async fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {
             eprintln!("Created {} token '{name}'. It is shown only this once.", scope.as_str());
         }
         TokenAction::List => {
-            for (name, scope, created) in backend.token_list().await? {
+            let rows = backend.token_list(&config).await?;
+            println!("name\tscope\tcreated");
+            for (name, scope, created) in &rows {
                 println!("{name}\t{scope}\t{created}");
             }
+            eprintln!("{} token(s); env:VAR#n come from the environment and are revoked only there", rows.len());
         }
         TokenAction::Revoke { name } => {
-            if !backend.token_revoke(name).await? {
-                anyhow::bail!("no token named '{name}'");
-            }
+            backend.token_revoke(&config, name).await?;
             println!("Revoked '{name}'.");
         }
     }
@@ -456,6 +484,36 @@ async fn token(config: Config, action: &TokenAction) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
+    /// Every `--flag` a dry run's hint names is a flag of the command the hint names.
+    #[test]
+    fn hints_name_only_flags_the_named_command_accepts() {
+        let cli = super::Cli::command();
+        for kind in scimbridge::lifecycle::KINDS {
+            let Some(hint) = scimbridge::lifecycle::apply_hint(kind) else { continue };
+            let words: Vec<&str> = hint.split_whitespace().map(|w| w.trim_matches(|c| c == '(' || c == ')')).collect();
+            assert_eq!(words[0], "scimbridge", "{hint}");
+            let mut cmd = &cli;
+            for w in words[1..].iter().take_while(|w| !w.starts_with("--")) {
+                match cmd.find_subcommand(w) {
+                    Some(sub) => cmd = sub,
+                    None => break,
+                }
+            }
+            assert_ne!(cmd.get_name(), "scimbridge", "{kind}: {hint} names no command");
+            for flag in words.iter().filter_map(|w| w.strip_prefix("--")) {
+                let known = cmd.get_arguments().any(|a| a.get_long() == Some(flag))
+                    || cli.get_arguments().any(|a| a.is_global_set() && a.get_long() == Some(flag));
+                assert!(known, "{kind}: `{hint}` names --{flag}, which `{}` rejects", cmd.get_name());
+            }
+        }
+        // The hint that used to be wrong: `license report` has no --apply.
+        let report = cli.find_subcommand("license").and_then(|l| l.find_subcommand("report")).expect("license report");
+        assert!(!report.get_arguments().any(|a| a.get_long() == Some("apply")));
+        assert!(scimbridge::lifecycle::apply_hint("license-report").is_some_and(|h| h.contains("optimize --apply")));
+    }
+
     #[test]
     fn mimalloc_option_numbers_name_the_options_we_mean() {
         // Their documented defaults (unless the environment overrides them): a libmimalloc-sys

@@ -36,6 +36,8 @@ pub enum StartError {
     Target(#[from] crate::atlassian::TargetError),
     #[error("JWT validation: {0}")]
     Jwt(#[from] crate::auth::jwt::JwtSetupError),
+    #[error("{0}")]
+    Credentials(#[from] crate::config::ConfigError),
 }
 
 /// A started server.
@@ -136,6 +138,8 @@ impl Running {
 /// # Errors
 /// When the store cannot be opened, the address cannot be bound, or schemas are broken.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // Serving delivers to every target: each needs its credential (see `Config::require_credentials`).
+    config.require_credentials(None)?;
     let store = Store::open_with_cache(&config.data_dir, config.cache_bytes)
         .map_err(|e| StartError::Store { dir: config.data_dir.display().to_string(), source: e })?;
     let registry = Registry::load().map_err(StartError::Schemas)?;

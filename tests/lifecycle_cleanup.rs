@@ -151,6 +151,8 @@ async fn the_cli_path_without_a_server_writes_the_csv_and_json_reports() {
     jira.seed_users([("stale".to_string(), days_ago(100), true), ("fresh".to_string(), days_ago(1), true)]);
     let tmp = tempfile::tempdir().expect("tmp");
     let config = config_with_toml(tmp.path(), &target_toml(&jira), &[("ATL_TOKEN", ATL_TOKEN)]);
+    // The store `serve` made (a run never creates one).
+    drop(scimbridge::store::Store::open(tmp.path()).expect("store"));
     let out = tmp.path().join("reports");
     let op =
         scimbridge::cli_lifecycle::LifecycleOp::Cleanup { mode: scimbridge::lifecycle::Mode::DryRun, target: None };

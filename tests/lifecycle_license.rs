@@ -51,6 +51,9 @@ async fn the_optimizer_frees_inactive_seats_regrants_within_the_limit_and_queues
             jira.add_member(n, ACCESS);
         }
     }
+    // Eligible, but holding no licence yet.
+    jira.seed_users([("q1".to_string(), days_ago(1), true)]);
+    jira.add_member("q1", ACCESS);
     let toml = format!(
         "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n\
          [license]\nenabled = true\naccess_group = \"{ACCESS}\"\nlicense_group = \"{LICENSE}\"\ninactive_days = 30\nkeep_free_seats = 1\n\
@@ -92,7 +95,7 @@ async fn the_optimizer_frees_inactive_seats_regrants_within_the_limit_and_queues
     eventually("pat licensed again", Duration::from_secs(5), || holders(&jira, &["pat"]) == 1).await;
 
     // Grants on request: one seat beyond keep_free_seats is free (6 - 3 used - 1 kept = 2).
-    for (user, expect) in [("a1", "restore_license"), ("a2", "restore_license"), ("x1", "queued")] {
+    for (user, expect) in [("a1", "restore_license"), ("a2", "restore_license"), ("q1", "queued")] {
         let (status, r) = admin(&s, reqwest::Method::POST, &format!("/admin/license/grant/{user}")).await;
         assert_eq!(status, 200, "{r}");
         assert_eq!(actions(&r), [(user.to_string(), expect.to_string())], "{r:#}");
@@ -100,17 +103,22 @@ async fn the_optimizer_frees_inactive_seats_regrants_within_the_limit_and_queues
     }
     eventually("a1 and a2 licensed again", WAIT, || holders(&jira, &["a1", "a2"]) == 2).await;
     assert_eq!(holders(&jira, &all), 5);
-    assert_eq!(holders(&jira, &["x1"]), 0, "x1 waits in the queue");
+    assert_eq!(holders(&jira, &["q1"]), 0, "q1 waits in the queue");
+    // x1 is outside the access group: a grant would be taken back by the next run, so it is refused.
+    let (status, r) = admin(&s, reqwest::Method::POST, "/admin/license/grant/x1").await;
+    assert_eq!(status, 400, "{r}");
+    assert!(r["detail"].as_str().is_some_and(|d| d.contains(ACCESS)), "{r}");
+    assert_eq!(holders(&jira, &["x1"]), 0);
 
     let (_, report) = admin(&s, reqwest::Method::GET, "/admin/license/report").await;
-    assert_eq!(report["details"]["queue"][0]["username"], "x1", "{report:#}");
+    assert_eq!(report["details"]["queue"][0]["username"], "q1", "{report:#}");
     let history: Vec<String> = report["details"]["history"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|h| format!("{} {}", h["event"].as_str().unwrap_or(""), h["username"].as_str().unwrap_or("")))
         .collect();
-    for e in ["reclaimed a1", "granted pat", "granted a1", "queued x1"] {
+    for e in ["reclaimed a1", "granted pat", "granted a1", "queued q1"] {
         assert!(history.iter().any(|h| h == e), "{e} in {history:?}");
     }
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());

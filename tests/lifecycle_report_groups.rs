@@ -71,6 +71,8 @@ async fn the_csv_report_the_cli_writes_has_the_groups_column_filled() {
     let jira = seeded(Product::Jira).await;
     let tmp = tempfile::tempdir().expect("tmp");
     let config = config_with_toml(tmp.path(), &target_toml(&jira), &ENV);
+    // A local run reads an existing store; it never creates one.
+    drop(scimbridge::store::Store::open(&config.data_dir).expect("store"));
     let out = tmp.path().join("reports");
     let op =
         scimbridge::cli_lifecycle::LifecycleOp::Cleanup { mode: scimbridge::lifecycle::Mode::DryRun, target: None };

@@ -12,6 +12,7 @@ mod atlassian_activity;
 mod atlassian_connectors;
 mod atlassian_emulator_contract;
 mod audit_trail;
+mod cli_truth;
 mod deploy_config;
 mod durability;
 mod entra_sequences;

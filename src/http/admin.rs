@@ -150,14 +150,10 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-/// `GET /admin/tokens`: names, scopes and creation times — never tokens or digests.
+/// `GET /admin/tokens`: names, scopes, creation times and sources (`store`, `environment`) —
+/// never tokens or digests.
 pub async fn tokens(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let list: Vec<serde_json::Value> = state
-        .store
-        .tokens()?
-        .into_iter()
-        .map(|t| json!({"name": t.name, "scope": t.scope, "created": t.created}))
-        .collect();
+    let list = crate::admin_tokens::list(&state.store, &state.config.env_tokens)?;
     Ok(json_ok(json!({"tokens": list})))
 }
 
@@ -167,6 +163,11 @@ pub async fn token_new(req: HttpRequest, state: web::Data<AppState>) -> ApiResul
     let name = param(&pairs, "name")
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ScimError::invalid_value("name is required: ?name=NAME."))?;
+    if name.starts_with("env:") {
+        return Err(
+            ScimError::invalid_value("Names starting with env: are reserved for tokens from the environment.").into()
+        );
+    }
     let scope = match param(&pairs, "scope") {
         None | Some("scim") => crate::auth::Scope::Scim,
         Some("admin") => crate::auth::Scope::Admin,
@@ -193,19 +194,29 @@ pub async fn token_new(req: HttpRequest, state: web::Data<AppState>) -> ApiResul
     Ok(json_ok(json!({"name": name, "scope": scope.as_str(), "token": token.expose()})))
 }
 
-/// `DELETE /admin/tokens/{name}`: revokes at once.
+/// `DELETE /admin/tokens/{name}`: revokes at once; `also_in_environment` names the environment
+/// tokens (`env:VAR#n`) with the same value, which stay accepted. An environment token's own
+/// name is refused (409): only its environment can take it away.
 pub async fn token_revoke(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
+    use crate::admin_tokens::Revoke;
     let name = path.into_inner();
     let op = operator(&req)?;
-    if state.store.revoke_token(&name)? {
-        admin::record_action(&state.store, &op, &admin::token_subject(&name), "token_revoke", json!({"token": name}))?;
-        tracing::info!(token_name = %name, actor = %op.actor, "Revoked a token through the admin API.");
-        Ok(json_ok(json!({"revoked": name})))
-    } else {
-        Err(ScimError::not_found(format!("No token named '{name}'.")).into())
+    match crate::admin_tokens::revoke(&state.store, &state.config.env_tokens, &name)? {
+        Revoke::Revoked { also_in_environment } => {
+            admin::record_action(&state.store, &op, &admin::token_subject(&name), "token_revoke", json!({"token": name}))?;
+            tracing::info!(token_name = %name, actor = %op.actor, still_in_environment = also_in_environment.len(), "Revoked a token through the admin API.");
+            Ok(json_ok(json!({"revoked": name, "also_in_environment": also_in_environment})))
+        }
+        Revoke::NotFound => Err(ScimError::not_found(format!("No stored token named '{name}'.")).into()),
+        Revoke::FromEnvironment { variable } => Err(ScimError::new(
+            409,
+            None,
+            format!("'{name}' comes from the environment variable {variable} of the server, which cannot be revoked here: remove it from {variable} and restart the server."),
+        )
+        .into()),
     }
 }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::cleanup::{finding, inactivity, Criteria};
 use super::context::{self, action_name, intent, TargetView};
 use super::report::{Mode, Report, TargetSummary};
-use super::{CleanupAction, Jobs, LifecycleError};
+use super::{suggest, CleanupAction, Jobs, LifecycleError};
+use crate::atlassian::{Connector, Failure};
 use crate::policy::{self, Trigger};
 use crate::store::ActivityRecord;
 
@@ -89,6 +90,27 @@ pub fn usernames_from_csv(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Fails unless some account of `target` is in directory `asked` (a mistyped name would select
+/// nobody and report "0 affected"); the error names the directories the target reported.
+fn require_directory(target: &str, asked: &str, seen: Vec<String>) -> Result<(), LifecycleError> {
+    if seen.iter().any(|d| d.eq_ignore_ascii_case(asked)) {
+        return Ok(());
+    }
+    let mut seen = seen;
+    seen.sort();
+    seen.dedup();
+    if seen.is_empty() {
+        return Err(LifecycleError::Invalid(format!(
+            "{target} reports no user directory for any account, so --directory {asked:?} selects nobody"
+        )));
+    }
+    let hint = suggest::did_you_mean(&suggest::close_matches(asked, seen.iter().map(String::as_str)));
+    Err(LifecycleError::Invalid(format!(
+        "no account of {target} is in a directory {asked:?}{hint}; its directories: {}",
+        seen.join(", ")
+    )))
+}
+
 impl Jobs {
     /// Runs one bulk operation.
     ///
@@ -105,7 +127,7 @@ impl Jobs {
             .targets(Some(&req.target))?
             .into_iter()
             .next()
-            .ok_or_else(|| LifecycleError::UnknownTarget(req.target.clone()))?;
+            .ok_or_else(|| LifecycleError::UnknownTarget(format!("{:?}", req.target)))?;
         if kind == BulkKind::Deactivate && (req.directory.is_some() || req.inactive_days.is_some()) {
             let criteria = Criteria {
                 inactive_days: req.inactive_days.unwrap_or(0),
@@ -115,10 +137,21 @@ impl Jobs {
                 include_inactive_accounts: matches!(action, CleanupAction::Delete | CleanupAction::Anonymize),
             };
             self.select(&mut report, Some(&target.spec.name), &criteria, action, Trigger::Bulk, now).await?;
+            if let (Some(d), true) = (&req.directory, report.targets.iter().all(|t| t.error.is_none())) {
+                // The listing just stored every account with its directory.
+                let mut seen = Vec::new();
+                for acc in self.store.activity_scan(&target.spec.name)? {
+                    seen.extend(acc?.directory);
+                }
+                require_directory(&target.spec.name, d, seen)?;
+            }
             return self.finish(report);
         }
         let policy = &self.config.policy;
         let conn = self.connector(&target.spec.name)?;
+        if let Some(g) = &req.group {
+            self.require_group(conn, g, &target.license_groups).await?;
+        }
         let extra: Vec<String> = req.group.iter().cloned().collect();
         let view = TargetView::read(conn, policy, &target.license_groups, &extra).await?;
         let prov = context::provisioned(&self.store, policy)?;
@@ -130,9 +163,16 @@ impl Jobs {
         // The candidates: a group's members or the given names, each looked up in the target.
         let mut candidates: Vec<ActivityRecord> = Vec::new();
         let mut summary = TargetSummary { target: target.spec.name.clone(), ..TargetSummary::default() };
+        let mut not_found: Vec<String> = Vec::new();
         let mut skip = |why: &str| *summary.skipped.entry(why.to_string()).or_insert(0) += 1;
         if kind == BulkKind::Reactivate && (req.directory.is_some() || req.inactive_days.is_some()) {
+            let mut seen: Vec<String> = Vec::new();
             let read = super::activity::refresh_target(&self.store, conn, now, |acc| {
+                if let Some(d) = &acc.directory {
+                    if !seen.contains(d) {
+                        seen.push(d.clone());
+                    }
+                }
                 let dir_ok = req
                     .directory
                     .as_deref()
@@ -145,6 +185,9 @@ impl Jobs {
             })
             .await;
             read?;
+            if let Some(d) = &req.directory {
+                require_directory(&target.spec.name, d, seen)?;
+            }
         } else {
             let names: Vec<String> = match (&req.group, &req.usernames) {
                 (Some(g), _) => view.members(g).map(|m| m.iter().cloned().collect()).unwrap_or_default(),
@@ -157,7 +200,10 @@ impl Jobs {
             for n in names {
                 match conn.account(&n).await {
                     Ok(Some(a)) => candidates.push(super::activity::record(&a, now.timestamp_millis())),
-                    Ok(None) => skip("not found in the target"),
+                    Ok(None) => {
+                        skip("not found in the target");
+                        not_found.push(n);
+                    }
                     Err(f) => {
                         return Err(LifecycleError::Read {
                             target: target.spec.name.clone(),
@@ -207,11 +253,40 @@ impl Jobs {
         }
         summary.affected = report.findings.len() as u64;
         context::add_target_groups(conn, &mut report.findings, self.config.delivery.concurrency).await;
+        summary.not_found = not_found;
         report.targets.push(summary);
         if report.mode == Mode::Apply {
             report.enqueued = context::enqueue(&self.store, self.operator(), &intents, now)?;
         }
         self.finish(report)
+    }
+
+    /// Fails unless the target has group `group` (a mistyped name would select nobody and
+    /// report "0 affected"); the error names close matches among the groups this bridge knows.
+    async fn require_group(
+        &self,
+        conn: &Connector,
+        group: &str,
+        license_groups: &[String],
+    ) -> Result<(), LifecycleError> {
+        match conn.group_members(group).await {
+            Err(Failure::Permanent { reason }) if reason.starts_with("404") => {
+                let mut known: Vec<String> = license_groups.to_vec();
+                known.extend(self.config.policy.protected_groups.iter().cloned());
+                known.extend(Connector::admin_groups(conn.product()).iter().map(|g| g.to_string()));
+                let lc = &self.config.lifecycle.license;
+                known.extend(lc.access_group.iter().chain(&lc.license_group).cloned());
+                for g in self.store.groups_iter() {
+                    if let Some(name) = g?.str_attr("displayName") {
+                        known.push(name.to_string());
+                    }
+                }
+                let hint = suggest::did_you_mean(&suggest::close_matches(group, known.iter().map(String::as_str)));
+                Err(LifecycleError::Invalid(format!("{} has no group {group:?}{hint}", conn.name())))
+            }
+            // Other failures surface when the members are read for the run.
+            _ => Ok(()),
+        }
     }
 }
 

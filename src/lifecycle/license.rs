@@ -175,6 +175,12 @@ impl Jobs {
         let mut removals: Vec<(Finding, Option<&Provisioned>)> = Vec::new();
         let mut inactive_holders = 0u64;
         for acc in wanted.iter().filter(|a| holders.contains(&a.username.to_lowercase())) {
+            // A deactivated account holds no seat (the products count active users only), so it
+            // is neither an inactive holder nor a seat to free.
+            if !acc.active {
+                *summary.skipped.entry("deactivated (holds no seat)".into()).or_insert(0) += 1;
+                continue;
+            }
             let p = prov.get(&acc.username.to_lowercase());
             let groups = view.groups_of(&acc.username, acc.groups.as_deref());
             if view.is_admin(&groups) || context::is_protected(policy, &acc.username, &groups, p) {
@@ -361,6 +367,15 @@ impl Jobs {
             Ok(None) => return Err(LifecycleError::Invalid(format!("{} has no user {username:?}", n.target))),
             Err(f) => return Err(LifecycleError::Read { target: n.target.into(), reason: f.to_string() }),
         };
+        // Outside the access group the next optimizer run would take the seat back at once.
+        let eligible = context::members_or_empty(conn, n.access).await?;
+        if !eligible.contains(&username.to_lowercase()) {
+            return Err(LifecycleError::Invalid(format!(
+                "{username:?} is not in the access group {:?} of {}, so the next optimizer run would take the licence \
+                 back; add them to {:?} (in the IdP, or in {}) first",
+                n.access, n.target, n.access, n.target
+            )));
+        }
         // Grants still in the outbox are not in the product's count yet: the larger of the fresh
         // count and the last one (bumped by each grant) is used, so back-to-back grants cannot
         // over-assign.

@@ -23,6 +23,7 @@ mod license;
 mod reconcile;
 mod report;
 mod schedule;
+mod suggest;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +39,9 @@ pub use config::{
     LifecycleConfig, Sections,
 };
 pub use license::{on_idp_signal, GRANT_HINT};
-pub use report::{csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS, FINDING_COLUMNS};
+pub use report::{
+    apply_hint, csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS, FINDING_COLUMNS, KINDS,
+};
 pub use schedule::{spawn as spawn_scheduler, Schedule, SchedulerHandle};
 
 /// Why a job could not run at all (a target that fails mid-run is recorded in its report
@@ -49,7 +52,8 @@ pub enum LifecycleError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Target(#[from] TargetError),
-    #[error("no [[target]] is named {0:?}")]
+    /// The name asked for, quoted, and any close matches.
+    #[error("no [[target]] is named {0}")]
     UnknownTarget(String),
     #[error("{0}")]
     Invalid(String),
@@ -104,7 +108,16 @@ impl Jobs {
     }
 
     pub(crate) fn connector(&self, target: &str) -> Result<&Connector, LifecycleError> {
-        self.connectors.get(target).ok_or_else(|| LifecycleError::UnknownTarget(target.to_string()))
+        self.connectors.get(target).ok_or_else(|| self.unknown_target(target))
+    }
+
+    /// "no [[target]] is named "jria" (did you mean: jira?)".
+    fn unknown_target(&self, name: &str) -> LifecycleError {
+        let known = self.config.targets.iter().map(|t| t.spec.name.as_str());
+        LifecycleError::UnknownTarget(format!(
+            "{name:?}{}",
+            suggest::did_you_mean(&suggest::close_matches(name, known))
+        ))
     }
 
     /// The configured targets, or only `only` (case-insensitive).
@@ -115,7 +128,7 @@ impl Jobs {
             Some(name) => {
                 let t = all.filter(|t| t.spec.name.eq_ignore_ascii_case(name)).collect::<Vec<_>>();
                 if t.is_empty() {
-                    return Err(LifecycleError::UnknownTarget(name.to_string()));
+                    return Err(self.unknown_target(name));
                 }
                 Ok(t)
             }

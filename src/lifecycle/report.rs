@@ -79,6 +79,9 @@ pub struct TargetSummary {
     /// Set when the target could not be read; nothing was decided for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Usernames the run was given (`--from-csv`) that the target does not have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<String>,
 }
 
 /// A lifecycle run's result.
@@ -154,12 +157,43 @@ impl Report {
                 s.push_str(&format!("  {}: NOT PROCESSED: {e}\n", t.target));
             }
         }
+        for t in self.targets.iter().filter(|t| !t.not_found.is_empty()) {
+            s.push_str(&format!("  {}: NOT FOUND ({}): {}\n", t.target, t.not_found.len(), t.not_found.join(", ")));
+        }
         if self.mode == Mode::DryRun && !self.findings.is_empty() {
-            s.push_str("Nothing was changed (dry run); run again with --apply to do it.\n");
+            match apply_hint(&self.kind) {
+                Some(cmd) => s.push_str(&format!("Nothing was changed (dry run); to do it, run: {cmd}\n")),
+                None => s.push_str("Nothing was changed (report only).\n"),
+            }
         }
         s
     }
 }
+
+/// The command that does what a dry run of `kind` previewed (same selection flags as the dry
+/// run), or `None` for reports that have no apply. Each is checked against the CLI's parser.
+pub fn apply_hint(kind: &str) -> Option<&'static str> {
+    match kind {
+        "cleanup" => Some("scimbridge cleanup --apply (with the same --target)"),
+        "license" | "license-report" => Some("scimbridge license optimize --apply"),
+        "deactivate" => Some("scimbridge deactivate --apply (with the same --target and selector)"),
+        "reactivate" => Some("scimbridge reactivate --apply (with the same --target and selector)"),
+        "reconcile" => Some("scimbridge reconcile --apply"),
+        _ => None,
+    }
+}
+
+/// Every report kind a run can have (for checking `apply_hint`).
+pub const KINDS: [&str; 8] = [
+    "activity-refresh",
+    "cleanup",
+    "license",
+    "license-report",
+    "license-grant",
+    "deactivate",
+    "reactivate",
+    "reconcile",
+];
 
 /// The columns of one finding (`csv_row`), also the CLI's on-screen table.
 pub const FINDING_COLUMNS: [&str; 11] = [
@@ -246,6 +280,18 @@ pub fn write_files(report: &Report, dir: &Path) -> std::io::Result<(PathBuf, Pat
     for f in &report.findings {
         writeln!(csv, "{},{run}", csv_row(f))?;
     }
+    for t in &report.targets {
+        for name in &t.not_found {
+            let f = Finding {
+                target: t.target.clone(),
+                username: name.clone(),
+                action: "not_found".into(),
+                reason: "listed, but the target has no such user; nothing was done".into(),
+                ..Finding::default()
+            };
+            writeln!(csv, "{},{run}", csv_row(&f))?;
+        }
+    }
     csv.flush()?;
     let json = std::io::BufWriter::new(std::fs::File::create(&json_path)?);
     serde_json::to_writer_pretty(json, report)?;
@@ -269,6 +315,23 @@ mod tests {
             ..Finding::default()
         };
         assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive");
+    }
+
+    #[test]
+    fn a_dry_runs_summary_names_the_command_that_applies_it() {
+        let mut r = Report::new("license-report", Mode::DryRun, Utc::now());
+        r.findings.push(Finding { target: "jira".into(), username: "a".into(), ..Finding::default() });
+        let s = r.summary();
+        assert!(s.contains("scimbridge license optimize --apply") && !s.contains("again with --apply"), "{s}");
+        r.kind = "activity-refresh".into();
+        assert!(r.summary().contains("report only"), "{}", r.summary());
+        r.kind = "cleanup".into();
+        r.targets.push(TargetSummary {
+            target: "jira".into(),
+            not_found: vec!["x".into()],
+            ..TargetSummary::default()
+        });
+        assert!(r.summary().contains("scimbridge cleanup --apply") && r.summary().contains("NOT FOUND (1): x"));
     }
 
     #[test]

@@ -273,6 +273,11 @@ impl Store {
     pub fn users_iter(&self) -> impl Iterator<Item = StoreResult<Record>> + '_ {
         self.t(tree::USERS).iter().values().map(|v| Record::decode(&v?))
     }
+
+    /// Streams every SCIM group record (names a mistyped `--group` may have meant).
+    pub fn groups_iter(&self) -> impl Iterator<Item = StoreResult<Record>> + '_ {
+        self.t(tree::GROUPS).iter().values().map(|v| Record::decode(&v?))
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 }
 
 impl StoreError {
+    /// True when opening failed because another process holds the store (sled admits one):
+    /// sled 0.34 reports its failed file lock only as this message.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Io(e)) if e.to_string().starts_with("could not acquire lock"))
+    }
+
     /// The error a SCIM client sees: protocol errors as they are, anything else a bare 500
     /// (the internal text goes to the log, not to the client).
     pub fn to_scim(&self) -> ScimError {
