@@ -14,6 +14,7 @@ mod atlassian_emulator_contract;
 mod deploy_config;
 mod durability;
 mod entra_sequences;
+mod fallback;
 mod filter_roundtrip;
 mod filters;
 mod hostile;

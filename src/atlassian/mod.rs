@@ -29,6 +29,7 @@ mod classify;
 mod client;
 mod confluence;
 mod crowd;
+mod fallback;
 mod jira;
 mod read;
 mod request;
@@ -36,6 +37,7 @@ mod types;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
+pub use fallback::{Fallback, LeadMove, Offboarding};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };

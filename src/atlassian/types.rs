@@ -280,6 +280,9 @@ pub enum Effect {
     /// The target was already in the wanted state (already inactive, already a member, user
     /// already gone…); nothing harmful was done.
     AlreadyDone,
+    /// The product refused to deactivate, and the user was taken out of every access group
+    /// instead ([`Execution::fallback`] says why and which groups).
+    AccessRemovedByGroups,
 }
 
 /// Every call made for one action, and how it ended.
@@ -287,4 +290,7 @@ pub enum Effect {
 pub struct Execution {
     pub calls: Vec<Call>,
     pub result: Result<Effect, Failure>,
+    /// What was done instead of (or before) a plain deactivation: a refusal and the groups
+    /// removed, leads handed over. `None` for every ordinary action.
+    pub fallback: Option<super::fallback::Fallback>,
 }

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::actions;
 use super::retry::{self, Decision};
-use crate::atlassian::{Call, Connector};
+use crate::atlassian::{Call, Connector, Effect};
 use crate::config::Delivery;
 use crate::metrics::Metrics;
 use crate::policy::{Intent, Trigger};
@@ -64,6 +64,26 @@ fn now_ms() -> u64 {
 
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The effect of an intent's actions for the audit record: the fallback wins (it is what an
+/// admin must notice), then "applied" if anything changed, else "already_done".
+fn summary(effects: &[Effect]) -> Effect {
+    if effects.contains(&Effect::AccessRemovedByGroups) {
+        Effect::AccessRemovedByGroups
+    } else if effects.contains(&Effect::Applied) {
+        Effect::Applied
+    } else {
+        Effect::AlreadyDone
+    }
+}
+
+/// `a` with the fields of the object `b` added.
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
 }
 
 fn is_offboarding(t: Trigger) -> bool {
@@ -217,14 +237,22 @@ impl Deliverer {
         let started = Instant::now();
         let mut calls = Vec::new();
         let mut failure = None;
+        let mut effects = Vec::new();
+        let mut fallbacks = Vec::new();
         for action in actions::for_intent(&intent) {
             let ex = connector.execute(&action).await;
             calls.extend(ex.calls);
-            if let Err(f) = ex.result {
-                failure = Some(f);
-                break;
+            fallbacks.extend(ex.fallback);
+            match ex.result {
+                Ok(effect) => effects.push(effect),
+                Err(f) => {
+                    failure = Some(f);
+                    break;
+                }
             }
         }
+        // How access ended, when the product refused a plain deactivation (issue 9 item 3).
+        let how = if fallbacks.is_empty() { json!({}) } else { json!({ "fallback": fallbacks }) };
         let Some(failure) = failure else {
             let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
             let audit = self.audit(
@@ -233,7 +261,10 @@ impl Deliverer {
                 &entry,
                 "delivered",
                 &calls,
-                json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64}),
+                merge(
+                    json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64, "effect": summary(&effects)}),
+                    how,
+                ),
             );
             self.store.outbox_finish(seq, &intent.user_id, &audit)?;
             self.metrics.record_delivery(&intent.target, "delivered");
@@ -246,7 +277,7 @@ impl Deliverer {
         let attempt = entry.attempts + 1;
         let unit: f64 = rand::thread_rng().gen();
         match retry::decide(&failure, attempt, Duration::from_millis(age_ms), &self.cfg, unit) {
-            Decision::Bury(reason) => self.bury(seq, entry, &intent, &calls, reason),
+            Decision::Bury(reason) => self.bury_with(seq, entry, &intent, &calls, reason, how),
             Decision::Retry(wait) => {
                 let audit = self.audit(
                     &intent,
@@ -254,7 +285,7 @@ impl Deliverer {
                     &entry,
                     "retry",
                     &calls,
-                    json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}),
+                    merge(json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}), how),
                 );
                 self.store.audit_append(&intent.user_id, &audit)?;
                 let next_ms = now_ms() + wait.as_millis() as u64;
@@ -273,12 +304,24 @@ impl Deliverer {
     fn bury(
         &self,
         seq: u64,
-        mut entry: OutboxEntry,
+        entry: OutboxEntry,
         intent: &Intent,
         calls: &[Call],
         reason: String,
     ) -> StoreResult<Outcome> {
-        let audit = self.audit(intent, seq, &entry, "dead", calls, json!({"error": reason}));
+        self.bury_with(seq, entry, intent, calls, reason, json!({}))
+    }
+
+    fn bury_with(
+        &self,
+        seq: u64,
+        mut entry: OutboxEntry,
+        intent: &Intent,
+        calls: &[Call],
+        reason: String,
+        extra: Value,
+    ) -> StoreResult<Outcome> {
+        let audit = self.audit(intent, seq, &entry, "dead", calls, merge(json!({"error": reason}), extra));
         entry.attempts += 1;
         entry.last_error = Some(reason.clone());
         entry.dead_at = Some(now_text());

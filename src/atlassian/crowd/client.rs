@@ -73,6 +73,9 @@ async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result
         return Ok(Effect::AlreadyDone);
     }
     let reply = s.send(&rq::set_active(&user, active)).await?;
+    if !active && super::fallback::is_refusal(&reply) {
+        return super::fallback::after_refusal(s, username, &reply).await;
+    }
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));
     }

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::directory;
 use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
 
 pub(super) static ROUTES: &[Route] = &[
@@ -120,10 +121,27 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "DELETE",
         template: "/rest/api/user/{username}/group/{groupName}",
-        statuses: &[204, 401, 404],
+        statuses: &[204, 401, 404, 500],
         query: &[],
         body: &[],
         handler: remove_member,
+    },
+    // Access groups and memberships (issue 9 item 3; handlers in directory.rs).
+    Route {
+        method: "GET",
+        template: "/rest/api/permissions",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: directory::confluence_permissions,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/user/memberof",
+        statuses: &[200, 401, 404],
+        query: &["username", "start", "limit"],
+        body: &[],
+        handler: directory::confluence_member_of,
     },
 ];
 
@@ -195,6 +213,9 @@ fn set_active(s: &mut State, p: &Params, active: bool) -> Resp {
     match s.find(name, false) {
         // Idempotent: 204 whatever the previous state.
         Some(id) => {
+            if !active && directory::confluence_disable_is_ignored(s, &id) {
+                return Resp::empty(204);
+            }
             s.user_mut(&id).active = active;
             Resp::empty(204)
         }
@@ -281,6 +302,11 @@ fn add_member(s: &mut State, _: &Req, p: &Params) -> Resp {
 fn remove_member(s: &mut State, _: &Req, p: &Params) -> Resp {
     match member_target(s, p) {
         Ok((id, group)) => {
+            if s.users[&id].groups.contains(&group) {
+                if let Some(refused) = directory::confluence_membership_refusal(s, &id, &group) {
+                    return refused;
+                }
+            }
             s.user_mut(&id).groups.remove(&group);
             Resp::empty(204)
         }

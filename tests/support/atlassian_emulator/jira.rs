@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::directory;
 use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
 
 /// Jira's date format (`UserBean.lastLoginTime` example `"2023-08-30T16:37:01+1000"`).
@@ -75,7 +76,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "DELETE",
         template: "/rest/api/2/group/user",
-        statuses: &[200, 400, 401, 404],
+        statuses: &[200, 400, 401, 403, 404],
         query: &["groupname", "username"],
         body: &[],
         handler: remove_member,
@@ -144,6 +145,39 @@ pub(super) static ROUTES: &[Route] = &[
         query: &["taskId"],
         body: &[],
         handler: anonymization_progress,
+    },
+    // Leads and projects (issue 9 item 3; handlers in directory.rs).
+    Route {
+        method: "GET",
+        template: "/rest/api/2/project",
+        statuses: &[200, 401],
+        query: &["expand"],
+        body: &[],
+        handler: directory::jira_projects,
+    },
+    Route {
+        method: "PUT",
+        template: "/rest/api/2/project/{projectIdOrKey}",
+        statuses: &[200, 400, 401, 404],
+        query: &[],
+        body: &["lead"],
+        handler: directory::jira_update_project,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/2/project/{projectIdOrKey}/components",
+        statuses: &[200, 401, 404],
+        query: &[],
+        body: &[],
+        handler: directory::jira_project_components,
+    },
+    Route {
+        method: "PUT",
+        template: "/rest/api/2/component/{id}",
+        statuses: &[200, 400, 401, 404],
+        query: &[],
+        body: &["leadUserName"],
+        handler: directory::jira_update_component,
     },
 ];
 
@@ -234,6 +268,9 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(id) = target(s, req, false) else {
         return not_found(req);
     };
+    if let Some(refused) = directory::jira_update_refusal(s, &id, &body) {
+        return refused;
+    }
     let u = s.user_mut(&id);
     // "Fields skipped in request will not be changed."
     if let Some(active) = body.get("active").and_then(Value::as_bool) {
@@ -327,6 +364,11 @@ fn remove_member(s: &mut State, req: &Req, _: &Params) -> Resp {
         Ok(t) => t,
         Err(r) => return r,
     };
+    if s.users[&id].groups.contains(&group) {
+        if let Some(refused) = directory::jira_membership_refusal(s, &id, &group) {
+            return refused;
+        }
+    }
     let u = s.user_mut(&id);
     if !u.groups.remove(&group) {
         return bad(&format!("Cannot remove user. '{}' is not a member of '{group}'", u.name));
