@@ -317,3 +317,29 @@ async fn a_bitbucket_user_of_an_external_directory_is_a_dead_letter_naming_direc
     assert!(bb.user("bea").expect("bea").groups.contains("stash-users"));
     assert_eq!(bb.count("POST", "/rest/api/1.0/admin/users/remove-group"), 0, "no call that cannot work");
 }
+
+#[tokio::test]
+async fn a_lead_successor_jira_will_not_accept_leaves_the_leads_and_falls_back_to_the_groups() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.set_role("jira-software", &["jira-software-users"], None);
+    // "gone" does not exist: Jira refuses it as project lead.
+    let s = bridge(&jira, "lead_successor = \"gone\"").await;
+    let id = provisioned(&s, &jira, "nia").await;
+    jira.add_member("nia", "jira-software-users");
+    jira.add_project("ABC", "nia");
+    disable(&s, &id).await;
+
+    let rec = offboarding_record(&s, &id, "deactivate").await;
+    assert_eq!(
+        (rec["outcome"].as_str(), rec["effect"].as_str()),
+        (Some("delivered"), Some("access_removed_by_groups")),
+        "{rec:#}"
+    );
+    let fb = &rec["fallback"][0];
+    assert!(fb.get("leads_moved").is_none(), "nothing moved: {fb:#}");
+    assert!(fb["refusal"].as_str().is_some_and(|r| r.contains("after handing leads to gone")), "{fb:#}");
+    assert_eq!(jira.project_lead("ABC").as_deref(), Some("nia"));
+    let nia = jira.user("nia").expect("nia");
+    assert!(nia.active && !nia.groups.contains("jira-software-users"), "{nia:?}");
+    assert_eq!(jira.count("PUT", "/rest/api/2/project/ABC"), 1, "one attempt to move the lead");
+}
