@@ -251,6 +251,13 @@ const ALLOWED: &[Allowed] = &[
         gap: Gap::Status(500),
         why: "read-only membership: status undocumented, stricter 500 modelled",
     },
+    Allowed {
+        product: Product::Confluence,
+        method: "PUT",
+        template: "/rest/api/user/{username}/group/{groupName}",
+        gap: Gap::Status(500),
+        why: "read-only membership: status undocumented, stricter 500 modelled",
+    },
     // Confluence `user/memberof` lists 200/403 only; 401 (global auth check) and 404 (unknown
     // username, as `GET /user` answers) are the product's usual answers.
     Allowed {

@@ -140,7 +140,10 @@ pub(super) async fn after_refusal(s: &mut Session<'_>, username: &str, first: Re
             None => return Err(failure(&again, s.now())),
         }
     }
-    let sysadmin = refusal.text().to_ascii_lowercase().contains("system administrator").then(|| {
+    // admin.errors.must.be.sysadmin.to.edit.sysadmin: the English wording is not published, so
+    // this recognises it by the words any translation into English must use (UNVERIFIED).
+    let text = refusal.text().to_ascii_lowercase();
+    let sysadmin = (text.contains("system administrator") || text.contains("sysadmin")).then(|| {
         format!(
             "{username} is a Jira System Administrator and scimbridge's account is not: only a System \
              Administrator can deactivate them. By hand: a System Administrator deactivates {username} \

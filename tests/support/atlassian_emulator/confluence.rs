@@ -113,7 +113,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "PUT",
         template: "/rest/api/user/{username}/group/{groupName}",
-        statuses: &[204, 401, 404],
+        statuses: &[204, 401, 404, 500],
         query: &[],
         body: &[],
         handler: add_member,
@@ -213,7 +213,7 @@ fn set_active(s: &mut State, p: &Params, active: bool) -> Resp {
     match s.find(name, false) {
         // Idempotent: 204 whatever the previous state.
         Some(id) => {
-            if !active && directory::confluence_disable_is_ignored(s, &id) {
+            if directory::confluence_status_change_is_ignored(s, &id) {
                 return Resp::empty(204);
             }
             s.user_mut(&id).active = active;
@@ -292,6 +292,11 @@ fn member_target(s: &State, p: &Params) -> Result<(String, String), Resp> {
 fn add_member(s: &mut State, _: &Req, p: &Params) -> Resp {
     match member_target(s, p) {
         Ok((id, group)) => {
+            if !s.users[&id].groups.contains(&group) {
+                if let Some(refused) = directory::confluence_membership_refusal(s, &id, &group) {
+                    return refused;
+                }
+            }
             s.user_mut(&id).groups.insert(group);
             Resp::empty(204)
         }

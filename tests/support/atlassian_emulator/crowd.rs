@@ -68,7 +68,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "POST",
         template: "/rest/usermanagement/1/user/group/direct",
-        statuses: &[201, 400, 401, 404, 409],
+        statuses: &[201, 400, 401, 403, 404, 409],
         query: &["username"],
         body: &["name"],
         handler: add_member,
@@ -210,6 +210,11 @@ fn add_member(s: &mut State, req: &Req, _: &Params) -> Resp {
     };
     if !s.groups.contains(&group) {
         return error(400, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
+    }
+    if !s.users[&id].groups.contains(&group) {
+        if let Some(refused) = directory::crowd_membership_refusal(s, &id, &group) {
+            return refused;
+        }
     }
     if !s.user_mut(&id).groups.insert(group.clone()) {
         return error(

@@ -272,16 +272,16 @@ pub(crate) fn jira_update_component(s: &mut State, req: &Req, p: &Params) -> Res
 
 // ---- Confluence ----
 
-/// `PUT /admin/user/{u}/disable` for a user whose directory lacks UPDATE_USER: a public
-/// decompiled copy of `CrowdDisabledUserManager.disableUser` catches the
+/// `PUT /admin/user/{u}/disable` (and `/enable`) for a user whose directory lacks UPDATE_USER:
+/// a public decompiled copy of `CrowdDisabledUserManager.disableUser`/`enableUser` catches the
 /// `OperationNotPermittedException` (CWD-4923) and only logs "Could not disable user", so the
-/// answer is 204 and the user stays enabled. The REST status is not documented; this silent
+/// answer is 204 and the user is unchanged. The REST status is not documented; this silent
 /// no-op is the strictest plausible answer.
-pub(crate) fn confluence_disable_is_ignored(s: &State, id: &str) -> bool {
+pub(crate) fn confluence_status_change_is_ignored(s: &State, id: &str) -> bool {
     !mode(s, id).can_update_user()
 }
 
-/// `DELETE /user/{u}/group/{g}` on a read-only membership: embedded Crowd refuses with
+/// `PUT`/`DELETE /user/{u}/group/{g}` on a read-only membership: embedded Crowd refuses with
 /// `OperationNotPermittedException` (Confluence KB 302812802); the REST status is not
 /// documented (the spec lists only 204), so the emulator answers the stricter plausible 500
 /// with the exception text, which a client would otherwise retry.
@@ -343,8 +343,8 @@ pub(crate) fn crowd_update_refusal(s: &State, id: &str) -> Option<Resp> {
     })
 }
 
-/// `DELETE /user/group/direct` on a read-only membership: `removeUserFromGroup` throws
-/// `ApplicationPermissionException` (R3) → 403.
+/// `POST`/`DELETE /user/group/direct` on a read-only membership: `addUserToGroup` and
+/// `removeUserFromGroup` throw `ApplicationPermissionException` (R3) → 403.
 pub(crate) fn crowd_membership_refusal(s: &State, id: &str, group: &str) -> Option<Resp> {
     membership_locked(s, id, group).then(|| {
         crowd_denied(format!(

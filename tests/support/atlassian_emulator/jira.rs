@@ -68,7 +68,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "POST",
         template: "/rest/api/2/group/user",
-        statuses: &[201, 400, 401, 404],
+        statuses: &[201, 400, 401, 403, 404],
         query: &["groupname"],
         body: &["name"],
         handler: add_member,
@@ -351,6 +351,11 @@ fn add_member(s: &mut State, req: &Req, _: &Params) -> Resp {
         Ok(t) => t,
         Err(r) => return r,
     };
+    if !s.users[&id].groups.contains(&group) {
+        if let Some(refused) = directory::jira_membership_refusal(s, &id, &group) {
+            return refused;
+        }
+    }
     let u = s.user_mut(&id);
     if !u.groups.insert(group.clone()) {
         // The quirk: not idempotent (atlassian-dc.md §2.3).
