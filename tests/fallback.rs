@@ -11,7 +11,7 @@ use crate::support::atlassian_emulator::{
     DirMode, Emulator, CROWD_APP, CROWD_PASSWORD, SERVICE_USER, TOKEN as ATL_TOKEN,
 };
 use crate::support::server::{eventually, TestServer};
-use scimbridge::atlassian::Product;
+use scimbridge::atlassian::{Action, Effect, Failure, Offboarding, Product};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -342,4 +342,59 @@ async fn a_lead_successor_jira_will_not_accept_leaves_the_leads_and_falls_back_t
     let nia = jira.user("nia").expect("nia");
     assert!(nia.active && !nia.groups.contains("jira-software-users"), "{nia:?}");
     assert_eq!(jira.count("PUT", "/rest/api/2/project/ABC"), 1, "one attempt to move the lead");
+}
+
+// ---- the connector alone (no server) ----
+
+fn deactivate(name: &str) -> Action {
+    Action::Deactivate { username: name.into() }
+}
+
+#[tokio::test]
+async fn a_component_lead_alone_is_refused_under_errors_active_and_falls_back() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.set_role("jira-core", &["jira-core-users"], None);
+    jira.add_user("cal");
+    jira.add_member("cal", "jira-core-users");
+    jira.add_project("OPS", "svc-scimbridge");
+    jira.add_component("OPS", "Infra", Some("cal"));
+    let exec = jira.connector().execute(&deactivate("cal")).await;
+    assert_eq!(exec.result, Ok(Effect::AccessRemovedByGroups), "{:?}", exec.calls);
+    let fb = exec.fallback.expect("a fallback report");
+    assert!(fb.refusal.contains("component lead in project(s): OPS"), "{fb:?}");
+    assert_eq!(fb.groups_removed, vec!["jira-core-users"]);
+    assert!(jira.user("cal").is_some_and(|u| u.active && u.groups.is_empty()));
+}
+
+#[tokio::test]
+async fn a_crowd_refusal_without_any_configured_group_asks_for_license_groups() {
+    let crowd = Emulator::start(Product::Crowd).await;
+    crowd.add_user("cy");
+    crowd.put_in_directory("cy", DirMode::LdapReadOnly);
+    let exec = crowd.connector().execute(&deactivate("cy")).await;
+    let Err(Failure::Permanent { reason }) = &exec.result else { panic!("{:?}", exec.result) };
+    assert!(reason.contains("Crowd refused to deactivate cy") && reason.contains("license_groups"), "{reason}");
+    // With the groups configured, the read-only directory still refuses them: by hand.
+    crowd.add_member("cy", "jira-users");
+    crowd.make_external_group("jira-users");
+    let conn = crowd
+        .connector()
+        .with_offboarding(Offboarding { license_groups: vec!["jira-users".into()], lead_successor: None });
+    let exec = conn.execute(&deactivate("cy")).await;
+    let Err(Failure::Permanent { reason }) = &exec.result else { panic!("{:?}", exec.result) };
+    assert!(reason.contains("remove cy from jira-users"), "{reason}");
+    assert!(crowd.user("cy").is_some_and(|u| u.active && u.groups.contains("jira-users")));
+}
+
+#[tokio::test]
+async fn an_internal_confluence_user_is_disabled_and_the_disable_is_confirmed() {
+    let wiki = Emulator::start(Product::Confluence).await;
+    wiki.set_can_use(&["confluence-users"]);
+    wiki.add_user("ivy");
+    wiki.add_member("ivy", "confluence-users");
+    let exec = wiki.connector().execute(&deactivate("ivy")).await;
+    assert_eq!(exec.result, Ok(Effect::Applied));
+    assert!(exec.fallback.is_none());
+    assert!(exec.calls.iter().any(|c| c.method == "GET" && c.path.contains("expand=status")), "{:?}", exec.calls);
+    assert!(wiki.user("ivy").is_some_and(|u| !u.active && u.groups.contains("confluence-users")));
 }
