@@ -6,6 +6,10 @@
 //! "already done", "retry (maybe after N seconds)" or "give up", and `delivery/` decides what to
 //! do next. Credentials live in [`Secret`] and never reach logs, `Debug` output or [`Call::path`].
 //!
+//! When a product refuses to deactivate (read-only directory, Jira leads, sysadmin rule), the
+//! connector removes the user's access groups instead (`fallback.rs`, issue 9 item 3) and says so
+//! in [`Execution::fallback`] and [`Effect::AccessRemovedByGroups`].
+//!
 //! Read side (issue 4, lifecycle jobs): [`Connector::for_each_account`] streams every account
 //! with its last activity page by page, [`Connector::group_members`], [`Connector::account`],
 //! [`Connector::seats`] and [`Connector::admin_groups`]; value types in `activity.rs`, the paged
