@@ -398,3 +398,36 @@ async fn an_internal_confluence_user_is_disabled_and_the_disable_is_confirmed() 
     assert!(exec.calls.iter().any(|c| c.method == "GET" && c.path.contains("expand=status")), "{:?}", exec.calls);
     assert!(wiki.user("ivy").is_some_and(|u| !u.active && u.groups.contains("confluence-users")));
 }
+
+#[tokio::test]
+async fn enabling_again_a_user_offboarded_by_the_fallback_gives_back_the_groups_it_removed() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.set_role("jira-software", &["jira-software-users"], None);
+    jira.add_group("jira-core-users");
+    let s = bridge(&jira, "license_groups = [\"jira-core-users\"]").await;
+    let id = provisioned(&s, &jira, "ravi").await;
+    jira.add_member("ravi", "jira-software-users");
+    jira.add_project("ABC", "ravi");
+    disable(&s, &id).await;
+    eventually("ravi lost the access group", WAIT, || {
+        jira.user("ravi").is_some_and(|u| !u.groups.contains("jira-software-users"))
+    })
+    .await;
+    let op = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "active", "value": true}]});
+    let r = s.patch(&format!("/Users/{id}"), &op).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let rec = offboarding_record(&s, &id, "reactivate").await;
+    assert_eq!(rec["outcome"], "delivered", "{rec:#}");
+    assert_eq!(
+        strings(&rec["restored_groups"]),
+        vec!["jira-software-users"],
+        "only what the fallback removed: {rec:#}"
+    );
+    let ravi = jira.user("ravi").expect("ravi");
+    assert!(
+        ravi.active && ravi.groups.contains("jira-software-users") && !ravi.groups.contains("jira-core-users"),
+        "{ravi:?}"
+    );
+}

@@ -14,10 +14,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::actions;
 use super::retry::{self, Decision};
-use crate::atlassian::{Call, Connector, Effect};
+use crate::atlassian::{Action, Call, Connector, Effect};
 use crate::config::Delivery;
 use crate::metrics::Metrics;
-use crate::policy::{Intent, Trigger};
+use crate::policy::{Intent, IntentAction, Trigger};
 use crate::redact::Pii;
 use crate::store::{OutboxEntry, Store, StoreResult};
 
@@ -239,7 +239,16 @@ impl Deliverer {
         let mut failure = None;
         let mut effects = Vec::new();
         let mut fallbacks = Vec::new();
-        for action in actions::for_intent(&intent) {
+        let mut planned = actions::for_intent(&intent);
+        let restored = if matches!(intent.action, IntentAction::Reactivate) {
+            super::restore::groups_to_restore(&self.store.audit_of(&intent.user_id)?, &intent.target)
+        } else {
+            Vec::new()
+        };
+        planned.extend(
+            restored.iter().map(|g| Action::AddToGroup { username: intent.username.clone(), group: g.clone() }),
+        );
+        for action in planned {
             let ex = connector.execute(&action).await;
             calls.extend(ex.calls);
             fallbacks.extend(ex.fallback);
@@ -252,7 +261,10 @@ impl Deliverer {
             }
         }
         // How access ended, when the product refused a plain deactivation (issue 9 item 3).
-        let how = if fallbacks.is_empty() { json!({}) } else { json!({ "fallback": fallbacks }) };
+        let mut how = if fallbacks.is_empty() { json!({}) } else { json!({ "fallback": fallbacks }) };
+        if !restored.is_empty() {
+            how["restored_groups"] = json!(restored);
+        }
         let Some(failure) = failure else {
             let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
             let audit = self.audit(
