@@ -131,6 +131,7 @@ impl Target {
         crate::atlassian::Offboarding {
             license_groups: self.license_groups.clone(),
             lead_successor: self.lead_successor.clone(),
+            protected_groups: Vec::new(),
         }
     }
 }

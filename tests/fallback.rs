@@ -379,7 +379,7 @@ async fn a_crowd_refusal_without_any_configured_group_asks_for_license_groups() 
     crowd.make_external_group("jira-users");
     let conn = crowd
         .connector()
-        .with_offboarding(Offboarding { license_groups: vec!["jira-users".into()], lead_successor: None });
+        .with_offboarding(Offboarding { license_groups: vec!["jira-users".into()], ..Offboarding::default() });
     let exec = conn.execute(&deactivate("cy")).await;
     let Err(Failure::Permanent { reason }) = &exec.result else { panic!("{:?}", exec.result) };
     assert!(reason.contains("remove cy from jira-users"), "{reason}");
@@ -430,4 +430,22 @@ async fn enabling_again_a_user_offboarded_by_the_fallback_gives_back_the_groups_
         ravi.active && ravi.groups.contains("jira-software-users") && !ravi.groups.contains("jira-core-users"),
         "{ravi:?}"
     );
+}
+
+#[tokio::test]
+async fn a_protected_access_group_is_never_removed_and_the_dead_letter_says_why() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.set_role("jira-software", &["jira-software-users", "release-managers"], None);
+    jira.add_user("pia");
+    jira.add_member("pia", "jira-software-users");
+    jira.add_member("pia", "release-managers");
+    jira.put_in_directory("pia", DirMode::LdapReadOnlyLocalGroups);
+    let conn = jira
+        .connector()
+        .with_offboarding(Offboarding { protected_groups: vec!["Release-Managers".into()], ..Offboarding::default() });
+    let exec = conn.execute(&deactivate("pia")).await;
+    let Err(Failure::Permanent { reason }) = &exec.result else { panic!("{:?}", exec.result) };
+    assert!(reason.contains("release-managers (in policy.protected_groups"), "{reason}");
+    let pia = jira.user("pia").expect("pia");
+    assert!(!pia.groups.contains("jira-software-users") && pia.groups.contains("release-managers"), "{pia:?}");
 }

@@ -22,6 +22,8 @@ pub struct Offboarding {
     /// Jira `lead_successor`: who takes over the project and component leads of a leaver, so the
     /// leaver can be deactivated instead of only losing their groups.
     pub lead_successor: Option<String>,
+    /// `policy.protected_groups`: never changed, so never removed by the fallback either.
+    pub protected_groups: Vec<String>,
 }
 
 /// A project or component lead handed to `lead_successor`.
@@ -70,6 +72,14 @@ pub(crate) fn union(lists: &[&[String]]) -> Vec<String> {
     }
     out
 }
+
+/// Whether `group` is one of `policy.protected_groups` (case-insensitive).
+pub(crate) fn is_protected(offboarding: &Offboarding, group: &str) -> bool {
+    offboarding.protected_groups.iter().any(|p| p.trim().eq_ignore_ascii_case(group))
+}
+
+/// The refusal recorded for a protected access group the user holds.
+pub(crate) const PROTECTED: &str = "in policy.protected_groups, which scimbridge never changes";
 
 /// Where the product's own screens do this by hand.
 fn where_by_hand(product: Product) -> &'static str {

@@ -128,6 +128,10 @@ async fn remove_access_groups(s: &mut Session<'_>, username: &str, report: &mut 
     let held: Vec<String> =
         report.access_groups.iter().filter(|g| before.iter().any(|b| b.eq_ignore_ascii_case(g))).cloned().collect();
     let mut answers = Vec::new();
+    let mut removals: Vec<Removal> = Vec::new();
+    let (held, protected): (Vec<String>, Vec<String>) =
+        held.into_iter().partition(|g| !fallback::is_protected(s.offboarding(), g));
+    removals.extend(protected.into_iter().map(|g| (g, Err(fallback::PROTECTED.into()))));
     for group in &held {
         let r = s.send(&rq::remove_from_group(username, group)).await?;
         if !r.is_success() && !names_read_only_directory(&r) {
@@ -136,18 +140,15 @@ async fn remove_access_groups(s: &mut Session<'_>, username: &str, report: &mut 
         answers.push((group.clone(), r));
     }
     let after = if held.is_empty() { Vec::new() } else { memberships(s, username).await? };
-    let removals: Vec<Removal> = answers
-        .into_iter()
-        .map(|(group, r)| {
-            let kept = after.iter().any(|a| a.eq_ignore_ascii_case(&group));
-            let outcome = match (r.is_success(), kept) {
-                (true, false) => Ok(true),
-                (true, true) => Err(format!("{} but the membership is still there (read-only directory)", r.status)),
-                (false, _) => Err(format!("{} {}", r.status, error_summary(&r.body))),
-            };
-            (group, outcome)
-        })
-        .collect();
+    removals.extend(answers.into_iter().map(|(group, r)| {
+        let kept = after.iter().any(|a| a.eq_ignore_ascii_case(&group));
+        let outcome = match (r.is_success(), kept) {
+            (true, false) => Ok(true),
+            (true, true) => Err(format!("{} but the membership is still there (read-only directory)", r.status)),
+            (false, _) => Err(format!("{} {}", r.status, error_summary(&r.body))),
+        };
+        (group, outcome)
+    }));
     fallback::conclude(Product::Confluence, username, report, removals, None)
 }
 

@@ -28,6 +28,12 @@ pub(super) async fn after_refusal(s: &mut Session<'_>, username: &str, reply: &R
     };
     let mut removals: Vec<Removal> = Vec::new();
     for group in report.access_groups.clone() {
+        if fallback::is_protected(s.offboarding(), &group) {
+            // Crowd's membership is not read first; a protected group is never touched, so it is
+            // reported as left in place.
+            removals.push((group, Err(fallback::PROTECTED.into())));
+            continue;
+        }
         let r = s.send(&rq::remove_from_group(username, &group)).await?;
         let outcome = if r.is_success() {
             Ok(true)

@@ -233,6 +233,10 @@ async fn remove_access_groups(
         if !user.groups.iter().any(|g| g.eq_ignore_ascii_case(&group)) {
             continue;
         }
+        if fallback::is_protected(s.offboarding(), &group) {
+            removals.push((group, Err(fallback::PROTECTED.into())));
+            continue;
+        }
         let r = s.send(&rq::remove_from_group(username, &group)).await?;
         let outcome = if r.is_success() {
             Ok(true)
