@@ -127,11 +127,11 @@ pub struct Target {
 
 impl Target {
     /// What the connector needs when a product refuses to deactivate (`atlassian/fallback.rs`).
-    pub fn offboarding(&self) -> crate::atlassian::Offboarding {
+    pub fn offboarding(&self, policy: &Policy) -> crate::atlassian::Offboarding {
         crate::atlassian::Offboarding {
             license_groups: self.license_groups.clone(),
             lead_successor: self.lead_successor.clone(),
-            protected_groups: Vec::new(),
+            protected_groups: policy.protected_groups.clone(),
         }
     }
 }

@@ -115,8 +115,8 @@ impl Connector {
         self
     }
 
-    /// Sets the target's licence groups and Jira lead successor, used when the product refuses
-    /// to deactivate (see `fallback.rs`).
+    /// Sets the target's licence groups, Jira lead successor and the protected groups, used when
+    /// the product refuses to deactivate (see `fallback.rs`).
     pub fn with_offboarding(mut self, offboarding: Offboarding) -> Connector {
         self.offboarding = offboarding;
         self
