@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::atlassian_emulator::{
-    DirMode, Emulator, CROWD_APP, CROWD_PASSWORD, SERVICE_USER, TOKEN as ATL_TOKEN,
+    DirMode, Emulator, Fault, CROWD_APP, CROWD_PASSWORD, SERVICE_USER, TOKEN as ATL_TOKEN,
 };
 use crate::support::server::{eventually, TestServer};
 use scimbridge::atlassian::{Action, Effect, Failure, Offboarding, Product};
@@ -448,4 +448,28 @@ async fn a_protected_access_group_is_never_removed_and_the_dead_letter_says_why(
     assert!(reason.contains("release-managers (in policy.protected_groups"), "{reason}");
     let pia = jira.user("pia").expect("pia");
     assert!(!pia.groups.contains("jira-software-users") && pia.groups.contains("release-managers"), "{pia:?}");
+}
+
+#[tokio::test]
+async fn a_user_still_given_an_application_after_the_removals_is_a_dead_letter() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.set_role("jira-software", &["jira-software-users"], None);
+    jira.add_group("jira-core-users");
+    jira.add_user("tom");
+    jira.add_member("tom", "jira-software-users");
+    jira.add_member("tom", "jira-core-users");
+    jira.add_project("ABC", "tom");
+    // GET /user, PUT /user (refused), GET /myself, then GET /applicationrole is forbidden: the
+    // bridge only knows license_groups and misses the role's group.
+    let serve = Fault::Delay(Duration::ZERO);
+    jira.push_faults([serve.clone(), serve.clone(), serve, Fault::status(403)]);
+    let conn = jira
+        .connector()
+        .with_offboarding(Offboarding { license_groups: vec!["jira-core-users".into()], ..Offboarding::default() });
+    let exec = conn.execute(&deactivate("tom")).await;
+    let Err(Failure::Permanent { reason }) = &exec.result else { panic!("{:?}", exec.result) };
+    assert!(reason.contains("removed tom from jira-core-users"), "{reason}");
+    assert!(reason.contains("still gives tom the application(s) jira-software"), "{reason}");
+    let fb = exec.fallback.expect("report");
+    assert!(fb.access_groups_from.contains("license_groups only: GET /applicationrole answered 403"), "{fb:?}");
 }

@@ -75,7 +75,19 @@ fn set_component_lead(id: &str, lead: &str) -> Request {
     Request::put(format!("{API}/component/{}", encode(id))).json(json!({ "leadUserName": lead }))
 }
 
+/// `GET /user?username=&expand=groups,applicationRoles`: after the removals, whether Jira still
+/// gives the user an application (a nested group, a group granted outside the roles read).
+fn user_with_roles(username: &str) -> Request {
+    Request::get(format!("{API}/user")).query("username", username).query("expand", "groups,applicationRoles")
+}
+
 // ---- reading ----
+
+/// Keys of `UserBean.applicationRoles.items`; `None` when Jira did not expand them.
+fn held_roles(bean: &Value) -> Option<Vec<String>> {
+    let items = bean.pointer("/applicationRoles/items")?.as_array()?;
+    Some(items.iter().filter_map(|r| r.get("key").and_then(Value::as_str)).map(str::to_string).collect())
+}
 
 fn lead_name(bean: &Value) -> Option<&str> {
     bean.pointer("/lead/name").and_then(Value::as_str).or_else(|| bean.get("leadUserName").and_then(Value::as_str))
@@ -249,7 +261,32 @@ async fn remove_access_groups(
         };
         removals.push((group, outcome));
     }
+    let still_privileged = match still_privileged {
+        Some(why) => Some(why),
+        None if removals.iter().all(|(_, r)| r.is_ok()) => still_holds_roles(s, username).await?,
+        None => None,
+    };
     fallback::conclude(Product::Jira, username, report, removals, still_privileged)
+}
+
+/// After every removal went through: the application roles Jira still grants the user, as a
+/// reason for the admin, or `None` when it grants none (or does not say).
+async fn still_holds_roles(s: &mut Session<'_>, username: &str) -> Result<Option<String>, Failure> {
+    let reply = s.send(&user_with_roles(username)).await?;
+    if !reply.is_success() {
+        return Err(failure(&reply, s.now()));
+    }
+    let roles = reply.json().as_ref().and_then(held_roles).unwrap_or_default();
+    Ok((!roles.is_empty()).then(|| {
+        format!(
+            "Jira still gives {username} the application(s) {} through a group scimbridge did not remove \
+             (a nested group, or one missing from license_groups). By hand: Jira administration → User \
+             management → {username} → Groups, remove the groups that grant {}; add them to license_groups \
+             for next time",
+            roles.join(", "),
+            roles.join(", ")
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -287,5 +324,9 @@ mod tests {
         assert_eq!(role_groups(&body), vec!["jira-software-users", "devs", "jira-software-users", "jira-core-users"]);
         assert_eq!(lead_name(&json!({"lead": {"name": "al"}})), Some("al"));
         assert_eq!(lead_name(&json!({"leadUserName": "al"})), Some("al"));
+        let bean = json!({"applicationRoles": {"size": 1, "items": [{"key": "jira-software"}]}});
+        assert_eq!(held_roles(&bean), Some(vec!["jira-software".to_string()]));
+        assert_eq!(held_roles(&json!({"name": "al"})), None);
+        assert_eq!(user_with_roles("al").target(), "/rest/api/2/user?username=al&expand=groups%2CapplicationRoles");
     }
 }

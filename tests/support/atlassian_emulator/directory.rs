@@ -182,6 +182,19 @@ pub(crate) fn jira_membership_refusal(s: &State, id: &str, group: &str) -> Optio
     })
 }
 
+/// `UserBean.applicationRoles` (`SimpleListWrapperApplicationRoleBean`, 10.3 spec): the roles
+/// whose groups the user is in.
+pub(crate) fn jira_application_roles(s: &State, id: &str) -> Value {
+    let u = &s.users[id];
+    let items: Vec<Value> = s
+        .roles
+        .iter()
+        .filter(|(_, r)| r.groups.iter().any(|g| u.groups.contains(g)))
+        .map(|(k, r)| json!({"key": k, "name": r.name}))
+        .collect();
+    json!({"size": items.len(), "items": items})
+}
+
 fn jira_user_ref(s: &State, name: &str) -> Value {
     let key = s.find(name, true).map(|id| s.users[&id].key.clone()).unwrap_or_default();
     json!({"name": name, "key": key, "displayName": name, "active": true})

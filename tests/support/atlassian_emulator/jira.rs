@@ -235,7 +235,13 @@ fn get_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let include_deleted = req.q("includeDeleted") == Some("true");
     let expand = req.q("expand").is_some_and(|e| e.contains("groups"));
     match target(s, req, include_deleted) {
-        Some(id) => Resp::json(200, bean(&s.users[&id], expand)),
+        Some(id) => {
+            let mut v = bean(&s.users[&id], expand);
+            if req.q("expand").is_some_and(|e| e.contains("applicationRoles")) {
+                v["applicationRoles"] = directory::jira_application_roles(s, &id);
+            }
+            Resp::json(200, v)
+        }
         None => not_found(req),
     }
 }
