@@ -183,7 +183,7 @@ async fn a_jira_user_whose_access_group_is_read_only_becomes_a_dead_letter_sayin
     ] {
         assert!(error.contains(part), "{part:?} missing from the dead letter: {error}");
     }
-    assert_eq!(rec["fallback"][0]["groups_refused"][0][0], "jira-software-users", "{rec:#}");
+    assert_eq!(rec["fallback"][0]["groups_refused"][0]["group"], "jira-software-users", "{rec:#}");
     let rita = jira.user("rita").expect("rita");
     assert!(rita.active && rita.groups.contains("jira-software-users"));
 }

@@ -38,6 +38,13 @@ pub struct LeadMove {
     pub to: String,
 }
 
+/// An access group left in place, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRefused {
+    pub group: String,
+    pub reason: String,
+}
+
 /// What the connector did instead of (or before) a plain deactivation; recorded in the audit log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Fallback {
@@ -51,7 +58,7 @@ pub struct Fallback {
     pub groups_removed: Vec<String>,
     /// Access groups the product would not let the bridge change, with its reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub groups_refused: Vec<(String, String)>,
+    pub groups_refused: Vec<GroupRefused>,
     /// Leads handed to `lead_successor` before deactivating.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub leads_moved: Vec<LeadMove>,
@@ -106,7 +113,7 @@ pub(crate) fn conclude(
         match result {
             Ok(true) => report.groups_removed.push(group),
             Ok(false) => {}
-            Err(reason) => report.groups_refused.push((group, reason)),
+            Err(reason) => report.groups_refused.push(GroupRefused { group, reason }),
         }
     }
     let refused = format!("{} refused to deactivate {username}: {}", product_name(product), report.refusal);
@@ -124,8 +131,8 @@ pub(crate) fn conclude(
         format!(" scimbridge removed {username} from {}.", report.groups_removed.join(", "))
     };
     if !report.groups_refused.is_empty() {
-        let left: Vec<String> = report.groups_refused.iter().map(|(g, why)| format!("{g} ({why})")).collect();
-        let names: Vec<&str> = report.groups_refused.iter().map(|(g, _)| g.as_str()).collect();
+        let left: Vec<String> = report.groups_refused.iter().map(|r| format!("{} ({})", r.group, r.reason)).collect();
+        let names: Vec<&str> = report.groups_refused.iter().map(|r| r.group.as_str()).collect();
         return Err(Failure::permanent(format!(
             "{refused}.{removed} {username} still has access through {}. By hand: remove {username} from {} in \
              the user directory that owns them (the LDAP/AD server or Crowd; a read-only directory cannot be \

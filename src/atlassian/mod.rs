@@ -41,7 +41,7 @@ mod types;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
-pub use fallback::{Fallback, LeadMove, Offboarding};
+pub use fallback::{Fallback, GroupRefused, LeadMove, Offboarding};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };
