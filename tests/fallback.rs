@@ -337,7 +337,7 @@ async fn a_lead_successor_jira_will_not_accept_leaves_the_leads_and_falls_back_t
     );
     let fb = &rec["fallback"][0];
     assert!(fb.get("leads_moved").is_none(), "nothing moved: {fb:#}");
-    assert!(fb["refusal"].as_str().is_some_and(|r| r.contains("after handing leads to gone")), "{fb:#}");
+    assert!(fb["refusal"].as_str().is_some_and(|r| r.contains("no lead could be handed to gone")), "{fb:#}");
     assert_eq!(jira.project_lead("ABC").as_deref(), Some("nia"));
     let nia = jira.user("nia").expect("nia");
     assert!(nia.active && !nia.groups.contains("jira-software-users"), "{nia:?}");

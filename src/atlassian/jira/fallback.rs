@@ -137,6 +137,12 @@ pub(super) async fn after_refusal(s: &mut Session<'_>, username: &str, first: Re
     let mut refusal = first;
     if let (Refusal::Lead(_), Some(successor)) = (&refusal, s.offboarding().lead_successor.clone()) {
         report.leads_moved = move_leads(s, username, &successor).await?;
+        if report.leads_moved.is_empty() {
+            report.refusal = format!("{} (no lead could be handed to {successor})", report.refusal);
+            let result = remove_access_groups(s, username, &mut report, None).await;
+            s.fallback = Some(report);
+            return result;
+        }
         let again = s.send(&rq::set_active(username, false)).await?;
         if again.is_success() {
             tracing::info!(username = %crate::redact::Pii(username), moved = report.leads_moved.len(), "Jira leads handed over; user deactivated.");
@@ -171,8 +177,13 @@ pub(super) async fn after_refusal(s: &mut Session<'_>, username: &str, first: Re
 /// Hands every project and component `username` leads to `successor`.
 async fn move_leads(s: &mut Session<'_>, username: &str, successor: &str) -> Result<Vec<LeadMove>, Failure> {
     let reply = s.send(&projects()).await?;
-    if !reply.is_success() {
+    if matches!(reply.status, 429 | 500..=599) {
         return Err(failure(&reply, s.now()));
+    }
+    if !reply.is_success() {
+        // Leads cannot be moved; the group fallback still removes access.
+        tracing::warn!(status = reply.status, error = %error_summary(&reply.body), "Jira would not list projects; leads stay.");
+        return Ok(Vec::new());
     }
     let list = reply.json().and_then(|v| v.as_array().cloned()).unwrap_or_default();
     let mut moved = Vec::new();
