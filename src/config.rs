@@ -124,6 +124,19 @@ impl Default for Delivery {
 pub struct Target {
     pub spec: TargetSpec,
     pub license_groups: Vec<String>,
+    /// Jira `lead_successor` (validated: Jira only, non-empty).
+    pub lead_successor: Option<String>,
+}
+
+impl Target {
+    /// What the connector needs when a product refuses to deactivate (`atlassian/fallback.rs`).
+    pub fn offboarding(&self, policy: &Policy) -> crate::atlassian::Offboarding {
+        crate::atlassian::Offboarding {
+            license_groups: self.license_groups.clone(),
+            lead_successor: self.lead_successor.clone(),
+            protected_groups: policy.protected_groups.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -564,6 +577,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
                     timeout: Duration::from_secs(t.timeout_secs),
                 },
                 license_groups: t.license_groups.clone(),
+                lead_successor: t.lead_successor.as_deref().map(str::trim).map(str::to_string),
             });
         }
     }

@@ -164,7 +164,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::default());
     let mut connectors = HashMap::new();
     for t in &config.targets {
-        let c = Connector::new(t.spec.clone())?;
+        let c = Connector::new(t.spec.clone())?.with_offboarding(t.offboarding(&config.policy));
         connectors.insert(t.spec.name.clone(), Arc::new(c));
     }
     // Health checks warn; they never block serving (the outbox holds intents until a target is

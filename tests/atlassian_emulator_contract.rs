@@ -113,13 +113,6 @@ const ALLOWED: &[Allowed] = &[
         gap: Gap::Status(401),
         why: "spec omits 401",
     },
-    Allowed {
-        product: Product::Confluence,
-        method: "GET",
-        template: "/rest/api/user/memberof",
-        gap: Gap::Status(401),
-        why: "spec omits 401",
-    },
     // Confluence 10.0.3: membership PUT/DELETE declare only 204 (atlassian-dc.md §3 lists no
     // errors at all); an unknown user or group cannot answer 204, and unauthenticated calls
     // are refused.
@@ -223,6 +216,63 @@ const ALLOWED: &[Allowed] = &[
         template: "/rest/license/1.0/license/remainingSeats",
         gap: Gap::Path,
         why: "licence REST module is outside the /rest/api OpenAPI",
+    },
+    // Issue 9 item 3 (fallback.rs): every Jira REST resource answers 401 to an unauthenticated
+    // call and 400 with an ErrorCollection to a value it rejects (an unknown or inactive lead),
+    // although these two operations list neither.
+    Allowed {
+        product: Product::Jira,
+        method: "GET",
+        template: "/rest/api/2/project/{projectIdOrKey}/components",
+        gap: Gap::Status(401),
+        why: "spec omits 401 on project components",
+    },
+    Allowed {
+        product: Product::Jira,
+        method: "PUT",
+        template: "/rest/api/2/component/{id}",
+        gap: Gap::Status(401),
+        why: "spec omits 401 on component update",
+    },
+    Allowed {
+        product: Product::Jira,
+        method: "PUT",
+        template: "/rest/api/2/component/{id}",
+        gap: Gap::Status(400),
+        why: "spec omits the 400 ErrorCollection for an invalid leadUserName",
+    },
+    // Confluence: removing a membership of a read-only directory fails inside embedded Crowd
+    // (OperationNotPermittedException, KB 302812802); the spec lists only 204, so the emulator
+    // answers the stricter plausible 500 (directory.rs).
+    Allowed {
+        product: Product::Confluence,
+        method: "DELETE",
+        template: "/rest/api/user/{username}/group/{groupName}",
+        gap: Gap::Status(500),
+        why: "read-only membership: status undocumented, stricter 500 modelled",
+    },
+    Allowed {
+        product: Product::Confluence,
+        method: "PUT",
+        template: "/rest/api/user/{username}/group/{groupName}",
+        gap: Gap::Status(500),
+        why: "read-only membership: status undocumented, stricter 500 modelled",
+    },
+    // Confluence `user/memberof` lists 200/403 only; 401 (global auth check) and 404 (unknown
+    // username, as `GET /user` answers) are the product's usual answers.
+    Allowed {
+        product: Product::Confluence,
+        method: "GET",
+        template: "/rest/api/user/memberof",
+        gap: Gap::Status(401),
+        why: "spec omits 401 on memberof",
+    },
+    Allowed {
+        product: Product::Confluence,
+        method: "GET",
+        template: "/rest/api/user/memberof",
+        gap: Gap::Status(404),
+        why: "spec omits 404 for an unknown username on memberof",
     },
 ];
 

@@ -16,6 +16,7 @@ mod cli_truth;
 mod deploy_config;
 mod durability;
 mod entra_sequences;
+mod fallback;
 mod filter_roundtrip;
 mod filters;
 mod hostile;

@@ -7,6 +7,7 @@ use reqwest::Url;
 
 use super::activity::ReadPolicy;
 use super::classify::{Reply, KEPT_HEADERS};
+use super::fallback::{Fallback, Offboarding};
 use super::request::Request;
 use super::types::{
     support, Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Support, TargetError, TargetSpec,
@@ -56,6 +57,7 @@ pub struct Connector {
     http: reqwest::Client,
     poll: PollPolicy,
     read: ReadPolicy,
+    offboarding: Offboarding,
 }
 
 impl Connector {
@@ -97,6 +99,7 @@ impl Connector {
             http,
             poll: PollPolicy::default(),
             read: ReadPolicy::default(),
+            offboarding: Offboarding::default(),
         })
     }
 
@@ -109,6 +112,13 @@ impl Connector {
     /// Replaces the paging and waiting policy of the read side (tests use small pages).
     pub fn with_read_policy(mut self, read: ReadPolicy) -> Connector {
         self.read = read;
+        self
+    }
+
+    /// Sets the target's licence groups, Jira lead successor and the protected groups, used when
+    /// the product refuses to deactivate (see `fallback.rs`).
+    pub fn with_offboarding(mut self, offboarding: Offboarding) -> Connector {
+        self.offboarding = offboarding;
         self
     }
 
@@ -160,7 +170,7 @@ impl Connector {
                 "Atlassian action failed."
             ),
         }
-        Execution { calls: session.calls, result }
+        Execution { calls: session.calls, result, fallback: session.fallback }
     }
 
     /// One read-only call proving the URL, credentials and permissions work.
@@ -184,17 +194,19 @@ pub(crate) struct Session<'a> {
     conn: &'a Connector,
     pub calls: Vec<Call>,
     max_body: usize,
+    /// Set by a product module that fell back from a refused deactivation.
+    pub fallback: Option<Fallback>,
 }
 
 impl<'a> Session<'a> {
     pub(crate) fn new(conn: &'a Connector) -> Session<'a> {
-        Session { conn, calls: Vec::new(), max_body: MAX_BODY_BYTES }
+        Session { conn, calls: Vec::new(), max_body: MAX_BODY_BYTES, fallback: None }
     }
 
     /// A session for listings: larger body cap. The caller clears `calls` as it goes, so a
     /// listing of 100,000 accounts does not keep 100,000 call records.
     pub(crate) fn for_reading(conn: &'a Connector) -> Session<'a> {
-        Session { conn, calls: Vec::new(), max_body: MAX_PAGE_BYTES }
+        Session { conn, calls: Vec::new(), max_body: MAX_PAGE_BYTES, fallback: None }
     }
 
     pub fn target_name(&self) -> &str {
@@ -203,6 +215,10 @@ impl<'a> Session<'a> {
 
     pub fn poll(&self) -> &PollPolicy {
         &self.conn.poll
+    }
+
+    pub fn offboarding(&self) -> &Offboarding {
+        &self.conn.offboarding
     }
 
     /// Sends one request and records it. Any HTTP answer is `Ok`, whatever its status.

@@ -6,6 +6,10 @@
 //! "already done", "retry (maybe after N seconds)" or "give up", and `delivery/` decides what to
 //! do next. Credentials live in [`Secret`] and never reach logs, `Debug` output or [`Call::path`].
 //!
+//! When a product refuses to deactivate (read-only directory, Jira leads, sysadmin rule), the
+//! connector removes the user's access groups instead (`fallback.rs`, issue 9 item 3) and says so
+//! in [`Execution::fallback`] and [`Effect::AccessRemovedByGroups`].
+//!
 //! Read side (issue 4, lifecycle jobs): [`Connector::for_each_account`] streams every account
 //! with its last activity page by page, [`Connector::group_members`], [`Connector::account`],
 //! [`Connector::seats`] and [`Connector::admin_groups`]; value types in `activity.rs`, the paged
@@ -29,6 +33,7 @@ mod classify;
 mod client;
 mod confluence;
 mod crowd;
+mod fallback;
 mod jira;
 mod read;
 mod request;
@@ -37,6 +42,7 @@ mod user_groups;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
+pub use fallback::{Fallback, GroupRefused, LeadMove, Offboarding};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };

@@ -284,6 +284,9 @@ pub enum Effect {
     /// goal holds, but it may mean a wrong username mapping or link, so it is reported apart
     /// (issue 10), neither as a success nor as a dead letter.
     NoSuchAccount,
+    /// The product refused to deactivate, and the user was taken out of every access group
+    /// instead ([`Execution::fallback`] says why and which groups).
+    AccessRemovedByGroups,
 }
 
 /// Every call made for one action, and how it ended.
@@ -291,4 +294,7 @@ pub enum Effect {
 pub struct Execution {
     pub calls: Vec<Call>,
     pub result: Result<Effect, Failure>,
+    /// What was done instead of (or before) a plain deactivation: a refusal and the groups
+    /// removed, leads handed over. `None` for every ordinary action.
+    pub fallback: Option<super::fallback::Fallback>,
 }

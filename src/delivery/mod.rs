@@ -4,6 +4,7 @@
 //! Classification of a target's answer is `atlassian/`'s; what to do next is decided here.
 
 mod actions;
+mod restore;
 mod retry;
 mod worker;
 

@@ -14,10 +14,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::actions;
 use super::retry::{self, Decision};
-use crate::atlassian::{Call, Connector, Effect};
+use crate::atlassian::{Action, Call, Connector, Effect};
 use crate::config::Delivery;
 use crate::metrics::Metrics;
-use crate::policy::{Intent, Trigger};
+use crate::policy::{Intent, IntentAction, Trigger};
 use crate::redact::Pii;
 use crate::store::{Decided, OutboxEntry, Store, StoreResult};
 
@@ -66,9 +66,22 @@ fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// One effect for the actions of an intent: "no such account" over "applied" over "already done".
+/// One effect for the actions of an intent, the one an admin must notice first: "no such
+/// account", then the fallback (issue 9 item 3), then "applied" if anything changed, else
+/// "already done".
 fn overall(effects: &[Effect]) -> Effect {
-    [Effect::NoSuchAccount, Effect::Applied].into_iter().find(|e| effects.contains(e)).unwrap_or(Effect::AlreadyDone)
+    [Effect::NoSuchAccount, Effect::AccessRemovedByGroups, Effect::Applied]
+        .into_iter()
+        .find(|e| effects.contains(e))
+        .unwrap_or(Effect::AlreadyDone)
+}
+
+/// `a` with the fields of the object `b` added.
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
 }
 
 fn is_offboarding(t: Trigger) -> bool {
@@ -260,9 +273,20 @@ impl Deliverer {
         let mut calls = Vec::new();
         let mut failure = None;
         let mut effects = Vec::new();
-        for action in actions::for_intent(&intent) {
+        let mut fallbacks = Vec::new();
+        let mut planned = actions::for_intent(&intent);
+        let restored = if matches!(intent.action, IntentAction::Reactivate) {
+            super::restore::groups_to_restore(&self.store.audit_of(&intent.user_id)?, &intent.target)
+        } else {
+            Vec::new()
+        };
+        planned.extend(
+            restored.iter().map(|g| Action::AddToGroup { username: intent.username.clone(), group: g.clone() }),
+        );
+        for action in planned {
             let ex = connector.execute(&action).await;
             calls.extend(ex.calls);
+            fallbacks.extend(ex.fallback);
             match ex.result {
                 Ok(effect) => {
                     effects.push(effect);
@@ -276,13 +300,19 @@ impl Deliverer {
                 }
             }
         }
+        // How access ended, when the product refused a plain deactivation (issue 9 item 3).
+        let mut how = if fallbacks.is_empty() { json!({}) } else { json!({ "fallback": fallbacks }) };
+        if !restored.is_empty() {
+            how["restored_groups"] = json!(restored);
+        }
         let Some(failure) = failure else {
-            return self.delivered(seq, &entry, &intent, &calls, overall(&effects), started);
+            how["took_ms"] = json!(started.elapsed().as_millis() as u64);
+            return self.delivered(seq, &entry, &intent, &calls, overall(&effects), how);
         };
         let attempt = entry.attempts + 1;
         let unit: f64 = rand::thread_rng().gen();
         match retry::decide(&failure, attempt, Duration::from_millis(age_ms), &self.cfg, unit) {
-            Decision::Bury(reason) => self.bury(seq, entry, &intent, &calls, reason),
+            Decision::Bury(reason) => self.bury_with(seq, entry, &intent, &calls, reason, how),
             Decision::Retry(wait) => {
                 let audit = self.audit(
                     &intent,
@@ -290,7 +320,7 @@ impl Deliverer {
                     &entry,
                     "retry",
                     &calls,
-                    json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}),
+                    merge(json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}), how),
                 );
                 self.store.audit_append(&intent.user_id, &audit)?;
                 let next_ms = now_ms() + wait.as_millis() as u64;
@@ -314,13 +344,12 @@ impl Deliverer {
         intent: &Intent,
         calls: &[Call],
         effect: Effect,
-        started: Instant,
+        how: Value,
     ) -> StoreResult<Outcome> {
         let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
         let no_account = effect == Effect::NoSuchAccount;
         let outcome = if no_account { "no_such_account" } else { "delivered" };
-        let mut extra =
-            json!({"effect": effect, "latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64});
+        let mut extra = merge(json!({"effect": effect, "latency_ms": latency_ms}), how);
         if no_account {
             extra["detail"] = json!(format!(
                 "target '{}' has no account named '{}', so there was nothing to change; if this user should have one there, check the username mapping or link",
@@ -351,12 +380,24 @@ impl Deliverer {
     fn bury(
         &self,
         seq: u64,
-        mut entry: OutboxEntry,
+        entry: OutboxEntry,
         intent: &Intent,
         calls: &[Call],
         reason: String,
     ) -> StoreResult<Outcome> {
-        let audit = self.audit(intent, seq, &entry, "dead", calls, json!({"error": reason}));
+        self.bury_with(seq, entry, intent, calls, reason, json!({}))
+    }
+
+    fn bury_with(
+        &self,
+        seq: u64,
+        mut entry: OutboxEntry,
+        intent: &Intent,
+        calls: &[Call],
+        reason: String,
+        extra: Value,
+    ) -> StoreResult<Outcome> {
+        let audit = self.audit(intent, seq, &entry, "dead", calls, merge(json!({"error": reason}), extra));
         entry.attempts += 1;
         entry.last_error = Some(reason.clone());
         entry.dead_at = Some(now_text());

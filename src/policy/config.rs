@@ -126,6 +126,11 @@ pub struct TargetConfig {
     /// deactivate natively; there the list is only read by the licence jobs of `lifecycle/`.
     #[serde(default)]
     pub license_groups: Vec<String>,
+    /// Jira only: the user who takes over the project and component leads of a leaver, so Jira
+    /// lets the leaver be deactivated (it refuses for leads). Unset: a lead loses access by
+    /// removal from the access groups instead (README "LDAP and Crowd directories").
+    #[serde(default)]
+    pub lead_successor: Option<String>,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -312,8 +317,29 @@ pub fn validate(policy: &PolicyConfig, targets: &[TargetConfig]) -> Vec<Issue> {
             }
         }
         check_product_can(i, target, &checked, &mut issue);
+        check_lead_successor(i, target, &mut issue);
     }
     issues
+}
+
+/// `lead_successor` is a non-empty username on a Jira target.
+fn check_lead_successor(i: usize, target: &TargetConfig, issue: &mut impl FnMut(String, String)) {
+    let Some(successor) = target.lead_successor.as_deref() else {
+        return;
+    };
+    let this = target_label(i, target);
+    let key = format!("target[{i}].lead_successor");
+    if target.product != Product::Jira {
+        issue(
+            key,
+            format!("{this}: only Jira has project and component leads; remove lead_successor from this target"),
+        );
+    } else if successor.trim().is_empty() {
+        issue(
+            key,
+            format!("{this}: is empty; name the Jira user who takes over leads, e.g. lead_successor = \"jira-admin\""),
+        );
+    }
 }
 
 /// `target[1] ("wiki", confluence)`: the reason names the block as the admin wrote it.
@@ -512,6 +538,7 @@ mod tests {
             password_env: None,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             license_groups: vec![],
+            lead_successor: None,
         }
     }
 
@@ -833,6 +860,16 @@ mod tests {
             "target[0].license_groups[0]",
             &["protected_groups", "never changed"],
         );
+    }
+
+    #[test]
+    fn lead_successor_is_a_jira_setting_and_must_name_someone() {
+        let ok = TargetConfig { lead_successor: Some("jira-admin".into()), ..jira() };
+        assert_eq!(validate(&PolicyConfig::default(), &[ok]), vec![]);
+        let blank = TargetConfig { lead_successor: Some(" ".into()), ..jira() };
+        assert_issue(&only_issue(&PolicyConfig::default(), &[blank]), "target[0].lead_successor", &["is empty"]);
+        let wiki = TargetConfig { lead_successor: Some("al".into()), ..target("wiki", Product::Confluence) };
+        assert_issue(&only_issue(&PolicyConfig::default(), &[wiki]), "target[0].lead_successor", &["only Jira"]);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) 
         Action::Delete { username } => delete(s, username).await,
         Action::Anonymize { username } => anonymize(s, username).await,
         Action::RemoveLicense { username, groups } => {
+            if let Some(done) = super::fallback::immutable_groups(s, username, groups).await? {
+                return Ok(done);
+            }
             let mut effects = Vec::new();
             for group in groups {
                 effects.push(remove_from_group(s, username, group).await?);
@@ -73,7 +76,7 @@ async fn anonymize(s: &mut Session<'_>, username: &str) -> Result<Effect, Failur
 
 /// Whether the user is a direct member of `group`; `None` when Bitbucket has no such user (its
 /// 404 with a JSON `errors` list: an HTML 404 is a wrong URL, not a missing user).
-async fn is_member(s: &mut Session<'_>, username: &str, group: &str) -> Result<Option<bool>, Failure> {
+pub(super) async fn is_member(s: &mut Session<'_>, username: &str, group: &str) -> Result<Option<bool>, Failure> {
     let mut start = 0;
     for _ in 0..MAX_PAGES {
         let reply = s.send(&rq::user_groups(username, group, start)).await?;

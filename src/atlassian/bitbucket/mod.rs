@@ -10,6 +10,7 @@
 //! users, so anonymization deletes first.
 
 mod client;
+mod fallback;
 pub(super) mod read;
 mod request;
 mod response;

@@ -14,7 +14,7 @@ use crate::atlassian::{Action, Effect, Failure};
 pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) -> Result<Effect, Failure> {
     match action {
         Action::CreateUser { username, display_name, email } => create(s, username, display_name, email).await,
-        Action::Deactivate { username } => removal(s, username, &rq::disable(username)).await,
+        Action::Deactivate { username } => super::fallback::deactivate(s, username).await,
         Action::Reactivate { username } => write(s, &rq::enable(username)).await,
         Action::Delete { username } => delete(s, username).await,
         Action::RemoveLicense { username, groups } => {

@@ -9,6 +9,7 @@
 //! a no-op) and changes nothing.
 
 mod client;
+mod fallback;
 pub(super) mod read;
 mod request;
 mod response;

@@ -80,6 +80,9 @@ async fn apply_active(s: &mut Session<'_>, user: &CrowdUser, active: bool) -> Re
         return Ok(Effect::AlreadyDone);
     }
     let reply = s.send(&rq::set_active(user, active)).await?;
+    if !active && super::fallback::is_refusal(&reply) {
+        return super::fallback::after_refusal(s, &user.name, &reply).await;
+    }
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));
     }

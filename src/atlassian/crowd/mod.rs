@@ -10,6 +10,7 @@
 //! must happen here, because the application-side directory is read-only.
 
 mod client;
+mod fallback;
 pub(super) mod read;
 mod request;
 mod response;

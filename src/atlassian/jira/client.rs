@@ -78,6 +78,9 @@ async fn apply_active(s: &mut Session<'_>, username: &str, user: &JiraUser, acti
     if rs::is_nothing_to_change(&reply) {
         return Ok(Effect::AlreadyDone);
     }
+    if let Some(refusal) = super::fallback::refusal(&reply).filter(|_| !active) {
+        return super::fallback::after_refusal(s, username, refusal).await;
+    }
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));
     }

@@ -9,6 +9,7 @@
 //! polled by task id.
 
 mod client;
+mod fallback;
 pub(super) mod read;
 mod request;
 mod response;

@@ -65,7 +65,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "POST",
         template: "/rest/api/1.0/admin/users/remove-group",
-        statuses: &[200, 401, 404],
+        statuses: &[200, 401, 403, 404],
         query: &[],
         body: &["context", "itemName"],
         handler: remove_group,
@@ -99,7 +99,8 @@ fn no_user(name: &str) -> Resp {
 fn detailed(u: &UserState) -> Value {
     let mut v = json!({"name": u.name, "emailAddress": u.email, "displayName": u.display_name, "active": u.active,
         "slug": u.name.to_lowercase(), "type": "NORMAL", "directoryName": u.directory,
-        "deletable": true, "mutableDetails": true, "mutableGroups": true});
+        "deletable": true, "mutableDetails": super::directory::bitbucket_mutable(&u.directory),
+        "mutableGroups": super::directory::bitbucket_mutable(&u.directory)});
     if let Some(t) = u.last_active {
         v["lastAuthenticationTimestamp"] = json!(t.timestamp_millis());
     }
@@ -230,6 +231,9 @@ fn remove_group(s: &mut State, req: &Req, _: &Params) -> Resp {
     };
     if !s.groups.contains(&group) {
         return error(404, &format!("The group {group} does not exist"));
+    }
+    if let Some(refused) = super::directory::bitbucket_membership_refusal(s, &id, &group) {
+        return refused;
     }
     s.user_mut(&id).groups.remove(&group);
     Resp::empty(200)

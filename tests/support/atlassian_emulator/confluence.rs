@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::directory;
 use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
 
 pub(super) static ROUTES: &[Route] = &[
@@ -44,14 +45,6 @@ pub(super) static ROUTES: &[Route] = &[
         query: &["start", "limit"],
         body: &[],
         handler: group_members,
-    },
-    Route {
-        method: "GET",
-        template: "/rest/api/user/memberof",
-        statuses: &[200, 401],
-        query: &["username", "start", "limit"],
-        body: &[],
-        handler: member_of,
     },
     Route {
         method: "GET",
@@ -120,7 +113,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "PUT",
         template: "/rest/api/user/{username}/group/{groupName}",
-        statuses: &[204, 401, 404],
+        statuses: &[204, 401, 404, 500],
         query: &[],
         body: &[],
         handler: add_member,
@@ -128,10 +121,27 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "DELETE",
         template: "/rest/api/user/{username}/group/{groupName}",
-        statuses: &[204, 401, 404],
+        statuses: &[204, 401, 404, 500],
         query: &[],
         body: &[],
         handler: remove_member,
+    },
+    // Access groups and memberships (issue 9 item 3; handlers in directory.rs).
+    Route {
+        method: "GET",
+        template: "/rest/api/permissions",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: directory::confluence_permissions,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/user/memberof",
+        statuses: &[200, 401, 404],
+        query: &["username", "start", "limit"],
+        body: &[],
+        handler: directory::confluence_member_of,
     },
 ];
 
@@ -203,6 +213,9 @@ fn set_active(s: &mut State, p: &Params, active: bool) -> Resp {
     match s.find(name, false) {
         // Idempotent: 204 whatever the previous state.
         Some(id) => {
+            if directory::confluence_status_change_is_ignored(s, &id) {
+                return Resp::empty(204);
+            }
             s.user_mut(&id).active = active;
             Resp::empty(204)
         }
@@ -279,6 +292,11 @@ fn member_target(s: &State, p: &Params) -> Result<(String, String), Resp> {
 fn add_member(s: &mut State, _: &Req, p: &Params) -> Resp {
     match member_target(s, p) {
         Ok((id, group)) => {
+            if !s.users[&id].groups.contains(&group) {
+                if let Some(refused) = directory::confluence_membership_refusal(s, &id, &group) {
+                    return refused;
+                }
+            }
             s.user_mut(&id).groups.insert(group);
             Resp::empty(204)
         }
@@ -289,6 +307,11 @@ fn add_member(s: &mut State, _: &Req, p: &Params) -> Resp {
 fn remove_member(s: &mut State, _: &Req, p: &Params) -> Resp {
     match member_target(s, p) {
         Ok((id, group)) => {
+            if s.users[&id].groups.contains(&group) {
+                if let Some(refused) = directory::confluence_membership_refusal(s, &id, &group) {
+                    return refused;
+                }
+            }
             s.user_mut(&id).groups.remove(&group);
             Resp::empty(204)
         }
@@ -364,25 +387,4 @@ fn license_max_users(s: &mut State, _: &Req, _: &Params) -> Resp {
 fn license_remaining(s: &mut State, _: &Req, _: &Params) -> Resp {
     let used = s.licensed_users() as i64;
     Resp::json(200, json!({"count": s.seat_limit.map_or(-1, |n| n as i64 - used)}))
-}
-
-/// `GET /rest/api/user/memberof?username=`: a `{results, start, limit, size, _links}` page of the
-/// user's groups (10.0.3 OpenAPI `getGroups`, which declares only 200 and 403). The spec names no
-/// answer for an unknown user; the emulator gives the stricter one it can without inventing a
-/// status: no groups.
-fn member_of(s: &mut State, req: &Req, _: &Params) -> Resp {
-    let name = req.q("username").unwrap_or("").to_string();
-    let start = offset_param(req, "start");
-    let limit = limit_param(req, "limit", 200, 1000);
-    let all: Vec<String> =
-        s.find(&name, false).map(|id| s.users[&id].groups.iter().cloned().collect()).unwrap_or_default();
-    let results: Vec<Value> = all.iter().skip(start).take(limit).map(|g| json!({"type": "group", "name": g})).collect();
-    let mut links = json!({"base": "http://localhost/confluence", "context": "/confluence"});
-    if start + results.len() < all.len() {
-        links["next"] = json!(format!(
-            "/confluence/rest/api/user/memberof?username={name}&start={}&limit={limit}",
-            start + results.len()
-        ));
-    }
-    Resp::json(200, json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": links}))
 }

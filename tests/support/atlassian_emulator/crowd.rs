@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::directory;
 use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState};
 
 const API: &str = "/rest/usermanagement/1";
@@ -51,7 +52,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "PUT",
         template: "/rest/usermanagement/1/user",
-        statuses: &[204, 400, 401, 404],
+        statuses: &[204, 400, 401, 403, 404],
         query: &["username"],
         body: &["display-name", "email", "active"],
         handler: update_user,
@@ -67,7 +68,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "POST",
         template: "/rest/usermanagement/1/user/group/direct",
-        statuses: &[201, 400, 401, 404, 409],
+        statuses: &[201, 400, 401, 403, 404, 409],
         query: &["username"],
         body: &["name"],
         handler: add_member,
@@ -83,7 +84,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "DELETE",
         template: "/rest/usermanagement/1/user/group/direct",
-        statuses: &[204, 401, 404],
+        statuses: &[204, 401, 403, 404],
         query: &["username", "groupname"],
         body: &[],
         handler: remove_member,
@@ -185,6 +186,9 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(id) = s.find(name, false) else {
         return no_user(name);
     };
+    if let Some(refused) = directory::crowd_update_refusal(s, &id) {
+        return refused;
+    }
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let u = s.user_mut(&id);
     // The quirk (Crowd KB): PUT replaces the user; omitted names and email become empty.
@@ -215,6 +219,11 @@ fn add_member(s: &mut State, req: &Req, _: &Params) -> Resp {
     if !s.groups.contains(&group) {
         return error(400, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
     }
+    if !s.users[&id].groups.contains(&group) {
+        if let Some(refused) = directory::crowd_membership_refusal(s, &id, &group) {
+            return refused;
+        }
+    }
     if !s.user_mut(&id).groups.insert(group.clone()) {
         return error(
             409,
@@ -233,6 +242,11 @@ fn remove_member(s: &mut State, req: &Req, _: &Params) -> Resp {
     };
     if !s.groups.contains(&group) {
         return error(404, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
+    }
+    if s.users[&id].groups.contains(&group) {
+        if let Some(refused) = directory::crowd_membership_refusal(s, &id, &group) {
+            return refused;
+        }
     }
     if !s.user_mut(&id).groups.remove(&group) {
         return error(404, "MEMBERSHIP_NOT_FOUND", &format!("<{name}> is not a direct member of <{group}>"));

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::directory;
 use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
 
 /// Jira's date format (`UserBean.lastLoginTime` example `"2023-08-30T16:37:01+1000"`).
@@ -67,7 +68,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "POST",
         template: "/rest/api/2/group/user",
-        statuses: &[201, 400, 401, 404],
+        statuses: &[201, 400, 401, 403, 404],
         query: &["groupname"],
         body: &["name"],
         handler: add_member,
@@ -75,7 +76,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "DELETE",
         template: "/rest/api/2/group/user",
-        statuses: &[200, 400, 401, 404],
+        statuses: &[200, 400, 401, 403, 404],
         query: &["groupname", "username"],
         body: &[],
         handler: remove_member,
@@ -145,6 +146,39 @@ pub(super) static ROUTES: &[Route] = &[
         body: &[],
         handler: anonymization_progress,
     },
+    // Leads and projects (issue 9 item 3; handlers in directory.rs).
+    Route {
+        method: "GET",
+        template: "/rest/api/2/project",
+        statuses: &[200, 401],
+        query: &["expand"],
+        body: &[],
+        handler: directory::jira_projects,
+    },
+    Route {
+        method: "PUT",
+        template: "/rest/api/2/project/{projectIdOrKey}",
+        statuses: &[200, 400, 401, 404],
+        query: &[],
+        body: &["lead"],
+        handler: directory::jira_update_project,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/2/project/{projectIdOrKey}/components",
+        statuses: &[200, 401, 404],
+        query: &[],
+        body: &[],
+        handler: directory::jira_project_components,
+    },
+    Route {
+        method: "PUT",
+        template: "/rest/api/2/component/{id}",
+        statuses: &[200, 400, 401, 404],
+        query: &[],
+        body: &["leadUserName"],
+        handler: directory::jira_update_component,
+    },
 ];
 
 fn error(status: u16, message: &str) -> Resp {
@@ -203,7 +237,13 @@ fn get_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let include_deleted = req.q("includeDeleted") == Some("true");
     let expand = req.q("expand").is_some_and(|e| e.contains("groups"));
     match target(s, req, include_deleted) {
-        Some(id) => Resp::json(200, bean(&s.users[&id], expand)),
+        Some(id) => {
+            let mut v = bean(&s.users[&id], expand);
+            if req.q("expand").is_some_and(|e| e.contains("applicationRoles")) {
+                v["applicationRoles"] = directory::jira_application_roles(s, &id);
+            }
+            Resp::json(200, v)
+        }
         None => not_found(req),
     }
 }
@@ -236,6 +276,9 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(id) = target(s, req, false) else {
         return not_found(req);
     };
+    if let Some(refused) = directory::jira_update_refusal(s, &id, &body) {
+        return refused;
+    }
     let u = s.user_mut(&id);
     // "Fields skipped in request will not be changed."
     if let Some(active) = body.get("active").and_then(Value::as_bool) {
@@ -316,6 +359,11 @@ fn add_member(s: &mut State, req: &Req, _: &Params) -> Resp {
         Ok(t) => t,
         Err(r) => return r,
     };
+    if !s.users[&id].groups.contains(&group) {
+        if let Some(refused) = directory::jira_membership_refusal(s, &id, &group) {
+            return refused;
+        }
+    }
     let u = s.user_mut(&id);
     if !u.groups.insert(group.clone()) {
         // The quirk: not idempotent (atlassian-dc.md §2.3).
@@ -329,6 +377,11 @@ fn remove_member(s: &mut State, req: &Req, _: &Params) -> Resp {
         Ok(t) => t,
         Err(r) => return r,
     };
+    if s.users[&id].groups.contains(&group) {
+        if let Some(refused) = directory::jira_membership_refusal(s, &id, &group) {
+            return refused;
+        }
+    }
     let u = s.user_mut(&id);
     if !u.groups.remove(&group) {
         return bad(&format!("Cannot remove user. '{}' is not a member of '{group}'", u.name));

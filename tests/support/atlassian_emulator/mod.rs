@@ -25,6 +25,7 @@
 mod bitbucket;
 mod confluence;
 mod crowd;
+mod directory;
 mod jira;
 mod server;
 
@@ -38,6 +39,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use scimbridge::atlassian::{Auth, Connector, PollPolicy, Product, Secret, TargetSpec};
+
+#[allow(unused_imports)] // used by the integration tests, not by every bench
+pub use directory::DirMode;
 
 /// The Bearer token (personal access token) Jira, Confluence and Bitbucket accept.
 pub const TOKEN: &str = "emulator-pat-0123456789";
@@ -196,6 +200,8 @@ pub(crate) struct State {
     /// that offset, so the next page resumes with a range query instead of skipping `offset`
     /// users. Filled as pages are served; cleared when large.
     pub resume: HashMap<(String, usize), String>,
+    /// Directories, leads, sysadmins, "can use" groups (`directory.rs`).
+    pub estate: directory::Estate,
 }
 
 /// A long-running task: Jira anonymization or Confluence user deletion.
@@ -437,6 +443,7 @@ impl Emulator {
             roles: BTreeMap::new(),
             jira_user_list: true,
             resume: HashMap::new(),
+            estate: directory::Estate::default(),
         };
         if product == Product::Jira {
             // The service account behind the token; it must not count as a test user's peer,
