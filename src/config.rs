@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::atlassian::{Auth, TargetSpec};
+use crate::atlassian::{Auth, Connector, TargetError, TargetSpec};
 use crate::policy::{Credentials, Policy, PolicyConfig, TargetConfig, TargetPolicy};
 use crate::secret::Secret;
 
@@ -121,6 +121,18 @@ impl Default for Delivery {
 pub struct Target {
     pub spec: TargetSpec,
     pub license_groups: Vec<String>,
+    /// Jira: `anonymize_new_owner`, the username that takes over what an anonymized user owned.
+    pub anonymize_new_owner: Option<String>,
+}
+
+impl Target {
+    /// The connector for this target with every per-target option applied.
+    ///
+    /// # Errors
+    /// As [`Connector::new`].
+    pub fn connector(&self) -> Result<Connector, TargetError> {
+        Ok(Connector::new(self.spec.clone())?.with_anonymize_new_owner(self.anonymize_new_owner.clone()))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -499,6 +511,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
                     timeout: Duration::from_secs(t.timeout_secs),
                 },
                 license_groups: t.license_groups.clone(),
+                anonymize_new_owner: t.anonymize_new_owner.clone(),
             });
         }
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use crate::atlassian::Connector;
 use crate::auth::{Scope, TokenAuth};
 use crate::config::Config;
 use crate::delivery::{Deliverer, WorkerHandle};
@@ -117,7 +116,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::default());
     let mut connectors = HashMap::new();
     for t in &config.targets {
-        let c = Connector::new(t.spec.clone())?;
+        let c = t.connector()?;
         connectors.insert(t.spec.name.clone(), Arc::new(c));
     }
     // Health checks warn; they never block serving (the outbox holds intents until a target is

@@ -324,6 +324,12 @@ async fn confluence_and_bitbucket_seats_come_from_their_licence() {
     for (product, detail) in [(Product::Confluence, "confluence"), (Product::Bitbucket, "bitbucket")] {
         let (emu, conn) = emulator(product, 10).await;
         seed(&emu, 5);
+        if product == Product::Bitbucket {
+            // A Bitbucket licence is LICENSED_USER, here through the default group.
+            for i in 0..5 {
+                emu.add_member(&format!("u{i:05}"), "stash-users");
+            }
+        }
         assert_eq!(conn.seats(None).await.unwrap()[0].total, None, "{product}: unlimited");
         emu.set_seat_limit(20);
         let seats = conn.seats(None).await.unwrap();

@@ -5,16 +5,30 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::atlassian_emulator::{Emulator, Fault, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
+use crate::support::atlassian_emulator::{
+    Emulator, Fault, BITBUCKET_PASSWORD, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN,
+};
 use crate::support::server::{eventually, TestServer};
 use scimbridge::atlassian::Product;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// `anonymize_new_owner` of the Jira targets.
+const NEW_OWNER: &str = "jira-admin";
 
 fn target_toml(name: &str, emu: &Emulator) -> String {
     match emu.product() {
         Product::Crowd => format!(
             "[[target]]\nname = \"{name}\"\nproduct = \"crowd\"\nurl = \"{}\"\nusername = \"{CROWD_APP}\"\npassword_env = \"CROWD_PASSWORD\"\n",
+            emu.base_url()
+        ),
+        Product::Bitbucket => format!(
+            "[[target]]\nname = \"{name}\"\nproduct = \"bitbucket\"\nurl = \"{}\"\n{}license_groups = [\"stash-users\"]\n",
+            emu.base_url(),
+            emu.credentials_toml("BB_PASSWORD")
+        ),
+        // The new owner of an anonymized user's objects (only read when anonymizing).
+        Product::Jira => format!(
+            "[[target]]\nname = \"{name}\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\nanonymize_new_owner = \"{NEW_OWNER}\"\n",
             emu.base_url()
         ),
         p => format!(
@@ -29,7 +43,11 @@ async fn bridge(targets: &[(&str, &Emulator)], policy: &str) -> TestServer {
     toml.push_str(&format!(
         "\n[policy]\n{policy}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\nmax_attempts = 1000\n"
     ));
-    TestServer::start_toml(&toml, &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD)]).await
+    TestServer::start_toml(
+        &toml,
+        &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD), ("BB_PASSWORD", BITBUCKET_PASSWORD)],
+    )
+    .await
 }
 
 fn disable_entra_default() -> Value {
@@ -137,6 +155,7 @@ async fn delete_with_on_delete_delete_deletes_the_jira_user() {
 #[tokio::test]
 async fn delete_with_on_delete_anonymize_anonymizes_the_jira_user() {
     let jira = Emulator::start(Product::Jira).await;
+    jira.add_user(NEW_OWNER);
     let s = bridge(&[("jira", &jira)], "on_delete = \"anonymize\"").await;
     let id = s.create_user("erin").await;
     eventually("erin created", WAIT, || jira.user("erin").is_some()).await;

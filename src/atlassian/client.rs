@@ -1,6 +1,7 @@
 //! The reqwest side: one [`Connector`] per configured target, and a [`Session`] that sends the
 //! pure [`Request`] values of one action, records every [`Call`], and reads capped bodies.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Url;
@@ -11,6 +12,7 @@ use super::request::Request;
 use super::types::{
     support, Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Support, TargetError, TargetSpec,
 };
+use super::version::{self, Version};
 use super::{bitbucket, confluence, crowd, jira};
 
 /// Bodies larger than this are cut: answers to actions are small JSON documents.
@@ -56,6 +58,10 @@ pub struct Connector {
     http: reqwest::Client,
     poll: PollPolicy,
     read: ReadPolicy,
+    /// The target's release, read once (see `version.rs`); shared by clones.
+    version: Arc<tokio::sync::OnceCell<Option<Version>>>,
+    /// Jira: the username that becomes the owner of what an anonymized user owned.
+    anonymize_new_owner: Option<String>,
 }
 
 impl Connector {
@@ -77,6 +83,9 @@ impl Connector {
         if spec.product == Product::Crowd && matches!(spec.auth, Auth::Bearer(_)) {
             return Err(TargetError::CrowdNeedsBasic { name });
         }
+        if spec.product == Product::Bitbucket && matches!(spec.auth, Auth::Bearer(_)) {
+            return Err(TargetError::BitbucketNeedsBasic { name });
+        }
         if spec.timeout.is_zero() {
             return Err(TargetError::ZeroTimeout { name });
         }
@@ -97,7 +106,46 @@ impl Connector {
             http,
             poll: PollPolicy::default(),
             read: ReadPolicy::default(),
+            version: Arc::new(tokio::sync::OnceCell::new()),
+            anonymize_new_owner: None,
         })
+    }
+
+    /// Jira: the user (by username) who becomes the new owner of the projects, components and
+    /// filter subscriptions of an anonymized user (`anonymize_new_owner`). Without it Jira
+    /// anonymization is refused rather than handing them to the bridge's own account.
+    pub fn with_anonymize_new_owner(mut self, username: Option<String>) -> Connector {
+        self.anonymize_new_owner = username.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+        self
+    }
+
+    pub(crate) fn anonymize_new_owner(&self) -> Option<&str> {
+        self.anonymize_new_owner.as_deref()
+    }
+
+    /// The target's release, read on first use and then remembered (see `version.rs`);
+    /// `Ok(None)` when the product does not tell (Crowd).
+    ///
+    /// # Errors
+    /// As the read: retryable when the target did not answer (nothing is remembered then).
+    pub async fn server_version(&self) -> Result<Option<Version>, Failure> {
+        Session::new(self).version().await
+    }
+
+    /// Reads the release with `session` (so its calls are recorded with the action that needed
+    /// it) unless it is known already.
+    async fn version_with(&self, session: &mut Session<'_>) -> Result<Option<Version>, Failure> {
+        self.version
+            .get_or_try_init(|| async {
+                let found = version::read(session, self.product).await?;
+                match found {
+                    Some(v) => tracing::info!(target_name = %self.name, product = %self.product, version = %v, "Read the target's version."),
+                    None => tracing::info!(target_name = %self.name, product = %self.product, "The target does not tell its version."),
+                }
+                Ok(found)
+            })
+            .await
+            .copied()
     }
 
     /// Replaces the long-task polling policy (tests use short waits).
@@ -131,7 +179,15 @@ impl Connector {
 
     /// Carries out one action, idempotently, and reports every call made.
     pub async fn execute(&self, action: &Action) -> Execution {
+        self.execute_resuming(action, None).await
+    }
+
+    /// As [`Connector::execute`], resuming from the [`Execution::resume`] an earlier attempt of
+    /// the same action left (a Jira anonymization task still running): the task is followed
+    /// instead of being scheduled again.
+    pub async fn execute_resuming(&self, action: &Action, resume: Option<&str>) -> Execution {
         let mut session = Session::new(self);
+        session.resume_in = resume.map(str::to_string);
         let result = match Connector::supports(self.product, action.kind()) {
             Support::Supported => match self.product {
                 Product::Jira => jira::execute(&mut session, action).await,
@@ -160,7 +216,10 @@ impl Connector {
                 "Atlassian action failed."
             ),
         }
-        Execution { calls: session.calls, result }
+        for note in &session.notes {
+            tracing::warn!(target_name = %self.name, product = %self.product, action = ?action.kind(), note = %note, "Atlassian action note.");
+        }
+        Execution { calls: session.calls, result, notes: session.notes, resume: session.resume_out }
     }
 
     /// One read-only call proving the URL, credentials and permissions work.
@@ -175,7 +234,12 @@ impl Connector {
             Product::Crowd => crowd::health(&mut session).await,
             Product::Bitbucket => bitbucket::health(&mut session).await,
         };
-        outcome.map_err(|f| f.reason().to_string())
+        outcome.map_err(|f| f.reason().to_string())?;
+        // Read (and log) the release at start; a target that does not tell is still healthy.
+        if let Err(e) = self.server_version().await {
+            tracing::warn!(target_name = %self.name, error = %e, "Could not read the target's version; will try again.");
+        }
+        Ok(())
     }
 }
 
@@ -184,17 +248,41 @@ pub(crate) struct Session<'a> {
     conn: &'a Connector,
     pub calls: Vec<Call>,
     max_body: usize,
+    /// What the admin should know about an action that still succeeded (see [`Execution::notes`]).
+    pub notes: Vec<String>,
+    /// The resume token an earlier attempt left, and the one this attempt leaves.
+    pub resume_in: Option<String>,
+    pub resume_out: Option<String>,
 }
 
 impl<'a> Session<'a> {
     pub(crate) fn new(conn: &'a Connector) -> Session<'a> {
-        Session { conn, calls: Vec::new(), max_body: MAX_BODY_BYTES }
+        Session::with_cap(conn, MAX_BODY_BYTES)
     }
 
     /// A session for listings: larger body cap. The caller clears `calls` as it goes, so a
     /// listing of 100,000 accounts does not keep 100,000 call records.
     pub(crate) fn for_reading(conn: &'a Connector) -> Session<'a> {
-        Session { conn, calls: Vec::new(), max_body: MAX_PAGE_BYTES }
+        Session::with_cap(conn, MAX_PAGE_BYTES)
+    }
+
+    fn with_cap(conn: &'a Connector, max_body: usize) -> Session<'a> {
+        Session { conn, calls: Vec::new(), max_body, notes: Vec::new(), resume_in: None, resume_out: None }
+    }
+
+    /// The target's release (read once per connector; the read is recorded in this session).
+    pub async fn version(&mut self) -> Result<Option<Version>, Failure> {
+        let conn = self.conn;
+        conn.version_with(self).await
+    }
+
+    pub fn connector(&self) -> &Connector {
+        self.conn
+    }
+
+    /// Records something the admin should know (also logged with the action's outcome).
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
     }
 
     pub fn target_name(&self) -> &str {

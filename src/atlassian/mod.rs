@@ -33,9 +33,11 @@ mod jira;
 mod read;
 mod request;
 mod types;
+mod version;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };
+pub use version::Version;

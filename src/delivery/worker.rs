@@ -216,12 +216,16 @@ impl Deliverer {
         };
         let started = Instant::now();
         let mut calls = Vec::new();
+        let mut notes = Vec::new();
         let mut failure = None;
+        let mut resume = None;
         for action in actions::for_intent(&intent) {
-            let ex = connector.execute(&action).await;
+            let ex = connector.execute_resuming(&action, entry.resume.as_deref()).await;
             calls.extend(ex.calls);
+            notes.extend(ex.notes);
             if let Err(f) = ex.result {
                 failure = Some(f);
+                resume = ex.resume;
                 break;
             }
         }
@@ -233,7 +237,7 @@ impl Deliverer {
                 &entry,
                 "delivered",
                 &calls,
-                json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64}),
+                json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64, "notes": notes}),
             );
             self.store.outbox_finish(seq, &intent.user_id, &audit)?;
             self.metrics.record_delivery(&intent.target, "delivered");
@@ -254,7 +258,7 @@ impl Deliverer {
                     &entry,
                     "retry",
                     &calls,
-                    json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}),
+                    json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64, "notes": notes, "resume": resume}),
                 );
                 self.store.audit_append(&intent.user_id, &audit)?;
                 let next_ms = now_ms() + wait.as_millis() as u64;
@@ -262,6 +266,7 @@ impl Deliverer {
                 updated.attempts = attempt;
                 updated.next_ms = next_ms;
                 updated.last_error = Some(failure.reason().to_string());
+                updated.resume = resume;
                 self.store.outbox_update(seq, &updated)?;
                 self.metrics.record_delivery(&intent.target, "retry");
                 tracing::warn!(job = seq, target = %intent.target, username = %Pii(&intent.username), attempt, retry_in_ms = wait.as_millis() as u64, error = %failure.reason(), "Delivery failed; will retry.");

@@ -71,7 +71,7 @@ impl Jobs {
     pub fn new(store: Store, config: Config) -> Result<Jobs, LifecycleError> {
         let mut connectors = HashMap::new();
         for t in &config.targets {
-            connectors.insert(t.spec.name.clone(), Connector::new(t.spec.clone())?);
+            connectors.insert(t.spec.name.clone(), t.connector()?);
         }
         Ok(Jobs { store, config: Arc::new(config), connectors: Arc::new(connectors) })
     }

@@ -28,6 +28,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_at: Option<String>,
+    /// Where the next attempt resumes (a Jira anonymization task still running), so a long task
+    /// is followed to completion instead of being scheduled again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 impl OutboxEntry {
@@ -40,6 +44,7 @@ impl OutboxEntry {
             next_ms: 0,
             last_error: None,
             dead_at: None,
+            resume: None,
         }
     }
     pub fn encode(&self) -> StoreResult<Vec<u8>> {

@@ -74,6 +74,14 @@ pub(super) static ROUTES: &[Route] = &[
     },
     Route {
         method: "DELETE",
+        template: "/rest/usermanagement/1/session",
+        statuses: &[204, 401, 404],
+        query: &["username", "exclude"],
+        body: &[],
+        handler: end_sessions,
+    },
+    Route {
+        method: "DELETE",
         template: "/rest/usermanagement/1/user/group/direct",
         statuses: &[204, 401, 404],
         query: &["username", "groupname"],
@@ -195,6 +203,17 @@ fn delete_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     u.deleted = true;
     u.active = false;
     u.groups.clear();
+    Resp::empty(204)
+}
+
+/// `DELETE /session?username=` ends every SSO session of the user (CWD-2876, CWD-3057) → 204.
+/// An unknown user is refused with 404 (undocumented; the stricter plausible answer).
+fn end_sessions(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    s.user_mut(&id).sessions = 0;
     Resp::empty(204)
 }
 
