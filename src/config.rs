@@ -92,6 +92,9 @@ pub struct DeliveryFile {
     pub backoff_initial_ms: Option<u64>,
     /// Longest retry delay.
     pub backoff_max_secs: Option<u64>,
+    /// How long one attempt follows a long target task (Jira anonymization, Confluence user
+    /// deletion) before freeing the user's lane; the next attempt resumes following it.
+    pub long_task_wait_secs: Option<u64>,
 }
 
 /// Validated `[delivery]` settings.
@@ -102,6 +105,7 @@ pub struct Delivery {
     pub max_age: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    pub long_task_wait: Duration,
 }
 
 impl Default for Delivery {
@@ -112,6 +116,7 @@ impl Default for Delivery {
             max_age: Duration::from_secs(3 * 24 * 3600),
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
+            long_task_wait: crate::atlassian::PollPolicy::default().deadline,
         }
     }
 }
@@ -522,7 +527,14 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         max_age: file.delivery.max_age_secs.map(Duration::from_secs).unwrap_or(dd.max_age),
         backoff_initial: file.delivery.backoff_initial_ms.map(Duration::from_millis).unwrap_or(dd.backoff_initial),
         backoff_max: file.delivery.backoff_max_secs.map(Duration::from_secs).unwrap_or(dd.backoff_max),
+        long_task_wait: file.delivery.long_task_wait_secs.map(Duration::from_secs).unwrap_or(dd.long_task_wait),
     };
+    if delivery.long_task_wait.is_zero() || delivery.long_task_wait > Duration::from_secs(3600) {
+        issue(
+            "delivery.long_task_wait_secs",
+            "must be between 1 and 3600 seconds (default 60), for example long_task_wait_secs = 60".into(),
+        );
+    }
     if delivery.concurrency == 0 {
         issue("delivery.concurrency", "must be at least 1, for example concurrency = 16".into());
     }

@@ -116,7 +116,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::default());
     let mut connectors = HashMap::new();
     for t in &config.targets {
-        let c = t.connector()?;
+        // A long task is followed for `long_task_wait` per attempt, then resumed by the next one.
+        let poll = crate::atlassian::PollPolicy { deadline: config.delivery.long_task_wait, ..Default::default() };
+        let c = t.connector()?.with_poll_policy(poll);
         connectors.insert(t.spec.name.clone(), Arc::new(c));
     }
     // Health checks warn; they never block serving (the outbox holds intents until a target is

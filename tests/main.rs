@@ -27,4 +27,5 @@ mod offboarding_crash;
 mod okta_sequences;
 mod patch_edge_cases;
 mod protocol;
+mod real_server_requests;
 mod tls;

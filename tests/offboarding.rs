@@ -55,6 +55,14 @@ fn disable_entra_default() -> Value {
            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
 }
 
+/// No write of the test drew `403 XSRF check failed` (the emulator refuses any write without
+/// `X-Atlassian-Token: no-check`, see `atlassian_emulator/server.rs`).
+fn assert_no_xsrf_refusal(emus: &[&Emulator]) {
+    for emu in emus {
+        assert_eq!(emu.xsrf_refusals(), 0, "{}: {:#?}", emu.product(), emu.violations());
+    }
+}
+
 /// The delivery records of a user, once the outbox has drained (a target shows a change a
 /// moment before the worker records its outcome).
 async fn delivery_records(s: &TestServer, user_id: &str) -> Vec<Value> {
@@ -91,6 +99,7 @@ async fn entra_disabling_a_user_deactivates_them_in_jira_and_confluence_and_ends
     }
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());
     assert!(wiki.violations().is_empty(), "{:?}", wiki.violations());
+    assert_no_xsrf_refusal(&[&jira, &wiki]);
 }
 
 #[tokio::test]
@@ -120,6 +129,7 @@ async fn removing_a_member_from_a_synced_group_removes_the_atlassian_membership_
     assert!(jira.user("bob").is_some_and(|u| u.groups.contains("jira-software-users") && u.active));
     // ann is still active: without access_groups, group removal is not an offboarding.
     assert!(jira.user("ann").is_some_and(|u| u.active));
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
@@ -140,6 +150,7 @@ async fn leaving_the_only_access_group_deactivates_the_user() {
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     eventually("cara deactivated after losing access", WAIT, || jira.user("cara").is_some_and(|u| !u.active)).await;
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
@@ -150,6 +161,7 @@ async fn delete_with_on_delete_delete_deletes_the_jira_user() {
     eventually("dave created", WAIT, || jira.user("dave").is_some()).await;
     assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
     eventually("dave deleted in Jira", WAIT, || jira.user("dave").is_some_and(|u| u.deleted)).await;
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
@@ -162,6 +174,7 @@ async fn delete_with_on_delete_anonymize_anonymizes_the_jira_user() {
     assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
     eventually("erin anonymized in Jira", Duration::from_secs(40), || jira.user("erin").is_some_and(|u| u.anonymized))
         .await;
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
@@ -267,6 +280,7 @@ async fn crowd_and_bitbucket_carry_out_offboarding_their_own_way() {
             && bb.user("gus").is_some_and(|u| !u.groups.contains("stash-users"))
     })
     .await;
+    assert_no_xsrf_refusal(&[&crowd, &bb]);
 }
 
 #[tokio::test]
@@ -284,4 +298,5 @@ async fn a_user_renamed_in_the_idp_is_still_offboarded_under_the_atlassian_usern
     })
     .await;
     assert!(jira.user("hugo.new@example.com").is_none(), "no account under the new name was touched or made");
+    assert_no_xsrf_refusal(&[&jira]);
 }

@@ -30,6 +30,7 @@ mod client;
 mod confluence;
 mod crowd;
 mod jira;
+mod live;
 mod read;
 mod request;
 mod types;
@@ -37,6 +38,7 @@ mod version;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
+pub use live::{LiveCheck, Needs};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };

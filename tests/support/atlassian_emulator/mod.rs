@@ -824,6 +824,11 @@ impl Emulator {
         self.lock().xsrf_refusals
     }
 
+    /// Jira: seats of application role `key` in use (active users in one of its groups).
+    pub fn seats_used(&self, key: &str) -> u64 {
+        self.lock().role_users(key)
+    }
+
     /// Users holding a licence (Bitbucket: LICENSED_USER by group or direct grant).
     pub fn licensed_count(&self) -> usize {
         self.lock().licensed_users()
