@@ -207,6 +207,22 @@ async fn bitbucket_with_basic_creates_adds_to_groups_and_frees_the_seat_also_for
     assert_strict_and_clean(&[&bb]);
 }
 
+#[tokio::test]
+async fn the_emulated_bitbucket_refuses_a_token_on_admin_endpoints_as_bitbucket_does() {
+    let bb = Emulator::start(Product::Bitbucket).await;
+    bb.add_user("tom");
+    let http = reqwest::Client::new();
+    let list = format!("{}/rest/api/1.0/admin/users?filter=tom", bb.base_url());
+    let r = http.get(&list).bearer_auth(TOKEN).send().await.expect("get");
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.text().await.expect("body").contains("BSERV-10482"));
+    let r = http.get(&list).basic_auth(BITBUCKET_USER, Some(BITBUCKET_PASSWORD)).send().await.expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+    // application-properties needs no authentication at all.
+    let r = http.get(format!("{}/rest/api/1.0/application-properties", bb.base_url())).send().await.expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+}
+
 #[test]
 fn check_config_refuses_a_bitbucket_target_with_only_a_token_naming_the_atlassian_limitation() {
     let tmp = tempfile::tempdir().expect("tmp");

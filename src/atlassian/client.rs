@@ -436,6 +436,15 @@ mod tests {
     }
 
     #[test]
+    fn bitbucket_refuses_a_token_since_its_admin_endpoints_do() {
+        let err = Connector::new(spec(Product::Bitbucket, "https://h/bitbucket", bearer())).unwrap_err();
+        assert!(matches!(err, TargetError::BitbucketNeedsBasic { .. }));
+        assert!(err.to_string().contains("BSERV-10482"), "{err}");
+        let basic = Auth::Basic { username: "svc".into(), password: Secret::new("pw") };
+        assert!(Connector::new(spec(Product::Bitbucket, "https://h/bitbucket", basic)).is_ok());
+    }
+
+    #[test]
     fn connector_debug_output_hides_the_token() {
         let c = Connector::new(spec(Product::Jira, "https://h/jira", bearer())).unwrap();
         let shown = format!("{c:?}");
