@@ -66,18 +66,23 @@ async fn create(s: &mut Session<'_>, username: &str, display_name: &str, email: 
     Ok(Effect::Applied)
 }
 
-/// Why this Jira cannot (de)activate over REST, for a release before 8.3.
-fn before_active_over_rest(release: &str) -> Failure {
+/// Why this Jira cannot (de)activate over REST: a release before 8.3, named when it is known.
+fn before_active_over_rest(release: Option<&str>) -> Failure {
+    let which = match release {
+        Some(v) => format!("Jira {v} cannot (de)activate users over REST"),
+        None => "This Jira ignored 'active' in PUT /rest/api/2/user (it answered 'no value found to be changed' \
+                 for a user it had just reported in the other state), so it cannot (de)activate users over REST"
+            .to_string(),
+    };
     Failure::permanent(format!(
-        "Jira {release} cannot (de)activate users over REST: PUT /rest/api/2/user honours 'active' from Jira 8.3 \
-         (JRASERVER-37294), earlier releases ignore it and answer 'no value found to be changed'; upgrade Jira, or \
-         (de)activate this user by hand in User management"
+        "{which}: PUT /rest/api/2/user honours 'active' from Jira 8.3 (JRASERVER-37294), earlier releases ignore \
+         it; upgrade Jira, or (de)activate this user by hand in User management"
     ))
 }
 
 async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result<Effect, Failure> {
     if let Some(v) = s.version().await?.filter(|v| !v.at_least(JIRA_ACTIVE_OVER_REST)) {
-        return Err(before_active_over_rest(&v.to_string()));
+        return Err(before_active_over_rest(Some(&v.to_string())));
     }
     let user = require(s, username).await?;
     if user.active == active {
@@ -87,7 +92,7 @@ async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result
     // The read just saw the other state, so "nothing to change" means Jira ignored `active`
     // (a release before 8.3 whose version was not readable): never a success.
     if rs::is_nothing_to_change(&reply) {
-        return Err(before_active_over_rest("(this release)"));
+        return Err(before_active_over_rest(None));
     }
     if !reply.is_success() {
         return Err(failure(&reply, s.now()));

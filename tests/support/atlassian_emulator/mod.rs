@@ -757,6 +757,13 @@ impl Emulator {
         s.user_permissions.insert(id, permission.to_string());
     }
 
+    /// Bitbucket: grants `permission` (e.g. LICENSED_USER) to every member of `group`.
+    pub fn grant_group_permission(&self, group: &str, permission: &str) {
+        let mut s = self.lock();
+        s.groups.insert(group.to_string());
+        s.group_permissions.insert(group.to_string(), permission.to_string());
+    }
+
     /// Jira: each anonymization task runs at least this long.
     pub fn set_task_duration(&self, d: Duration) {
         self.lock().task_duration = d;
