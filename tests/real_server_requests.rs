@@ -252,6 +252,14 @@ async fn crowd_sessions_are_ended_when_the_user_is_disabled() {
     })
     .await;
     assert_eq!(crowd.count("DELETE", "/rest/usermanagement/1/session?username=cleo"), 1);
+    // The release was read at start from the admin API's server-info, asked without credentials.
+    crowd.set_version("5.1.4");
+    let v = crowd.connector().server_version().await.expect("read");
+    assert_eq!(v.map(|v| v.to_string()).as_deref(), Some("5.1.4"));
+    assert!(crowd.count("GET", "/rest/admin/1.0/server-info") >= 2);
+    // A Crowd whose admin API refuses the anonymous call: the release is unknown, not an error.
+    crowd.fail_next(1, crate::support::atlassian_emulator::Fault::status(401));
+    assert_eq!(crowd.connector().server_version().await.expect("not an error"), None);
     assert_strict_and_clean(&[&crowd]);
 }
 

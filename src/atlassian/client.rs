@@ -306,6 +306,7 @@ impl<'a> Session<'a> {
         }
         // reqwest marks these authorization headers sensitive.
         builder = match &self.conn.auth {
+            _ if req.anonymous => builder,
             Auth::Bearer(token) => builder.bearer_auth(token.expose()),
             Auth::Basic { username, password } => builder.basic_auth(username, Some(password.expose())),
         };

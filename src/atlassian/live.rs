@@ -8,8 +8,8 @@
 //! - Confluence: `GET /user/current`, the release, the admin-only `GET
 //!   /rest/api/admin/users/list/active?limit=1`.
 //! - Bitbucket: `GET /admin/users?limit=1`, the release, the ADMIN-only `GET /admin/license`.
-//! - Crowd: the health probe (application name, password and IP allow-list); Crowd tells an
-//!   application neither its version nor its directory permissions.
+//! - Crowd: the health probe (application name, password and IP allow-list) and the release
+//!   where `server-info` answers; Crowd does not tell an application its directory permissions.
 
 use serde_json::Value;
 

@@ -32,11 +32,20 @@ pub(crate) struct Request {
     pub path: String,
     pub query: Vec<QueryParam>,
     pub body: Option<Value>,
+    /// Sent without credentials (a resource documented as open to anyone).
+    pub anonymous: bool,
 }
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Request {
-        Request { method, path: path.into(), query: Vec::new(), body: None }
+        Request { method, path: path.into(), query: Vec::new(), body: None, anonymous: false }
+    }
+
+    /// Sends no `Authorization` header: for resources open to anyone whose API would read the
+    /// bridge's credentials as something else (Crowd's admin API takes users, not applications).
+    pub fn without_credentials(mut self) -> Request {
+        self.anonymous = true;
+        self
     }
 
     pub fn get(path: impl Into<String>) -> Request {

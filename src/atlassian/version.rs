@@ -7,9 +7,11 @@
 //!   application links).
 //! - Bitbucket: `GET /rest/api/1.0/application-properties` → `version` ("No authentication is
 //!   required", 8.14 OpenAPI).
-//! - Crowd: none. Its usermanagement REST API, the only one open to application credentials,
-//!   has no version resource, so Crowd's version is reported unknown; nothing Crowd-side depends
-//!   on it (the session resource of CWD-2876 exists in every supported release).
+//! - Crowd: `GET /rest/admin/1.0/server-info` → `version` (Crowd REST reference "Server Info",
+//!   "should always return server information"; extended in 4.1, CWD-5477). It belongs to the
+//!   admin API, which authenticates users, not applications, so it is asked without credentials;
+//!   any refusal means "unknown" rather than a failure. Nothing Crowd-side depends on the release
+//!   (the session resource of CWD-2876 exists in every supported one).
 
 use std::fmt;
 
@@ -70,13 +72,20 @@ pub(crate) async fn read(s: &mut Session<'_>, product: Product) -> Result<Option
         Product::Jira => &["/rest/api/2/serverInfo"],
         Product::Confluence => &["/rest/api/server-information", "/rest/applinks/1.0/manifest"],
         Product::Bitbucket => &["/rest/api/1.0/application-properties"],
-        Product::Crowd => &[],
+        Product::Crowd => &["/rest/admin/1.0/server-info"],
     };
     for path in requests {
-        let reply = s.send(&Request::get(*path)).await?;
+        let req = match product {
+            Product::Crowd => Request::get(*path).without_credentials(),
+            _ => Request::get(*path),
+        };
+        let reply = s.send(&req).await?;
         if reply.status == 404 {
             // Not on this release: try the older resource.
             continue;
+        }
+        if product == Product::Crowd && !reply.is_success() && reply.status != 429 && reply.status < 500 {
+            return Ok(None);
         }
         if !reply.is_success() {
             return Err(failure(&reply, s.now()));

@@ -10,6 +10,14 @@ const API: &str = "/rest/usermanagement/1";
 pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "GET",
+        template: "/rest/admin/1.0/server-info",
+        statuses: &[200],
+        query: &[],
+        body: &[],
+        handler: server_info,
+    },
+    Route {
+        method: "GET",
         template: "/rest/usermanagement/1/user",
         statuses: &[200, 401, 404],
         query: &["username", "expand"],
@@ -215,6 +223,18 @@ fn end_sessions(s: &mut State, req: &Req, _: &Params) -> Resp {
     };
     s.user_mut(&id).sessions = 0;
     Resp::empty(204)
+}
+
+/// `GET /rest/admin/1.0/server-info` (Crowd REST reference "Server Info"; fields as of 4.1,
+/// CWD-5598): served to anyone, see `public_route`.
+fn server_info(s: &mut State, _: &Req, _: &Params) -> Resp {
+    let versions: Vec<String> = s.version.split('.').map(str::to_string).collect();
+    Resp::json(
+        200,
+        json!({"version": s.version, "deploymentTitle": "Crowd", "buildNumber": 1_935, "buildDate": "2024-06-01",
+            "baseUrl": "http://crowd.example.com/crowd", "versions": versions, "deploymentType": "DataCenter",
+            "serverTime": "2024-06-01T00:00:00.000+0000"}),
+    )
 }
 
 fn add_member(s: &mut State, req: &Req, _: &Params) -> Resp {

@@ -434,10 +434,14 @@ pub fn default_version(product: Product) -> &'static str {
 }
 
 /// Routes documented as needing no authentication: Bitbucket `GET /application-properties` ("No
-/// authentication is required to call this resource", 8.14 OpenAPI) and Jira `GET /serverInfo`
-/// (served to anonymous callers, which is how its login page shows the version).
+/// authentication is required to call this resource", 8.14 OpenAPI), Jira `GET /serverInfo`
+/// (served to anonymous callers, which is how its login page shows the version) and Crowd `GET
+/// /rest/admin/1.0/server-info` ("should always return server information"; whether it also
+/// takes an application's credentials is undocumented, so the bridge sends none).
 pub fn public_route(template: &str) -> bool {
-    template.ends_with("/application-properties") || template.ends_with("/serverInfo")
+    template.ends_with("/application-properties")
+        || template.ends_with("/serverInfo")
+        || template.ends_with("/server-info")
 }
 
 fn context_path(product: Product) -> &'static str {
