@@ -208,6 +208,26 @@ async fn bitbucket_with_basic_creates_adds_to_groups_and_frees_the_seat_also_for
 }
 
 #[tokio::test]
+async fn bitbucket_never_revokes_a_direct_administrator_grant_and_says_what_to_do() {
+    let bb = Emulator::start(Product::Bitbucket).await;
+    bb.add_user("ada");
+    bb.add_member("ada", "stash-users");
+    bb.grant_permission("ada", "ADMIN");
+    let exec = bb
+        .connector()
+        .execute(&Action::RemoveLicense { username: "ada".into(), groups: vec!["stash-users".into()] })
+        .await;
+    match exec.result {
+        Err(Failure::Permanent { reason }) => {
+            assert!(reason.contains("ADMIN") && reason.contains("Global permissions"), "{reason}")
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert_eq!(bb.direct_permission("ada").as_deref(), Some("ADMIN"));
+    assert_eq!(bb.count("DELETE", "/rest/api/1.0/admin/permissions/users"), 0);
+}
+
+#[tokio::test]
 async fn the_emulated_bitbucket_refuses_a_token_on_admin_endpoints_as_bitbucket_does() {
     let bb = Emulator::start(Product::Bitbucket).await;
     bb.add_user("tom");

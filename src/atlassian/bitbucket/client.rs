@@ -102,10 +102,12 @@ async fn is_member(s: &mut Session<'_>, username: &str, group: &str) -> Result<b
     )))
 }
 
-/// Revokes a global permission (LICENSED_USER or higher) granted to the user directly, not
-/// through a group: `GET /admin/permissions/users?filter=` finds it, `DELETE
+/// Revokes a licence-level global permission (LICENSED_USER, PROJECT_CREATE) granted to the user
+/// directly, not through a group: `GET /admin/permissions/users?filter=` finds it, `DELETE
 /// /admin/permissions/users?name=` ("Revoke all global permissions for a user", 8.14 OpenAPI)
-/// removes it (review finding 9). The user keeps what groups grant.
+/// removes it (review finding 9). The user keeps what groups grant. A direct ADMIN or SYS_ADMIN
+/// is never revoked by the bridge (that DELETE would strip administrator rights too): the action
+/// fails saying so, and the admin decides.
 async fn revoke_direct_permission(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {
     let mut start = 0;
     let mut granted = None;
@@ -124,6 +126,13 @@ async fn revoke_direct_permission(s: &mut Session<'_>, username: &str) -> Result
     let Some(permission) = granted else {
         return Ok(Effect::AlreadyDone);
     };
+    if !matches!(permission.as_str(), "LICENSED_USER" | "PROJECT_CREATE") {
+        return Err(Failure::permanent(format!(
+            "{username} holds the global permission {permission} directly, which also grants a licence; the bridge \
+             never removes administrator rights: revoke it by hand in Administration > Global permissions if this \
+             user must lose access"
+        )));
+    }
     let reply = s.send(&rq::revoke_user_permissions(username)).await?;
     match reply.status {
         404 => Ok(Effect::AlreadyDone),
