@@ -111,7 +111,9 @@ async fn cleanup_picks_exactly_the_inactive_unprotected_non_admin_accounts_and_a
     for untouched in ["almost", "recent", "never", "admin", "vip", "boss"] {
         assert!(jira.user(untouched).is_some_and(|u| u.active), "{untouched} must stay active");
     }
-    // The delivery is audited under the IdP user's own history.
+    // The delivery is audited under the IdP user's own history (recorded a moment after Jira
+    // shows the change: wait for the outbox to drain).
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
     let recs = s.store().audit_of(&carol).expect("audit");
     assert!(recs.iter().any(|r| r["trigger"] == "cleanup" && r["outcome"] == "delivered"), "{recs:#?}");
     let (_, reports) = admin(&s, reqwest::Method::GET, "/admin/reports", None).await;
