@@ -321,6 +321,34 @@ async fn confluence_deactivation_records_that_confluence_has_no_session_api() {
     assert!(notes(deact).contains("Confluence Data Center has no REST API to end a user's sessions"), "{deact}");
 }
 
+// ---------------------------------------------------------------- versions
+
+#[tokio::test]
+async fn each_emulated_release_is_read_with_the_products_own_resource() {
+    let cases = [
+        (Product::Jira, "8.20.0", "/rest/api/2/serverInfo"),
+        (Product::Jira, "9.12.3", "/rest/api/2/serverInfo"),
+        (Product::Jira, "10.3.0", "/rest/api/2/serverInfo"),
+        (Product::Confluence, "7.19.0", "/rest/applinks/1.0/manifest"),
+        (Product::Confluence, "8.5.0", "/rest/applinks/1.0/manifest"),
+        (Product::Confluence, "9.2.0", "/rest/api/server-information"),
+        (Product::Bitbucket, "8.19.0", "/rest/api/1.0/application-properties"),
+        (Product::Crowd, "5.3.0", "/rest/admin/1.0/server-info"),
+    ];
+    for (product, version, resource) in cases {
+        let emu = Emulator::start(product).await;
+        emu.set_version(version);
+        let conn = emu.connector();
+        let got = conn.server_version().await.unwrap_or_else(|f| panic!("{product} {version}: {f}"));
+        assert_eq!(got.map(|v| v.to_string()).as_deref(), Some(version), "{product}");
+        assert_eq!(emu.count("GET", resource), 1, "{product} {version}: {:#?}", emu.received());
+        // Read once per connector.
+        conn.server_version().await.expect("cached");
+        assert_eq!(emu.count("GET", resource), 1, "{product} {version}");
+        assert!(emu.violations().is_empty(), "{product}: {:#?}", emu.violations());
+    }
+}
+
 // ---------------------------------------------------------------- old releases
 
 #[tokio::test]
