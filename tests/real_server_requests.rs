@@ -370,20 +370,22 @@ async fn jira_before_8_3_is_refused_with_the_reason_and_never_counted_as_done() 
 
 #[tokio::test]
 async fn jira_whose_version_cannot_be_read_still_never_takes_no_value_found_as_done() {
-    // A Jira that ignored `active` (answered "no value found to be changed") after a read saw the
-    // user active: the connector must not report success. Emulated as 8.2 with the version
-    // unreadable (the serverInfo call fails once, then the action is retried by hand here).
+    // A Jira 8.2 whose serverInfo answers 404 (hidden by a proxy): the release is unknown, the
+    // PUT goes out, Jira ignores `active` and answers "no value found to be changed" for a user
+    // the read just saw active. That must be a refusal with the reason, never "already done".
     let jira = Emulator::start(Product::Jira).await;
     jira.set_version("8.2.0");
     jira.add_user("old");
     let conn = jira.connector();
-    // Make the release unknown: the connector is told nothing (a Jira that hides serverInfo).
     jira.fail_next(1, crate::support::atlassian_emulator::Fault::status(404));
     let exec = conn.execute(&Action::Deactivate { username: "old".into() }).await;
     match exec.result {
-        Err(Failure::Permanent { reason }) => assert!(reason.contains("8.3"), "{reason}"),
+        Err(Failure::Permanent { reason }) => {
+            assert!(reason.contains("ignored 'active'") && reason.contains("8.3"), "{reason}")
+        }
         other => panic!("expected a permanent refusal, got {other:?}"),
     }
+    assert_eq!(jira.count("PUT", "/rest/api/2/user"), 1);
     assert!(jira.user("old").unwrap().active);
 }
 
