@@ -349,6 +349,18 @@ async fn each_emulated_release_is_read_with_the_products_own_resource() {
     }
 }
 
+#[tokio::test]
+async fn a_jira_before_10_3_is_listed_with_user_search_chosen_by_its_release() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.set_version("9.12.3");
+    jira.seed_users((0..3).map(|i| (format!("s{i}"), Some(chrono::Utc::now()), true)));
+    let stats = jira.connector().for_each_account(|_| std::ops::ControlFlow::Continue(())).await.expect("listed");
+    assert_eq!(stats.accounts, 4, "three users and the service account");
+    assert_eq!(jira.count("GET", "/rest/api/2/user/list"), 0, "not asked for a resource 9.12 lacks");
+    assert!(jira.count("GET", "/rest/api/2/user/search") >= 1);
+    assert!(jira.violations().is_empty(), "{:#?}", jira.violations());
+}
+
 // ---------------------------------------------------------------- old releases
 
 #[tokio::test]

@@ -28,6 +28,9 @@ pub(crate) const JIRA_ACTIVE_OVER_REST: (u32, u32) = (8, 3);
 /// `DELETE /rest/api/2/user/session/{username}` exists from Jira 9.11 (KB "Invalidating user
 /// sessions in Jira Data Center": "Prior to Jira 9.11: N/A").
 pub(crate) const JIRA_SESSION_REST: (u32, u32) = (9, 11);
+/// `GET /rest/api/2/user/list` exists from Jira 10.3 LTS (jira.js Data Center guide, S17); before,
+/// the listing uses `/user/search`.
+pub(crate) const JIRA_USER_LIST: (u32, u32) = (10, 3);
 /// Confluence's admin user REST (create, disable, enable, delete) shipped in 8.4
 /// (CONFSERVER-87290/87291/87292).
 pub(crate) const CONFLUENCE_ADMIN_USER_REST: (u32, u32) = (8, 4);
