@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::atlassian::{Auth, TargetSpec};
+use crate::atlassian::{Auth, Connector, TargetError, TargetSpec};
 use crate::policy::{Credentials, Policy, PolicyConfig, TargetConfig, TargetPolicy};
 use crate::secret::Secret;
 
@@ -95,6 +95,9 @@ pub struct DeliveryFile {
     pub backoff_initial_ms: Option<u64>,
     /// Longest retry delay.
     pub backoff_max_secs: Option<u64>,
+    /// How long one attempt follows a long target task (Jira anonymization, Confluence user
+    /// deletion) before freeing the user's lane; the next attempt resumes following it.
+    pub long_task_wait_secs: Option<u64>,
 }
 
 /// Validated `[delivery]` settings.
@@ -105,6 +108,7 @@ pub struct Delivery {
     pub max_age: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    pub long_task_wait: Duration,
 }
 
 impl Default for Delivery {
@@ -115,6 +119,7 @@ impl Default for Delivery {
             max_age: Duration::from_secs(3 * 24 * 3600),
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
+            long_task_wait: crate::atlassian::PollPolicy::default().deadline,
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct Target {
     pub license_groups: Vec<String>,
     /// Jira `lead_successor` (validated: Jira only, non-empty).
     pub lead_successor: Option<String>,
+    /// Jira: `anonymize_new_owner`, the username that takes over what an anonymized user owned.
+    pub anonymize_new_owner: Option<String>,
 }
 
 impl Target {
@@ -136,6 +143,14 @@ impl Target {
             lead_successor: self.lead_successor.clone(),
             protected_groups: policy.protected_groups.clone(),
         }
+    }
+
+    /// The connector for this target with every per-target option applied.
+    ///
+    /// # Errors
+    /// As [`Connector::new`].
+    pub fn connector(&self) -> Result<Connector, TargetError> {
+        Ok(Connector::new(self.spec.clone())?.with_anonymize_new_owner(self.anonymize_new_owner.clone()))
     }
 }
 
@@ -578,6 +593,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
                 },
                 license_groups: t.license_groups.clone(),
                 lead_successor: t.lead_successor.as_deref().map(str::trim).map(str::to_string),
+                anonymize_new_owner: t.anonymize_new_owner.clone(),
             });
         }
     }
@@ -588,7 +604,14 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         max_age: file.delivery.max_age_secs.map(Duration::from_secs).unwrap_or(dd.max_age),
         backoff_initial: file.delivery.backoff_initial_ms.map(Duration::from_millis).unwrap_or(dd.backoff_initial),
         backoff_max: file.delivery.backoff_max_secs.map(Duration::from_secs).unwrap_or(dd.backoff_max),
+        long_task_wait: file.delivery.long_task_wait_secs.map(Duration::from_secs).unwrap_or(dd.long_task_wait),
     };
+    if delivery.long_task_wait.is_zero() || delivery.long_task_wait > Duration::from_secs(3600) {
+        issue(
+            "delivery.long_task_wait_secs",
+            "must be between 1 and 3600 seconds (default 60), for example long_task_wait_secs = 60".into(),
+        );
+    }
     if delivery.concurrency == 0 {
         issue("delivery.concurrency", "must be at least 1, for example concurrency = 16".into());
     }

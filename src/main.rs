@@ -321,13 +321,18 @@ async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut failed = 0;
+    let needs = scimbridge::atlassian::Needs { anonymize: config_anonymizes(&config) };
     for t in &config.targets {
-        let c = scimbridge::atlassian::Connector::new(t.spec.clone())?;
-        match scimbridge::cli_signals::off_main_thread(async move { c.health().await }).await? {
-            Ok(()) => println!("  {}: reachable, credentials accepted.", t.spec.name),
-            Err(e) => {
-                failed += 1;
-                println!("  {}: NOT usable: {e}", t.spec.name);
+        let c = t.connector()?;
+        // Off the main thread, like every CLI network call (see cli_signals.rs).
+        let check = scimbridge::cli_signals::off_main_thread(async move { c.live_check(needs).await }).await?;
+        if check.problems.is_empty() {
+            println!("  {}: reachable, credentials accepted; {}.", t.spec.name, check.facts.join("; "));
+        } else {
+            failed += 1;
+            println!("  {}: NOT usable: {}", t.spec.name, check.problems.join("; "));
+            if !check.facts.is_empty() {
+                println!("  {}: seen: {}.", t.spec.name, check.facts.join("; "));
             }
         }
     }
@@ -335,6 +340,14 @@ async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
         anyhow::bail!("{failed} target(s) failed the live check");
     }
     Ok(())
+}
+
+/// Whether any policy key or the cleanup job can anonymize (then Jira needs a System Administrator).
+fn config_anonymizes(config: &Config) -> bool {
+    use scimbridge::policy::OffboardAction::Anonymize;
+    let p = &config.policy;
+    [p.on_disable, p.on_delete, p.on_access_lost].contains(&Anonymize)
+        || config.lifecycle.cleanup.action == scimbridge::lifecycle::CleanupAction::Anonymize
 }
 
 async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use crate::atlassian::Connector;
 use crate::auth::{Scope, TokenAuth};
 use crate::config::Config;
 use crate::delivery::{Deliverer, WorkerHandle};
@@ -164,7 +163,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::default());
     let mut connectors = HashMap::new();
     for t in &config.targets {
-        let c = Connector::new(t.spec.clone())?.with_offboarding(t.offboarding(&config.policy));
+        // A long task is followed for `long_task_wait` per attempt, then resumed by the next one.
+        let poll = crate::atlassian::PollPolicy { deadline: config.delivery.long_task_wait, ..Default::default() };
+        let c = t.connector()?.with_poll_policy(poll).with_offboarding(t.offboarding(&config.policy));
         connectors.insert(t.spec.name.clone(), Arc::new(c));
     }
     // Health checks warn; they never block serving (the outbox holds intents until a target is

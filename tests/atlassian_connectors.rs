@@ -30,10 +30,22 @@ fn calls(e: &Execution) -> Vec<(String, String)> {
     e.calls.iter().map(|c| (c.method.clone(), c.path.clone())).collect()
 }
 
+/// The Jira user configured as `anonymize_new_owner` in these tests.
+const NEW_OWNER: &str = "jira-admin";
+
 async fn emulator(product: Product) -> (Emulator, Connector) {
     let emu = Emulator::start(product).await;
-    let conn = emu.connector();
+    let conn = with_owner(&emu, emu.connector());
     (emu, conn)
+}
+
+/// On Jira: seeds [`NEW_OWNER`] and configures it as the new owner of anonymized users' objects.
+fn with_owner(emu: &Emulator, conn: Connector) -> Connector {
+    if emu.product() != Product::Jira {
+        return conn;
+    }
+    emu.add_user(NEW_OWNER);
+    conn.with_anonymize_new_owner(Some(NEW_OWNER.into()))
 }
 
 fn assert_clean(emu: &Emulator) {
@@ -216,6 +228,8 @@ async fn jira_anonymization_validates_schedules_and_polls_by_user_key() {
     let key = emu.user("gina").unwrap().key;
     let exec = conn.execute(&anonymize("gina")).await;
     assert_eq!(effect(&exec), Effect::Applied);
+    // What gina owned goes to the configured owner, never to the bridge's own account.
+    assert_eq!(emu.anonymization_owners(), vec![emu.user(NEW_OWNER).unwrap().key]);
     let u = emu.user("gina").unwrap();
     assert!(u.anonymized && !u.active);
     assert!(u.email.ends_with("@jira.invalid"));
@@ -252,6 +266,7 @@ async fn jira_anonymization_still_running_at_the_deadline_is_retryable_and_finis
     emu.add_user("ivy");
     emu.set_task_polls(1000);
     let conn = emu.connector().with_poll_policy(PollPolicy { deadline: Duration::from_millis(60), ..fast_polling() });
+    let conn = with_owner(&emu, conn);
     let f = failure(&conn.execute(&anonymize("ivy")).await);
     assert!(is_retryable(&f), "{f}");
     // The worker comes back while the task still runs: Jira's lock answers 409.
@@ -315,7 +330,9 @@ async fn confluence_delete_polls_the_long_task_until_the_user_is_gone() {
     emu.set_task_polls(2);
     let exec = conn.execute(&delete("carol")).await;
     assert_eq!(effect(&exec), Effect::Applied);
-    assert_eq!(exec.calls[0].status, Some(202));
+    // First the release is read (the admin user REST needs 8.4), then the delete.
+    assert_eq!(exec.calls[0].path, "/rest/api/server-information");
+    assert_eq!(exec.calls[1].status, Some(202));
     let polls = exec.calls.iter().filter(|c| c.path.starts_with("/rest/api/longtask/")).count();
     assert_eq!(polls, 3);
     assert!(emu.user("carol").unwrap().deleted);
@@ -557,6 +574,7 @@ async fn a_failure_mid_sequence_is_retried_to_completion_without_double_effects(
     let (emu, conn) = emulator(Product::Jira).await;
     emu.add_user("alice");
     emu.set_sessions("alice", 2);
+    conn.server_version().await.expect("the release is read once");
     // GET and PUT succeed, the session kill hits a 503.
     emu.push_faults([Fault::Delay(Duration::ZERO), Fault::Delay(Duration::ZERO), Fault::status(503)]);
     assert!(is_retryable(&failure(&conn.execute(&deactivate("alice")).await)));

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
+use crate::support::atlassian_emulator::{Emulator, BITBUCKET_PASSWORD, BITBUCKET_USER, TOKEN as ATL_TOKEN};
 use crate::support::server::{eventually, test_config, TestServer, ADMIN_TOKEN, TOKEN};
 use scimbridge::atlassian::Product;
 
@@ -470,10 +470,10 @@ async fn a_mistyped_directory_is_an_error_naming_the_directories_there_are() {
     );
     bb.set_directory("l1", "Corporate LDAP");
     let toml = format!(
-        "[[target]]\nname = \"bitbucket\"\nproduct = \"bitbucket\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\nlicense_groups = [\"stash-users\"]\n",
+        "[[target]]\nname = \"bitbucket\"\nproduct = \"bitbucket\"\nurl = \"{}\"\nusername = \"{BITBUCKET_USER}\"\npassword_env = \"BB_PASSWORD\"\nlicense_groups = [\"stash-users\"]\n",
         bb.base_url()
     );
-    let s = TestServer::start_toml(&toml, &[("ATL_TOKEN", ATL_TOKEN)]).await;
+    let s = TestServer::start_toml(&toml, &[("BB_PASSWORD", BITBUCKET_PASSWORD)]).await;
     for (path, mode) in [("/admin/deactivate", "apply"), ("/admin/reactivate", "dry_run")] {
         let body = serde_json::json!({"target": "bitbucket", "directory": "Corporate LDPA", "mode": mode});
         let r = s

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::atlassian_emulator::{
-    DirMode, Emulator, Fault, CROWD_APP, CROWD_PASSWORD, SERVICE_USER, TOKEN as ATL_TOKEN,
+    DirMode, Emulator, Fault, BITBUCKET_PASSWORD, BITBUCKET_USER, CROWD_APP, CROWD_PASSWORD, SERVICE_USER,
+    TOKEN as ATL_TOKEN,
 };
 use crate::support::server::{eventually, TestServer};
 use scimbridge::atlassian::{Action, Effect, Failure, Offboarding, Product};
@@ -20,6 +21,7 @@ fn target_toml(emu: &Emulator, extra: &str) -> String {
     let p = emu.product();
     let auth = match p {
         Product::Crowd => format!("username = \"{CROWD_APP}\"\npassword_env = \"CROWD_PASSWORD\""),
+        Product::Bitbucket => format!("username = \"{BITBUCKET_USER}\"\npassword_env = \"BB_PASSWORD\""),
         _ => "token_env = \"ATL_TOKEN\"".to_string(),
     };
     format!("[[target]]\nname = \"{p}\"\nproduct = \"{p}\"\nurl = \"{}\"\n{auth}\n{extra}\n", emu.base_url())
@@ -30,7 +32,11 @@ async fn bridge(emu: &Emulator, extra: &str) -> TestServer {
         "{}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\nmax_attempts = 1000\n",
         target_toml(emu, extra)
     );
-    TestServer::start_toml(&toml, &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD)]).await
+    TestServer::start_toml(
+        &toml,
+        &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD), ("BB_PASSWORD", BITBUCKET_PASSWORD)],
+    )
+    .await
 }
 
 async fn disable(s: &TestServer, id: &str) {
@@ -459,13 +465,16 @@ async fn a_user_still_given_an_application_after_the_removals_is_a_dead_letter()
     jira.add_member("tom", "jira-software-users");
     jira.add_member("tom", "jira-core-users");
     jira.add_project("ABC", "tom");
+    let conn = jira
+        .connector()
+        .with_offboarding(Offboarding { license_groups: vec!["jira-core-users".into()], ..Offboarding::default() });
+    // The release is read once per connector: read it first, so the faults below meet the calls
+    // the comment names.
+    conn.server_version().await.expect("release read");
     // GET /user, PUT /user (refused), GET /myself, then GET /applicationrole is forbidden: the
     // bridge only knows license_groups and misses the role's group.
     let serve = Fault::Delay(Duration::ZERO);
     jira.push_faults([serve.clone(), serve.clone(), serve, Fault::status(403)]);
-    let conn = jira
-        .connector()
-        .with_offboarding(Offboarding { license_groups: vec!["jira-core-users".into()], ..Offboarding::default() });
     let exec = conn.execute(&deactivate("tom")).await;
     let Err(Failure::Permanent { reason }) = &exec.result else { panic!("{:?}", exec.result) };
     assert!(reason.contains("removed tom from jira-core-users"), "{reason}");

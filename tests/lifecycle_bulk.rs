@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
+use crate::support::atlassian_emulator::Emulator;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
 
@@ -20,10 +20,11 @@ fn days_ago(d: i64) -> Option<chrono::DateTime<Utc>> {
 async fn bridge(emu: &Emulator, extra: &str) -> TestServer {
     let p = emu.product();
     let toml = format!(
-        "[[target]]\nname = \"{p}\"\nproduct = \"{p}\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n{extra}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\n",
-        emu.base_url()
+        "[[target]]\nname = \"{p}\"\nproduct = \"{p}\"\nurl = \"{}\"\n{}{extra}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\n",
+        emu.base_url(),
+        emu.credentials_toml("ATL_TOKEN")
     );
-    TestServer::start_toml(&toml, &[("ATL_TOKEN", ATL_TOKEN)]).await
+    TestServer::start_toml(&toml, &[("ATL_TOKEN", emu.secret())]).await
 }
 
 async fn post(s: &TestServer, path: &str, body: Value) -> (u16, Value) {

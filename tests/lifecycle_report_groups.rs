@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::support::atlassian_emulator::{Emulator, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
+use crate::support::atlassian_emulator::{
+    Emulator, BITBUCKET_PASSWORD, BITBUCKET_USER, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN,
+};
 use crate::support::server::{config_with_toml, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
 
@@ -22,13 +24,18 @@ fn target_toml(emu: &Emulator) -> String {
             "[[target]]\nname = \"crowd\"\nproduct = \"crowd\"\nurl = \"{}\"\nusername = \"{CROWD_APP}\"\npassword_env = \"CROWD_PASSWORD\"\n",
             emu.base_url()
         ),
+        Product::Bitbucket => format!(
+            "[[target]]\nname = \"bitbucket\"\nproduct = \"bitbucket\"\nurl = \"{}\"\nusername = \"{BITBUCKET_USER}\"\npassword_env = \"BB_PASSWORD\"\n",
+            emu.base_url()
+        ),
         p => format!("[[target]]\nname = \"{p}\"\nproduct = \"{p}\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n", emu.base_url()),
     };
     let licence = if p == Product::Bitbucket { "license_groups = [\"stash-users\"]\n" } else { "" };
     format!("{head}{licence}[cleanup]\ninactive_days = 90\n")
 }
 
-const ENV: [(&str, &str); 2] = [("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD)];
+const ENV: [(&str, &str); 3] =
+    [("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD), ("BB_PASSWORD", BITBUCKET_PASSWORD)];
 
 async fn seeded(product: Product) -> Emulator {
     let emu = Emulator::start(product).await;

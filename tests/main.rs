@@ -31,5 +31,6 @@ mod offboarding_crash;
 mod okta_sequences;
 mod patch_edge_cases;
 mod protocol;
+mod real_server_requests;
 mod supersede;
 mod tls;

@@ -5,16 +5,30 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::atlassian_emulator::{Emulator, Fault, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
+use crate::support::atlassian_emulator::{
+    Emulator, Fault, BITBUCKET_PASSWORD, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN,
+};
 use crate::support::server::{eventually, TestServer};
 use scimbridge::atlassian::Product;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// `anonymize_new_owner` of the Jira targets.
+const NEW_OWNER: &str = "jira-admin";
 
 fn target_toml(name: &str, emu: &Emulator) -> String {
     match emu.product() {
         Product::Crowd => format!(
             "[[target]]\nname = \"{name}\"\nproduct = \"crowd\"\nurl = \"{}\"\nusername = \"{CROWD_APP}\"\npassword_env = \"CROWD_PASSWORD\"\n",
+            emu.base_url()
+        ),
+        Product::Bitbucket => format!(
+            "[[target]]\nname = \"{name}\"\nproduct = \"bitbucket\"\nurl = \"{}\"\n{}license_groups = [\"stash-users\"]\n",
+            emu.base_url(),
+            emu.credentials_toml("BB_PASSWORD")
+        ),
+        // The new owner of an anonymized user's objects (only read when anonymizing).
+        Product::Jira => format!(
+            "[[target]]\nname = \"{name}\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\nanonymize_new_owner = \"{NEW_OWNER}\"\n",
             emu.base_url()
         ),
         p => format!(
@@ -29,12 +43,24 @@ async fn bridge(targets: &[(&str, &Emulator)], policy: &str) -> TestServer {
     toml.push_str(&format!(
         "\n[policy]\n{policy}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\nmax_attempts = 1000\n"
     ));
-    TestServer::start_toml(&toml, &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD)]).await
+    TestServer::start_toml(
+        &toml,
+        &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD), ("BB_PASSWORD", BITBUCKET_PASSWORD)],
+    )
+    .await
 }
 
 fn disable_entra_default() -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
+}
+
+/// No write of the test drew `403 XSRF check failed` (the emulator refuses any write without
+/// `X-Atlassian-Token: no-check`, see `atlassian_emulator/server.rs`).
+fn assert_no_xsrf_refusal(emus: &[&Emulator]) {
+    for emu in emus {
+        assert_eq!(emu.xsrf_refusals(), 0, "{}: {:#?}", emu.product(), emu.violations());
+    }
 }
 
 /// The delivery records of a user, once the outbox has drained (a target shows a change a
@@ -73,6 +99,7 @@ async fn entra_disabling_a_user_deactivates_them_in_jira_and_confluence_and_ends
     }
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());
     assert!(wiki.violations().is_empty(), "{:?}", wiki.violations());
+    assert_no_xsrf_refusal(&[&jira, &wiki]);
 }
 
 #[tokio::test]
@@ -102,6 +129,7 @@ async fn removing_a_member_from_a_synced_group_removes_the_atlassian_membership_
     assert!(jira.user("bob").is_some_and(|u| u.groups.contains("jira-software-users") && u.active));
     // ann is still active: without access_groups, group removal is not an offboarding.
     assert!(jira.user("ann").is_some_and(|u| u.active));
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
@@ -122,6 +150,7 @@ async fn leaving_the_only_access_group_deactivates_the_user() {
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     eventually("cara deactivated after losing access", WAIT, || jira.user("cara").is_some_and(|u| !u.active)).await;
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
@@ -132,17 +161,20 @@ async fn delete_with_on_delete_delete_deletes_the_jira_user() {
     eventually("dave created", WAIT, || jira.user("dave").is_some()).await;
     assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
     eventually("dave deleted in Jira", WAIT, || jira.user("dave").is_some_and(|u| u.deleted)).await;
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
 async fn delete_with_on_delete_anonymize_anonymizes_the_jira_user() {
     let jira = Emulator::start(Product::Jira).await;
+    jira.add_user(NEW_OWNER);
     let s = bridge(&[("jira", &jira)], "on_delete = \"anonymize\"").await;
     let id = s.create_user("erin").await;
     eventually("erin created", WAIT, || jira.user("erin").is_some()).await;
     assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
     eventually("erin anonymized in Jira", Duration::from_secs(40), || jira.user("erin").is_some_and(|u| u.anonymized))
         .await;
+    assert_no_xsrf_refusal(&[&jira]);
 }
 
 #[tokio::test]
@@ -248,6 +280,7 @@ async fn crowd_and_bitbucket_carry_out_offboarding_their_own_way() {
             && bb.user("gus").is_some_and(|u| !u.groups.contains("stash-users"))
     })
     .await;
+    assert_no_xsrf_refusal(&[&crowd, &bb]);
 }
 
 #[tokio::test]
@@ -265,4 +298,5 @@ async fn a_user_renamed_in_the_idp_is_still_offboarded_under_the_atlassian_usern
     })
     .await;
     assert!(jira.user("hugo.new@example.com").is_none(), "no account under the new name was touched or made");
+    assert_no_xsrf_refusal(&[&jira]);
 }

@@ -135,7 +135,11 @@ pub(crate) fn error_summary(body: &str) -> String {
         parts.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
     }
     if let Some(map) = v.get("errors").and_then(Value::as_object) {
-        parts.extend(map.iter().map(|(k, m)| format!("{k}: {}", m.as_str().unwrap_or(""))));
+        // A value is a message, or (Jira anonymization) a nested ErrorCollection per operation.
+        parts.extend(map.iter().map(|(k, m)| match m {
+            Value::String(text) => format!("{k}: {text}"),
+            nested => format!("{k}: {}", error_summary(&nested.to_string())),
+        }));
     }
     if let Some(list) = v.get("errors").and_then(Value::as_array) {
         parts.extend(list.iter().filter_map(|e| e.get("message").and_then(Value::as_str)).map(str::to_string));
@@ -250,6 +254,10 @@ mod tests {
         );
         assert_eq!(error_summary(r#"{"errors":[{"context":null,"message":"No such user"}]}"#), "No such user");
         assert_eq!(error_summary("<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(
+            error_summary(r#"{"errors":{"USER_DISABLE":{"errorMessages":["Directory is read-only."],"errors":{}}}}"#),
+            "USER_DISABLE: Directory is read-only."
+        );
     }
 
     #[test]

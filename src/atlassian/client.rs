@@ -1,6 +1,7 @@
 //! The reqwest side: one [`Connector`] per configured target, and a [`Session`] that sends the
 //! pure [`Request`] values of one action, records every [`Call`], and reads capped bodies.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Url;
@@ -12,6 +13,7 @@ use super::request::Request;
 use super::types::{
     support, Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Support, TargetError, TargetSpec,
 };
+use super::version::{self, Version};
 use super::{bitbucket, confluence, crowd, jira};
 
 /// Bodies larger than this are cut: answers to actions are small JSON documents.
@@ -58,6 +60,10 @@ pub struct Connector {
     poll: PollPolicy,
     read: ReadPolicy,
     offboarding: Offboarding,
+    /// The target's release, read once (see `version.rs`); shared by clones.
+    version: Arc<tokio::sync::OnceCell<Option<Version>>>,
+    /// Jira: the username that becomes the owner of what an anonymized user owned.
+    anonymize_new_owner: Option<String>,
 }
 
 impl Connector {
@@ -78,6 +84,9 @@ impl Connector {
         }
         if spec.product == Product::Crowd && matches!(spec.auth, Auth::Bearer(_)) {
             return Err(TargetError::CrowdNeedsBasic { name });
+        }
+        if spec.product == Product::Bitbucket && matches!(spec.auth, Auth::Bearer(_)) {
+            return Err(TargetError::BitbucketNeedsBasic { name });
         }
         if spec.timeout.is_zero() {
             return Err(TargetError::ZeroTimeout { name });
@@ -100,7 +109,46 @@ impl Connector {
             poll: PollPolicy::default(),
             read: ReadPolicy::default(),
             offboarding: Offboarding::default(),
+            version: Arc::new(tokio::sync::OnceCell::new()),
+            anonymize_new_owner: None,
         })
+    }
+
+    /// Jira: the user (by username) who becomes the new owner of the projects, components and
+    /// filter subscriptions of an anonymized user (`anonymize_new_owner`). Without it Jira
+    /// anonymization is refused rather than handing them to the bridge's own account.
+    pub fn with_anonymize_new_owner(mut self, username: Option<String>) -> Connector {
+        self.anonymize_new_owner = username.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+        self
+    }
+
+    pub(crate) fn anonymize_new_owner(&self) -> Option<&str> {
+        self.anonymize_new_owner.as_deref()
+    }
+
+    /// The target's release, read on first use and then remembered (see `version.rs`);
+    /// `Ok(None)` when the product does not tell (Crowd).
+    ///
+    /// # Errors
+    /// As the read: retryable when the target did not answer (nothing is remembered then).
+    pub async fn server_version(&self) -> Result<Option<Version>, Failure> {
+        Session::new(self).version().await
+    }
+
+    /// Reads the release with `session` (so its calls are recorded with the action that needed
+    /// it) unless it is known already.
+    async fn version_with(&self, session: &mut Session<'_>) -> Result<Option<Version>, Failure> {
+        self.version
+            .get_or_try_init(|| async {
+                let found = version::read(session, self.product).await?;
+                match found {
+                    Some(v) => tracing::info!(target_name = %self.name, product = %self.product, version = %v, "Read the target's version."),
+                    None => tracing::info!(target_name = %self.name, product = %self.product, "The target does not tell its version."),
+                }
+                Ok(found)
+            })
+            .await
+            .copied()
     }
 
     /// Replaces the long-task polling policy (tests use short waits).
@@ -141,7 +189,15 @@ impl Connector {
 
     /// Carries out one action, idempotently, and reports every call made.
     pub async fn execute(&self, action: &Action) -> Execution {
+        self.execute_resuming(action, None).await
+    }
+
+    /// As [`Connector::execute`], resuming from the [`Execution::resume`] an earlier attempt of
+    /// the same action left (a Jira anonymization task still running): the task is followed
+    /// instead of being scheduled again.
+    pub async fn execute_resuming(&self, action: &Action, resume: Option<&str>) -> Execution {
         let mut session = Session::new(self);
+        session.resume_in = resume.map(str::to_string);
         let result = match Connector::supports(self.product, action.kind()) {
             Support::Supported => match self.product {
                 Product::Jira => jira::execute(&mut session, action).await,
@@ -170,7 +226,16 @@ impl Connector {
                 "Atlassian action failed."
             ),
         }
-        Execution { calls: session.calls, result, fallback: session.fallback }
+        for note in &session.notes {
+            tracing::warn!(target_name = %self.name, product = %self.product, action = ?action.kind(), note = %note, "Atlassian action note.");
+        }
+        Execution {
+            calls: session.calls,
+            result,
+            fallback: session.fallback,
+            notes: session.notes,
+            resume: session.resume_out,
+        }
     }
 
     /// One read-only call proving the URL, credentials and permissions work.
@@ -185,7 +250,12 @@ impl Connector {
             Product::Crowd => crowd::health(&mut session).await,
             Product::Bitbucket => bitbucket::health(&mut session).await,
         };
-        outcome.map_err(|f| f.reason().to_string())
+        outcome.map_err(|f| f.reason().to_string())?;
+        // Read (and log) the release at start; a target that does not tell is still healthy.
+        if let Err(e) = self.server_version().await {
+            tracing::warn!(target_name = %self.name, error = %e, "Could not read the target's version; will try again.");
+        }
+        Ok(())
     }
 }
 
@@ -196,17 +266,49 @@ pub(crate) struct Session<'a> {
     max_body: usize,
     /// Set by a product module that fell back from a refused deactivation.
     pub fallback: Option<Fallback>,
+    /// What the admin should know about an action that still succeeded (see [`Execution::notes`]).
+    pub notes: Vec<String>,
+    /// The resume token an earlier attempt left, and the one this attempt leaves.
+    pub resume_in: Option<String>,
+    pub resume_out: Option<String>,
 }
 
 impl<'a> Session<'a> {
     pub(crate) fn new(conn: &'a Connector) -> Session<'a> {
-        Session { conn, calls: Vec::new(), max_body: MAX_BODY_BYTES, fallback: None }
+        Session::with_cap(conn, MAX_BODY_BYTES)
     }
 
     /// A session for listings: larger body cap. The caller clears `calls` as it goes, so a
     /// listing of 100,000 accounts does not keep 100,000 call records.
     pub(crate) fn for_reading(conn: &'a Connector) -> Session<'a> {
-        Session { conn, calls: Vec::new(), max_body: MAX_PAGE_BYTES, fallback: None }
+        Session::with_cap(conn, MAX_PAGE_BYTES)
+    }
+
+    fn with_cap(conn: &'a Connector, max_body: usize) -> Session<'a> {
+        Session {
+            conn,
+            calls: Vec::new(),
+            max_body,
+            fallback: None,
+            notes: Vec::new(),
+            resume_in: None,
+            resume_out: None,
+        }
+    }
+
+    /// The target's release (read once per connector; the read is recorded in this session).
+    pub async fn version(&mut self) -> Result<Option<Version>, Failure> {
+        let conn = self.conn;
+        conn.version_with(self).await
+    }
+
+    pub fn connector(&self) -> &Connector {
+        self.conn
+    }
+
+    /// Records something the admin should know (also logged with the action's outcome).
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
     }
 
     pub fn target_name(&self) -> &str {
@@ -234,6 +336,7 @@ impl<'a> Session<'a> {
         }
         // reqwest marks these authorization headers sensitive.
         builder = match &self.conn.auth {
+            _ if req.anonymous => builder,
             Auth::Bearer(token) => builder.bearer_auth(token.expose()),
             Auth::Basic { username, password } => builder.basic_auth(username, Some(password.expose())),
         };
@@ -364,6 +467,15 @@ mod tests {
     fn crowd_requires_basic_application_credentials() {
         let err = Connector::new(spec(Product::Crowd, "https://h/crowd", bearer())).unwrap_err();
         assert!(matches!(err, TargetError::CrowdNeedsBasic { .. }));
+    }
+
+    #[test]
+    fn bitbucket_refuses_a_token_since_its_admin_endpoints_do() {
+        let err = Connector::new(spec(Product::Bitbucket, "https://h/bitbucket", bearer())).unwrap_err();
+        assert!(matches!(err, TargetError::BitbucketNeedsBasic { .. }));
+        assert!(err.to_string().contains("BSERV-10482"), "{err}");
+        let basic = Auth::Basic { username: "svc".into(), password: Secret::new("pw") };
+        assert!(Connector::new(spec(Product::Bitbucket, "https://h/bitbucket", basic)).is_ok());
     }
 
     #[test]

@@ -35,14 +35,18 @@ mod confluence;
 mod crowd;
 mod fallback;
 mod jira;
+mod live;
 mod read;
 mod request;
 mod types;
 mod user_groups;
+mod version;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
 pub use fallback::{Fallback, GroupRefused, LeadMove, Offboarding};
+pub use live::{LiveCheck, Needs};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };
+pub use version::Version;

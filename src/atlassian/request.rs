@@ -8,6 +8,12 @@ use serde_json::Value;
 pub(crate) const ACCEPT: &str = "accept";
 pub(crate) const CONTENT_TYPE: &str = "content-type";
 pub(crate) const JSON: &str = "application/json";
+/// atlassian-rest's opt-out of its XSRF check. `XsrfResourceFilter` refuses a mutating request
+/// whose media type is absent or form-like with `403 XSRF check failed` (enforced for POST, only
+/// logged for PUT/DELETE), unless this header says `no-check` (atlassian-calls-review.md §1.1,
+/// X1/X2: scala-steward #1863, atlantis #465). Sent on every write of every product.
+pub(crate) const XSRF_TOKEN: &str = "x-atlassian-token";
+pub(crate) const NO_CHECK: &str = "no-check";
 /// Shown instead of a secret query value in [`Request::log_path`].
 pub(crate) const REDACTED: &str = "***";
 
@@ -26,11 +32,20 @@ pub(crate) struct Request {
     pub path: String,
     pub query: Vec<QueryParam>,
     pub body: Option<Value>,
+    /// Sent without credentials (a resource documented as open to anyone).
+    pub anonymous: bool,
 }
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Request {
-        Request { method, path: path.into(), query: Vec::new(), body: None }
+        Request { method, path: path.into(), query: Vec::new(), body: None, anonymous: false }
+    }
+
+    /// Sends no `Authorization` header: for resources open to anyone whose API would read the
+    /// bridge's credentials as something else (Crowd's admin API takes users, not applications).
+    pub fn without_credentials(mut self) -> Request {
+        self.anonymous = true;
+        self
     }
 
     pub fn get(path: impl Into<String>) -> Request {
@@ -90,13 +105,22 @@ impl Request {
     }
 
     /// Headers other than authorization, which `client.rs` adds as a sensitive header.
-    /// Crowd answers XML unless asked for JSON, so every request asks for JSON.
+    /// Crowd answers XML unless asked for JSON, so every request asks for JSON; every write
+    /// carries `X-Atlassian-Token: no-check` (see [`XSRF_TOKEN`]).
     pub fn headers(&self) -> Vec<(&'static str, &'static str)> {
         let mut h = vec![(ACCEPT, JSON)];
         if self.body.is_some() {
             h.push((CONTENT_TYPE, JSON));
         }
+        if self.is_write() {
+            h.push((XSRF_TOKEN, NO_CHECK));
+        }
         h
+    }
+
+    /// Whether the method changes something (what atlassian-rest calls "mutative").
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
     }
 }
 
@@ -151,7 +175,15 @@ mod tests {
     fn headers_ask_for_json_and_declare_a_json_body() {
         assert_eq!(Request::get("/x").headers(), vec![(ACCEPT, JSON)]);
         let with_body = Request::put("/x").json(json!({}));
-        assert_eq!(with_body.headers(), vec![(ACCEPT, JSON), (CONTENT_TYPE, JSON)]);
+        assert_eq!(with_body.headers(), vec![(ACCEPT, JSON), (CONTENT_TYPE, JSON), (XSRF_TOKEN, NO_CHECK)]);
+    }
+
+    #[test]
+    fn every_write_and_no_read_carries_the_xsrf_opt_out() {
+        for write in [Request::post("/x"), Request::put("/x"), Request::delete("/x")] {
+            assert!(write.headers().contains(&(XSRF_TOKEN, NO_CHECK)), "{:?}", write.method);
+        }
+        assert!(!Request::get("/x").headers().iter().any(|(n, _)| *n == XSRF_TOKEN));
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub use crate::secret::Secret;
 
 /// How the bridge authenticates. Jira and Confluence take a personal access token as Bearer
 /// (atlassian-dc.md §1.1); Crowd takes Basic with the *application* name and password; Bitbucket
-/// takes either.
+/// takes Basic only, since it refuses tokens on its admin endpoints (BSERV-10482).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
     Bearer(Secret),
@@ -86,6 +86,10 @@ pub enum TargetError {
         "target {name:?}: Crowd authenticates applications with Basic (application name and password), not Bearer"
     )]
     CrowdNeedsBasic { name: String },
+    #[error(
+        "target {name:?}: Bitbucket Data Center refuses personal and HTTP access tokens on its admin and user-management endpoints (BSERV-10482); use Basic (username and password_env) of an account with ADMIN global permission"
+    )]
+    BitbucketNeedsBasic { name: String },
     #[error("target {name:?}: timeout must be greater than zero")]
     ZeroTimeout { name: String },
     #[error("target {name:?}: could not build the HTTP client: {source}")]
@@ -297,4 +301,11 @@ pub struct Execution {
     /// What was done instead of (or before) a plain deactivation: a refusal and the groups
     /// removed, leads handed over. `None` for every ordinary action.
     pub fallback: Option<super::fallback::Fallback>,
+    /// What the admin should know although the action succeeded, e.g. "sessions not ended: this
+    /// release has no REST API for it". Recorded in the audit log with the outcome.
+    pub notes: Vec<String>,
+    /// Where a later attempt of the same action resumes (a Jira anonymization task id): the
+    /// delivery worker stores it with the outbox entry and passes it to
+    /// [`crate::atlassian::Connector::execute_resuming`].
+    pub resume: Option<String>,
 }

@@ -58,6 +58,7 @@ mod tests {
             max_age: Duration::from_secs(3600),
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(5),
+            ..Delivery::default()
         }
     }
 

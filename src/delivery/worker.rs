@@ -271,6 +271,7 @@ impl Deliverer {
         };
         let started = Instant::now();
         let mut calls = Vec::new();
+        let mut notes = Vec::new();
         let mut failure = None;
         let mut effects = Vec::new();
         let mut fallbacks = Vec::new();
@@ -283,10 +284,12 @@ impl Deliverer {
         planned.extend(
             restored.iter().map(|g| Action::AddToGroup { username: intent.username.clone(), group: g.clone() }),
         );
+        let mut resume = None;
         for action in planned {
-            let ex = connector.execute(&action).await;
+            let ex = connector.execute_resuming(&action, entry.resume.as_deref()).await;
             calls.extend(ex.calls);
             fallbacks.extend(ex.fallback);
+            notes.extend(ex.notes);
             match ex.result {
                 Ok(effect) => {
                     effects.push(effect);
@@ -296,6 +299,7 @@ impl Deliverer {
                 }
                 Err(f) => {
                     failure = Some(f);
+                    resume = ex.resume;
                     break;
                 }
             }
@@ -304,6 +308,10 @@ impl Deliverer {
         let mut how = if fallbacks.is_empty() { json!({}) } else { json!({ "fallback": fallbacks }) };
         if !restored.is_empty() {
             how["restored_groups"] = json!(restored);
+        }
+        // What the admin should know although the action succeeded (sessions not ended…).
+        if !notes.is_empty() {
+            how["notes"] = json!(notes);
         }
         let Some(failure) = failure else {
             how["took_ms"] = json!(started.elapsed().as_millis() as u64);
@@ -320,7 +328,10 @@ impl Deliverer {
                     &entry,
                     "retry",
                     &calls,
-                    merge(json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64}), how),
+                    merge(
+                        json!({"error": failure.reason(), "retry_in_ms": wait.as_millis() as u64, "resume": resume}),
+                        how,
+                    ),
                 );
                 self.store.audit_append(&intent.user_id, &audit)?;
                 let next_ms = now_ms() + wait.as_millis() as u64;
@@ -328,6 +339,7 @@ impl Deliverer {
                 updated.attempts = attempt;
                 updated.next_ms = next_ms;
                 updated.last_error = Some(failure.reason().to_string());
+                updated.resume = resume;
                 self.store.outbox_update(seq, &updated)?;
                 self.metrics.record_delivery(&intent.target, "retry");
                 tracing::warn!(job = seq, target = %intent.target, username = %Pii(&intent.username), attempt, retry_in_ms = wait.as_millis() as u64, error = %failure.reason(), "Delivery failed; will retry.");

@@ -80,7 +80,7 @@ impl Jobs {
     pub fn new(store: Store, config: Config) -> Result<Jobs, LifecycleError> {
         let mut connectors = HashMap::new();
         for t in &config.targets {
-            connectors.insert(t.spec.name.clone(), Connector::new(t.spec.clone())?);
+            connectors.insert(t.spec.name.clone(), t.connector()?);
         }
         // Callers name the operator (`with_operator`); a run nobody attributed says so.
         Ok(Jobs {

@@ -131,6 +131,10 @@ pub struct TargetConfig {
     /// removal from the access groups instead (README "LDAP and Crowd directories").
     #[serde(default)]
     pub lead_successor: Option<String>,
+    /// Jira only: the username that becomes the owner of the projects, components and filter
+    /// subscriptions of a user the bridge anonymizes. Required when the policy can anonymize.
+    #[serde(default)]
+    pub anonymize_new_owner: Option<String>,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -318,6 +322,7 @@ pub fn validate(policy: &PolicyConfig, targets: &[TargetConfig]) -> Vec<Issue> {
         }
         check_product_can(i, target, &checked, &mut issue);
         check_lead_successor(i, target, &mut issue);
+        check_anonymize_owner(i, target, &checked, &mut issue);
     }
     issues
 }
@@ -339,6 +344,41 @@ fn check_lead_successor(i: usize, target: &TargetConfig, issue: &mut impl FnMut(
             key,
             format!("{this}: is empty; name the Jira user who takes over leads, e.g. lead_successor = \"jira-admin\""),
         );
+    }
+}
+
+/// Jira transfers an anonymized user's projects, components and filter subscriptions to a new
+/// owner (review J11); that owner must be named, never defaulted to the bridge's own account.
+fn check_anonymize_owner(i: usize, target: &TargetConfig, policy: &Policy, issue: &mut impl FnMut(String, String)) {
+    let this = target_label(i, target);
+    let owner = target.anonymize_new_owner.as_deref().map(str::trim);
+    let key = format!("target[{i}].anonymize_new_owner");
+    if owner.is_some_and(str::is_empty) {
+        issue(key, format!("{this}: is empty; name a Jira user, e.g. anonymize_new_owner = \"jira-admin\""));
+        return;
+    }
+    match target.product {
+        Product::Jira => {
+            let anonymizing: Vec<&str> = policy
+                .offboard_keys()
+                .into_iter()
+                .filter(|(_, a)| *a == OffboardAction::Anonymize)
+                .map(|(k, _)| k)
+                .collect();
+            if owner.is_none() && !anonymizing.is_empty() {
+                issue(
+                    key,
+                    format!(
+                        "{this}: {} = \"anonymize\", and Jira hands the anonymized user's projects, components and \
+                         filter subscriptions to a new owner; name that user, e.g. anonymize_new_owner = \"jira-admin\" \
+                         (anonymization also needs the bridge's account to be a Jira System Administrator)",
+                        anonymizing.join(", ")
+                    ),
+                );
+            }
+        }
+        _ if owner.is_some() => issue(key, format!("{this}: only Jira targets take anonymize_new_owner; remove it")),
+        _ => {}
     }
 }
 
@@ -454,6 +494,15 @@ fn check_credentials(t: &TargetConfig) -> Vec<(&'static str, String)> {
                  remove token_env and set {basic_example}"
             ),
         )),
+        (Some(_), None, None) if t.product == Product::Bitbucket => found.push((
+            "token_env",
+            "Bitbucket Data Center does not accept personal or HTTP access tokens on its admin and \
+                 user-management endpoints (Atlassian KB \"How-to use OAuth2 tokens for administrative endpoints \
+                 of Bitbucket Data Center\", BSERV-10482): every user creation, group change and licence removal \
+                 would be refused; remove token_env and use Basic for an account with ADMIN global permission, \
+                 e.g. username = \"svc-scimbridge\" and password_env = \"BITBUCKET_PASSWORD\""
+                .to_string(),
+        )),
         (Some(_), None, None) | (None, Some(_), Some(_)) => {}
         (Some(_), _, _) => found.push((
             "token_env",
@@ -539,12 +588,13 @@ mod tests {
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             license_groups: vec![],
             lead_successor: None,
+            anonymize_new_owner: None,
         }
     }
 
     fn target(name: &str, product: Product) -> TargetConfig {
         match product {
-            Product::Crowd => TargetConfig {
+            Product::Crowd | Product::Bitbucket => TargetConfig {
                 token_env: None,
                 username: Some("scimbridge".into()),
                 password_env: Some("CROWD_APP_PASSWORD".into()),
@@ -618,7 +668,8 @@ mod tests {
             name = "bitbucket"
             product = "bitbucket"
             url = "https://git.example.com"
-            token_env = "BB_TOKEN"
+            username = "svc-scimbridge"
+            password_env = "BB_PASSWORD"
             license_groups = ["stash-users"]
 
             [policy]
@@ -793,7 +844,8 @@ mod tests {
     #[test]
     fn anonymize_with_a_confluence_target_is_rejected_with_the_reason() {
         let policy = PolicyConfig { on_delete: OffboardAction::Anonymize, ..PolicyConfig::default() };
-        let issue = only_issue(&policy, &[jira(), target("wiki", Product::Confluence)]);
+        let owned = TargetConfig { anonymize_new_owner: Some("jira-admin".into()), ..jira() };
+        let issue = only_issue(&policy, &[owned, target("wiki", Product::Confluence)]);
         assert_issue(
             &issue,
             "policy.on_delete",
@@ -827,7 +879,29 @@ mod tests {
             on_access_lost: OffboardAction::Anonymize,
             ..PolicyConfig::default()
         };
-        assert_eq!(validate(&policy, &[jira(), target("git", Product::Bitbucket)]), vec![]);
+        let owned = TargetConfig { anonymize_new_owner: Some("jira-admin".into()), ..jira() };
+        assert_eq!(validate(&policy, &[owned, target("git", Product::Bitbucket)]), vec![]);
+        // Without a new owner the Jira target is refused, naming the key and why.
+        let issue = only_issue(&policy, &[jira()]);
+        assert_issue(&issue, "target[0].anonymize_new_owner", &["new owner", "System Administrator"]);
+        let misplaced = TargetConfig { anonymize_new_owner: Some("x".into()), ..target("git", Product::Bitbucket) };
+        assert_issue(&only_issue(&policy, &[misplaced]), "target[0].anonymize_new_owner", &["only Jira"]);
+    }
+
+    #[test]
+    fn bitbucket_refuses_a_token_naming_the_atlassian_limitation() {
+        let bb = TargetConfig {
+            token_env: Some("BB_TOKEN".into()),
+            username: None,
+            password_env: None,
+            license_groups: vec!["stash-users".into()],
+            ..target("git", Product::Bitbucket)
+        };
+        assert_issue(
+            &only_issue(&PolicyConfig::default(), &[bb]),
+            "target[0].token_env",
+            &["BSERV-10482", "Basic", "ADMIN"],
+        );
     }
 
     #[test]
@@ -881,8 +955,14 @@ mod tests {
     #[test]
     fn validated_lists_every_issue_in_its_error() {
         let policy = PolicyConfig { on_disable: OffboardAction::Anonymize, ..PolicyConfig::default() };
-        let targets =
-            [target("wiki", Product::Confluence), TargetConfig { url: "wiki".into(), ..target("wiki", Product::Jira) }];
+        let targets = [
+            target("wiki", Product::Confluence),
+            TargetConfig {
+                url: "wiki".into(),
+                anonymize_new_owner: Some("jira-admin".into()),
+                ..target("wiki", Product::Jira)
+            },
+        ];
         let error = validated(&policy, &targets).expect_err("invalid");
         let keys: Vec<&str> = error.issues.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, vec!["policy.on_disable", "target[1].name", "target[1].url"]);

@@ -42,6 +42,10 @@ pub struct OutboxEntry {
     /// The newer job that made this one stale (state `superseded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<u64>,
+    /// Where the next attempt resumes (a Jira anonymization task still running), so a long task
+    /// is followed to completion instead of being scheduled again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 impl OutboxEntry {
@@ -57,6 +61,7 @@ impl OutboxEntry {
             operator: None,
             basis: None,
             superseded_by: None,
+            resume: None,
         }
     }
     /// The same entry, attributed to `op`.

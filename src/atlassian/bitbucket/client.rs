@@ -25,6 +25,12 @@ pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) 
             for group in groups {
                 effects.push(remove_from_group(s, username, group).await?);
             }
+            // A licence also comes from a global permission granted to the user directly.
+            effects.push(revoke_direct_permission(s, username).await?);
+            s.note(
+                "sessions not ended: Bitbucket Data Center has no REST API to end a user's sessions; without a \
+                 licence the user can no longer log in or use Git over HTTP/SSH",
+            );
             Ok(combine(&effects))
         }
         Action::AddToGroup { username, group } => add_to_group(s, username, group).await,
@@ -98,6 +104,53 @@ pub(super) async fn is_member(s: &mut Session<'_>, username: &str, group: &str) 
     Err(Failure::permanent(format!(
         "Bitbucket listed more than {MAX_PAGES} pages of groups matching {group:?} for {username}"
     )))
+}
+
+/// Revokes a licence-level global permission (LICENSED_USER, PROJECT_CREATE) granted to the user
+/// directly, not through a group: `GET /admin/permissions/users?filter=` finds it, `DELETE
+/// /admin/permissions/users?name=` ("Revoke all global permissions for a user", 8.14 OpenAPI)
+/// removes it (review finding 9). The user keeps what groups grant. A direct ADMIN or SYS_ADMIN
+/// is never revoked by the bridge (that DELETE would strip administrator rights too): the action
+/// fails saying so, and the admin decides.
+async fn revoke_direct_permission(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {
+    let mut start = 0;
+    let mut granted = None;
+    for _ in 0..MAX_PAGES {
+        let reply = expect_success(s, &rq::users_with_permission(username, start)).await?;
+        let (grants, next) = rs::permission_page(&reply.json().unwrap_or(Value::Null));
+        if let Some((_, permission)) = grants.into_iter().find(|(name, _)| name.eq_ignore_ascii_case(username)) {
+            granted = Some(permission);
+            break;
+        }
+        match next {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    let Some(permission) = granted else {
+        return Ok(Effect::AlreadyDone);
+    };
+    if !matches!(permission.as_str(), "LICENSED_USER" | "PROJECT_CREATE") {
+        return Err(Failure::permanent(format!(
+            "{username} holds the global permission {permission} directly, which also grants a licence; the bridge \
+             never removes administrator rights: revoke it by hand in Administration > Global permissions if this \
+             user must lose access"
+        )));
+    }
+    let reply = s.send(&rq::revoke_user_permissions(username)).await?;
+    match reply.status {
+        404 => Ok(Effect::AlreadyDone),
+        409 => Err(Failure::permanent(format!(
+            "Bitbucket refused to revoke the global permission {permission} granted directly to {username} (409): \
+             the bridge's account has a lower permission than the user, or is the user; revoke it by hand in \
+             Administration > Global permissions"
+        ))),
+        _ if reply.is_success() => {
+            s.note(format!("revoked the global permission {permission} granted directly to {username}"));
+            Ok(Effect::Applied)
+        }
+        _ => Err(failure(&reply, s.now())),
+    }
 }
 
 async fn add_to_group(s: &mut Session<'_>, username: &str, group: &str) -> Result<Effect, Failure> {

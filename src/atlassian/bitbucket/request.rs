@@ -57,6 +57,21 @@ pub(super) fn erase(username: &str) -> Request {
     Request::post(format!("{API}/admin/users/erasure")).query("name", username)
 }
 
+/// `GET /admin/permissions/users?filter=&start=&limit=`: users holding a global permission
+/// directly, whose name contains `filter` (ADMIN only).
+pub(super) fn users_with_permission(filter: &str, start: u64) -> Request {
+    Request::get(format!("{API}/admin/permissions/users"))
+        .query("filter", filter)
+        .query("start", start.to_string())
+        .query("limit", PAGE.to_string())
+}
+
+/// `DELETE /admin/permissions/users?name=` → 204: revokes every global permission granted to
+/// the user directly.
+pub(super) fn revoke_user_permissions(username: &str) -> Request {
+    Request::delete(format!("{API}/admin/permissions/users")).query("name", username)
+}
+
 /// `GET /admin/users?limit=1`: the health check (needs admin, writes nothing).
 pub(super) fn health() -> Request {
     Request::get(format!("{API}/admin/users")).query("limit", "1")
@@ -132,6 +147,19 @@ mod tests {
         assert_eq!(
             user_groups("bob", "devs", 0).target(),
             "/rest/api/1.0/admin/users/more-members?context=bob&filter=devs&start=0&limit=500"
+        );
+    }
+
+    #[test]
+    fn direct_permissions_are_listed_by_filter_and_revoked_by_name() {
+        assert_eq!(
+            users_with_permission("bob", 0).target(),
+            "/rest/api/1.0/admin/permissions/users?filter=bob&start=0&limit=500"
+        );
+        let r = revoke_user_permissions("bob");
+        assert_eq!(
+            (r.method.clone(), r.target()),
+            (Method::DELETE, "/rest/api/1.0/admin/permissions/users?name=bob".into())
         );
     }
 

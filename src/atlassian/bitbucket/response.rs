@@ -55,6 +55,14 @@ pub(super) fn group_page(body: &Value) -> (Vec<String>, Option<u64>) {
     (names, next)
 }
 
+/// One page of `GET /admin/permissions/users`: `(user name, permission)` pairs and the next page
+/// start, if any.
+pub(super) fn permission_page(body: &Value) -> (Vec<(String, String)>, Option<u64>) {
+    let (values, next) = page(body);
+    let grants = values.iter().filter_map(|v| Some((text(v.get("user")?, "name")?, text(v, "permission")?))).collect();
+    (grants, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +89,14 @@ mod tests {
         let u = license_seats(&json!({"unlimitedNumberOfUsers": true, "status": {"currentNumberOfUsers": 3}})).unwrap();
         assert_eq!(u.total, None);
         assert!(license_seats(&json!({})).is_none());
+    }
+
+    #[test]
+    fn permission_pages_pair_users_with_their_direct_permission() {
+        let (grants, next) = permission_page(&json!({"values": [
+            {"permission": "LICENSED_USER", "user": {"name": "bob"}}, {"permission": "ADMIN"}],
+            "isLastPage": true}));
+        assert_eq!((grants, next), (vec![("bob".to_string(), "LICENSED_USER".to_string())], None));
     }
 
     #[test]

@@ -9,12 +9,37 @@ use super::response::{self as rs, Task};
 use crate::atlassian::classify::failure;
 use crate::atlassian::client::{expect_success, Session};
 use crate::atlassian::request::{random_password, Request};
+use crate::atlassian::version::CONFLUENCE_ADMIN_USER_REST;
 use crate::atlassian::{Action, Effect, Failure};
 
 pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) -> Result<Effect, Failure> {
+    if let Action::CreateUser { username, .. } = action {
+        // Before any call: the reason is precise and nothing is sent.
+        if let Some(reason) = rq::invalid_username(username) {
+            return Err(Failure::permanent(format!("{reason}: {username:?}")));
+        }
+    }
+    if matches!(
+        action,
+        Action::CreateUser { .. } | Action::Deactivate { .. } | Action::Reactivate { .. } | Action::Delete { .. }
+    ) {
+        require_admin_user_rest(s).await?;
+    }
     match action {
         Action::CreateUser { username, display_name, email } => create(s, username, display_name, email).await,
-        Action::Deactivate { username } => super::fallback::deactivate(s, username).await,
+        Action::Deactivate { username } => {
+            // A refusal falls back to the access groups; a 404 confirmed by `GET /user` is no
+            // such account (then there are no sessions to speak of).
+            let effect = super::fallback::deactivate(s, username).await?;
+            if effect == Effect::NoSuchAccount {
+                return Ok(effect);
+            }
+            s.note(
+                "sessions not ended: Confluence Data Center has no REST API to end a user's sessions; a disabled \
+                 user cannot log in again, open sessions last until they expire",
+            );
+            Ok(effect)
+        }
         Action::Reactivate { username } => write(s, &rq::enable(username)).await,
         Action::Delete { username } => delete(s, username).await,
         Action::RemoveLicense { username, groups } => {
@@ -46,6 +71,18 @@ pub(in crate::atlassian) async fn health(s: &mut Session<'_>) -> Result<(), Fail
     Ok(())
 }
 
+/// The admin user REST (create, disable, enable, delete) exists from 8.4; an older release is
+/// refused with the reason instead of a 404 per call.
+async fn require_admin_user_rest(s: &mut Session<'_>) -> Result<(), Failure> {
+    match s.version().await? {
+        Some(v) if !v.at_least(CONFLUENCE_ADMIN_USER_REST) => Err(Failure::permanent(format!(
+            "Confluence {v} has no REST API to create, disable, enable or delete users: it arrived in 8.4 \
+             (CONFSERVER-87290/87291/87292); upgrade Confluence, or manage this user by hand"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// An idempotent write (disable, enable, membership): any 2xx is done.
 async fn write(s: &mut Session<'_>, req: &Request) -> Result<Effect, Failure> {
     expect_success(s, req).await.map(|_| Effect::Applied)
@@ -69,9 +106,6 @@ async fn removal(s: &mut Session<'_>, username: &str, req: &Request) -> Result<E
 }
 
 async fn create(s: &mut Session<'_>, username: &str, full_name: &str, email: &str) -> Result<Effect, Failure> {
-    if let Some(reason) = rq::invalid_username(username) {
-        return Err(Failure::permanent(format!("{reason}: {username:?}")));
-    }
     let reply = s.send(&rq::create_user(username, full_name, email, &random_password())).await?;
     match reply.status {
         409 => Ok(Effect::AlreadyDone),

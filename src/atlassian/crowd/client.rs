@@ -10,10 +10,7 @@ use crate::atlassian::{Action, Effect, Failure};
 pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) -> Result<Effect, Failure> {
     match action {
         Action::CreateUser { username, display_name, email } => create(s, username, display_name, email).await,
-        Action::Deactivate { username } => match lookup(s, username).await? {
-            None => Ok(Effect::NoSuchAccount),
-            Some(user) => apply_active(s, &user, false).await,
-        },
+        Action::Deactivate { username } => deactivate(s, username).await,
         Action::Reactivate { username } => set_active(s, username, true).await,
         Action::Delete { username } => delete(s, username).await,
         Action::RemoveLicense { username, groups } => {
@@ -87,6 +84,22 @@ async fn apply_active(s: &mut Session<'_>, user: &CrowdUser, active: bool) -> Re
         return Err(failure(&reply, s.now()));
     }
     Ok(Effect::Applied)
+}
+
+/// Deactivates, then ends the user's Crowd SSO sessions (`DELETE /session?username=`, CWD-2876):
+/// an inactive user's existing SSO token would otherwise keep its applications' sessions alive.
+/// Also when the user was already inactive (an earlier attempt may have stopped in between).
+async fn deactivate(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {
+    let Some(user) = lookup(s, username).await? else { return Ok(Effect::NoSuchAccount) };
+    // Also after a refusal answered by the group fallback: sessions end either way (CWD-2876).
+    let effect = apply_active(s, &user, false).await?;
+    let reply = s.send(&rq::end_sessions(username)).await?;
+    if reply.status == 404 {
+        s.note(format!("sessions not ended: Crowd answered 404 for {username:?} (the user is gone)"));
+    } else if !reply.is_success() {
+        return Err(failure(&reply, s.now()));
+    }
+    Ok(effect)
 }
 
 async fn delete(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {

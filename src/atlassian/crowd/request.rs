@@ -53,6 +53,12 @@ pub(super) fn set_active(user: &CrowdUser, active: bool) -> Request {
     }))
 }
 
+/// `DELETE /session?username=` → 204: invalidates every SSO session of the user (CWD-2876,
+/// CWD-3057 "a REST operation to invalidate all sessions of a given user").
+pub(super) fn end_sessions(username: &str) -> Request {
+    Request::delete(format!("{API}/session")).query("username", username)
+}
+
 /// `DELETE /user?username=` → 204.
 pub(super) fn delete_user(username: &str) -> Request {
     Request::delete(format!("{API}/user")).query("username", username)
@@ -165,5 +171,10 @@ mod tests {
         assert_eq!(rm.method, Method::DELETE);
         assert_eq!(rm.target(), "/rest/usermanagement/1/user/group/direct?username=ann&groupname=devs");
         assert_eq!(delete_user("ann").target(), "/rest/usermanagement/1/user?username=ann");
+        let end = end_sessions("ann");
+        assert_eq!(
+            (end.method.clone(), end.target()),
+            (Method::DELETE, "/rest/usermanagement/1/session?username=ann".into())
+        );
     }
 }

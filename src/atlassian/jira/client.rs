@@ -1,13 +1,10 @@
 //! The Jira call sequences: read first where Jira is not idempotent, then write.
 
-use std::time::Instant;
-
-use serde_json::Value;
-
 use super::request as rq;
-use super::response::{self as rs, JiraUser, Progress};
+use super::response::{self as rs, JiraUser};
 use crate::atlassian::classify::failure;
 use crate::atlassian::client::{combine, expect_success, Session};
+use crate::atlassian::version::{JIRA_ACTIVE_OVER_REST, JIRA_SESSION_REST};
 use crate::atlassian::{Action, Effect, Failure};
 
 pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) -> Result<Effect, Failure> {
@@ -16,7 +13,7 @@ pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) 
         Action::Deactivate { username } => deactivate(s, username).await,
         Action::Reactivate { username } => reactivate(s, username).await,
         Action::Delete { username } => delete(s, username).await,
-        Action::Anonymize { username } => anonymize(s, username).await,
+        Action::Anonymize { username } => super::anonymize::anonymize(s, username).await,
         Action::RemoveLicense { username, groups } => {
             let mut effects = Vec::new();
             for group in groups {
@@ -34,7 +31,11 @@ pub(in crate::atlassian) async fn health(s: &mut Session<'_>) -> Result<(), Fail
 }
 
 /// `GET /user`: `Ok(None)` on Jira's 404 for a missing user.
-async fn lookup(s: &mut Session<'_>, username: &str, include_deleted: bool) -> Result<Option<JiraUser>, Failure> {
+pub(super) async fn lookup(
+    s: &mut Session<'_>,
+    username: &str,
+    include_deleted: bool,
+) -> Result<Option<JiraUser>, Failure> {
     let reply = s.send(&rq::get_user(username, include_deleted)).await?;
     if rs::is_no_such_user(&reply) {
         return Ok(None);
@@ -65,7 +66,30 @@ async fn create(s: &mut Session<'_>, username: &str, display_name: &str, email: 
     Ok(Effect::Applied)
 }
 
+/// Why this Jira cannot (de)activate over REST: a release before 8.3, named when it is known.
+fn before_active_over_rest(release: Option<&str>) -> Failure {
+    let which = match release {
+        Some(v) => format!("Jira {v} cannot (de)activate users over REST"),
+        None => "This Jira ignored 'active' in PUT /rest/api/2/user (it answered 'no value found to be changed' \
+                 for a user it had just reported in the other state), so it cannot (de)activate users over REST"
+            .to_string(),
+    };
+    Failure::permanent(format!(
+        "{which}: PUT /rest/api/2/user honours 'active' from Jira 8.3 (JRASERVER-37294), earlier releases ignore \
+         it; upgrade Jira, or (de)activate this user by hand in User management"
+    ))
+}
+
+/// Refuses a release that ignores `active` in `PUT /user` before anything is sent.
+async fn require_active_over_rest(s: &mut Session<'_>) -> Result<(), Failure> {
+    match s.version().await?.filter(|v| !v.at_least(JIRA_ACTIVE_OVER_REST)) {
+        Some(v) => Err(before_active_over_rest(Some(&v.to_string()))),
+        None => Ok(()),
+    }
+}
+
 async fn set_active(s: &mut Session<'_>, username: &str, active: bool) -> Result<Effect, Failure> {
+    require_active_over_rest(s).await?;
     let user = require(s, username).await?;
     apply_active(s, username, &user, active).await
 }
@@ -75,8 +99,10 @@ async fn apply_active(s: &mut Session<'_>, username: &str, user: &JiraUser, acti
         return Ok(Effect::AlreadyDone);
     }
     let reply = s.send(&rq::set_active(username, active)).await?;
+    // The read just saw the other state, so "nothing to change" means Jira ignored `active`
+    // (a release before 8.3 whose version was not readable): never a success.
     if rs::is_nothing_to_change(&reply) {
-        return Ok(Effect::AlreadyDone);
+        return Err(before_active_over_rest(None));
     }
     if let Some(refusal) = super::fallback::refusal(&reply).filter(|_| !active) {
         return super::fallback::after_refusal(s, username, refusal).await;
@@ -94,15 +120,41 @@ async fn apply_active(s: &mut Session<'_>, username: &str, user: &JiraUser, acti
 }
 
 async fn deactivate(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {
+    require_active_over_rest(s).await?;
     let Some(user) = lookup(s, username, false).await? else { return Ok(Effect::NoSuchAccount) };
     let effect = apply_active(s, username, &user, false).await?;
     // Also when the user was already inactive: an earlier attempt may have deactivated and then
     // failed to end the sessions, and ending none is harmless.
+    end_sessions(s, username).await?;
+    Ok(effect)
+}
+
+/// `DELETE /user/session/{u}` where the release has it (9.11+); before, a note says the sessions
+/// were not ended, instead of a 404 silently taken as done (review finding 6).
+async fn end_sessions(s: &mut Session<'_>, username: &str) -> Result<(), Failure> {
+    let release = s.version().await?;
+    if let Some(v) = release.filter(|v| !v.at_least(JIRA_SESSION_REST)) {
+        s.note(format!(
+            "sessions not ended: not possible on this version (Jira {v} has no REST API to end a user's sessions; \
+             it arrived in 9.11, KB 'Invalidating user sessions in Jira Data Center'); open sessions and \
+             remember-me logins last until they expire"
+        ));
+        return Ok(());
+    }
     let reply = s.send(&rq::kill_sessions(username)).await?;
-    if !reply.is_success() && reply.status != 404 {
+    if reply.status == 404 {
+        // 9.11+ answers 404 only for an unknown user; a release that could not be read may lack
+        // the resource altogether. Either way nothing was ended: say so.
+        s.note(format!(
+            "sessions not ended: DELETE /rest/api/2/user/session answered 404 (Jira {} before 9.11, or the user is gone)",
+            release.map_or_else(|| "of unknown version".to_string(), |v| v.to_string())
+        ));
+        return Ok(());
+    }
+    if !reply.is_success() {
         return Err(failure(&reply, s.now()));
     }
-    Ok(effect)
+    Ok(())
 }
 
 async fn reactivate(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {
@@ -151,81 +203,4 @@ async fn remove_from_group(s: &mut Session<'_>, username: &str, group: &str) -> 
         return Err(failure(&reply, s.now()));
     }
     Ok(Effect::Applied)
-}
-
-/// Validate → schedule → poll (§2.5), keyed by the user key.
-async fn anonymize(s: &mut Session<'_>, username: &str) -> Result<Effect, Failure> {
-    // includeDeleted: a deleted user can (and should) still be anonymized. A 404 even then means
-    // no user carries this name any more, which is what an anonymized (renamed) user looks like.
-    let Some(user) = lookup(s, username, true).await? else {
-        tracing::info!(username = %crate::redact::Pii(username), "Jira user not found by name; treating anonymization as done.");
-        return Ok(Effect::AlreadyDone);
-    };
-    let me = expect_success(s, &rq::myself()).await?;
-    let owner = me
-        .json()
-        .as_ref()
-        .and_then(|v| v.get("key").and_then(Value::as_str).map(str::to_string))
-        .ok_or_else(|| Failure::permanent("GET /myself answered without a user key"))?;
-
-    let check = s.send(&rq::validate_anonymization(&user.key)).await?;
-    if !check.is_success() {
-        return Err(failure(&check, s.now()));
-    }
-    let body = check.json().unwrap_or(Value::Null);
-    let errors = rs::anonymization_errors(&body);
-    if !errors.is_empty() || body.get("success").and_then(Value::as_bool) == Some(false) {
-        return Err(Failure::permanent(format!("Jira refused to anonymize {username} ({}): {errors}", user.key)));
-    }
-
-    let scheduled = s.send(&rq::schedule_anonymization(&user.key, &owner)).await?;
-    if scheduled.status == 409 {
-        // One anonymization at a time per instance: come back when the other one is done.
-        let hint = crate::atlassian::classify::retry_after(&scheduled, s.now());
-        return Err(Failure::Retryable {
-            reason: "409 Conflict: another Jira anonymization is in progress".into(),
-            retry_after: Some(hint.unwrap_or(s.poll().busy_retry_after)),
-        });
-    }
-    if !scheduled.is_success() {
-        return Err(failure(&scheduled, s.now()));
-    }
-    let task = scheduled
-        .json()
-        .as_ref()
-        .and_then(rs::task_id)
-        .ok_or_else(|| Failure::permanent("Jira scheduled the anonymization but sent no task id"))?;
-    tracing::info!(username = %crate::redact::Pii(username), user_key = %user.key, task_id = %task, "Jira anonymization scheduled.");
-    poll_anonymization(s, &task).await
-}
-
-async fn poll_anonymization(s: &mut Session<'_>, task: &str) -> Result<Effect, Failure> {
-    let policy = s.poll().clone();
-    let deadline = Instant::now() + policy.deadline;
-    tokio::time::sleep(policy.first_delay).await;
-    loop {
-        let reply = s.send(&rq::anonymization_progress(task)).await?;
-        // 404 happens when the poll reaches a node that has not seen the task yet: keep polling.
-        if reply.is_success() {
-            match rs::progress(&reply.json().unwrap_or(Value::Null)) {
-                Progress::Completed => return Ok(Effect::Applied),
-                Progress::Failed(reason) => return Err(Failure::permanent(reason)),
-                Progress::Interrupted => {
-                    return Err(Failure::retry(format!(
-                        "Jira anonymization task {task} was interrupted (its node died)"
-                    )))
-                }
-                Progress::Running => {}
-            }
-        } else if reply.status != 404 {
-            return Err(failure(&reply, s.now()));
-        }
-        if Instant::now() + policy.interval > deadline {
-            return Err(Failure::Retryable {
-                reason: format!("Jira anonymization task {task} still running at the poll deadline"),
-                retry_after: Some(policy.interval),
-            });
-        }
-        tokio::time::sleep(policy.interval).await;
-    }
 }

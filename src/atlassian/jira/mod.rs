@@ -4,10 +4,12 @@
 //! user/anonymization) and the 10.3 OpenAPI in `shared/reference/atlassian/`.
 //!
 //! Quirks handled here: adding an existing member answers 400 (treated as already done);
-//! `{"active":false}` on an inactive user may answer 400 "no value found to be changed";
+//! `active` over REST needs 8.3 (before, Jira answers 400 "no value found to be changed": refused
+//! with that explanation); sessions can be ended over REST from 9.11 only;
 //! anonymization is keyed by the immutable user *key*, runs one task at a time (409), and is
 //! polled by task id.
 
+mod anonymize;
 mod client;
 mod fallback;
 pub(super) mod read;

@@ -7,6 +7,7 @@ use super::request as rq;
 use super::response as rs;
 use crate::atlassian::activity::AccountActivity;
 use crate::atlassian::read::{PageSink, Reader};
+use crate::atlassian::version::JIRA_USER_LIST;
 use crate::atlassian::{Failure, Seats};
 
 /// Lists every user: `GET /user/list` (cursor), or `GET /user/search` (offset) on a Jira that
@@ -22,6 +23,13 @@ use crate::atlassian::{Failure, Seats};
 pub(in crate::atlassian) async fn for_each_account(r: &mut Reader<'_>, sink: &mut PageSink<'_>) -> Result<(), Failure> {
     let size = r.page_size(rq::LIST_MAX);
     let mut listing_carries = false;
+    // Chosen by release where it is known; a 404 of the first page still falls back below.
+    if let Ok(Some(v)) = r.s.version().await {
+        if !v.at_least(JIRA_USER_LIST) {
+            tracing::info!(target_name = %r.s.target_name(), version = %v, "Jira before 10.3 has no /user/list; listing with /user/search.");
+            return search_all(r, sink, listing_carries).await;
+        }
+    }
     let mut cursor: Option<String> = None;
     loop {
         let req = rq::user_list(cursor.as_deref(), size);

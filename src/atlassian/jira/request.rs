@@ -16,14 +16,17 @@ pub(super) fn get_user(username: &str, include_deleted: bool) -> Request {
     }
 }
 
-/// `POST /user`. No password: Jira generates a random one; no `applicationKeys`: licences are
-/// granted through groups, so creating a user does not silently consume a seat.
+/// `POST /user`. No password: Jira generates a random one. `"applicationKeys": []`: without the
+/// field Jira gives the user every application selected by default (its default group, e.g.
+/// `jira-software-users`), which takes a seat (review J7: pycontribs/jira #549; J8: KB "How to
+/// create a user on Jira using REST API"). Access comes from the groups the policy syncs.
 pub(super) fn create_user(username: &str, display_name: &str, email: &str) -> Request {
     Request::post(format!("{API}/user")).json(json!({
         "name": username,
         "displayName": display_name,
         "emailAddress": email,
         "notification": false,
+        "applicationKeys": [],
     }))
 }
 
@@ -161,14 +164,14 @@ mod tests {
     }
 
     #[test]
-    fn create_user_sends_no_password_and_no_application_keys() {
+    fn create_user_sends_no_password_and_an_empty_application_list() {
         let r = create_user("bob", "Bob B", "bob@example.com");
         assert_eq!((r.method.clone(), r.target()), (Method::POST, "/rest/api/2/user".into()));
         let body = r.body.unwrap();
         assert_eq!(body["name"], "bob");
         assert_eq!(body["emailAddress"], "bob@example.com");
         assert!(body.get("password").is_none());
-        assert!(body.get("applicationKeys").is_none());
+        assert_eq!(body["applicationKeys"], json!([]));
     }
 
     #[test]

@@ -8,6 +8,30 @@ use super::{limit_param, offset_param, Params, Req, Resp, Route, State, UserStat
 pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "GET",
+        template: "/rest/api/1.0/application-properties",
+        statuses: &[200],
+        query: &[],
+        body: &[],
+        handler: application_properties,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/1.0/admin/permissions/users",
+        statuses: &[200, 401],
+        query: &["filter", "start", "limit"],
+        body: &[],
+        handler: users_with_permission,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/api/1.0/admin/permissions/users",
+        statuses: &[204, 401, 404, 409],
+        query: &["name"],
+        body: &[],
+        handler: revoke_user_permissions,
+    },
+    Route {
+        method: "GET",
         template: "/rest/api/1.0/admin/users",
         statuses: &[200, 401],
         query: &["filter", "start", "limit"],
@@ -146,7 +170,57 @@ fn group_members(s: &mut State, req: &Req, _: &Params) -> Resp {
     paged(s, req, &format!("bb-group:{group}"), |u| !u.deleted && u.groups.contains(&group), show)
 }
 
+/// `GET /application-properties` (no authentication): version, build, display name.
+fn application_properties(s: &mut State, _: &Req, _: &Params) -> Resp {
+    Resp::json(
+        200,
+        json!({"version": s.version, "buildNumber": "8019000", "buildDate": "1700000000000", "displayName": "Bitbucket"}),
+    )
+}
+
+/// ADMIN or higher is needed for `/admin/license` and `/admin/permissions/*`; Bitbucket answers
+/// 401 "The currently authenticated user is not an administrator" (8.14 OpenAPI).
+fn not_admin() -> Resp {
+    error(401, "You are not permitted to access this resource")
+}
+
+/// `GET /admin/permissions/users?filter=`: a page of users holding a global permission directly
+/// (`{permission, user}`); `filter` matches user names containing it.
+fn users_with_permission(s: &mut State, req: &Req, _: &Params) -> Resp {
+    if !s.caller_admin {
+        return not_admin();
+    }
+    let filter = req.q("filter").unwrap_or("").to_lowercase();
+    let values: Vec<Value> = s
+        .user_permissions
+        .iter()
+        .filter_map(|(id, perm)| s.users.get(id).filter(|u| !u.deleted).map(|u| (u, perm)))
+        .filter(|(u, _)| u.name.to_lowercase().contains(&filter))
+        .map(|(u, perm)| {
+            json!({"permission": perm, "user": {"name": u.name, "displayName": u.display_name,
+                "emailAddress": u.email, "active": u.active, "slug": u.name.to_lowercase(), "type": "NORMAL"}})
+        })
+        .collect();
+    Resp::json(200, json!({"size": values.len(), "limit": 25, "isLastPage": true, "start": 0, "values": values}))
+}
+
+/// `DELETE /admin/permissions/users?name=`: "Revoke all global permissions for a user" → 204.
+fn revoke_user_permissions(s: &mut State, req: &Req, _: &Params) -> Resp {
+    if !s.caller_admin {
+        return not_admin();
+    }
+    let name = req.q("name").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    s.user_permissions.remove(&id);
+    Resp::empty(204)
+}
+
 fn license(s: &mut State, _: &Req, _: &Params) -> Resp {
+    if !s.caller_admin {
+        return not_admin();
+    }
     Resp::json(
         200,
         json!({"maximumNumberOfUsers": s.seat_limit.map_or(-1, |n| n as i64), "unlimitedNumberOfUsers": s.seat_limit.is_none(),
@@ -164,8 +238,9 @@ fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     if s.find(name, false).is_some() {
         return error(409, &format!("A user with the name {name} already exists"));
     }
-    if s.seat_limit.is_some_and(|max| s.licensed_users() >= max) {
-        return error(403, "Creating this user would exceed the licensed user limit");
+    let default_group = req.q("addToDefaultGroup") == Some("true");
+    if default_group && s.seat_limit.is_some_and(|max| s.licensed_users() >= max) {
+        return error(403, "Adding the user to the default group would exceed the server's license limit");
     }
     let (name, display, email) = (name.to_string(), display.to_string(), email.to_string());
     let id = s.new_user(&name, &display, &email);
@@ -181,6 +256,8 @@ fn delete_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(id) = s.find(name, false) else {
         return no_user(name);
     };
+    // "also removes any permissions" (8.14 OpenAPI, DELETE /admin/users).
+    s.user_permissions.remove(&id);
     let u = s.user_mut(&id);
     u.deleted = true;
     u.active = false;

@@ -1,4 +1,7 @@
-//! Emulated Confluence DC 10.0.3 REST (paths as in the spec, below the `/confluence` context).
+//! Emulated Confluence DC REST (paths as in the 10.0.3 spec, below the `/confluence` context);
+//! [`super::Emulator::set_version`] emulates older releases, whose missing resources answer 404:
+//! the admin user REST arrived in 8.4 (CONFSERVER-87290/87291/87292), `/rest/api/server-information`
+//! in 9.1 (`ServerInformation` javadoc "Since 9.1.0").
 
 use serde_json::{json, Value};
 
@@ -6,6 +9,22 @@ use super::directory;
 use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
 
 pub(super) static ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        template: "/rest/api/server-information",
+        statuses: &[200, 401, 404],
+        query: &[],
+        body: &[],
+        handler: server_information,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/applinks/1.0/manifest",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: applinks_manifest,
+    },
     Route {
         method: "GET",
         template: "/rest/api/user/current",
@@ -25,7 +44,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "GET",
         template: "/rest/api/admin/users/list/active",
-        statuses: &[200, 401],
+        statuses: &[200, 401, 403],
         query: &["start", "limit", "expand"],
         body: &[],
         handler: list_active,
@@ -73,7 +92,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "POST",
         template: "/rest/api/admin/user",
-        statuses: &[201, 400, 401, 402, 409],
+        statuses: &[201, 400, 401, 402, 404, 409],
         query: &[],
         body: &["userName", "fullName", "email", "password", "notifyViaEmail"],
         handler: create_user,
@@ -166,6 +185,40 @@ fn no_user(name: &str) -> Resp {
     error(404, "Not Found", &format!("No user found with username: {name}"))
 }
 
+/// Jersey's answer for a resource this release does not have.
+fn no_resource(req: &Req) -> Resp {
+    error(404, "Not Found", &format!("null for uri: {}", req.path))
+}
+
+/// The admin user REST (create, disable, enable, delete) exists from 8.4 (CONFSERVER-87292).
+fn before_admin_user_rest(s: &State, req: &Req) -> Option<Resp> {
+    (!s.version_at_least(8, 4)).then(|| no_resource(req))
+}
+
+/// `GET /rest/api/server-information` (9.1+): `{baseUrl, version, buildNumber, …}`.
+fn server_information(s: &mut State, req: &Req, _: &Params) -> Resp {
+    if !s.version_at_least(9, 1) {
+        return no_resource(req);
+    }
+    Resp::json(
+        200,
+        json!({"baseUrl": "http://wiki.example.com/confluence", "version": s.version, "buildNumber": 9_020_000,
+            "marketplaceBuildNumber": 9_020_000, "buildDate": "2024-12-01"}),
+    )
+}
+
+/// `GET /rest/applinks/1.0/manifest` (every release with application links): the applinks
+/// `ManifestEntity` as JSON (`id`, `name`, `typeId`, `version`, `buildNumber`, …). The shape is
+/// from the applinks source (SRC), not an Atlassian reference page.
+fn applinks_manifest(s: &mut State, _: &Req, _: &Params) -> Resp {
+    Resp::json(
+        200,
+        json!({"id": "00000000-0000-0000-0000-000000000001", "name": "Confluence", "typeId": "confluence",
+            "version": s.version, "buildNumber": 9_020_000, "applinksVersion": "9.0.0",
+            "url": "http://wiki.example.com/confluence", "publicSignup": false}),
+    )
+}
+
 fn current(_: &mut State, _: &Req, _: &Params) -> Resp {
     Resp::json(200, json!({"type": "known", "username": SERVICE_USER, "userKey": "svc", "displayName": "SCIM bridge"}))
 }
@@ -186,6 +239,9 @@ fn get_user(s: &mut State, req: &Req, _: &Params) -> Resp {
 }
 
 fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    if let Some(r) = before_admin_user_rest(s, req) {
+        return r;
+    }
     let body = match body_or(req, bad) {
         Ok(b) => b,
         Err(r) => return r,
@@ -223,15 +279,24 @@ fn set_active(s: &mut State, p: &Params, active: bool) -> Resp {
     }
 }
 
-fn disable(s: &mut State, _: &Req, p: &Params) -> Resp {
+fn disable(s: &mut State, req: &Req, p: &Params) -> Resp {
+    if let Some(r) = before_admin_user_rest(s, req) {
+        return r;
+    }
     set_active(s, p, false)
 }
 
-fn enable(s: &mut State, _: &Req, p: &Params) -> Resp {
+fn enable(s: &mut State, req: &Req, p: &Params) -> Resp {
+    if let Some(r) = before_admin_user_rest(s, req) {
+        return r;
+    }
     set_active(s, p, true)
 }
 
-fn delete_user(s: &mut State, _: &Req, p: &Params) -> Resp {
+fn delete_user(s: &mut State, req: &Req, p: &Params) -> Resp {
+    if let Some(r) = before_admin_user_rest(s, req) {
+        return r;
+    }
     let name = &p["username"];
     let Some(id) = s.find(name, false) else {
         return no_user(name);
@@ -359,6 +424,10 @@ fn users_page(s: &mut State, req: &Req, listing: &str, path: &str, keep: impl Fn
 
 /// Licensed users only: enabled and not deleted (the emulator licenses every enabled user).
 fn list_active(s: &mut State, req: &Req, _: &Params) -> Resp {
+    // Admin only: a plain user's credential is refused (stricter plausible answer: 403 RestError).
+    if !s.caller_admin {
+        return error(403, "Forbidden", "You do not have permission to list users");
+    }
     users_page(s, req, "conf-active", "/rest/api/admin/users/list/active", |u| u.active && !u.deleted)
 }
 

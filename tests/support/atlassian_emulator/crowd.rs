@@ -11,6 +11,14 @@ const API: &str = "/rest/usermanagement/1";
 pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "GET",
+        template: "/rest/admin/1.0/server-info",
+        statuses: &[200],
+        query: &[],
+        body: &[],
+        handler: server_info,
+    },
+    Route {
+        method: "GET",
         template: "/rest/usermanagement/1/user",
         statuses: &[200, 401, 404],
         query: &["username", "expand"],
@@ -80,6 +88,14 @@ pub(super) static ROUTES: &[Route] = &[
         query: &["username", "start-index", "max-results"],
         body: &[],
         handler: user_groups,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/usermanagement/1/session",
+        statuses: &[204, 401, 404],
+        query: &["username", "exclude"],
+        body: &[],
+        handler: end_sessions,
     },
     Route {
         method: "DELETE",
@@ -208,6 +224,29 @@ fn delete_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     u.active = false;
     u.groups.clear();
     Resp::empty(204)
+}
+
+/// `DELETE /session?username=` ends every SSO session of the user (CWD-2876, CWD-3057) → 204.
+/// An unknown user is refused with 404 (undocumented; the stricter plausible answer).
+fn end_sessions(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("username").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    s.user_mut(&id).sessions = 0;
+    Resp::empty(204)
+}
+
+/// `GET /rest/admin/1.0/server-info` (Crowd REST reference "Server Info"; fields as of 4.1,
+/// CWD-5598): served to anyone, see `public_route`.
+fn server_info(s: &mut State, _: &Req, _: &Params) -> Resp {
+    let versions: Vec<String> = s.version.split('.').map(str::to_string).collect();
+    Resp::json(
+        200,
+        json!({"version": s.version, "deploymentTitle": "Crowd", "buildNumber": 1_935, "buildDate": "2024-06-01",
+            "baseUrl": "http://crowd.example.com/crowd", "versions": versions, "deploymentType": "DataCenter",
+            "serverTime": "2024-06-01T00:00:00.000+0000"}),
+    )
 }
 
 fn add_member(s: &mut State, req: &Req, _: &Params) -> Resp {

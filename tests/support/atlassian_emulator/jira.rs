@@ -1,14 +1,35 @@
-//! Emulated Jira DC 10.3 REST v2 (served below `{base}/rest`, spec paths `/api/2/…`).
+//! Emulated Jira DC REST v2 (served below `{base}/rest`, spec paths `/api/2/…`), 10.3 by default;
+//! [`super::Emulator::set_version`] emulates 8.x/9.x, whose missing resources answer 404.
 
 use serde_json::{json, Value};
 
+use std::time::Instant;
+
 use super::directory;
-use super::{body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_USER};
+use super::{
+    body_or, limit_param, offset_param, Params, Req, Resp, Route, State, UserState, SERVICE_KEY, SERVICE_USER,
+};
 
 /// Jira's date format (`UserBean.lastLoginTime` example `"2023-08-30T16:37:01+1000"`).
 const JIRA_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3f%z";
 
 pub(super) static ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        template: "/rest/api/2/serverInfo",
+        statuses: &[200],
+        query: &[],
+        body: &[],
+        handler: server_info,
+    },
+    Route {
+        method: "GET",
+        template: "/rest/api/2/mypermissions",
+        statuses: &[200, 401],
+        query: &[],
+        body: &[],
+        handler: my_permissions,
+    },
     Route {
         method: "GET",
         template: "/rest/api/2/myself",
@@ -30,7 +51,7 @@ pub(super) static ROUTES: &[Route] = &[
         template: "/rest/api/2/user",
         statuses: &[201, 400, 401],
         query: &[],
-        body: &["name", "displayName", "emailAddress"],
+        body: &["name", "displayName", "emailAddress", "applicationKeys"],
         handler: create_user,
     },
     Route {
@@ -133,7 +154,7 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         method: "POST",
         template: "/rest/api/2/user/anonymization",
-        statuses: &[202, 400, 401, 409],
+        statuses: &[202, 400, 401, 403, 409],
         query: &[],
         body: &["userKey", "newOwnerKey"],
         handler: schedule_anonymization,
@@ -264,7 +285,25 @@ fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     }
     let display = body.get("displayName").and_then(Value::as_str).unwrap_or(name);
     let email = body.get("emailAddress").and_then(Value::as_str).unwrap_or("");
+    // Without `applicationKeys` the user gets every application "selected by default" (its
+    // default group), which takes a seat; `[]` gives none (review J7: pycontribs/jira #549; J8:
+    // KB "How to create a user on Jira using REST API"). Unknown keys are refused.
+    let keys: Vec<String> = match body.get("applicationKeys") {
+        None | Some(Value::Null) => {
+            s.roles.iter().filter(|(_, r)| r.selected_by_default).map(|(k, _)| k.clone()).collect()
+        }
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(_) => return bad("applicationKeys must be a list of application keys"),
+    };
+    if let Some(unknown) = keys.iter().find(|k| !s.roles.contains_key(*k)) {
+        return Resp::json(
+            400,
+            json!({"errorMessages": [], "errors": {"applicationKeys": format!("Application '{unknown}' does not exist.")}}),
+        );
+    }
+    let default_groups: Vec<String> = keys.iter().filter_map(|k| s.roles[k].groups.iter().next().cloned()).collect();
     let id = s.new_user(name, display, email);
+    s.user_mut(&id).groups.extend(default_groups);
     Resp::json(201, bean(&s.users[&id], false))
 }
 
@@ -276,12 +315,19 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(id) = target(s, req, false) else {
         return not_found(req);
     };
+    // Before 8.3 `active` is not part of UserWriteBean: Jira ignores it and, with nothing else to
+    // change, answers this 400 (JRASERVER-36639/37294; pycontribs/jira #36; review finding 8).
+    let other_fields = body.as_object().is_some_and(|o| o.keys().any(|k| k != "active"));
+    if body.get("active").is_some() && !s.version_at_least(8, 3) && !other_fields {
+        return bad("error.no.value.found.to.be.changed");
+    }
+    let old_jira = !s.version_at_least(8, 3);
     if let Some(refused) = directory::jira_update_refusal(s, &id, &body) {
         return refused;
     }
     let u = s.user_mut(&id);
     // "Fields skipped in request will not be changed."
-    if let Some(active) = body.get("active").and_then(Value::as_bool) {
+    if let Some(active) = body.get("active").and_then(Value::as_bool).filter(|_| !old_jira) {
         u.active = active;
     }
     if let Some(d) = body.get("displayName").and_then(Value::as_str) {
@@ -309,7 +355,12 @@ fn delete_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     Resp::empty(204)
 }
 
-fn kill_sessions(s: &mut State, _: &Req, p: &Params) -> Resp {
+fn kill_sessions(s: &mut State, req: &Req, p: &Params) -> Resp {
+    // The resource exists from 9.11 only (KB "Invalidating user sessions in Jira Data Center":
+    // "Prior to Jira 9.11: N/A"); before that Jersey answers 404 for the unknown path.
+    if !s.version_at_least(9, 11) {
+        return error(404, &format!("null for uri: {}", req.path));
+    }
     let name = &p["username"];
     match s.find(name, false) {
         Some(id) => {
@@ -400,6 +451,26 @@ fn validate_anonymization(s: &mut State, req: &Req, _: &Params) -> Resp {
         );
     };
     let u = &s.users[&id];
+    // Validation failures are HTTP 400 with `errors` = operation → ErrorCollection (spec: "400 …
+    // validation failed"; messages as observed on 8.13 by gldog/anonymize_jira_users, review J10).
+    let refusal = |errors: Value| {
+        Resp::json(
+            400,
+            json!({"errors": errors, "warnings": {}, "userKey": u.key, "userName": u.name, "success": false,
+                "businessLogicValidationFailed": true, "operations": [], "deleted": u.deleted}),
+        )
+    };
+    let collection = |m: &str| json!({"errorMessages": [m], "errors": {}});
+    if u.key == SERVICE_KEY {
+        return refusal(json!({"GENERAL": collection("You can't anonymize yourself.")}));
+    }
+    if u.directory != "Jira Internal Directory" {
+        return refusal(json!({
+            "USER_NAME_CHANGE": collection("We can't rename users from external directories. Delete this user from the external directory and then try again."),
+            "USER_DISABLE": collection("We can't anonymize this user, because the directory that contains them is read-only."),
+            "USER_EXTERNAL_ID_CHANGE": collection("We can't change the external ID of users from external directories."),
+        }));
+    }
     Resp::json(
         200,
         json!({
@@ -414,18 +485,29 @@ fn validate_anonymization(s: &mut State, req: &Req, _: &Params) -> Resp {
 
 fn schedule_anonymization(s: &mut State, req: &Req, _: &Params) -> Resp {
     let body = req.json().unwrap_or(Value::Null);
-    let (Some(key), Some(_owner)) =
+    let (Some(key), Some(owner)) =
         (body.get("userKey").and_then(Value::as_str), body.get("newOwnerKey").and_then(Value::as_str))
     else {
         return bad("Parameters 'userKey' and 'newOwnerKey' are mandatory.");
     };
-    if s.foreign_anonymization || s.tasks.values().any(|t| !t.done) {
+    // "Requires system admin permission" (10.3 spec, POST /user/anonymization).
+    if !s.caller_sysadmin {
+        return error(403, "You must be a Jira System Administrator to anonymize users.");
+    }
+    let now = Instant::now();
+    if s.foreign_anonymization || s.tasks.values().any(|t| !t.done && (t.polls_left > 0 || now < t.busy_until)) {
         return error(409, "Another user anonymization process is already in progress.");
     }
     let Some(id) = s.find_by_key(key) else {
         return bad(&format!("User with key '{key}' does not exist."));
     };
+    if s.find_by_key(owner).is_none() {
+        return bad(&format!("The new owner with key '{owner}' does not exist."));
+    }
     let task = s.new_task(id);
+    if let Some(t) = s.tasks.get_mut(&task) {
+        t.new_owner = Some(owner.to_string());
+    }
     Resp::json(
         202,
         json!({
@@ -439,8 +521,8 @@ fn anonymization_progress(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(task) = req.q("taskId").and_then(|id| s.tasks.get_mut(id)) else {
         return error(404, "No user anonymization task found.");
     };
-    if task.polls_left > 0 {
-        task.polls_left -= 1;
+    if task.polls_left > 0 || Instant::now() < task.busy_until {
+        task.polls_left = task.polls_left.saturating_sub(1);
         return Resp::json(200, json!({"status": "IN_PROGRESS", "currentProgress": 50, "errors": {}, "warnings": {}}));
     }
     let first_completion = !task.done;
@@ -456,10 +538,42 @@ fn anonymization_progress(s: &mut State, req: &Req, _: &Params) -> Resp {
         u.anonymized = true;
         u.sessions = 0;
     }
+    // COMPLETED "may still carry errors" (review J10): a step failed although the task ended.
+    let errors = if s.anonymization_step_errors {
+        json!({"USER_TRANSFER_OWNERSHIP_PLUGIN_POINTS": {"errorMessages": ["Transferring ownership of filter subscriptions failed."], "errors": {}}})
+    } else {
+        json!({})
+    };
     Resp::json(
         200,
-        json!({"status": "COMPLETED", "currentProgress": 100, "errors": {}, "warnings": {},
+        json!({"status": "COMPLETED", "currentProgress": 100, "errors": errors, "warnings": {},
         "operations": ["USER_DISABLE", "USER_NAME_CHANGE"], "isRerun": false}),
+    )
+}
+
+/// `GET /serverInfo`: `version` and `versionNumbers` of the emulated release (no authentication
+/// needed, see `public_route`).
+fn server_info(s: &mut State, _: &Req, _: &Params) -> Resp {
+    let numbers: Vec<u32> = s.version.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+    Resp::json(
+        200,
+        json!({"baseUrl": "http://jira.example.com", "version": s.version, "versionNumbers": numbers,
+            "deploymentType": "Server", "buildNumber": 10_030_000, "buildDate": "2024-12-01T00:00:00.000+0000",
+            "serverTitle": "Jira"}),
+    )
+}
+
+/// `GET /mypermissions`: every permission with `havePermission` for the caller (spec
+/// PermissionsJsonBean); the global keys the bridge checks are ADMINISTER and SYSTEM_ADMIN.
+fn my_permissions(s: &mut State, _: &Req, _: &Params) -> Resp {
+    let perm = |id: &str, key: &str, name: &str, have: bool| json!({"id": id, "key": key, "name": name, "type": "GLOBAL", "description": name, "havePermission": have});
+    Resp::json(
+        200,
+        json!({"permissions": {
+            "ADMINISTER": perm("0", "ADMINISTER", "Jira Administrators", s.caller_admin || s.caller_sysadmin),
+            "SYSTEM_ADMIN": perm("44", "SYSTEM_ADMIN", "Jira System Administrators", s.caller_sysadmin),
+            "USER_PICKER": perm("27", "USER_PICKER", "Browse Users", true),
+        }}),
     )
 }
 
@@ -544,7 +658,7 @@ fn role_bean(s: &State, key: &str) -> Value {
     let used = s.role_users(key);
     json!({
         "key": key, "name": role.name, "groups": role.groups, "defaultGroups": role.groups.iter().take(1).collect::<Vec<_>>(),
-        "selectedByDefault": false, "defined": true,
+        "selectedByDefault": role.selected_by_default, "defined": true,
         "numberOfSeats": role.seats.map_or(-1, |n| n as i64),
         "remainingSeats": role.seats.map_or(-1, |n| n as i64 - used as i64),
         "userCount": used, "userCountDescription": format!("{used} users"),

@@ -48,6 +48,10 @@ pub const TOKEN: &str = "emulator-pat-0123456789";
 /// Crowd's application name and password (Basic).
 pub const CROWD_APP: &str = "scimbridge";
 pub const CROWD_PASSWORD: &str = "crowd-app-secret";
+/// Bitbucket's admin account: Bitbucket takes Basic on its admin endpoints, not tokens
+/// (BSERV-10482, see `server.rs`).
+pub const BITBUCKET_USER: &str = "svc-scimbridge";
+pub const BITBUCKET_PASSWORD: &str = "bitbucket-admin-secret";
 /// The service account the token belongs to (Jira `/myself`).
 pub const SERVICE_USER: &str = "svc-scimbridge";
 pub const SERVICE_KEY: &str = "JIRAUSER10000";
@@ -82,6 +86,8 @@ pub struct Role {
     pub groups: BTreeSet<String>,
     /// `None` = unlimited.
     pub seats: Option<u64>,
+    /// Given to users created without `applicationKeys` (its first group is the default group).
+    pub selected_by_default: bool,
 }
 
 /// One scripted answer, consumed by the next request.
@@ -196,6 +202,20 @@ pub(crate) struct State {
     pub roles: BTreeMap<String, Role>,
     /// Jira serves `/user/list` (10.3+); false emulates an older Jira (404, null for uri).
     pub jira_user_list: bool,
+    /// Mutating requests refused by the XSRF check (tests assert none).
+    pub xsrf_refusals: u64,
+    /// The product version served by its server-info resource ("10.3.0").
+    pub version: String,
+    /// What the credential may do: product administrator, and (Jira) system administrator.
+    pub caller_admin: bool,
+    pub caller_sysadmin: bool,
+    /// Bitbucket global permissions granted to groups and (keyed by `users` id) directly to users.
+    pub group_permissions: BTreeMap<String, String>,
+    pub user_permissions: BTreeMap<String, String>,
+    /// Jira: how long an anonymization task runs (on top of `task_polls`).
+    pub task_duration: Duration,
+    /// Jira: anonymization tasks finish COMPLETED but with errors in a step.
+    pub anonymization_step_errors: bool,
     /// Offset paging without rescanning: (listing, offset) → the `users` key served just before
     /// that offset, so the next page resumes with a range query instead of skipping `offset`
     /// users. Filled as pages are served; cleared when large.
@@ -211,6 +231,10 @@ pub(crate) struct Task {
     pub user: String,
     pub polls_left: u32,
     pub done: bool,
+    /// Not finished before this instant (a long task).
+    pub busy_until: Instant,
+    /// Jira: the `newOwnerKey` it was scheduled with.
+    pub new_owner: Option<String>,
 }
 
 impl State {
@@ -307,15 +331,35 @@ impl State {
         n.count() as u64
     }
 
+    /// Users holding a licence. Bitbucket: the LICENSED_USER global permission (or higher), granted
+    /// to one of the user's groups or directly to the user (8.14 OpenAPI, admin/permissions; review
+    /// finding 9), active and not deleted. Elsewhere: active, not deleted.
     pub fn licensed_users(&self) -> usize {
-        self.users.values().filter(|u| u.active && !u.deleted).count()
+        self.users
+            .iter()
+            .filter(|(_, u)| u.active && !u.deleted)
+            .filter(|(id, u)| {
+                self.product != Product::Bitbucket
+                    || self.user_permissions.contains_key(*id)
+                    || u.groups.iter().any(|g| self.group_permissions.contains_key(g))
+            })
+            .count()
     }
 
     pub fn new_task(&mut self, user: String) -> String {
         self.next_id += 1;
         let id = self.next_id.to_string();
-        self.tasks.insert(id.clone(), Task { user, polls_left: self.task_polls, done: false });
+        let busy_until = Instant::now() + self.task_duration;
+        self.tasks
+            .insert(id.clone(), Task { user, polls_left: self.task_polls, done: false, busy_until, new_owner: None });
         id
+    }
+
+    /// Whether the served version is at least `major.minor`.
+    pub fn version_at_least(&self, major: u32, minor: u32) -> bool {
+        let mut parts = self.version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (a, b) >= (major, minor)
     }
 }
 
@@ -384,6 +428,28 @@ pub(crate) fn offset_param(req: &Req, name: &str) -> usize {
     req.q(name).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0)
 }
 
+/// The version each emulated product serves unless a test picks another with
+/// [`Emulator::set_version`].
+pub fn default_version(product: Product) -> &'static str {
+    match product {
+        Product::Jira => "10.3.0",
+        Product::Confluence => "9.2.0",
+        Product::Crowd => "5.3.0",
+        Product::Bitbucket => "8.19.0",
+    }
+}
+
+/// Routes documented as needing no authentication: Bitbucket `GET /application-properties` ("No
+/// authentication is required to call this resource", 8.14 OpenAPI), Jira `GET /serverInfo`
+/// (served to anonymous callers, which is how its login page shows the version) and Crowd `GET
+/// /rest/admin/1.0/server-info` ("should always return server information"; whether it also
+/// takes an application's credentials is undocumented, so the bridge sends none).
+pub fn public_route(template: &str) -> bool {
+    template.ends_with("/application-properties")
+        || template.ends_with("/serverInfo")
+        || template.ends_with("/server-info")
+}
+
 fn context_path(product: Product) -> &'static str {
     match product {
         Product::Jira => "/jira",
@@ -444,12 +510,39 @@ impl Emulator {
             jira_user_list: true,
             resume: HashMap::new(),
             estate: directory::Estate::default(),
+            xsrf_refusals: 0,
+            version: default_version(product).to_string(),
+            caller_admin: true,
+            caller_sysadmin: true,
+            group_permissions: BTreeMap::new(),
+            user_permissions: BTreeMap::new(),
+            task_duration: Duration::ZERO,
+            anonymization_step_errors: false,
         };
         if product == Product::Jira {
             // The service account behind the token; it must not count as a test user's peer,
             // but Jira needs it as the new owner of anonymized users' objects.
             let id = state.new_user(SERVICE_USER, "SCIM bridge", "svc@example.com");
             state.user_mut(&id).key = SERVICE_KEY.into();
+            // Every Jira Software has this role, selected by default with its default group:
+            // users created without `applicationKeys` get it and take a seat (review J7/J8,
+            // KB "How to create a user on Jira using REST API").
+            state.groups.insert("jira-software-users".into());
+            state.roles.insert(
+                "jira-software".into(),
+                Role {
+                    name: "Jira Software".into(),
+                    groups: ["jira-software-users".to_string()].into(),
+                    seats: None,
+                    selected_by_default: true,
+                },
+            );
+        }
+        if product == Product::Bitbucket {
+            // Bitbucket's default group holds LICENSED_USER (8.14 OpenAPI: create user's
+            // addToDefaultGroup "would exceed the server's license limit").
+            state.groups.insert("stash-users".into());
+            state.group_permissions.insert("stash-users".into(), "LICENSED_USER".into());
         }
         let state = Arc::new(Mutex::new(state));
         let shared = state.clone();
@@ -481,10 +574,14 @@ impl Emulator {
         &self.base_url
     }
 
-    /// Credentials the emulator accepts.
+    /// Credentials the emulator accepts: Crowd's application, Bitbucket's admin account (Basic),
+    /// a personal access token elsewhere.
     pub fn auth(&self) -> Auth {
         match self.product {
             Product::Crowd => Auth::Basic { username: CROWD_APP.into(), password: Secret::new(CROWD_PASSWORD) },
+            Product::Bitbucket => {
+                Auth::Basic { username: BITBUCKET_USER.into(), password: Secret::new(BITBUCKET_PASSWORD) }
+            }
             _ => Auth::Bearer(Secret::new(TOKEN)),
         }
     }
@@ -496,6 +593,26 @@ impl Emulator {
             url: self.base_url.clone(),
             auth: self.auth(),
             timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The credential lines of a `[[target]]` block for this emulator, reading the secret from
+    /// the variable `var` (whose value is [`Emulator::secret`]): Basic for Crowd and Bitbucket, a
+    /// token elsewhere.
+    pub fn credentials_toml(&self, var: &str) -> String {
+        match self.product {
+            Product::Crowd => format!("username = \"{CROWD_APP}\"\npassword_env = \"{var}\"\n"),
+            Product::Bitbucket => format!("username = \"{BITBUCKET_USER}\"\npassword_env = \"{var}\"\n"),
+            _ => format!("token_env = \"{var}\"\n"),
+        }
+    }
+
+    /// The secret [`Emulator::credentials_toml`] expects in its variable.
+    pub fn secret(&self) -> &'static str {
+        match self.product {
+            Product::Crowd => CROWD_PASSWORD,
+            Product::Bitbucket => BITBUCKET_PASSWORD,
+            _ => TOKEN,
         }
     }
 
@@ -605,13 +722,67 @@ impl Emulator {
         for g in groups {
             s.groups.insert(g.to_string());
         }
-        let role = Role { name: key.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), seats };
+        let selected_by_default = s.roles.get(key).is_some_and(|r| r.selected_by_default);
+        let role = Role {
+            name: key.to_string(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            seats,
+            selected_by_default,
+        };
         s.roles.insert(key.to_string(), role);
     }
 
     /// Jira: whether `/user/list` exists (false emulates Jira before 10.3: 404).
     pub fn set_jira_user_list(&self, served: bool) {
         self.lock().jira_user_list = served;
+    }
+
+    /// The product version to emulate ("8.20.0", "9.12.3", "10.3.0"; Confluence "7.19.0", "8.5.0",
+    /// "9.2.0"; Bitbucket "8.19.0"; Crowd "5.3.0"). Version-dependent routes follow it: Jira
+    /// `/user/list` from 10.3, `/user/session/{u}` from 9.11, `active` in `PUT /user` from 8.3;
+    /// Confluence admin user REST from 8.4, `/rest/api/server-information` from 9.1.
+    pub fn set_version(&self, version: &str) {
+        let mut s = self.lock();
+        s.version = version.to_string();
+        if s.product == Product::Jira {
+            s.jira_user_list = s.version_at_least(10, 3);
+        }
+    }
+
+    /// What the bridge's credential may do (both true by default): product administrator, and
+    /// Jira system administrator.
+    pub fn set_caller_rights(&self, admin: bool, sysadmin: bool) {
+        let mut s = self.lock();
+        s.caller_admin = admin;
+        s.caller_sysadmin = sysadmin;
+    }
+
+    /// Bitbucket: grants `permission` (LICENSED_USER, PROJECT_CREATE, ADMIN, SYS_ADMIN) to `user`
+    /// directly, not through a group.
+    ///
+    /// # Panics
+    /// If the user does not exist.
+    pub fn grant_permission(&self, user: &str, permission: &str) {
+        let mut s = self.lock();
+        let id = s.find(user, false).expect("grant_permission: unknown user");
+        s.user_permissions.insert(id, permission.to_string());
+    }
+
+    /// Bitbucket: grants `permission` (e.g. LICENSED_USER) to every member of `group`.
+    pub fn grant_group_permission(&self, group: &str, permission: &str) {
+        let mut s = self.lock();
+        s.groups.insert(group.to_string());
+        s.group_permissions.insert(group.to_string(), permission.to_string());
+    }
+
+    /// Jira: each anonymization task runs at least this long.
+    pub fn set_task_duration(&self, d: Duration) {
+        self.lock().task_duration = d;
+    }
+
+    /// Jira: anonymization tasks end COMPLETED with an error in one step.
+    pub fn set_anonymization_step_errors(&self, on: bool) {
+        self.lock().anonymization_step_errors = on;
     }
 
     // ---- faults ----
@@ -655,6 +826,36 @@ impl Emulator {
     /// Requests matching `method` whose path starts with `prefix`.
     pub fn count(&self, method: &str, prefix: &str) -> usize {
         self.lock().received.iter().filter(|r| r.method == method && r.path.starts_with(prefix)).count()
+    }
+
+    /// Jira: the `newOwnerKey` of every anonymization task scheduled, in order.
+    pub fn anonymization_owners(&self) -> Vec<String> {
+        let s = self.lock();
+        let mut tasks: Vec<(u64, String)> =
+            s.tasks.iter().filter_map(|(id, t)| Some((id.parse().unwrap_or(0), t.new_owner.clone()?))).collect();
+        tasks.sort();
+        tasks.into_iter().map(|(_, o)| o).collect()
+    }
+
+    /// Mutating requests refused with `403 XSRF check failed`.
+    pub fn xsrf_refusals(&self) -> u64 {
+        self.lock().xsrf_refusals
+    }
+
+    /// Jira: seats of application role `key` in use (active users in one of its groups).
+    pub fn seats_used(&self, key: &str) -> u64 {
+        self.lock().role_users(key)
+    }
+
+    /// Users holding a licence (Bitbucket: LICENSED_USER by group or direct grant).
+    pub fn licensed_count(&self) -> usize {
+        self.lock().licensed_users()
+    }
+
+    /// Bitbucket: the permission granted directly to `user`, if any.
+    pub fn direct_permission(&self, user: &str) -> Option<String> {
+        let s = self.lock();
+        s.find(user, true).and_then(|id| s.user_permissions.get(&id).cloned())
     }
 
     /// Answers a route gave that its declared status list does not contain, and requests no
