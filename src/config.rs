@@ -76,6 +76,10 @@ pub struct FileConfig {
     pub license: crate::lifecycle::LicenseFile,
     pub reconcile: crate::lifecycle::JobFile,
     pub activity: crate::lifecycle::JobFile,
+    /// `[groups]`: how IdP groups become Atlassian groups (issue 9).
+    pub groups: crate::policy::GroupsFile,
+    /// `[[group_map]]`: IdP group → Atlassian group name, per target.
+    pub group_map: Vec<crate::policy::GroupMapFile>,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -459,7 +463,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             LogFormat::Pretty
         }
     };
-    let (policy, target_policies) = match crate::policy::validated(&file.policy, &file.target) {
+    let (mut policy, target_policies) = match crate::policy::validated(&file.policy, &file.target) {
         Ok(p) => p,
         Err(invalid) => {
             for i in invalid.issues {
@@ -468,6 +472,10 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             (Policy::default(), Vec::new())
         }
     };
+    match crate::policy::validated_groups(&file.groups, &file.group_map, &file.target, &policy.protected_groups) {
+        Ok(groups) => policy.groups = groups,
+        Err(found) => found.into_iter().for_each(|i| issue(&i.key, i.reason)),
+    }
     let mut targets = Vec::new();
     for (i, t) in file.target.iter().enumerate() {
         let secret = |var: &str, key: &str, issue: &mut dyn FnMut(&str, String)| match lookup(env, var) {

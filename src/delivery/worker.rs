@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::actions;
+use super::groups::{Gate, GroupGuard};
 use super::retry::{self, Decision};
 use crate::atlassian::{Call, Connector};
 use crate::config::Delivery;
@@ -56,6 +57,8 @@ pub struct Deliverer {
     pub connectors: HashMap<String, Arc<Connector>>,
     pub cfg: Delivery,
     pub metrics: Arc<Metrics>,
+    /// Which Atlassian groups may be changed, and their creation (`groups.rs`).
+    pub groups: GroupGuard,
 }
 
 fn now_ms() -> u64 {
@@ -215,17 +218,27 @@ impl Deliverer {
             return self.bury(seq, entry, &intent, &[], format!("target '{}' is not configured", intent.target));
         };
         let started = Instant::now();
-        let mut calls = Vec::new();
         let mut failure = None;
-        for action in actions::for_intent(&intent) {
-            let ex = connector.execute(&action).await;
-            calls.extend(ex.calls);
-            if let Err(f) = ex.result {
+        let mut calls = match self.groups.gate(connector, &intent).await? {
+            Gate::Proceed(calls) => calls,
+            Gate::Skip(calls, reason) => return self.skip(seq, &entry, &intent, &calls, reason),
+            Gate::Fail(calls, f) => {
                 failure = Some(f);
-                break;
+                calls
+            }
+        };
+        if failure.is_none() {
+            for action in actions::for_intent(&intent) {
+                let ex = connector.execute(&action).await;
+                calls.extend(ex.calls);
+                if let Err(f) = ex.result {
+                    failure = Some(f);
+                    break;
+                }
             }
         }
         let Some(failure) = failure else {
+            self.groups.delivered(&intent)?;
             let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
             let audit = self.audit(
                 &intent,
@@ -268,6 +281,22 @@ impl Deliverer {
                 Ok(Outcome::RetryAt(next_ms))
             }
         }
+    }
+
+    /// Closes an intent the group gate decided not to carry out, with the reason on record.
+    fn skip(
+        &self,
+        seq: u64,
+        entry: &OutboxEntry,
+        intent: &Intent,
+        calls: &[Call],
+        reason: String,
+    ) -> StoreResult<Outcome> {
+        let audit = self.audit(intent, seq, entry, "skipped", calls, json!({"reason": reason}));
+        self.store.outbox_finish(seq, &intent.user_id, &audit)?;
+        self.metrics.record_delivery(&intent.target, "skipped");
+        tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, reason = %reason, "Skipped an intent.");
+        Ok(Outcome::Closed)
     }
 
     fn bury(

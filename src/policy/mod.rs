@@ -14,6 +14,7 @@
 
 mod config;
 mod decide;
+mod groups;
 mod product;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub use config::{
     TargetConfig, TargetPolicy, UsernameFrom,
 };
 pub use decide::{decide, has_access, username_for};
+pub use groups::{
+    decide_groups, validated_groups, GroupEvent, GroupMap, GroupMapFile, GroupSync, GroupsFile, OnGroupDelete,
+};
 
 /// What the policy needs to know about one SCIM user at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,6 +118,20 @@ pub enum IntentAction {
     RemoveFromGroup {
         group: String,
     },
+    /// Create this Atlassian group (group-level intent: `user_id` is the SCIM group id and
+    /// `username` is empty). Delivery records it as managed by scimbridge.
+    CreateGroup {
+        group: String,
+    },
+    /// Delete this Atlassian group, only if scimbridge created it (group-level intent).
+    DeleteGroup {
+        group: String,
+    },
+    /// The IdP changed the user's display name or email: set both in the target.
+    UpdateProfile {
+        display_name: String,
+        email: String,
+    },
 }
 
 /// Why an intent exists: the IdP-side change that caused it.
@@ -142,6 +160,12 @@ pub enum Trigger {
     Bulk,
     /// Drift reconciliation repairing what a target reports against the desired state.
     Reconcile,
+    /// The IdP created a group (or renamed one to this name).
+    GroupCreated,
+    /// The IdP deleted a group (or renamed one away from this name).
+    GroupDeleted,
+    /// The IdP changed the user's display name or email.
+    ProfileUpdated,
 }
 
 /// The product translation of an offboarding `action` (see `product.rs`), for jobs that are not

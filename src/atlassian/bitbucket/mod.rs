@@ -10,6 +10,8 @@
 //! users, so anonymization deletes first.
 
 mod client;
+mod group;
+mod profile;
 pub(super) mod read;
 mod request;
 mod response;

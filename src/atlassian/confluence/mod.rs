@@ -9,6 +9,8 @@
 //! a no-op) and changes nothing.
 
 mod client;
+mod group;
+mod profile;
 pub(super) mod read;
 mod request;
 mod response;

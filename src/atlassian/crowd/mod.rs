@@ -10,6 +10,8 @@
 //! must happen here, because the application-side directory is read-only.
 
 mod client;
+mod group;
+mod profile;
 pub(super) mod read;
 mod request;
 mod response;

@@ -9,6 +9,8 @@
 //! polled by task id.
 
 mod client;
+mod group;
+mod profile;
 pub(super) mod read;
 mod request;
 mod response;

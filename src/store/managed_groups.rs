@@ -1,0 +1,127 @@
+//! The Atlassian groups scimbridge manages, per target (issue 9, "Groups that exist"): the ones it
+//! created, and the mapped ones it has used. Written by `delivery/groups.rs`, never by a SCIM
+//! transaction; opened lazily like the lifecycle trees and included in backups.
+//!
+//! | tree | key → value |
+//! | --- | --- |
+//! | `managed_groups` | target 0x00 lowercased group name → [`ManagedGroup`] JSON |
+//!
+//! A `creating` entry is written (and flushed) before the create call, so a crash between the
+//! call and the `created` record cannot turn a group scimbridge made into a foreign one.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{StoreError, StoreResult};
+use super::keys;
+use super::Store;
+
+pub(crate) const MANAGED_GROUPS: &str = "managed_groups";
+
+/// Why scimbridge may change a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupOrigin {
+    /// A create call is (or was, before a crash) under way.
+    Creating,
+    /// scimbridge created it.
+    Created,
+    /// A `[[group_map]]` entry names it; it existed already.
+    Mapped,
+}
+
+/// One managed group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedGroup {
+    pub target: String,
+    /// The Atlassian group name as scimbridge used it.
+    pub group: String,
+    pub origin: GroupOrigin,
+    /// When this record was written (RFC 3339).
+    pub at: String,
+    /// The SCIM id (group or user) whose intent caused it, for the audit trail.
+    pub cause: String,
+}
+
+fn key(target: &str, group: &str) -> Vec<u8> {
+    keys::pair(target, &group.to_lowercase())
+}
+
+impl Store {
+    fn managed_tree(&self) -> StoreResult<sled::Tree> {
+        Ok(self.inner.db.open_tree(MANAGED_GROUPS)?)
+    }
+
+    /// The record of `group` in `target`, if scimbridge manages it.
+    ///
+    /// # Errors
+    /// On a sled error or an unreadable record.
+    pub fn managed_group(&self, target: &str, group: &str) -> StoreResult<Option<ManagedGroup>> {
+        self.managed_tree()?
+            .get(key(target, group))?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// Writes (or replaces) a record; durable after the next flush.
+    ///
+    /// # Errors
+    /// On a sled error.
+    pub fn managed_group_put(&self, g: &ManagedGroup) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _guard = self.lock();
+        self.managed_tree()?.insert(key(&g.target, &g.group), bytes)?;
+        self.mark_committed();
+        Ok(())
+    }
+
+    /// Forgets `group` in `target` (after scimbridge deleted it).
+    ///
+    /// # Errors
+    /// On a sled error.
+    pub fn managed_group_remove(&self, target: &str, group: &str) -> StoreResult<()> {
+        let _guard = self.lock();
+        self.managed_tree()?.remove(key(target, group))?;
+        self.mark_committed();
+        Ok(())
+    }
+
+    /// Every managed group, by target then name.
+    ///
+    /// # Errors
+    /// On a sled error or an unreadable record.
+    pub fn managed_groups(&self) -> StoreResult<Vec<ManagedGroup>> {
+        self.managed_tree()?
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_per_target_and_case_insensitive_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let g = ManagedGroup {
+                target: "jira".into(),
+                group: "Engineering".into(),
+                origin: GroupOrigin::Created,
+                at: "2026-01-01T00:00:00Z".into(),
+                cause: "g1".into(),
+            };
+            store.managed_group_put(&g).expect("put");
+            assert_eq!(store.managed_group("jira", "ENGINEERING").expect("get"), Some(g));
+            assert_eq!(store.managed_group("wiki", "Engineering").expect("get"), None);
+            store.flush_blocking().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.managed_groups().expect("list").len(), 1);
+        store.managed_group_remove("jira", "engineering").expect("remove");
+        assert_eq!(store.managed_group("jira", "Engineering").expect("get"), None);
+    }
+}
