@@ -16,6 +16,7 @@ mod durability;
 mod entra_sequences;
 mod filter_roundtrip;
 mod filters;
+mod group_sync;
 mod hostile;
 mod jwt_auth;
 mod lifecycle_bulk;
