@@ -55,7 +55,14 @@ fn not_managed(target: &str, group: &str) -> String {
 }
 
 impl GroupGuard {
+    /// The gate over `store`. The first start of this version adopts the groups an earlier
+    /// version synced (`Store::adopt_previously_synced_groups`), so upgrading keeps them synced.
     pub fn new(store: Store, sync: GroupSync) -> GroupGuard {
+        match store.adopt_previously_synced_groups(&now_text()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(groups = n, "Adopted the Atlassian groups an earlier version synced by name."),
+            Err(e) => tracing::error!(error = %e, "Adopting previously synced groups failed; they count as unmanaged."),
+        }
         GroupGuard { store, sync, creating: Mutex::new(HashMap::new()) }
     }
 

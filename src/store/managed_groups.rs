@@ -27,6 +27,9 @@ pub enum GroupOrigin {
     Created,
     /// A `[[group_map]]` entry names it; it existed already.
     Mapped,
+    /// An earlier version of scimbridge (which mirrored IdP groups by name into whatever group
+    /// had that name) delivered memberships to it; kept managed so an upgrade changes nothing.
+    Adopted,
 }
 
 /// One managed group.
@@ -85,6 +88,50 @@ impl Store {
         Ok(())
     }
 
+    /// Once per store: records as `adopted` every group an earlier version added members to
+    /// (delivered `add_to_group` records of the audit log), so upgrading does not stop the sync
+    /// (and the removals) of groups that were mirrored by name before groups were managed.
+    /// Returns how many were adopted; later calls return 0 without scanning.
+    ///
+    /// # Errors
+    /// On a sled error.
+    pub fn adopt_previously_synced_groups(&self, now: &str) -> StoreResult<usize> {
+        const DONE: &[u8] = b"managed_groups_adopted";
+        if self.t(super::tree::META).contains_key(DONE)? {
+            return Ok(0);
+        }
+        let mut found: std::collections::BTreeMap<Vec<u8>, ManagedGroup> = std::collections::BTreeMap::new();
+        for kv in self.t(super::tree::AUDIT).iter() {
+            let (_, v) = kv?;
+            let Ok(rec) = serde_json::from_slice::<serde_json::Value>(&v) else { continue };
+            let delivered = rec["type"] == "delivery" && rec["outcome"] == "delivered";
+            let (Some(target), Some(group)) = (rec["target"].as_str(), rec["action"]["group"].as_str()) else {
+                continue;
+            };
+            if delivered && rec["action"]["type"] == "add_to_group" {
+                found.entry(key(target, group)).or_insert_with(|| ManagedGroup {
+                    target: target.to_string(),
+                    group: group.to_string(),
+                    origin: GroupOrigin::Adopted,
+                    at: now.to_string(),
+                    cause: "upgrade".into(),
+                });
+            }
+        }
+        let tree = self.managed_tree()?;
+        let _guard = self.lock();
+        let mut adopted = 0;
+        for (k, g) in &found {
+            if !tree.contains_key(k)? {
+                tree.insert(k.as_slice(), serde_json::to_vec(g).map_err(|e| StoreError::Corrupt(e.to_string()))?)?;
+                adopted += 1;
+            }
+        }
+        self.t(super::tree::META).insert(DONE, &[1u8])?;
+        self.mark_committed();
+        Ok(adopted)
+    }
+
     /// Every managed group, by target then name.
     ///
     /// # Errors
@@ -123,5 +170,24 @@ mod tests {
         assert_eq!(store.managed_groups().expect("list").len(), 1);
         store.managed_group_remove("jira", "engineering").expect("remove");
         assert_eq!(store.managed_group("jira", "Engineering").expect("get"), None);
+    }
+
+    #[test]
+    fn groups_an_earlier_version_synced_are_adopted_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let rec = |outcome: &str, kind: &str, group: &str| {
+            serde_json::json!({"type": "delivery", "outcome": outcome, "target": "jira",
+                "action": {"type": kind, "group": group}})
+        };
+        store.audit_append("u1", &rec("delivered", "add_to_group", "jira-software-users")).expect("audit");
+        store.audit_append("u2", &rec("dead", "add_to_group", "never-made-it")).expect("audit");
+        store.audit_append("u3", &rec("delivered", "remove_from_group", "only-removed")).expect("audit");
+        assert_eq!(store.adopt_previously_synced_groups("now").expect("adopt"), 1);
+        let g = store.managed_group("jira", "JIRA-software-users").expect("get").expect("adopted");
+        assert_eq!(g.origin, GroupOrigin::Adopted);
+        assert_eq!(store.managed_group("jira", "never-made-it").expect("get"), None);
+        store.audit_append("u4", &rec("delivered", "add_to_group", "later")).expect("audit");
+        assert_eq!(store.adopt_previously_synced_groups("now").expect("again"), 0, "once per store");
     }
 }
