@@ -323,3 +323,43 @@ fn check_config_names_unknown_targets_and_duplicate_idp_groups() {
     let typo = scimbridge::config::parse_file("[groups]\non_group_delete = \"purge\"\n").expect_err("bad value");
     assert!(typo.contains("on_group_delete") || typo.contains("purge"), "{typo}");
 }
+
+#[tokio::test]
+async fn reconcile_compares_mapped_groups_under_their_atlassian_names_and_ignores_local_groups() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_group("jira-software-users");
+    jira.add_user("root");
+    jira.add_member("root", "jira-administrators");
+    let maps = "[[group_map]]\nidp = \"SG-Jira-Users\"\natlassian = \"jira-software-users\"\n";
+    let s = bridge(&[("jira", &jira)], maps).await;
+    let ann = s.create_user("ann").await;
+    s.create_group("SG-Jira-Users", &[&ann]).await;
+    // An IdP group named like Jira's local admin group: never synced, so never drift.
+    s.create_group("jira-administrators", &[&ann]).await;
+    eventually("ann in jira-software-users", WAIT, || in_group(&jira, "ann", "jira-software-users")).await;
+    drained(&s).await;
+    // Drift made by hand: ann taken out of the mapped group.
+    let jira_ann_groups = jira.user("ann").map(|u| u.groups).unwrap_or_default();
+    assert!(jira_ann_groups.contains("jira-software-users"));
+    jira.remove_member("ann", "jira-software-users");
+    let r = s
+        .client
+        .post(format!("{}/admin/reconcile?mode=apply", s.root))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("reconcile");
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.expect("report");
+    let findings: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| (f["username"].as_str().unwrap_or("").to_string(), f["action"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(findings, vec![("ann".to_string(), "add_to_group".to_string())], "{report:#}");
+    let reason = report["findings"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("jira-software-users"), "compared under the Atlassian name: {reason}");
+    eventually("ann back in jira-software-users", WAIT, || in_group(&jira, "ann", "jira-software-users")).await;
+    assert!(in_group(&jira, "root", "jira-administrators"));
+}
