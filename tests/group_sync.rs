@@ -363,3 +363,56 @@ async fn reconcile_compares_mapped_groups_under_their_atlassian_names_and_ignore
     eventually("ann back in jira-software-users", WAIT, || in_group(&jira, "ann", "jira-software-users")).await;
     assert!(in_group(&jira, "root", "jira-administrators"));
 }
+
+#[tokio::test]
+async fn a_group_whose_creation_was_interrupted_by_a_crash_still_counts_as_created_by_scimbridge() {
+    let jira = Emulator::start(Product::Jira).await;
+    let s = bridge(&[("jira", &jira)], "").await;
+    let ann = s.create_user("ann").await;
+    eventually("ann created", WAIT, || jira.user("ann").is_some()).await;
+    // The state a crash leaves between the create call and its record: the group exists in Jira
+    // and the store holds only the `creating` marker written (and flushed) before the call.
+    jira.add_group("Eng");
+    s.store()
+        .managed_group_put(&scimbridge::store::ManagedGroup {
+            target: "jira".into(),
+            group: "Eng".into(),
+            origin: GroupOrigin::Creating,
+            at: "2026-01-01T00:00:00Z".into(),
+            cause: "crashed attempt".into(),
+        })
+        .expect("marker");
+    s.create_group("Eng", &[&ann]).await;
+    eventually("ann in Eng", WAIT, || in_group(&jira, "ann", "Eng")).await;
+    drained(&s).await;
+    assert_eq!(s.store().dead_letter_count(), 0);
+    let rec = s.store().managed_group("jira", "Eng").expect("store").expect("recorded");
+    assert_eq!(rec.origin, GroupOrigin::Created);
+}
+
+#[tokio::test]
+async fn without_create_missing_only_mapped_groups_are_synced_and_the_rest_is_refused_with_the_reason() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_group("jira-software-users");
+    let extra =
+        "[groups]\ncreate_missing = false\n[[group_map]]\nidp = \"SG-Jira\"\natlassian = \"jira-software-users\"\n";
+    let s = bridge(&[("jira", &jira)], extra).await;
+    let ann = s.create_user("ann").await;
+    eventually("ann created", WAIT, || jira.user("ann").is_some()).await;
+    s.create_group("SG-Jira", &[&ann]).await;
+    s.create_group("Engineering", &[&ann]).await;
+    eventually("ann in the mapped group", WAIT, || in_group(&jira, "ann", "jira-software-users")).await;
+    drained(&s).await;
+    assert!(!jira.group_exists("Engineering"), "nothing is created");
+    let dead: Vec<String> = s
+        .store()
+        .jobs()
+        .expect("jobs")
+        .into_iter()
+        .filter(|j| j.state == "dead")
+        .filter_map(|j| j.entry.last_error)
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].contains("create_missing = false") && dead[0].contains("\"Engineering\""), "{dead:?}");
+    assert_eq!(jira.received().iter().filter(|r| r.method == "POST" && r.path == "/rest/api/2/group").count(), 0);
+}
