@@ -416,3 +416,21 @@ async fn without_create_missing_only_mapped_groups_are_synced_and_the_rest_is_re
     assert!(dead[0].contains("create_missing = false") && dead[0].contains("\"Engineering\""), "{dead:?}");
     assert_eq!(jira.received().iter().filter(|r| r.method == "POST" && r.path == "/rest/api/2/group").count(), 0);
 }
+
+#[tokio::test]
+async fn a_managed_group_deleted_by_hand_in_the_target_is_created_again_for_the_next_member() {
+    let jira = Emulator::start(Product::Jira).await;
+    let s = bridge(&[("jira", &jira)], "").await;
+    let ann = s.create_user("ann").await;
+    let bob = s.create_user("bob").await;
+    let g = s.create_group("Eng", &[&ann]).await;
+    eventually("ann in Eng", WAIT, || in_group(&jira, "ann", "Eng")).await;
+    drained(&s).await;
+    jira.delete_group("Eng");
+    let add_bob = patch(json!([{"op": "add", "path": "members", "value": [{"value": bob}]}]));
+    assert_eq!(s.patch(&format!("/Groups/{g}"), &add_bob).await.status, 204);
+    eventually("Eng exists again with bob", WAIT, || in_group(&jira, "bob", "Eng")).await;
+    drained(&s).await;
+    assert_eq!(s.store().dead_letter_count(), 0, "{:#?}", s.store().jobs().expect("jobs"));
+    no_violations(&[&jira]);
+}

@@ -199,6 +199,37 @@ impl GroupGuard {
         Ok(Gate::Proceed(calls))
     }
 
+    /// After an addition failed: when the group is one scimbridge manages but the target no longer
+    /// has it (deleted by hand), create it again, as for any group a target lacks
+    /// (`create_missing`), and return the calls so the caller tries the addition once more.
+    /// `None` when the group exists (the failure was something else) or may not be created.
+    ///
+    /// # Errors
+    /// A store error.
+    pub(super) async fn recreate_if_missing(
+        &self,
+        conn: &Connector,
+        intent: &Intent,
+    ) -> StoreResult<Option<Vec<Call>>> {
+        let IntentAction::AddToGroup { group } = &intent.action else { return Ok(None) };
+        let target = intent.target.as_str();
+        let managed = self.recorded(target, group)?.filter(|g| g.origin != GroupOrigin::Creating);
+        if !self.sync.create_missing || (managed.is_none() && !self.sync.is_mapped_atlassian(target, group)) {
+            return Ok(None);
+        }
+        let lock = self.lock_for(target, group);
+        let _one_creator = lock.lock().await;
+        let exec = conn.execute(&Action::CreateGroup { group: group.to_string() }).await;
+        if exec.result != Ok(Effect::Applied) {
+            return Ok(None);
+        }
+        tracing::warn!(target_name = %target, group = %group, "A group scimbridge manages was missing in the target; created it again.");
+        let origin =
+            if self.sync.is_mapped_atlassian(target, group) { GroupOrigin::Mapped } else { GroupOrigin::Created };
+        self.record(intent, group, origin)?;
+        Ok(Some(exec.calls))
+    }
+
     /// Bookkeeping after an intent was delivered: a deleted group is no longer managed.
     ///
     /// # Errors

@@ -227,7 +227,12 @@ impl Deliverer {
                 calls
             }
         };
-        if failure.is_none() {
+        // At most twice: again only when the group of a failed addition was missing and has
+        // just been created again (`GroupGuard::recreate_if_missing`).
+        let mut runs = if failure.is_none() { 2 } else { 0 };
+        while runs > 0 {
+            runs -= 1;
+            failure = None;
             for action in actions::for_intent(&intent) {
                 let ex = connector.execute(&action).await;
                 calls.extend(ex.calls);
@@ -235,6 +240,13 @@ impl Deliverer {
                     failure = Some(f);
                     break;
                 }
+            }
+            match &failure {
+                Some(_) if runs > 0 => match self.groups.recreate_if_missing(connector, &intent).await? {
+                    Some(made) => calls.extend(made),
+                    None => runs = 0,
+                },
+                _ => runs = 0,
             }
         }
         let Some(failure) = failure else {

@@ -522,6 +522,15 @@ impl Emulator {
         s.user_mut(&id).groups.insert(group.to_string());
     }
 
+    /// Deletes `group` and every membership of it (a change made by hand in the product).
+    pub fn delete_group(&self, group: &str) {
+        let mut s = self.lock();
+        s.groups.remove(group);
+        for u in s.users.values_mut() {
+            u.groups.remove(group);
+        }
+    }
+
     /// Takes `user` out of `group` (a change made by hand in the product).
     ///
     /// # Panics
