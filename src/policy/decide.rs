@@ -7,8 +7,9 @@
 //!    `AccessRegained`), lost (`Disabled`, `AccessLost`) or `Deleted`.
 //! 2. Protection: a user named in `protected_users`, or in a `protected_groups` group before or
 //!    after the change, gets no deactivation, deletion, anonymization or licence removal.
-//! 3. Order within a target: create, reactivate, group additions, group removals, offboarding
-//!    (so the account exists before it is added to groups, and leaves groups before it goes).
+//! 3. Order within a target: create, reactivate, profile update, group additions, group
+//!    removals, offboarding (so the account exists before it is added to groups, and leaves
+//!    groups before it goes). Group names are the Atlassian names of `groups.rs`.
 //!
 //! Product translation lives in `product.rs` (atlassian-dc.md §7).
 
