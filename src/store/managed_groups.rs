@@ -97,12 +97,17 @@ impl Store {
     /// On a sled error.
     pub fn adopt_previously_synced_groups(&self, now: &str) -> StoreResult<usize> {
         const DONE: &[u8] = b"managed_groups_adopted";
+        const NEEDLE: &[u8] = b"\"add_to_group\"";
         if self.t(super::tree::META).contains_key(DONE)? {
             return Ok(0);
         }
         let mut found: std::collections::BTreeMap<Vec<u8>, ManagedGroup> = std::collections::BTreeMap::new();
         for kv in self.t(super::tree::AUDIT).iter() {
             let (_, v) = kv?;
+            // Most records are SCIM changes: look for the action's name before parsing.
+            if !v.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+                continue;
+            }
             let Ok(rec) = serde_json::from_slice::<serde_json::Value>(&v) else { continue };
             let delivered = rec["type"] == "delivery" && rec["outcome"] == "delivered";
             let (Some(target), Some(group)) = (rec["target"].as_str(), rec["action"]["group"].as_str()) else {

@@ -242,6 +242,21 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(id) = target(s, req, false) else {
         return not_found(req);
     };
+    // Jira validates an edit as its user form does (`DefaultUserService.validateUpdateUser`,
+    // atlassian-calls-review.md §8 J4): a blank full name or an address without '@' is a 400
+    // naming the field.
+    if body.get("displayName").and_then(Value::as_str).is_some_and(|d| d.trim().is_empty()) {
+        return Resp::json(
+            400,
+            json!({"errorMessages": [], "errors": {"displayName": "You must specify a full name."}}),
+        );
+    }
+    if body.get("emailAddress").and_then(Value::as_str).is_some_and(|e| !e.contains('@')) {
+        return Resp::json(
+            400,
+            json!({"errorMessages": [], "errors": {"email": "You must specify a valid email address."}}),
+        );
+    }
     let u = s.user_mut(&id);
     // "Fields skipped in request will not be changed."
     if let Some(active) = body.get("active").and_then(Value::as_bool) {
