@@ -81,9 +81,10 @@ pub enum Event {
 pub struct Intent {
     /// The `[[target]]` name.
     pub target: String,
-    /// The SCIM user id, for the audit trail and the per-user delivery lane.
+    /// The SCIM user id, for the audit trail and the per-user delivery lane (the SCIM group id
+    /// for the group-level `CreateGroup`/`DeleteGroup`).
     pub user_id: String,
-    /// The Atlassian username (see [`username_for`]).
+    /// The Atlassian username (see [`username_for`]); empty for group-level intents.
     pub username: String,
     pub action: IntentAction,
     pub trigger: Trigger,
