@@ -79,6 +79,10 @@ pub struct FileConfig {
     pub license: crate::lifecycle::LicenseFile,
     pub reconcile: crate::lifecycle::JobFile,
     pub activity: crate::lifecycle::JobFile,
+    /// `[groups]`: how IdP groups become Atlassian groups (issue 9).
+    pub groups: crate::policy::GroupsFile,
+    /// `[[group_map]]`: IdP group → Atlassian group name, per target.
+    pub group_map: Vec<crate::policy::GroupMapFile>,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -547,7 +551,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             LogFormat::Pretty
         }
     };
-    let (policy, target_policies) = match crate::policy::validated(&file.policy, &file.target) {
+    let (mut policy, target_policies) = match crate::policy::validated(&file.policy, &file.target) {
         Ok(p) => p,
         Err(invalid) => {
             for i in invalid.issues {
@@ -556,6 +560,10 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             (Policy::default(), Vec::new())
         }
     };
+    match crate::policy::validated_groups(&file.groups, &file.group_map, &file.target, &policy.protected_groups) {
+        Ok(groups) => policy.groups = groups,
+        Err(found) => found.into_iter().for_each(|i| issue(&i.key, i.reason)),
+    }
     let mut targets = Vec::new();
     for (i, t) in file.target.iter().enumerate() {
         // A missing credential is not an issue of the file: commands that never call the target

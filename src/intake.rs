@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::policy::{self, Event, Policy, TargetPolicy, UserFacts};
+use crate::policy::{self, Event, GroupEvent, Intent, IntentAction, Policy, TargetPolicy, UserFacts};
 use crate::store::{Change, ChangeHook, ChangeOp, Kind, Planned, Record, Store};
 
 /// The policy as a store hook.
@@ -113,12 +113,42 @@ impl PolicyHook {
     }
 }
 
+/// The change of a SCIM group itself (created, renamed, deleted), for the group-level intents.
+fn group_event(change: &Change<'_>) -> Option<GroupEvent> {
+    if change.kind != Kind::Group {
+        return None;
+    }
+    let name_of = |r: Option<&Record>| r.and_then(|r| r.str_attr("displayName")).map(str::to_string);
+    let id = change.id.to_string();
+    match (name_of(change.before), name_of(change.after)) {
+        (None, Some(name)) => Some(GroupEvent::Created { id, name }),
+        (Some(from), Some(to)) if !policy_eq(&from, &to) && change.op != ChangeOp::Create => {
+            Some(GroupEvent::Renamed { id, from, to })
+        }
+        (Some(name), None) => Some(GroupEvent::Deleted { id, name }),
+        _ => None,
+    }
+}
+
+/// Group sync never undoes the licence optimizer: an addition to `[license] license_group` on its
+/// target is dropped for a user whose licence was reclaimed (or who waits in the queue). Only the
+/// optimizer's own grant (`RestoreLicense`, on a free seat) gives the seat back.
+fn withheld_by_licence(store: &Store, lc: &crate::lifecycle::LicenseConfig, intent: &Intent) -> bool {
+    let IntentAction::AddToGroup { group } = &intent.action else { return false };
+    crate::lifecycle::licence_withheld(store, lc, &intent.target, group, &intent.username)
+}
+
 impl ChangeHook for PolicyHook {
     fn plan(&self, store: &Store, change: &Change<'_>) -> Planned {
         if self.targets.is_empty() {
             return Planned::default();
         }
-        let Some(event) = self.event(store, change) else { return Planned::default() };
+        let group_intents =
+            group_event(change).map(|e| policy::decide_groups(&e, &self.policy, &self.targets)).unwrap_or_default();
+        let Some(event) = self.event(store, change) else {
+            let intents = group_intents.into_iter().filter_map(|i| serde_json::to_value(i).ok()).collect();
+            return Planned { intents, link: None };
+        };
         let link = match (&event, change.after) {
             (Event::UserCreated { after: f } | Event::UserUpdated { after: f, .. }, Some(rec))
                 if rec.link.is_none() =>
@@ -127,7 +157,10 @@ impl ChangeHook for PolicyHook {
             }
             _ => None,
         };
-        let mut intents = policy::decide(&event, &self.policy, &self.targets);
+        // Group-level intents first: the group exists before members are added (their lanes
+        // also create it on demand, so this is an ordering nicety, not a requirement).
+        let mut intents = group_intents;
+        intents.extend(policy::decide(&event, &self.policy, &self.targets));
         if let Some(lc) = &self.license {
             // The change's own time, so the licence history matches the audit record.
             let now =
@@ -140,6 +173,14 @@ impl ChangeHook for PolicyHook {
             intents.extend(
                 signalled.into_iter().filter_map(|u| crate::lifecycle::on_idp_signal(store, lc, &self.policy, u, now)),
             );
+            // After the signal: a user it just granted is no longer withheld.
+            intents.retain(|i| {
+                let withheld = withheld_by_licence(store, lc, i);
+                if withheld {
+                    tracing::info!(target_name = %i.target, username = %crate::redact::Pii(&i.username), "Group sync left out the licence group: the licence optimizer reclaimed this user's seat.");
+                }
+                !withheld
+            });
         }
         let intents = intents.into_iter().filter_map(|i| serde_json::to_value(i).ok()).collect();
         Planned { intents, link }

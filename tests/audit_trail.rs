@@ -203,7 +203,6 @@ async fn a_user_deleted_and_created_again_keeps_both_histories_under_the_name() 
 #[tokio::test]
 async fn a_group_change_that_caused_deliveries_is_in_the_members_history() {
     let jira = Emulator::start(Product::Jira).await;
-    jira.add_group("devs");
     let s = bridge(&jira, "").await;
     let gil = s.create_user("gil").await;
     eventually("gil created in Jira", WAIT, || jira.user("gil").is_some()).await;

@@ -32,7 +32,7 @@ fn rows(r: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn reconcile_finds_a_hand_re_enabled_user_and_a_foreign_group_member_and_repairs_only_on_apply() {
     let jira = Emulator::start(Product::Jira).await;
-    jira.add_group("devs");
+    // "devs" is created by scimbridge (it touches only groups it created or maps).
     jira.add_user("mallory");
     let toml = format!(
         "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\n",

@@ -19,6 +19,7 @@ mod entra_sequences;
 mod fallback;
 mod filter_roundtrip;
 mod filters;
+mod group_sync;
 mod hostile;
 mod jwt_auth;
 mod lifecycle_bulk;

@@ -124,9 +124,7 @@ async fn provisioning_and_offboarding_on_all_four_products_draws_no_xsrf_refusal
         Emulator::start(Product::Crowd).await,
         Emulator::start(Product::Bitbucket).await,
     );
-    for emu in [&jira, &wiki, &crowd, &bb] {
-        emu.add_group("engineering");
-    }
+    // Not pre-created: scimbridge creates the groups the IdP pushes (and touches no other).
     let s = bridge(&[&jira, &wiki, &crowd, &bb], "[policy]\non_delete = \"delete\"\n").await;
     let id = s.create_user("pat").await;
     s.create_group("engineering", &[&id]).await;
@@ -162,7 +160,9 @@ async fn a_created_jira_user_holds_no_seat_until_a_synced_group_grants_one() {
     assert_eq!(r.status().as_u16(), 201);
     assert_eq!(jira.seats_used("jira-software"), 1, "default application assigned");
 
-    let s = bridge(&[&jira], "").await;
+    // The default application's group exists already: an admin maps the IdP group into it.
+    let s =
+        bridge(&[&jira], "[[group_map]]\nidp = \"jira-software-users\"\natlassian = \"jira-software-users\"\n").await;
     let id = s.create_user("nia").await;
     eventually("nia created", WAIT, || jira.user("nia").is_some()).await;
     deliveries(&s, &id).await;
@@ -178,7 +178,6 @@ async fn a_created_jira_user_holds_no_seat_until_a_synced_group_grants_one() {
 #[tokio::test]
 async fn bitbucket_with_basic_creates_adds_to_groups_and_frees_the_seat_also_for_a_direct_grant() {
     let bb = Emulator::start(Product::Bitbucket).await;
-    bb.add_group("developers");
     let s = bridge(&[&bb], "").await;
     let otto = s.create_user("otto").await;
     let ute = s.create_user("ute").await;

@@ -89,9 +89,6 @@ fn job_of(list: &[(u64, String, Value)], action: &str) -> u64 {
 /// add-to-group intents of that change run out of attempts and become dead letters (three per
 /// target). The targets stay down on return.
 async fn erin_with_dead_letters_of_a_reenable(targets: &[(&str, &Emulator)]) -> (TestServer, String) {
-    for (_, t) in targets {
-        t.add_group("jira-users");
-    }
     let s = bridge(targets, "", 2).await;
     let id = s.create_user("erin").await;
     s.create_group("jira-users", &[&id]).await;
@@ -236,7 +233,6 @@ async fn a_delivered_disable_marks_older_dead_letters_superseded_and_only_force_
 #[tokio::test]
 async fn an_intent_superseded_while_it_waits_for_a_target_is_never_sent() {
     let jira = Emulator::start(Product::Jira).await;
-    jira.add_group("jira-users");
     let s = bridge(&[("jira", &jira)], "", 1000).await;
     let id = s.create_user("erin").await;
     s.create_group("jira-users", &[&id]).await;

@@ -135,6 +135,21 @@ pub enum Action {
         username: String,
         group: String,
     },
+    /// Create the group; "already exists" is [`Effect::AlreadyDone`], so the caller learns
+    /// whether this call made it.
+    CreateGroup {
+        group: String,
+    },
+    /// Delete the group; a missing group is [`Effect::AlreadyDone`].
+    DeleteGroup {
+        group: String,
+    },
+    /// Set the user's display name and email (atlassian-dc.md §2.2, §3, §4, §5 "Update").
+    UpdateProfile {
+        username: String,
+        display_name: String,
+        email: String,
+    },
 }
 
 impl Action {
@@ -148,9 +163,13 @@ impl Action {
             Action::RemoveLicense { .. } => ActionKind::RemoveLicense,
             Action::AddToGroup { .. } => ActionKind::AddToGroup,
             Action::RemoveFromGroup { .. } => ActionKind::RemoveFromGroup,
+            Action::CreateGroup { .. } => ActionKind::CreateGroup,
+            Action::DeleteGroup { .. } => ActionKind::DeleteGroup,
+            Action::UpdateProfile { .. } => ActionKind::UpdateProfile,
         }
     }
 
+    /// The user the action is about; empty for the group-level actions.
     pub fn username(&self) -> &str {
         match self {
             Action::CreateUser { username, .. }
@@ -160,7 +179,9 @@ impl Action {
             | Action::Anonymize { username }
             | Action::RemoveLicense { username, .. }
             | Action::AddToGroup { username, .. }
-            | Action::RemoveFromGroup { username, .. } => username,
+            | Action::RemoveFromGroup { username, .. }
+            | Action::UpdateProfile { username, .. } => username,
+            Action::CreateGroup { .. } | Action::DeleteGroup { .. } => "",
         }
     }
 }
@@ -177,10 +198,13 @@ pub enum ActionKind {
     RemoveLicense,
     AddToGroup,
     RemoveFromGroup,
+    CreateGroup,
+    DeleteGroup,
+    UpdateProfile,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 8] = [
+    pub const ALL: [ActionKind; 11] = [
         ActionKind::CreateUser,
         ActionKind::Deactivate,
         ActionKind::Reactivate,
@@ -189,6 +213,9 @@ impl ActionKind {
         ActionKind::RemoveLicense,
         ActionKind::AddToGroup,
         ActionKind::RemoveFromGroup,
+        ActionKind::CreateGroup,
+        ActionKind::DeleteGroup,
+        ActionKind::UpdateProfile,
     ];
 }
 

@@ -21,6 +21,12 @@ pub fn for_intent(intent: &Intent) -> Vec<Action> {
         }
         IntentAction::AddToGroup { group } => vec![Action::AddToGroup { username, group: group.clone() }],
         IntentAction::RemoveFromGroup { group } => vec![Action::RemoveFromGroup { username, group: group.clone() }],
+        // The group gate (`groups.rs`) creates the group before any action runs.
+        IntentAction::CreateGroup { .. } => Vec::new(),
+        IntentAction::DeleteGroup { group } => vec![Action::DeleteGroup { group: group.clone() }],
+        IntentAction::UpdateProfile { display_name, email } => {
+            vec![Action::UpdateProfile { username, display_name: display_name.clone(), email: email.clone() }]
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 //! Classification of a target's answer is `atlassian/`'s; what to do next is decided here.
 
 mod actions;
+mod groups;
 mod restore;
 mod retry;
 mod worker;
 
+pub use groups::GroupGuard;
 pub use retry::{backoff, decide, jittered, Decision};
 pub use worker::{Deliverer, WorkerHandle};

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::actions;
+use super::groups::{Gate, GroupGuard};
 use super::retry::{self, Decision};
 use crate::atlassian::{Action, Call, Connector, Effect};
 use crate::config::Delivery;
@@ -56,6 +57,8 @@ pub struct Deliverer {
     pub connectors: HashMap<String, Arc<Connector>>,
     pub cfg: Delivery,
     pub metrics: Arc<Metrics>,
+    /// Which Atlassian groups may be changed, and their creation (`groups.rs`).
+    pub groups: GroupGuard,
 }
 
 fn now_ms() -> u64 {
@@ -270,38 +273,60 @@ impl Deliverer {
             return self.bury(seq, entry, &intent, &[], format!("target '{}' is not configured", intent.target));
         };
         let started = Instant::now();
-        let mut calls = Vec::new();
-        let mut notes = Vec::new();
         let mut failure = None;
+        let mut calls = match self.groups.gate(connector, &intent).await? {
+            Gate::Proceed(calls) => calls,
+            Gate::Skip(calls, reason) => return self.skip(seq, &entry, &intent, &calls, reason),
+            Gate::Fail(calls, f) => {
+                failure = Some(f);
+                calls
+            }
+        };
+        let mut notes = Vec::new();
         let mut effects = Vec::new();
         let mut fallbacks = Vec::new();
-        let mut planned = actions::for_intent(&intent);
         let restored = if matches!(intent.action, IntentAction::Reactivate) {
             super::restore::groups_to_restore(&self.store.audit_of(&intent.user_id)?, &intent.target)
         } else {
             Vec::new()
         };
-        planned.extend(
-            restored.iter().map(|g| Action::AddToGroup { username: intent.username.clone(), group: g.clone() }),
-        );
         let mut resume = None;
-        for action in planned {
-            let ex = connector.execute_resuming(&action, entry.resume.as_deref()).await;
-            calls.extend(ex.calls);
-            fallbacks.extend(ex.fallback);
-            notes.extend(ex.notes);
-            match ex.result {
-                Ok(effect) => {
-                    effects.push(effect);
-                    if effect == Effect::NoSuchAccount {
+        // At most twice: again only when the group of a failed addition was missing and has
+        // just been created again (`GroupGuard::recreate_if_missing`).
+        let mut runs = if failure.is_none() { 2 } else { 0 };
+        while runs > 0 {
+            runs -= 1;
+            failure = None;
+            effects.clear();
+            let mut planned = actions::for_intent(&intent);
+            planned.extend(
+                restored.iter().map(|g| Action::AddToGroup { username: intent.username.clone(), group: g.clone() }),
+            );
+            for action in planned {
+                let ex = connector.execute_resuming(&action, entry.resume.as_deref()).await;
+                calls.extend(ex.calls);
+                fallbacks.extend(ex.fallback);
+                notes.extend(ex.notes);
+                match ex.result {
+                    Ok(effect) => {
+                        effects.push(effect);
+                        if effect == Effect::NoSuchAccount {
+                            break;
+                        }
+                    }
+                    Err(f) => {
+                        failure = Some(f);
+                        resume = ex.resume;
                         break;
                     }
                 }
-                Err(f) => {
-                    failure = Some(f);
-                    resume = ex.resume;
-                    break;
-                }
+            }
+            match &failure {
+                Some(_) if runs > 0 => match self.groups.recreate_if_missing(connector, &intent).await? {
+                    Some(made) => calls.extend(made),
+                    None => runs = 0,
+                },
+                _ => runs = 0,
             }
         }
         // How access ended, when the product refused a plain deactivation (issue 9 item 3).
@@ -314,6 +339,7 @@ impl Deliverer {
             how["notes"] = json!(notes);
         }
         let Some(failure) = failure else {
+            self.groups.delivered(&intent)?;
             how["took_ms"] = json!(started.elapsed().as_millis() as u64);
             return self.delivered(seq, &entry, &intent, &calls, overall(&effects), how);
         };
@@ -386,6 +412,22 @@ impl Deliverer {
             self.metrics.offboarding_latency.observe(latency_ms as f64 / 1000.0);
         }
         tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, latency_ms, "Delivered an intent.");
+        Ok(Outcome::Closed)
+    }
+
+    /// Closes an intent the group gate decided not to carry out, with the reason on record.
+    fn skip(
+        &self,
+        seq: u64,
+        entry: &OutboxEntry,
+        intent: &Intent,
+        calls: &[Call],
+        reason: String,
+    ) -> StoreResult<Outcome> {
+        let audit = self.audit(intent, seq, entry, "skipped", calls, json!({"reason": reason}));
+        self.store.outbox_finish(seq, &intent.user_id, &audit)?;
+        self.metrics.record_delivery(&intent.target, "skipped");
+        tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, reason = %reason, "Skipped an intent.");
         Ok(Outcome::Closed)
     }
 

@@ -125,6 +125,18 @@ pub fn on_idp_signal(
     })
 }
 
+/// Whether adding `username` to `group` on `target` would hand back a seat the optimizer
+/// reclaimed (or one the user is queued for): `group` is `license_group` of the optimizer's target
+/// and the user has a `reclaimed` or `queue` entry. Group sync asks this before adding
+/// (`intake.rs`), so the next sync of the licence group does not undo the optimizer.
+pub fn licence_withheld(store: &Store, lc: &LicenseConfig, target: &str, group: &str, username: &str) -> bool {
+    let Ok(n) = names(lc) else { return false };
+    if !policy::eq_ci(n.target, target) || !policy::eq_ci(n.license, group) {
+        return false;
+    }
+    [RECLAIMED, QUEUE].iter().any(|kind| store.license_entry(kind, n.target, username).ok().flatten().is_some())
+}
+
 impl Jobs {
     async fn read_seats(&self, conn: &Connector, lc: &LicenseConfig, group: &str) -> Result<Seats, LifecycleError> {
         let all = conn

@@ -38,7 +38,7 @@ pub use config::{
     validate, CleanupAction, CleanupConfig, CleanupFile, JobConfig, JobFile, LicenseConfig, LicenseFile,
     LifecycleConfig, Sections,
 };
-pub use license::{on_idp_signal, GRANT_HINT};
+pub use license::{licence_withheld, on_idp_signal, GRANT_HINT};
 pub use report::{
     apply_hint, csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS, FINDING_COLUMNS, KINDS,
 };

@@ -40,6 +40,37 @@ fn synced_groups(prov: &HashMap<String, Provisioned>, policy: &Policy) -> Synced
     out
 }
 
+/// The synced groups as one target sees them: IdP names turned into its Atlassian names
+/// (`[[group_map]]`, `only_mapped`), members of IdP groups mapping to one Atlassian group merged,
+/// and only the groups scimbridge manages there (mapped, or created/adopted by it): an admin's
+/// local group of the same name is no drift of ours.
+fn synced_in_target(
+    groups: &Synced,
+    policy: &Policy,
+    target: &str,
+    store: &crate::store::Store,
+) -> Result<Synced, LifecycleError> {
+    let mut out: Synced = BTreeMap::new();
+    for (display, members) in groups.values() {
+        let Some(atlassian) = policy.groups.resolve(display, target) else { continue };
+        let managed = policy.groups.is_mapped_atlassian(target, &atlassian)
+            || store
+                .managed_group(target, &atlassian)?
+                .is_some_and(|g| g.origin != crate::store::GroupOrigin::Creating);
+        if !managed || contains_ci(&policy.protected_groups, &atlassian) {
+            continue;
+        }
+        let entry = out.entry(atlassian.to_lowercase()).or_insert_with(|| (atlassian.clone(), Vec::new()));
+        for m in members {
+            match entry.1.iter_mut().find(|(u, _)| *u == m.0) {
+                Some(existing) => existing.1 |= m.1,
+                None => entry.1.push(m.clone()),
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn placeholder(username: &str, p: &Provisioned, now: DateTime<Utc>) -> ActivityRecord {
     ActivityRecord {
         display_name: p.facts.display_name.clone(),
@@ -57,10 +88,11 @@ impl Jobs {
     pub async fn reconcile(&self, mode: Mode, now: DateTime<Utc>) -> Result<Report, LifecycleError> {
         let policy = &self.config.policy;
         let prov = context::provisioned(&self.store, policy)?;
-        let groups = synced_groups(&prov, policy);
-        let group_names: Vec<String> = groups.values().map(|(n, _)| n.clone()).collect();
+        let idp_groups = synced_groups(&prov, policy);
         let mut report = Report::new("reconcile", mode, now);
         for t in self.targets(None)? {
+            let groups = synced_in_target(&idp_groups, policy, &t.spec.name, &self.store)?;
+            let group_names: Vec<String> = groups.values().map(|(n, _)| n.clone()).collect();
             // Reconciling compares state, not activity: a target where nobody has logged in yet
             // is a valid listing here (the guard protects cleanup, not this).
             let base = self.connector(&t.spec.name)?;

@@ -179,6 +179,9 @@ pub struct Policy {
     pub sync_groups: bool,
     pub dry_run: bool,
     pub username_from: UsernameFrom,
+    /// `[groups]` and `[[group_map]]` (validated by `groups::validated_groups`; the caller sets
+    /// them after [`validated`], since they are tables of their own in the file).
+    pub groups: super::GroupSync,
 }
 
 impl Default for Policy {
@@ -201,6 +204,7 @@ impl Policy {
             sync_groups: c.sync_groups,
             dry_run: c.dry_run,
             username_from: c.username_from,
+            groups: super::GroupSync::default(),
         }
     }
 

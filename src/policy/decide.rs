@@ -7,8 +7,9 @@
 //!    `AccessRegained`), lost (`Disabled`, `AccessLost`) or `Deleted`.
 //! 2. Protection: a user named in `protected_users`, or in a `protected_groups` group before or
 //!    after the change, gets no deactivation, deletion, anonymization or licence removal.
-//! 3. Order within a target: create, reactivate, group additions, group removals, offboarding
-//!    (so the account exists before it is added to groups, and leaves groups before it goes).
+//! 3. Order within a target: create, reactivate, profile update, group additions, group
+//!    removals, offboarding (so the account exists before it is added to groups, and leaves
+//!    groups before it goes). Group names are the Atlassian names of `groups.rs`.
 //!
 //! Product translation lives in `product.rs` (atlassian-dc.md §7).
 
@@ -61,11 +62,19 @@ struct Change<'a> {
     after: Option<Cow<'a, UserFacts>>,
     joined: Option<&'a str>,
     left: Option<&'a str>,
+    /// `left` because the IdP deleted the group (or renamed it away): `[groups] on_group_delete`.
+    left_by_delete: bool,
 }
 
 impl<'a> Change<'a> {
     fn new(before: Option<&'a UserFacts>, after: Option<&'a UserFacts>) -> Self {
-        Change { before: before.map(Cow::Borrowed), after: after.map(Cow::Borrowed), joined: None, left: None }
+        Change {
+            before: before.map(Cow::Borrowed),
+            after: after.map(Cow::Borrowed),
+            joined: None,
+            left: None,
+            left_by_delete: false,
+        }
     }
 }
 
@@ -89,11 +98,13 @@ fn changes(event: &Event) -> Vec<Change<'_>> {
                 after: Some(Cow::Owned(with_group_renamed(m, from, to))),
                 joined: Some(to),
                 left: Some(from),
+                left_by_delete: true,
             })
             .collect(),
-        Event::GroupDeleted { group, members } => {
-            members.iter().map(|(b, a)| Change { left: Some(group), ..Change::new(Some(b), Some(a)) }).collect()
-        }
+        Event::GroupDeleted { group, members } => members
+            .iter()
+            .map(|(b, a)| Change { left: Some(group), left_by_delete: true, ..Change::new(Some(b), Some(a)) })
+            .collect(),
     }
 }
 
@@ -180,15 +191,35 @@ fn plan(change: &Change<'_>, policy: &Policy, target: &TargetPolicy, out: &mut V
         }
     }
 
+    if let Some(update) = profile_update(change, transition, policy) {
+        push(update, Trigger::ProfileUpdated);
+    }
+
     if policy.sync_groups {
+        // IdP names become Atlassian names per target (`[[group_map]]`, `only_mapped`; groups.rs).
+        let sync = &policy.groups;
+        let mut added: Vec<String> = Vec::new();
         for (group, trigger) in group_additions(change, policy, replay_groups) {
-            push(IntentAction::AddToGroup { group: group.to_string() }, trigger);
+            let Some(atlassian) = sync.resolve(group, &target.name) else { continue };
+            if !contains_ci(&policy.protected_groups, &atlassian) && !contains_ci(&added, &atlassian) {
+                push(IntentAction::AddToGroup { group: atlassian.clone() }, trigger);
+                added.push(atlassian);
+            }
         }
         // Removals apply whatever the access: a deactivated account keeps its groups in Atlassian,
         // and they must not outlive the IdP membership. A removal from an account that no longer
-        // exists is a no-op for delivery.
+        // exists is a no-op for delivery. Not when another IdP group of the user still maps to
+        // the same Atlassian group, nor when a deleted group's members stay (`on_group_delete`).
+        let remaining = change.after.as_deref().map_or(&[][..], |a| a.groups.as_slice());
         if let Some(group) = change.left.filter(|g| !contains_ci(&policy.protected_groups, g)) {
-            push(IntentAction::RemoveFromGroup { group: group.to_string() }, Trigger::GroupLeft);
+            let removes = !change.left_by_delete || sync.removes_members_on_delete(group);
+            if let Some(atlassian) = sync.resolve(group, &target.name).filter(|_| removes) {
+                if !contains_ci(&policy.protected_groups, &atlassian)
+                    && !sync.still_granted(remaining, &target.name, &atlassian)
+                {
+                    push(IntentAction::RemoveFromGroup { group: atlassian }, Trigger::GroupLeft);
+                }
+            }
         }
     }
 
@@ -198,6 +229,24 @@ fn plan(change: &Change<'_>, policy: &Policy, target: &TargetPolicy, out: &mut V
                 push(action, trigger);
             }
         }
+    }
+}
+
+/// A profile change (display name or email) of a user who keeps (or regains) access: the new
+/// values, for the account that already exists. A created account already carries them.
+fn profile_update(change: &Change<'_>, transition: Transition, policy: &Policy) -> Option<IntentAction> {
+    let (before, after) = (change.before.as_deref()?, change.after.as_deref()?);
+    if matches!(transition, Transition::Lost(..)) || !has_access(after, policy) {
+        return None;
+    }
+    let changed = non_blank(before.display_name.as_deref()) != non_blank(after.display_name.as_deref())
+        || non_blank(before.email.as_deref()) != non_blank(after.email.as_deref());
+    if !changed {
+        return None;
+    }
+    match create_user(after)? {
+        IntentAction::CreateUser { display_name, email } => Some(IntentAction::UpdateProfile { display_name, email }),
+        _ => None,
     }
 }
 
@@ -751,9 +800,125 @@ mod tests {
     }
 
     #[test]
-    fn an_update_that_keeps_access_emits_nothing() {
-        let after = with(&alice(), |u| u.display_name = Some("Alice Renamed".into()));
+    fn an_update_that_keeps_access_and_profile_emits_nothing() {
+        let after = with(&alice(), |u| u.external_id = Some("ext-2".into()));
         assert_eq!(decide(&Event::UserUpdated { before: alice(), after }, &Policy::default(), &all_targets()), vec![]);
+    }
+
+    #[test]
+    fn a_display_name_or_email_change_updates_the_profile_in_every_target() {
+        let update = |d: &str, e: &str| IntentAction::UpdateProfile { display_name: d.into(), email: e.into() };
+        let renamed = with(&alice(), |u| u.display_name = Some("Alice Renamed".into()));
+        let intents =
+            decide(&Event::UserUpdated { before: alice(), after: renamed }, &Policy::default(), &all_targets());
+        assert_eq!(actions(&intents), vec![update("Alice Renamed", "alice@example.com"); 4]);
+        assert!(intents.iter().all(|i| i.trigger == Trigger::ProfileUpdated));
+        let moved = with(&alice(), |u| u.email = Some("alice@new.example".into()));
+        let intents =
+            decide(&Event::UserUpdated { before: alice(), after: moved }, &Policy::default(), &[target(Product::Jira)]);
+        assert_eq!(actions(&intents), vec![update("Alice Example", "alice@new.example")]);
+    }
+
+    #[test]
+    fn a_profile_change_of_a_user_losing_access_is_not_sent() {
+        let after = with(&alice(), |u| (u.active, u.display_name) = (false, Some("Gone".into())));
+        let intents =
+            decide(&Event::UserUpdated { before: alice(), after }, &Policy::default(), &[target(Product::Jira)]);
+        assert_eq!(actions(&intents), vec![DEACT]);
+    }
+
+    #[test]
+    fn group_map_renames_groups_per_target_and_only_mapped_drops_the_rest() {
+        let maps = [crate::policy::GroupMapFile {
+            idp: "SG-Jira-Users".into(),
+            atlassian: "jira-software-users".into(),
+            targets: Some(vec!["jira".into()]),
+        }];
+        let targets: Vec<crate::policy::TargetConfig> = ["jira", "confluence"]
+            .iter()
+            .map(|n| crate::policy::TargetConfig {
+                name: n.to_string(),
+                product: Product::Jira,
+                url: "https://x.example".into(),
+                token_env: Some("T".into()),
+                username: None,
+                password_env: None,
+                timeout_secs: 10,
+                license_groups: vec![],
+                lead_successor: None,
+                anonymize_new_owner: None,
+            })
+            .collect();
+        let mut policy = Policy::default();
+        policy.groups =
+            crate::policy::validated_groups(&Default::default(), &maps, &targets, &[]).expect("valid mapping");
+        let joined = |g: &str| Event::MembershipChanged {
+            group: g.into(),
+            joined: vec![(alice(), with(&alice(), |u| u.groups.push(g.into())))],
+            left: vec![],
+        };
+        let tp = [target(Product::Jira), target(Product::Confluence)];
+        assert_eq!(
+            summary(&decide(&joined("sg-jira-users"), &policy, &tp)),
+            vec![("jira".into(), add("jira-software-users"), Trigger::GroupJoined)]
+        );
+        assert_eq!(
+            actions(&decide(&joined("Engineering"), &policy, &tp)),
+            vec![add("Engineering"), add("Engineering")]
+        );
+        policy.groups.only_mapped = true;
+        assert_eq!(decide(&joined("Engineering"), &policy, &tp), vec![]);
+    }
+
+    #[test]
+    fn leaving_one_of_two_idp_groups_mapped_to_the_same_atlassian_group_keeps_the_membership() {
+        let mut policy = Policy::default();
+        policy.groups.maps = ["SG-A", "SG-B"]
+            .iter()
+            .map(|g| crate::policy::GroupMap {
+                idp: g.to_string(),
+                atlassian: "jira-software-users".into(),
+                targets: vec![],
+            })
+            .collect();
+        let before = with(&alice(), |u| u.groups = vec!["SG-A".into(), "SG-B".into()]);
+        let after = with(&before, |u| u.groups = vec!["SG-B".into()]);
+        let event =
+            Event::MembershipChanged { group: "SG-A".into(), joined: vec![], left: vec![(before.clone(), after)] };
+        assert_eq!(decide(&event, &policy, &[target(Product::Jira)]), vec![]);
+        let gone = with(&before, |u| u.groups = vec!["SG-A".into()]);
+        let event = Event::MembershipChanged {
+            group: "SG-A".into(),
+            joined: vec![],
+            left: vec![(gone, with(&alice(), |u| u.groups.clear()))],
+        };
+        assert_eq!(actions(&decide(&event, &policy, &[target(Product::Jira)])), vec![remove("jira-software-users")]);
+    }
+
+    #[test]
+    fn on_group_delete_decides_whether_members_of_a_deleted_group_are_removed() {
+        use crate::policy::OnGroupDelete;
+        let member = with(&alice(), |u| u.groups = vec!["devs".into()]);
+        let event = Event::GroupDeleted {
+            group: "devs".into(),
+            members: vec![(member.clone(), with(&member, |u| u.groups.clear()))],
+        };
+        for (on_delete, expected) in [
+            (OnGroupDelete::RemoveMembers, vec![remove("devs")]),
+            (OnGroupDelete::None, vec![]),
+            // The group itself is deleted instead (a group-level intent, see groups.rs).
+            (OnGroupDelete::DeleteGroup, vec![]),
+        ] {
+            let mut policy = Policy::default();
+            policy.groups.on_group_delete = on_delete;
+            assert_eq!(actions(&decide(&event, &policy, &[target(Product::Jira)])), expected, "{on_delete:?}");
+        }
+        // A mapped group is never deleted: its members are removed even with delete_group.
+        let mut policy = Policy::default();
+        policy.groups.on_group_delete = OnGroupDelete::DeleteGroup;
+        policy.groups.maps =
+            vec![crate::policy::GroupMap { idp: "devs".into(), atlassian: "developers".into(), targets: vec![] }];
+        assert_eq!(actions(&decide(&event, &policy, &[target(Product::Jira)])), vec![remove("developers")]);
     }
 
     #[test]

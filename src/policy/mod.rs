@@ -14,6 +14,7 @@
 
 mod config;
 mod decide;
+mod groups;
 mod product;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub use config::{
     TargetConfig, TargetPolicy, UsernameFrom,
 };
 pub use decide::{decide, has_access, username_for};
+pub use groups::{
+    decide_groups, validated_groups, GroupEvent, GroupMap, GroupMapFile, GroupSync, GroupsFile, OnGroupDelete,
+};
 
 /// What the policy needs to know about one SCIM user at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,9 +81,10 @@ pub enum Event {
 pub struct Intent {
     /// The `[[target]]` name.
     pub target: String,
-    /// The SCIM user id, for the audit trail and the per-user delivery lane.
+    /// The SCIM user id, for the audit trail and the per-user delivery lane (the SCIM group id
+    /// for the group-level `CreateGroup`/`DeleteGroup`).
     pub user_id: String,
-    /// The Atlassian username (see [`username_for`]).
+    /// The Atlassian username (see [`username_for`]); empty for group-level intents.
     pub username: String,
     pub action: IntentAction,
     pub trigger: Trigger,
@@ -114,6 +119,20 @@ pub enum IntentAction {
     RemoveFromGroup {
         group: String,
     },
+    /// Create this Atlassian group (group-level intent: `user_id` is the SCIM group id and
+    /// `username` is empty). Delivery records it as managed by scimbridge.
+    CreateGroup {
+        group: String,
+    },
+    /// Delete this Atlassian group, only if scimbridge created it (group-level intent).
+    DeleteGroup {
+        group: String,
+    },
+    /// The IdP changed the user's display name or email: set both in the target.
+    UpdateProfile {
+        display_name: String,
+        email: String,
+    },
 }
 
 /// Why an intent exists: the IdP-side change that caused it.
@@ -142,6 +161,12 @@ pub enum Trigger {
     Bulk,
     /// Drift reconciliation repairing what a target reports against the desired state.
     Reconcile,
+    /// The IdP created a group (or renamed one to this name).
+    GroupCreated,
+    /// The IdP deleted a group (or renamed one away from this name).
+    GroupDeleted,
+    /// The IdP changed the user's display name or email.
+    ProfileUpdated,
 }
 
 /// The product translation of an offboarding `action` (see `product.rs`), for jobs that are not

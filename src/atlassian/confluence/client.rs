@@ -54,6 +54,11 @@ pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) 
         Action::RemoveFromGroup { username, group } => {
             removal(s, username, &rq::remove_from_group(username, group)).await
         }
+        Action::CreateGroup { group } => super::group::create(s, group).await,
+        Action::DeleteGroup { group } => super::group::delete(s, group).await,
+        Action::UpdateProfile { username, display_name, email } => {
+            super::profile::update(s, username, display_name, email).await
+        }
         // `Connector::execute` filters unsupported kinds first; kept for exhaustiveness.
         Action::Anonymize { .. } => {
             Err(Failure::permanent("Confluence DC has no REST endpoint for user anonymization"))

@@ -10,6 +10,8 @@
 
 mod client;
 mod fallback;
+mod group;
+mod profile;
 pub(super) mod read;
 mod request;
 mod response;

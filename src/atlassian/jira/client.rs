@@ -23,6 +23,11 @@ pub(in crate::atlassian) async fn execute(s: &mut Session<'_>, action: &Action) 
         }
         Action::AddToGroup { username, group } => add_to_group(s, username, group).await,
         Action::RemoveFromGroup { username, group } => remove_from_group(s, username, group).await,
+        Action::CreateGroup { group } => super::group::create(s, group).await,
+        Action::DeleteGroup { group } => super::group::delete(s, group).await,
+        Action::UpdateProfile { username, display_name, email } => {
+            super::profile::update(s, username, display_name, email).await
+        }
     }
 }
 

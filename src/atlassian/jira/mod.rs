@@ -12,6 +12,8 @@
 mod anonymize;
 mod client;
 mod fallback;
+mod group;
+mod profile;
 pub(super) mod read;
 mod request;
 mod response;

@@ -63,6 +63,30 @@ pub(super) static ROUTES: &[Route] = &[
         handler: create_user,
     },
     Route {
+        method: "PUT",
+        template: "/rest/api/1.0/admin/users",
+        statuses: &[200, 400, 401, 404],
+        query: &[],
+        body: &["name", "displayName", "email"],
+        handler: update_user,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/api/1.0/admin/groups",
+        statuses: &[200, 400, 401, 409],
+        query: &["name"],
+        body: &[],
+        handler: create_group,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/api/1.0/admin/groups",
+        statuses: &[200, 401, 404],
+        query: &["name"],
+        body: &[],
+        handler: delete_group,
+    },
+    Route {
         method: "DELETE",
         template: "/rest/api/1.0/admin/users",
         statuses: &[200, 401, 404],
@@ -249,6 +273,53 @@ fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
         s.user_mut(&id).groups.insert("stash-users".into());
     }
     Resp::empty(204)
+}
+
+/// `PUT /admin/users` `{name, displayName, email}` → 200 with the user; 404 unknown user; 400 for
+/// a body without a name (8.14 OpenAPI `UserUpdate`).
+fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let Some(body) = req.json() else {
+        return error(400, "The request body is not valid JSON");
+    };
+    let Some(name) = body.get("name").and_then(Value::as_str) else {
+        return error(400, "name is required");
+    };
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let u = s.user_mut(&id);
+    if let Some(d) = body.get("displayName").and_then(Value::as_str) {
+        u.display_name = d.to_string();
+    }
+    if let Some(e) = body.get("email").and_then(Value::as_str) {
+        u.email = e.to_string();
+    }
+    let v = detailed(u);
+    Resp::json(200, v)
+}
+
+/// `POST /admin/groups?name=` → 200 with the group; 409 when it exists (case-insensitive).
+fn create_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let Some(name) = req.q("name").map(str::trim).filter(|n| !n.is_empty()).map(str::to_string) else {
+        return error(400, "name is required");
+    };
+    if s.groups.iter().any(|g| g.eq_ignore_ascii_case(&name)) {
+        return error(409, &format!("A group named {name} already exists"));
+    }
+    s.groups.insert(name.clone());
+    Resp::json(200, json!({"name": name, "deletable": true}))
+}
+
+/// `DELETE /admin/groups?name=` → 200 with the deleted group; 404 when there is no such group.
+fn delete_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let name = req.q("name").unwrap_or("").to_string();
+    if !s.groups.remove(&name) {
+        return error(404, &format!("The group {name} does not exist"));
+    }
+    for u in s.users.values_mut() {
+        u.groups.remove(&name);
+    }
+    Resp::json(200, json!({"name": name, "deletable": true}))
 }
 
 fn delete_user(s: &mut State, req: &Req, _: &Params) -> Resp {

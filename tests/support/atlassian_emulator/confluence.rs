@@ -99,6 +99,30 @@ pub(super) static ROUTES: &[Route] = &[
     },
     Route {
         method: "PUT",
+        template: "/rest/api/admin/user/{username}",
+        statuses: &[204, 400, 401],
+        query: &[],
+        body: &["fullName", "email"],
+        handler: update_user,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/api/admin/group",
+        statuses: &[200, 400, 401, 409],
+        query: &[],
+        body: &["name"],
+        handler: create_group,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/api/admin/group/{groupName}",
+        statuses: &[204, 401, 404],
+        query: &[],
+        body: &[],
+        handler: delete_group,
+    },
+    Route {
+        method: "PUT",
         template: "/rest/api/admin/user/{username}/disable",
         statuses: &[204, 401, 404],
         query: &[],
@@ -262,6 +286,70 @@ fn create_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     }
     let id = s.new_user(&name, &full, &email);
     Resp::json(201, json!({"userKey": s.users[&id].key}))
+}
+
+/// `PUT /admin/user/{username}` `{fullName, email}` → 204. The 10.0.3 spec's requirements: full
+/// name not blank, without `<`/`>`, not "anonymous"; email not blank and valid. It declares no
+/// 404, so an unknown user is the catch-all 400 ("any error occurs while updating the user").
+fn update_user(s: &mut State, req: &Req, p: &Params) -> Resp {
+    let body = match body_or(req, bad) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let name = &p["username"];
+    let Some(id) = s.find(name, false) else {
+        return bad(&format!("No user found with username: {name}"));
+    };
+    let full = body.get("fullName").and_then(Value::as_str).map(str::trim);
+    let email = body.get("email").and_then(Value::as_str).map(str::trim);
+    if let Some(f) = full {
+        if f.is_empty() || f.contains(['<', '>']) || f.eq_ignore_ascii_case("anonymous") {
+            return bad("The full name must not be blank, contain < or >, or be anonymous");
+        }
+    }
+    if let Some(e) = email {
+        let valid = e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+        if !valid {
+            return bad("The email must be a valid email address");
+        }
+    }
+    let u = s.user_mut(&id);
+    if let Some(f) = full {
+        u.display_name = f.to_string();
+    }
+    if let Some(e) = email {
+        u.email = e.to_string();
+    }
+    Resp::empty(204)
+}
+
+/// `POST /admin/group` `{"name"}` → **200** with the group; 400 without a name; 409 when a group of
+/// that name exists (names compare case-insensitively).
+fn create_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let body = match body_or(req, bad) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(name) = body.get("name").and_then(Value::as_str).map(str::trim).filter(|n| !n.is_empty()) else {
+        return bad("A group name is required");
+    };
+    if s.groups.iter().any(|g| g.eq_ignore_ascii_case(name)) {
+        return error(409, "Conflict", &format!("Group with name {name} already exists"));
+    }
+    s.groups.insert(name.to_string());
+    Resp::json(200, json!({"type": "group", "name": name}))
+}
+
+/// `DELETE /admin/group/{groupName}` → 204; 404 when there is no such group.
+fn delete_group(s: &mut State, _: &Req, p: &Params) -> Resp {
+    let group = &p["groupName"];
+    if !s.groups.remove(group) {
+        return error(404, "Not Found", &format!("No group found with name: {group}"));
+    }
+    for u in s.users.values_mut() {
+        u.groups.remove(group);
+    }
+    Resp::empty(204)
 }
 
 fn set_active(s: &mut State, p: &Params, active: bool) -> Resp {

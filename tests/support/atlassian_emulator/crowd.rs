@@ -74,6 +74,30 @@ pub(super) static ROUTES: &[Route] = &[
         handler: delete_user,
     },
     Route {
+        method: "GET",
+        template: "/rest/usermanagement/1/group",
+        statuses: &[200, 401, 404],
+        query: &["groupname"],
+        body: &[],
+        handler: get_group,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/usermanagement/1/group",
+        statuses: &[201, 400, 401],
+        query: &[],
+        body: &["name", "type", "description", "active"],
+        handler: create_group,
+    },
+    Route {
+        method: "DELETE",
+        template: "/rest/usermanagement/1/group",
+        statuses: &[204, 401, 404],
+        query: &["groupname"],
+        body: &[],
+        handler: delete_group,
+    },
+    Route {
         method: "POST",
         template: "/rest/usermanagement/1/user/group/direct",
         statuses: &[201, 400, 401, 403, 404, 409],
@@ -211,6 +235,51 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     u.display_name = text("display-name");
     u.email = text("email");
     u.active = body.get("active").and_then(Value::as_bool).unwrap_or(false);
+    Resp::empty(204)
+}
+
+fn group_entity(name: &str) -> Value {
+    json!({"name": name, "type": "GROUP", "active": true, "description": "",
+        "link": {"href": format!("{API}/group?groupname={name}"), "rel": "self"}})
+}
+
+/// `GET /group?groupname=` → the group, or 404 GROUP_NOT_FOUND (Crowd REST resources, S27).
+fn get_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let group = req.q("groupname").unwrap_or("");
+    if !s.groups.contains(group) {
+        return error(404, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
+    }
+    Resp::json(200, group_entity(group))
+}
+
+/// `POST /group` `{name, type, …}` → 201. `ApplicationService.addGroup` throws
+/// `InvalidGroupException` for an existing (case-insensitive) name → 400 INVALID_GROUP; a type
+/// other than GROUP is refused the same way (S30, S31: unverified shapes, the stricter answer).
+fn create_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let body = match body_or(req, bad) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let name = body.get("name").and_then(Value::as_str).unwrap_or("").trim().to_string();
+    if name.is_empty() || body.get("type").and_then(Value::as_str) != Some("GROUP") {
+        return error(400, "INVALID_GROUP", "A group needs a name and type GROUP");
+    }
+    if s.groups.iter().any(|g| g.eq_ignore_ascii_case(&name)) {
+        return error(400, "INVALID_GROUP", &format!("Group <{name}> already exists"));
+    }
+    s.groups.insert(name.clone());
+    Resp::json(201, group_entity(&name))
+}
+
+/// `DELETE /group?groupname=` → 204; 404 GROUP_NOT_FOUND.
+fn delete_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let group = req.q("groupname").unwrap_or("").to_string();
+    if !s.groups.remove(&group) {
+        return error(404, "GROUP_NOT_FOUND", &format!("Group <{group}> does not exist"));
+    }
+    for u in s.users.values_mut() {
+        u.groups.remove(&group);
+    }
     Resp::empty(204)
 }
 

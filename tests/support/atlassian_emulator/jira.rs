@@ -87,6 +87,14 @@ pub(super) static ROUTES: &[Route] = &[
         handler: create_group,
     },
     Route {
+        method: "DELETE",
+        template: "/rest/api/2/group",
+        statuses: &[200, 400, 401, 404],
+        query: &["groupname"],
+        body: &[],
+        handler: delete_group,
+    },
+    Route {
         method: "POST",
         template: "/rest/api/2/group/user",
         statuses: &[201, 400, 401, 403, 404],
@@ -315,6 +323,21 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let Some(id) = target(s, req, false) else {
         return not_found(req);
     };
+    // Jira validates an edit as its user form does (`DefaultUserService.validateUpdateUser`,
+    // atlassian-calls-review.md §8 J4): a blank full name or an address without '@' is a 400
+    // naming the field.
+    if body.get("displayName").and_then(Value::as_str).is_some_and(|d| d.trim().is_empty()) {
+        return Resp::json(
+            400,
+            json!({"errorMessages": [], "errors": {"displayName": "You must specify a full name."}}),
+        );
+    }
+    if body.get("emailAddress").and_then(Value::as_str).is_some_and(|e| !e.contains('@')) {
+        return Resp::json(
+            400,
+            json!({"errorMessages": [], "errors": {"email": "You must specify a valid email address."}}),
+        );
+    }
     // Before 8.3 `active` is not part of UserWriteBean: Jira ignores it and, with nothing else to
     // change, answers this 400 (JRASERVER-36639/37294; pycontribs/jira #36; review finding 8).
     let other_fields = body.as_object().is_some_and(|o| o.keys().any(|k| k != "active"));
@@ -378,12 +401,30 @@ fn create_group(s: &mut State, req: &Req, _: &Params) -> Resp {
     };
     match body.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
         None => bad("You must specify a valid group name."),
-        Some(g) if s.groups.contains(g) => bad(&format!("A group or user with this name already exists: {g}")),
+        // Jira group names are case-insensitive (embedded Crowd), so "Devs" exists when "devs" does.
+        Some(g) if s.groups.iter().any(|x| x.eq_ignore_ascii_case(g)) => {
+            bad(&format!("A group or user with this name already exists: {g}"))
+        }
         Some(g) => {
             s.groups.insert(g.to_string());
             Resp::json(201, json!({"name": g, "self": format!("/rest/api/2/group?groupname={g}")}))
         }
     }
+}
+
+/// `DELETE /group?groupname=` → 200; 404 for an unknown group (Jira 10.3 OpenAPI). Members lose
+/// the membership with the group.
+fn delete_group(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let Some(group) = req.q("groupname").filter(|g| !g.is_empty()).map(str::to_string) else {
+        return bad("Group name is empty.");
+    };
+    if !s.groups.remove(&group) {
+        return error(404, &format!("Specified group '{group}' does not exist."));
+    }
+    for u in s.users.values_mut() {
+        u.groups.remove(&group);
+    }
+    Resp::empty(200)
 }
 
 /// Member target: (group, users id) or the 400/404 Jira gives.

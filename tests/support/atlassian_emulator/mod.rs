@@ -646,6 +646,25 @@ impl Emulator {
         s.user_mut(&id).groups.insert(group.to_string());
     }
 
+    /// Deletes `group` and every membership of it (a change made by hand in the product).
+    pub fn delete_group(&self, group: &str) {
+        let mut s = self.lock();
+        s.groups.remove(group);
+        for u in s.users.values_mut() {
+            u.groups.remove(group);
+        }
+    }
+
+    /// Takes `user` out of `group` (a change made by hand in the product).
+    ///
+    /// # Panics
+    /// If the user does not exist.
+    pub fn remove_member(&self, user: &str, group: &str) {
+        let mut s = self.lock();
+        let id = s.find(user, false).expect("remove_member: unknown user");
+        s.user_mut(&id).groups.remove(group);
+    }
+
     pub fn set_active(&self, user: &str, active: bool) {
         let mut s = self.lock();
         let id = s.find(user, true).expect("set_active: unknown user");
