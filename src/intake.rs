@@ -127,7 +127,7 @@ impl ChangeHook for PolicyHook {
             }
             _ => None,
         };
-        let mut intents = policy::decide(&event, &self.policy, &self.targets);
+        let mut intents = crate::intake_links::decide_with_links(store, &event, &self.policy, &self.targets);
         if let Some(lc) = &self.license {
             // The change's own time, so the licence history matches the audit record.
             let now =

@@ -3,14 +3,17 @@
 //! http → scim → policy → store (one transaction) → delivery → atlassian.
 
 pub mod admin;
+pub mod admin_links;
 pub mod atlassian;
 pub mod auth;
 pub mod cli;
 pub mod cli_lifecycle;
+pub mod cli_links;
 pub mod config;
 pub mod delivery;
 pub mod http;
 pub mod intake;
+pub mod intake_links;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;

@@ -68,6 +68,11 @@ enum Command {
     Reactivate(lc::BulkArgs),
     /// Drift reconciliation: compare every target with the IdP's desired state; --apply repairs.
     Reconcile(lc::RunArgs),
+    /// Links between SCIM users and existing Atlassian accounts: preview, list, set, clear.
+    Links {
+        #[command(subcommand)]
+        action: scimbridge::cli_links::LinksCmd,
+    },
     /// A person's whole history, from IdP event to Atlassian effect.
     Audit {
         /// SCIM userName (case-insensitive) or SCIM id.
@@ -199,6 +204,7 @@ fn main() -> ExitCode {
             .request(scimbridge::lifecycle::BulkKind::Reactivate)
             .and_then(|op| with_runtime(lc::run(&config, op, &a.run.out))),
         Command::Reconcile(r) => with_runtime(lc::run(&config, lc::LifecycleOp::Reconcile { mode: r.mode() }, &r.out)),
+        Command::Links { action } => with_runtime(scimbridge::cli_links::run(&config, action)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -267,6 +273,9 @@ async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
     }
     if config.policy.dry_run {
         println!("policy.dry_run is on: intents are recorded and reported, never sent.");
+    }
+    for note in scimbridge::cli_links::config_notes(&config) {
+        println!("{note}");
     }
     if !live {
         return Ok(());

@@ -159,8 +159,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             license: Some(config.lifecycle.license.clone()),
         })
     };
-    let worker =
-        Deliverer { store: store.clone(), connectors, cfg: config.delivery.clone(), metrics: metrics.clone() }.spawn();
+    let worker = Deliverer {
+        store: store.clone(),
+        connectors,
+        cfg: config.delivery.clone(),
+        metrics: metrics.clone(),
+        link_existing: config.policy.link_existing,
+    }
+    .spawn();
     // A job that fails to start is logged; serving goes on (the jobs also run on demand).
     let scheduler = match crate::lifecycle::Jobs::new(store.clone(), config.clone()) {
         Ok(jobs) => crate::lifecycle::spawn_scheduler(jobs),

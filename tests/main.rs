@@ -22,6 +22,7 @@ mod lifecycle_bulk;
 mod lifecycle_cleanup;
 mod lifecycle_license;
 mod lifecycle_reconcile;
+mod linking;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;

@@ -30,12 +30,14 @@ mod client;
 mod confluence;
 mod crowd;
 mod jira;
+mod lookup;
 mod read;
 mod request;
 mod types;
 
 pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
+pub use lookup::{same_email, EmailSearch, CONFLUENCE_NO_EMAIL_SEARCH};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };

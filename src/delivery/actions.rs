@@ -21,6 +21,8 @@ pub fn for_intent(intent: &Intent) -> Vec<Action> {
         }
         IntentAction::AddToGroup { group } => vec![Action::AddToGroup { username, group: group.clone() }],
         IntentAction::RemoveFromGroup { group } => vec![Action::RemoveFromGroup { username, group: group.clone() }],
+        // Not a connector action: `link.rs` renames and moves the link together.
+        IntentAction::RenameUser { .. } => Vec::new(),
     }
 }
 

@@ -4,8 +4,10 @@
 //! Classification of a target's answer is `atlassian/`'s; what to do next is decided here.
 
 mod actions;
+mod link;
 mod retry;
 mod worker;
 
+pub use link::{link_audit, DELIVERY_ACTOR};
 pub use retry::{backoff, decide, jittered, Decision};
 pub use worker::{Deliverer, WorkerHandle};

@@ -12,7 +12,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::actions;
+use super::link;
 use super::retry::{self, Decision};
 use crate::atlassian::{Call, Connector};
 use crate::config::Delivery;
@@ -56,6 +56,8 @@ pub struct Deliverer {
     pub connectors: HashMap<String, Arc<Connector>>,
     pub cfg: Delivery,
     pub metrics: Arc<Metrics>,
+    /// `[policy] link_existing`: how a create looks for an existing account (`link.rs`).
+    pub link_existing: crate::policy::LinkExisting,
 }
 
 fn now_ms() -> u64 {
@@ -195,7 +197,7 @@ impl Deliverer {
     /// One attempt at one outbox entry; writes its outcome to the store before returning.
     async fn attempt(&self, seq: u64) -> StoreResult<Outcome> {
         let Some(entry) = self.store.outbox_get(seq)? else { return Ok(Outcome::Closed) };
-        let intent: Intent = match serde_json::from_value(entry.intent.clone()) {
+        let mut intent: Intent = match serde_json::from_value(entry.intent.clone()) {
             Ok(i) => i,
             Err(e) => {
                 let audit = json!({"type": "delivery", "at": now_text(), "job": seq, "outcome": "dead", "reason": format!("unreadable intent: {e}")});
@@ -215,16 +217,17 @@ impl Deliverer {
             return self.bury(seq, entry, &intent, &[], format!("target '{}' is not configured", intent.target));
         };
         let started = Instant::now();
-        let mut calls = Vec::new();
-        let mut failure = None;
-        for action in actions::for_intent(&intent) {
-            let ex = connector.execute(&action).await;
-            calls.extend(ex.calls);
-            if let Err(f) = ex.result {
-                failure = Some(f);
-                break;
+        let (calls, failure, link_note) = match self.plan(connector, seq, &entry, &mut intent).await? {
+            link::Plan::Held => return Ok(Outcome::Closed),
+            link::Plan::Failed(f) => (Vec::new(), Some(f), Value::Null),
+            link::Plan::Deliver { steps, link, note } => {
+                let (calls, effects, failure) = self.run_steps(connector, steps).await;
+                if let (None, Some(link)) = (&failure, link) {
+                    self.record_link(*link, &effects)?;
+                }
+                (calls, failure, note)
             }
-        }
+        };
         let Some(failure) = failure else {
             let latency_ms = now_ms().saturating_sub(entry.enqueued_ms);
             let audit = self.audit(
@@ -233,7 +236,7 @@ impl Deliverer {
                 &entry,
                 "delivered",
                 &calls,
-                json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64}),
+                json!({"latency_ms": latency_ms, "took_ms": started.elapsed().as_millis() as u64, "link": link_note}),
             );
             self.store.outbox_finish(seq, &intent.user_id, &audit)?;
             self.metrics.record_delivery(&intent.target, "delivered");

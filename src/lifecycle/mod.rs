@@ -18,6 +18,7 @@ mod cleanup;
 mod config;
 mod context;
 mod license;
+mod link_preview;
 mod reconcile;
 mod report;
 mod schedule;
@@ -36,6 +37,7 @@ pub use config::{
     LifecycleConfig, Sections,
 };
 pub use license::{on_idp_signal, GRANT_HINT};
+pub use link_preview::{Orphan, Preview, PreviewRow, TargetPreview};
 pub use report::{csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS};
 pub use schedule::{spawn as spawn_scheduler, Schedule, SchedulerHandle};
 

@@ -16,6 +16,7 @@
 //! | `meta` | `layout`, `seq`, `count:users`, `count:groups` |
 //! | `tokens` | token name → hashed token record |
 //! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
+//! | `links`, `links_by_account`, `links_by_ext`, `link_review`, `link_held` | account links (see `links.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
 //! entries; `members` and `member_of` mirror each other. Each SCIM write is one multi-tree
@@ -28,6 +29,7 @@ mod audit;
 mod backup;
 mod error;
 mod keys;
+mod links;
 mod member_counts;
 mod members;
 mod names;
@@ -45,6 +47,7 @@ pub use activity::ActivityRecord;
 pub use audit::AuditRecord;
 pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
+pub use links::{Link, LinkSource, Review};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
 pub use records::{Kind, RawRecord, Record, RecordMeta, StoredRecord};

@@ -507,6 +507,11 @@ impl Emulator {
         self.lock().new_user(name, &format!("User {name}"), &format!("{name}@example.com"));
     }
 
+    /// Adds an active user `name` with this email (accounts that predate the bridge).
+    pub fn add_user_with_email(&self, name: &str, email: &str) {
+        self.lock().new_user(name, &format!("User {name}"), email);
+    }
+
     pub fn add_group(&self, group: &str) {
         self.lock().groups.insert(group.to_string());
     }
