@@ -185,7 +185,7 @@ fn main() -> ExitCode {
         }
         Command::Cleanup(a) => with_runtime(lc::run(
             &config,
-            lc::LifecycleOp::Cleanup { mode: a.run.mode(), target: a.target.clone() },
+            lc::LifecycleOp::Cleanup { mode: a.run.mode(), target: a.target.clone(), orphans: a.orphans },
             &a.run.out,
         )),
         Command::License { action } => match action {

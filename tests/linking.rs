@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::atlassian_emulator::{Emulator, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN};
+use crate::support::atlassian_emulator::{Emulator, CROWD_APP, CROWD_PASSWORD, SERVICE_USER, TOKEN as ATL_TOKEN};
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
 
@@ -435,4 +435,61 @@ async fn the_links_cli_previews_sets_lists_and_clears_through_the_server_and_on_
     assert_ne!(code, 0);
     assert!(err.contains("nobody@contoso.com"), "{err}");
     drop(keep);
+}
+
+#[tokio::test]
+async fn cleanup_and_bulk_runs_with_orphans_select_only_accounts_linked_to_no_scim_user() {
+    let jira = Emulator::start(Product::Jira).await;
+    let long_ago = Some(chrono::Utc::now() - chrono::Duration::days(400));
+    jira.add_user_with_email("dave", "dave@contoso.com");
+    jira.add_user_with_email("olduser", "old@contoso.com");
+    jira.add_user_with_email("gone", "gone@contoso.com");
+    for u in ["dave", "olduser", "gone"] {
+        jira.set_last_active(u, long_ago);
+    }
+    // The bridge's own account is a Jira administrator, as a real deployment's must be.
+    jira.add_member(SERVICE_USER, "jira-administrators");
+    let s = bridge(&[("jira", &jira)], "").await;
+    let id = entra_user(&s, "dave@contoso.com", "d-1").await;
+    eventually("dave linked", WAIT, || link_of(&s, &id, "jira").as_deref() == Some("dave")).await;
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+
+    let names = |report: &Value| -> Vec<String> {
+        let mut n: Vec<String> = report["findings"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|x| x["username"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        n.sort();
+        n
+    };
+    let (status, all) = admin(&s, Method::POST, "/admin/cleanup?mode=dry-run", None).await;
+    assert_eq!(status, 200, "{all}");
+    assert!(names(&all).contains(&"dave".to_string()), "without --orphans the linked dave is a candidate: {all}");
+    let (status, orphans) = admin(&s, Method::POST, "/admin/cleanup?mode=dry-run&orphans=true", None).await;
+    assert_eq!(status, 200, "{orphans}");
+    assert_eq!(names(&orphans), vec!["gone", "olduser"], "{orphans}");
+    assert_eq!(orphans["targets"][0]["skipped"]["not an orphan: linked to a SCIM user"], 1, "{orphans}");
+    let (status, _) = admin(&s, Method::POST, "/admin/cleanup?mode=dry-run&orphans=maybe", None).await;
+    assert_eq!(status, 400);
+
+    // Bulk: every orphan of the target, and the orphans among a CSV list.
+    let (status, listed) = admin(
+        &s,
+        Method::POST,
+        "/admin/deactivate",
+        Some(json!({"target": "jira", "usernames": ["dave", "olduser"], "orphans": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(names(&listed), vec!["olduser"], "{listed}");
+    let (status, applied) =
+        admin(&s, Method::POST, "/admin/deactivate", Some(json!({"target": "jira", "orphans": true, "mode": "apply"})))
+            .await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(names(&applied), vec!["gone", "olduser"], "{applied}");
+    eventually("the orphans are deactivated", WAIT, || {
+        jira.user("olduser").is_some_and(|u| !u.active) && jira.user("gone").is_some_and(|u| !u.active)
+    })
+    .await;
+    assert!(jira.user("dave").is_some_and(|u| u.active), "the linked account is untouched");
 }

@@ -84,6 +84,21 @@ fn lower(s: &str) -> String {
 }
 
 impl Jobs {
+    /// Lower-cased usernames of the accounts on `target` linked to a SCIM user that exists: what
+    /// `--orphans` leaves out besides the accounts provisioned under their derived name.
+    ///
+    /// # Errors
+    /// A store error.
+    pub(crate) fn linked_accounts(&self, target: &str) -> Result<std::collections::HashSet<String>, LifecycleError> {
+        let mut out = std::collections::HashSet::new();
+        for l in self.store.links(Some(target))? {
+            if self.store.get(crate::store::Kind::User, &l.user_id)?.is_some() {
+                out.insert(lower(&l.username));
+            }
+        }
+        Ok(out)
+    }
+
     /// The preview of every target, or only `only`.
     ///
     /// # Errors

@@ -596,6 +596,17 @@ impl Emulator {
         }
     }
 
+    /// Seeds many accounts under one lock: `(name, email, last_active, active)` each.
+    pub fn seed_accounts(&self, accounts: impl IntoIterator<Item = (String, String, Option<DateTime<Utc>>, bool)>) {
+        let mut s = self.lock();
+        for (name, email, last_active, active) in accounts {
+            let id = s.new_user(&name, &format!("User {name}"), &email);
+            let u = s.user_mut(&id);
+            u.last_active = last_active;
+            u.active = active;
+        }
+    }
+
     /// Jira: defines application role `key` granted by `groups`, with `seats` (`None` =
     /// unlimited). The groups are created.
     pub fn set_role(&self, key: &str, groups: &[&str], seats: Option<u64>) {
