@@ -24,7 +24,8 @@ pub fn target_name(targets: &[String], name: &str) -> StoreResult<String> {
     })
 }
 
-/// The SCIM user named by id or userName (case-insensitive).
+/// The SCIM user named by id or userName (case-insensitive); a deleted one by its SCIM id while
+/// it is on the review list or linked.
 ///
 /// # Errors
 /// A 404 when there is no such user.
@@ -37,9 +38,17 @@ pub fn scim_user(store: &Store, who: &str) -> StoreResult<(String, String)> {
         Some(id) => store.get(Kind::User, &id)?,
         None => None,
     };
-    let rec =
-        rec.ok_or_else(|| ScimError::not_found(format!("No SCIM user '{who}' (give a userName or a SCIM id).")))?;
-    Ok((rec.id.clone(), rec.str_attr("userName").unwrap_or_default().to_string()))
+    if let Some(rec) = rec {
+        return Ok((rec.id.clone(), rec.str_attr("userName").unwrap_or_default().to_string()));
+    }
+    // A deleted user still on the review list or linked (its offboarding may be held): by SCIM id.
+    if let Some(r) = store.reviews(None)?.into_iter().find(|r| r.user_id == who) {
+        return Ok((r.user_id, r.user_name));
+    }
+    if store.links(None)?.iter().any(|l| l.user_id == who) {
+        return Ok((who.to_string(), String::new()));
+    }
+    Err(ScimError::not_found(format!("No SCIM user '{who}' (give a userName or a SCIM id).")).into())
 }
 
 fn user_name(store: &Store, id: &str) -> Option<String> {

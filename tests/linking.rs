@@ -493,3 +493,26 @@ async fn cleanup_and_bulk_runs_with_orphans_select_only_accounts_linked_to_no_sc
     .await;
     assert!(jira.user("dave").is_some_and(|u| u.active), "the linked account is untouched");
 }
+
+#[tokio::test]
+async fn without_creating_users_the_existing_dave_is_still_found_and_deactivated_when_entra_disables_him() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user_with_email("dave", "dave@contoso.com");
+    jira.add_user_with_email("erin@contoso.com", "erin.old@contoso.com");
+    let s = bridge(&[("jira", &jira)], "create_users = false").await;
+    let dave = entra_user(&s, "dave@contoso.com", "d-1").await;
+    // Provisioned under its own name before links were recorded: the name wins, as it always did.
+    let erin = entra_user(&s, "erin@contoso.com", "e-1").await;
+    for id in [&dave, &erin] {
+        assert_eq!(s.patch(&format!("/Users/{id}"), &disable()).await.status, 200);
+    }
+    eventually("both real accounts deactivated", WAIT, || {
+        jira.user("dave").is_some_and(|u| !u.active) && jira.user("erin@contoso.com").is_some_and(|u| !u.active)
+    })
+    .await;
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    assert_eq!(link_of(&s, &dave, "jira").as_deref(), Some("dave"));
+    assert_eq!(link_of(&s, &erin, "jira").as_deref(), Some("erin@contoso.com"));
+    assert_eq!(jira.count("POST", "/rest/api/2/user"), 0);
+    assert_eq!(s.store().dead_letter_count(), 0);
+}

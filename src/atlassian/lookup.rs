@@ -1,7 +1,7 @@
 //! Finding an existing account before a create (issue 9, "Linking existing accounts"), and
-//! renaming an account (`rename = "follow"`). Read-only look-ups go through the paged,
-//! rate-limit-aware [`Reader`]; the rename is a write and goes through a [`Session`] like any
-//! action, with every call recorded.
+//! renaming an account (`rename = "follow"`). Both run at delivery, so every call is recorded
+//! for the audit log and a retryable answer (429, 503, no answer) is returned at once for
+//! delivery's retry schedule to handle, rather than waited out here.
 //!
 //! Per product (all documented calls):
 //! - Jira: by username `GET /rest/api/2/user?username=` (the `UserBean` has `emailAddress`); by
@@ -25,7 +25,6 @@ use serde_json::{json, Value};
 use super::activity::{text, AccountActivity};
 use super::classify::failure;
 use super::client::{Connector, Session};
-use super::read::Reader;
 use super::request::Request;
 use super::types::{Call, Effect, Failure, Product};
 
@@ -172,89 +171,19 @@ impl Connector {
     }
 
     /// The account named `username` (case-insensitive), with its email where the product gives
-    /// it, or `None`.
-    ///
-    /// # Errors
-    /// A [`Failure`] when the target refuses or stays unavailable after the read policy's waits.
-    pub async fn find_user(&self, username: &str) -> Result<Option<AccountActivity>, Failure> {
-        let mut r = Reader::new(self);
-        let (req, parse): (Request, fn(&Value) -> Option<AccountActivity>) = match self.product() {
-            Product::Jira => (rq::jira_user(username), jira_bean),
-            Product::Confluence => (rq::confluence_user(username), confluence_person),
-            Product::Crowd => (rq::crowd_user(username), crowd_entity),
-            Product::Bitbucket => {
-                return self
-                    .bitbucket_find(&mut r, username, |a| a.username.eq_ignore_ascii_case(username))
-                    .await
-                    .map(|mut v| v.pop())
-            }
-        };
-        let reply = r.send(&req).await?;
-        if reply.status == 404 {
-            return Ok(None);
-        }
-        let body = r.expect_json(&req, &reply)?;
-        Ok(parse(&body).filter(|a| a.username.eq_ignore_ascii_case(username)))
+    /// it, or `None`; with every call made. One attempt per call: a retryable answer is returned
+    /// as it is, so delivery's own retry schedule (audited, counted) applies.
+    pub async fn find_user(&self, username: &str) -> (Vec<Call>, Result<Option<AccountActivity>, Failure>) {
+        let mut s = Session::new(self);
+        let result = find_user(&mut s, self.product(), username).await;
+        (s.calls, result)
     }
 
-    /// Every account whose email is `email` (case-insensitive).
-    ///
-    /// # Errors
-    /// As [`Connector::find_user`].
-    pub async fn find_by_email(&self, email: &str) -> Result<EmailSearch, Failure> {
-        let mut r = Reader::new(self);
-        let same = |a: &AccountActivity| a.email.as_deref().is_some_and(|e| same_email(e, email));
-        match self.product() {
-            Product::Confluence => Ok(EmailSearch::NotSearchable(CONFLUENCE_NO_EMAIL_SEARCH)),
-            Product::Bitbucket => Ok(EmailSearch::Found(self.bitbucket_find(&mut r, email, same).await?)),
-            Product::Jira => {
-                let mut found = Vec::new();
-                let mut start = 0u64;
-                loop {
-                    let body = r.json(&rq::jira_search(email, start)).await?;
-                    let beans = body.as_array().cloned().unwrap_or_default();
-                    found.extend(beans.iter().filter_map(jira_bean).filter(|a| same(a)));
-                    if beans.len() < PAGE as usize {
-                        return Ok(EmailSearch::Found(found));
-                    }
-                    start += beans.len() as u64;
-                }
-            }
-            Product::Crowd => {
-                let mut found = Vec::new();
-                let mut start = 0u64;
-                loop {
-                    let body = r.json(&rq::crowd_by_email(email, start)).await?;
-                    let users = body.get("users").and_then(Value::as_array).cloned().unwrap_or_default();
-                    found.extend(users.iter().filter_map(crowd_entity).filter(|a| same(a)));
-                    if users.len() < PAGE as usize {
-                        return Ok(EmailSearch::Found(found));
-                    }
-                    start += users.len() as u64;
-                }
-            }
-        }
-    }
-
-    /// Bitbucket `admin/users?filter=` pages, keeping the accounts `keep` accepts.
-    async fn bitbucket_find(
-        &self,
-        r: &mut Reader<'_>,
-        filter: &str,
-        keep: impl Fn(&AccountActivity) -> bool,
-    ) -> Result<Vec<AccountActivity>, Failure> {
-        let mut out = Vec::new();
-        let mut start = 0u64;
-        loop {
-            let body = r.json(&rq::bitbucket_filter(filter, start)).await?;
-            let values = body.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
-            out.extend(values.iter().filter_map(bitbucket_user).filter(|a| keep(a)));
-            let last = body.get("isLastPage").and_then(Value::as_bool).unwrap_or(true);
-            match body.get("nextPageStart").and_then(Value::as_u64) {
-                Some(next) if !last && next > start => start = next,
-                _ => return Ok(out),
-            }
-        }
+    /// Every account whose email is `email` (case-insensitive); with every call made.
+    pub async fn find_by_email(&self, email: &str) -> (Vec<Call>, Result<EmailSearch, Failure>) {
+        let mut s = Session::new(self);
+        let result = find_by_email(&mut s, self.product(), email).await;
+        (s.calls, result)
     }
 
     /// Renames the account `old` to `new` (Jira, Crowd). Idempotent: when `old` is gone and
@@ -263,6 +192,98 @@ impl Connector {
         let mut s = Session::new(self);
         let result = rename(&mut s, self.product(), old, new).await;
         (s.calls, result)
+    }
+}
+
+/// A 2xx JSON body, `None` on 404, else the classified failure.
+async fn get_json(s: &mut Session<'_>, req: &Request) -> Result<Option<Value>, Failure> {
+    let reply = s.send(req).await?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    if !reply.is_success() {
+        return Err(failure(&reply, s.now()));
+    }
+    reply.json().map(Some).ok_or_else(|| {
+        Failure::permanent(format!(
+            "{} {} answered {} with a body that is not JSON",
+            req.method,
+            req.log_path(),
+            reply.status
+        ))
+    })
+}
+
+/// A 2xx JSON body; a 404 here is a failure (the search resource itself is missing).
+async fn search_json(s: &mut Session<'_>, req: &Request) -> Result<Value, Failure> {
+    get_json(s, req).await?.ok_or_else(|| {
+        Failure::permanent(format!("{} {} answered 404: this version has no such search", req.method, req.log_path()))
+    })
+}
+
+async fn find_user(s: &mut Session<'_>, product: Product, username: &str) -> Result<Option<AccountActivity>, Failure> {
+    let (req, parse): (Request, fn(&Value) -> Option<AccountActivity>) = match product {
+        Product::Jira => (rq::jira_user(username), jira_bean),
+        Product::Confluence => (rq::confluence_user(username), confluence_person),
+        Product::Crowd => (rq::crowd_user(username), crowd_entity),
+        Product::Bitbucket => {
+            return Ok(bitbucket_find(s, username, |a| a.username.eq_ignore_ascii_case(username)).await?.pop())
+        }
+    };
+    Ok(get_json(s, &req).await?.as_ref().and_then(parse).filter(|a| a.username.eq_ignore_ascii_case(username)))
+}
+
+async fn find_by_email(s: &mut Session<'_>, product: Product, email: &str) -> Result<EmailSearch, Failure> {
+    let same = |a: &AccountActivity| a.email.as_deref().is_some_and(|e| same_email(e, email));
+    match product {
+        Product::Confluence => Ok(EmailSearch::NotSearchable(CONFLUENCE_NO_EMAIL_SEARCH)),
+        Product::Bitbucket => Ok(EmailSearch::Found(bitbucket_find(s, email, same).await?)),
+        Product::Jira => {
+            let mut found = Vec::new();
+            let mut start = 0u64;
+            loop {
+                let body = search_json(s, &rq::jira_search(email, start)).await?;
+                let beans = body.as_array().cloned().unwrap_or_default();
+                found.extend(beans.iter().filter_map(jira_bean).filter(|a| same(a)));
+                if beans.len() < PAGE as usize {
+                    return Ok(EmailSearch::Found(found));
+                }
+                start += beans.len() as u64;
+            }
+        }
+        Product::Crowd => {
+            let mut found = Vec::new();
+            let mut start = 0u64;
+            loop {
+                let body = search_json(s, &rq::crowd_by_email(email, start)).await?;
+                let users = body.get("users").and_then(Value::as_array).cloned().unwrap_or_default();
+                found.extend(users.iter().filter_map(crowd_entity).filter(|a| same(a)));
+                if users.len() < PAGE as usize {
+                    return Ok(EmailSearch::Found(found));
+                }
+                start += users.len() as u64;
+            }
+        }
+    }
+}
+
+/// Bitbucket `admin/users?filter=` pages, keeping the accounts `keep` accepts.
+async fn bitbucket_find(
+    s: &mut Session<'_>,
+    filter: &str,
+    keep: impl Fn(&AccountActivity) -> bool,
+) -> Result<Vec<AccountActivity>, Failure> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    loop {
+        let body = search_json(s, &rq::bitbucket_filter(filter, start)).await?;
+        let values = body.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
+        out.extend(values.iter().filter_map(bitbucket_user).filter(|a| keep(a)));
+        let last = body.get("isLastPage").and_then(Value::as_bool).unwrap_or(true);
+        match body.get("nextPageStart").and_then(Value::as_u64) {
+            Some(next) if !last && next > start => start = next,
+            _ => return Ok(out),
+        }
     }
 }
 

@@ -9,6 +9,10 @@
 //!   (re-hire), else looks the account up as `[policy] link_existing` says and links an existing
 //!   one (reactivating it when it is inactive) instead of creating a duplicate; ambiguity puts the
 //!   user on the review list;
+//! - any other IdP-caused intent of a user without a link (provisioned before linking existed, or
+//!   `create_users = false`) looks the account up the same way, so a disable reaches the real
+//!   account; jobs' intents (cleanup, licence, bulk, reconcile) name the account they read and are
+//!   sent as they are;
 //! - a rename (`rename = "follow"`) renames the linked account and moves the link with it.
 //!
 //! The link made at delivery is recorded only after the target's calls succeeded, in its own
@@ -19,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::worker::Deliverer;
 use crate::atlassian::{Action, Call, Connector, Effect, EmailSearch, Failure, Product};
-use crate::policy::{self, Candidates, Intent, IntentAction, LinkExisting, Match};
+use crate::policy::{self, Candidates, Intent, IntentAction, LinkExisting, Match, Trigger};
 use crate::store::{Kind, Link, LinkSource, OutboxEntry, Review, StoreResult};
 
 /// Who records links made at delivery (audit `actor`).
@@ -34,12 +38,20 @@ pub(super) enum Step {
 
 /// What to do with one outbox entry.
 pub(super) enum Plan {
-    /// Run the steps; when all succeed, record `link` (if any). `note` goes into the audit record.
-    Deliver { steps: Vec<Step>, link: Option<Box<Link>>, note: Value },
+    /// Run the steps; when all succeed, record `link` (if any). `note` goes into the audit record,
+    /// `calls` are the look-up's, made before the steps.
+    Deliver { steps: Vec<Step>, link: Option<Box<Link>>, note: Value, calls: Vec<Call> },
     /// The entry was held for review (written, audited); the attempt is over.
     Held,
     /// A look-up failed; retried like any failed call.
-    Failed(Failure),
+    Failed(Failure, Vec<Call>),
+}
+
+/// The primary email of a stored user, else the first.
+fn email_of(rec: &crate::store::Record) -> Option<String> {
+    let emails = rec.attrs.get("emails")?.as_array()?;
+    let primary = emails.iter().find(|e| e.get("primary").and_then(Value::as_bool) == Some(true));
+    primary.or(emails.first())?.get("value")?.as_str().map(str::to_string)
 }
 
 fn now_text() -> String {
@@ -90,7 +102,14 @@ impl Deliverer {
             self.hold(seq, entry, intent, None, &format!("waiting for review: {}", review.reason))?;
             return Ok(Plan::Held);
         }
-        let link = self.store.link(&user, &target)?;
+        // Jobs (cleanup, licence, bulk, reconcile) name the account they read from the target;
+        // only what the IdP caused is addressed through the link.
+        let from_idp = !matches!(
+            intent.trigger,
+            Trigger::Cleanup | Trigger::LicenseReclaim | Trigger::LicenseGrant | Trigger::Bulk | Trigger::Reconcile
+        );
+        let creates = matches!(intent.action, IntentAction::CreateUser { .. });
+        let link = if from_idp || creates { self.store.link(&user, &target)? } else { None };
         if let Some(l) = &link {
             intent.username = l.username.clone();
         }
@@ -102,6 +121,7 @@ impl Deliverer {
                         steps: Vec::new(),
                         link: None,
                         note: json!({"kept": format!("{} cannot rename accounts; the account keeps its name", conn.product())}),
+                        calls: Vec::new(),
                     });
                 }
                 let external_id = link.as_ref().and_then(|l| l.external_id.clone()).or_else(|| self.external_id(&user));
@@ -110,6 +130,7 @@ impl Deliverer {
                     steps: vec![Step::Rename { old: intent.username.clone(), new }],
                     link: Some(Box::new(renamed)),
                     note: json!({"renamed_from": intent.username}),
+                    calls: Vec::new(),
                 })
             }
             IntentAction::CreateUser { email, .. } => {
@@ -119,15 +140,15 @@ impl Deliverer {
                         steps: self.create_linked(conn, intent, l.source.pre_existing()),
                         link: None,
                         note: json!({"linked": l.username, "source": l.source}),
+                        calls: Vec::new(),
                     }),
                     None => self.plan_create(conn, seq, entry, intent, &email).await,
                 }
             }
-            _ => Ok(Plan::Deliver {
-                steps: super::actions::for_intent(intent).into_iter().map(Step::Act).collect(),
-                link: None,
-                note: Value::Null,
-            }),
+            _ if from_idp && link.is_none() && self.link_existing != LinkExisting::None => {
+                self.plan_resolve(conn, seq, entry, intent).await
+            }
+            _ => Ok(Plan::Deliver { steps: self.as_steps(intent), link: None, note: Value::Null, calls: Vec::new() }),
         }
     }
 
@@ -168,6 +189,7 @@ impl Deliverer {
                         steps: self.create_linked(conn, intent, true),
                         link: None,
                         note: json!({"linked": old.username, "source": "rehire"}),
+                        calls: Vec::new(),
                     });
                 }
                 many => {
@@ -181,41 +203,18 @@ impl Deliverer {
         let wanted = intent.username.clone();
         if self.link_existing == LinkExisting::None {
             return Ok(Plan::Deliver {
-                steps: super::actions::for_intent(intent).into_iter().map(Step::Act).collect(),
+                steps: self.as_steps(intent),
                 link: Some(Box::new(new_link(intent, &wanted, LinkSource::Created, external_id))),
                 note: Value::Null,
+                calls: Vec::new(),
             });
         }
-        let by_name = match conn.find_user(&wanted).await {
-            Ok(a) => a,
-            Err(f) => return Ok(Plan::Failed(f)),
+        let mut calls = Vec::new();
+        let found = match self.find(conn, intent, email, false, &mut calls).await {
+            Ok(m) => m,
+            Err(f) => return Ok(Plan::Failed(f, calls)),
         };
-        let wants_email = matches!(self.link_existing, LinkExisting::UsernameThenEmail | LinkExisting::Email)
-            && !email.trim().is_empty()
-            && (self.link_existing == LinkExisting::Email || by_name.is_none());
-        let by_email = if wants_email {
-            match conn.find_by_email(email).await {
-                Ok(EmailSearch::Found(list)) => Some(list),
-                Ok(EmailSearch::NotSearchable(_)) => None,
-                Err(f) => return Ok(Plan::Failed(f)),
-            }
-        } else {
-            None
-        };
-        let refs: Option<Vec<&crate::atlassian::AccountActivity>> = by_email.as_ref().map(|l| l.iter().collect());
-        let found = Candidates { by_name: by_name.as_ref(), by_email: refs.as_deref() };
-        let store = &self.store;
-        let (target, me) = (intent.target.clone(), intent.user_id.clone());
-        // Linked to another SCIM user that still exists (a deleted user's account is free again).
-        let elsewhere = |u: &str| {
-            store
-                .linked_user(&target, u)
-                .ok()
-                .flatten()
-                .is_some_and(|owner| owner != me && store.get(Kind::User, &owner).ok().flatten().is_some())
-        };
-        let email_opt = (!email.trim().is_empty()).then_some(email);
-        match policy::match_account(self.link_existing, email_opt, &found, &elsewhere) {
+        match found {
             Match::Existing { username, active, by_email, note } => {
                 let source = if by_email { LinkSource::Email } else { LinkSource::Username };
                 intent.username = username.clone();
@@ -223,12 +222,14 @@ impl Deliverer {
                     steps: reactivate(conn.product(), &username, active).into_iter().collect(),
                     link: Some(Box::new(new_link(intent, &username, source, external_id))),
                     note: json!({"linked": username, "source": source, "was_active": active, "note": note}),
+                    calls,
                 })
             }
             Match::New => Ok(Plan::Deliver {
-                steps: super::actions::for_intent(intent).into_iter().map(Step::Act).collect(),
+                steps: self.as_steps(intent),
                 link: Some(Box::new(new_link(intent, &wanted, LinkSource::Created, external_id))),
                 note: Value::Null,
+                calls,
             }),
             Match::Ambiguous { candidates, reason } => {
                 self.put_on_review(seq, entry, intent, email, "ambiguous", reason, candidates)
@@ -237,6 +238,113 @@ impl Deliverer {
                 self.put_on_review(seq, entry, intent, email, "conflict", reason, candidates)
             }
         }
+    }
+
+    /// Any other IdP-caused intent of a user without a link (one provisioned before linking
+    /// existed, or never created here: `create_users = false`): the account is looked up the same
+    /// way, so offboarding reaches the real account; an unmatched user keeps the planned name.
+    async fn plan_resolve(
+        &self,
+        conn: &Connector,
+        seq: u64,
+        entry: &OutboxEntry,
+        intent: &mut Intent,
+    ) -> StoreResult<Plan> {
+        let Some(rec) = self.store.get(Kind::User, &intent.user_id)? else {
+            // A deleted user without a link: nothing to look the account up by but the name.
+            return Ok(Plan::Deliver {
+                steps: self.as_steps(intent),
+                link: None,
+                note: Value::Null,
+                calls: Vec::new(),
+            });
+        };
+        let email = email_of(&rec).unwrap_or_default();
+        let mut calls = Vec::new();
+        let found = match self.find(conn, intent, &email, true, &mut calls).await {
+            Ok(m) => m,
+            Err(f) => return Ok(Plan::Failed(f, calls)),
+        };
+        match found {
+            Match::Existing { username, by_email, note, .. } => {
+                let source = if by_email { LinkSource::Email } else { LinkSource::Username };
+                intent.username = username.clone();
+                let link = new_link(intent, &username, source, rec.external_id().map(str::to_string));
+                Ok(Plan::Deliver {
+                    steps: self.as_steps(intent),
+                    link: Some(Box::new(link)),
+                    note: json!({"linked": username, "source": source, "note": note}),
+                    calls,
+                })
+            }
+            Match::New => {
+                Ok(Plan::Deliver { steps: self.as_steps(intent), link: None, note: Value::Null, calls: Vec::new() })
+            }
+            Match::Ambiguous { candidates, reason } => {
+                self.put_on_review(seq, entry, intent, &email, "ambiguous", reason, candidates)
+            }
+            Match::Conflict { candidates, reason } => {
+                self.put_on_review(seq, entry, intent, &email, "conflict", reason, candidates)
+            }
+        }
+    }
+
+    fn as_steps(&self, intent: &Intent) -> Vec<Step> {
+        super::actions::for_intent(intent).into_iter().map(Step::Act).collect()
+    }
+
+    /// Looks the account of `intent`'s user up on the target as `link_existing` says, and
+    /// decides the match (`policy::match_account`). With `name_wins` (a user already provisioned
+    /// under that name before links were recorded) an account of the planned name is the one, as
+    /// it always was, whatever its email; the email only finds one when the name does not.
+    async fn find(
+        &self,
+        conn: &Connector,
+        intent: &Intent,
+        email: &str,
+        name_wins: bool,
+        calls: &mut Vec<Call>,
+    ) -> Result<Match, Failure> {
+        let (made, by_name) = conn.find_user(&intent.username).await;
+        calls.extend(made);
+        let by_name = by_name?;
+        let wants_email = matches!(self.link_existing, LinkExisting::UsernameThenEmail | LinkExisting::Email)
+            && !email.trim().is_empty()
+            && (self.link_existing == LinkExisting::Email || by_name.is_none());
+        let by_email = if wants_email {
+            let (made, found) = conn.find_by_email(email).await;
+            calls.extend(made);
+            match found? {
+                EmailSearch::Found(list) => Some(list),
+                EmailSearch::NotSearchable(_) => None,
+            }
+        } else {
+            None
+        };
+        let refs: Option<Vec<&crate::atlassian::AccountActivity>> = by_email.as_ref().map(|l| l.iter().collect());
+        let found = Candidates { by_name: by_name.as_ref(), by_email: refs.as_deref() };
+        let store = &self.store;
+        let (target, me) = (intent.target.as_str(), intent.user_id.as_str());
+        // Linked to another SCIM user that still exists (a deleted user's account is free again).
+        let elsewhere = |u: &str| {
+            store
+                .linked_user(target, u)
+                .ok()
+                .flatten()
+                .is_some_and(|owner| owner != me && store.get(Kind::User, &owner).ok().flatten().is_some())
+        };
+        if let Some(a) = by_name.as_ref().filter(|a| name_wins && !elsewhere(&a.username)) {
+            let differs = a.email.as_deref().is_some_and(|e| !crate::atlassian::same_email(e, email));
+            return Ok(Match::Existing {
+                username: a.username.clone(),
+                active: a.active,
+                by_email: false,
+                note: differs
+                    .then(|| "provisioned under this name before links were recorded; its email differs".into()),
+            });
+        }
+        let email_opt = (!email.trim().is_empty()).then_some(email);
+        Ok(policy::match_account(self.link_existing, email_opt, &found, &elsewhere))
     }
 
     #[allow(clippy::too_many_arguments)]

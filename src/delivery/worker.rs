@@ -219,13 +219,14 @@ impl Deliverer {
         let started = Instant::now();
         let (calls, failure, link_note) = match self.plan(connector, seq, &entry, &mut intent).await? {
             link::Plan::Held => return Ok(Outcome::Closed),
-            link::Plan::Failed(f) => (Vec::new(), Some(f), Value::Null),
-            link::Plan::Deliver { steps, link, note } => {
+            link::Plan::Failed(f, calls) => (calls, Some(f), Value::Null),
+            link::Plan::Deliver { steps, link, note, calls: mut looked_up } => {
                 let (calls, effects, failure) = self.run_steps(connector, steps).await;
                 if let (None, Some(link)) = (&failure, link) {
                     self.record_link(*link, &effects)?;
                 }
-                (calls, failure, note)
+                looked_up.extend(calls);
+                (looked_up, failure, note)
             }
         };
         let Some(failure) = failure else {
