@@ -71,11 +71,7 @@ pub fn config_notes(config: &Config) -> Vec<String> {
         if matches!(p.link_existing, LinkExisting::UsernameThenEmail | LinkExisting::Email)
             && !Connector::email_searchable(product)
         {
-            notes.push(format!(
-                "Target '{}': {}; link_existing matches by username only there.",
-                t.spec.name,
-                crate::atlassian::CONFLUENCE_NO_EMAIL_SEARCH
-            ));
+            notes.push(format!("Target '{}': {}.", t.spec.name, crate::atlassian::CONFLUENCE_NO_EMAIL_SEARCH));
         }
         if p.rename == RenameMode::Follow && !Connector::can_rename(product) {
             notes.push(format!(

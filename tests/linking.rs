@@ -516,3 +516,23 @@ async fn without_creating_users_the_existing_dave_is_still_found_and_deactivated
     assert_eq!(jira.count("POST", "/rest/api/2/user"), 0);
     assert_eq!(s.store().dead_letter_count(), 0);
 }
+
+#[test]
+fn check_config_says_where_email_matching_and_renames_are_not_possible_and_rejects_unknown_values() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("links.toml");
+    let targets = "[[target]]\nname = \"wiki\"\nproduct = \"confluence\"\nurl = \"https://wiki.example.com\"\ntoken_env = \"WIKI_TOKEN\"\n\
+                   [[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"https://jira.example.com\"\ntoken_env = \"WIKI_TOKEN\"\n";
+    std::fs::write(&cfg, format!("{targets}[policy]\nrename = \"follow\"\n")).expect("write");
+    let path = cfg.to_str().expect("utf8");
+    let (code, out, err) = cli(&["check-config", "--config", path], &[("WIKI_TOKEN", "x")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("policy.link_existing = \"username_then_email\"; policy.rename = \"follow\""), "{out}");
+    assert!(out.contains("Target 'wiki': Confluence Data Center has no REST search by email"), "{out}");
+    assert!(out.contains("Target 'wiki': confluence has no REST API to rename a user"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("Target 'jira':")).count(), 1, "Jira can do both: {out}");
+    std::fs::write(&cfg, format!("{targets}[policy]\nlink_existing = \"guess\"\n")).expect("write");
+    let (code, _, err) = cli(&["check-config", "--config", path], &[("WIKI_TOKEN", "x")]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("guess") && err.contains("username_then_email"), "{err}");
+}
