@@ -536,3 +536,18 @@ fn check_config_says_where_email_matching_and_renames_are_not_possible_and_rejec
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("guess") && err.contains("username_then_email"), "{err}");
 }
+
+#[tokio::test]
+async fn a_linked_account_keeps_the_protection_of_its_scim_user_in_cleanup() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user_with_email("dave", "dave@contoso.com");
+    jira.set_last_active("dave", Some(chrono::Utc::now() - chrono::Duration::days(400)));
+    let s = bridge(&[("jira", &jira)], "protected_groups = [\"vips\"]\nsync_groups = false").await;
+    let id = entra_user(&s, "dave@contoso.com", "d-1").await;
+    s.create_group("vips", &[&id]).await;
+    eventually("dave linked", WAIT, || link_of(&s, &id, "jira").as_deref() == Some("dave")).await;
+    let (status, report) = admin(&s, Method::POST, "/admin/cleanup?mode=dry-run", None).await;
+    assert_eq!(status, 200, "{report}");
+    assert!(report["findings"].as_array().is_some_and(|f| f.is_empty()), "{report}");
+    assert_eq!(report["targets"][0]["skipped"]["protected"], 1, "dave is protected through his SCIM group: {report}");
+}
