@@ -34,7 +34,8 @@ const PAGE: u32 = 1000;
 /// The answer of an email search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailSearch {
-    /// Every account whose email equals the one asked (case-insensitive); may be several.
+    /// Every account whose email equals the one asked (case-insensitive), and those the search
+    /// found without showing an email; may be several.
     Found(Vec<AccountActivity>),
     /// The product cannot be searched by email over REST.
     NotSearchable(&'static str),
@@ -234,7 +235,9 @@ async fn find_user(s: &mut Session<'_>, product: Product, username: &str) -> Res
 }
 
 async fn find_by_email(s: &mut Session<'_>, product: Product, email: &str) -> Result<EmailSearch, Failure> {
-    let same = |a: &AccountActivity| a.email.as_deref().is_some_and(|e| same_email(e, email));
+    // An account the search found but whose email the product does not show (Jira's "user email
+    // visibility", for one) is kept: it may be this user, and only the match rule may decide.
+    let same = |a: &AccountActivity| a.email.as_deref().map_or(true, |e| same_email(e, email));
     match product {
         Product::Confluence => Ok(EmailSearch::NotSearchable(CONFLUENCE_NO_EMAIL_SEARCH)),
         Product::Bitbucket => Ok(EmailSearch::Found(bitbucket_find(s, email, same).await?)),

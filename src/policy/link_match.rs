@@ -37,8 +37,8 @@ impl Match {
 pub struct Candidates<'a> {
     /// The account named like the mapped username, if any.
     pub by_name: Option<&'a AccountActivity>,
-    /// Every account with the user's email; `None` when the product cannot be searched by email
-    /// (or no email is known).
+    /// Every account with the user's email (and any the search found without showing an email);
+    /// `None` when the product cannot be searched by email (or no email is known).
     pub by_email: Option<&'a [&'a AccountActivity]>,
 }
 
@@ -86,6 +86,14 @@ pub fn match_account(
         }
     };
     let by_email = |list: &[&AccountActivity]| -> Match {
+        if list.iter().any(|a| a.email.is_none()) {
+            return Match::Ambiguous {
+                candidates: list.iter().map(|a| a.username.clone()).collect(),
+                reason: "the email search found accounts whose email the product does not show (e.g. Jira's user \
+                         email visibility); which one is this user cannot be told"
+                    .into(),
+            };
+        }
         match list {
             [] => Match::New,
             [one] => taken(one).unwrap_or_else(|| existing(one, true, None)),
@@ -180,6 +188,9 @@ mod tests {
         let silent = acc("dave@contoso.com", None);
         let m = decide(LinkExisting::UsernameThenEmail, Some(&silent), None);
         assert!(matches!(m, Match::Existing { by_email: false, note: Some(_), .. }), "{m:?}");
+        // An email search hit whose email is hidden is never taken on trust.
+        let hidden = acc("dsmith", None);
+        assert_eq!(decide(LinkExisting::UsernameThenEmail, None, Some(&[&hidden])).word(), "ambiguous");
         // Email mode on a product without email search falls back to the username.
         assert_eq!(decide(LinkExisting::Email, Some(&silent), None).word(), "existing");
         assert_eq!(decide(LinkExisting::Email, None, None), Match::New);
