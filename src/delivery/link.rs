@@ -99,8 +99,10 @@ impl Deliverer {
     ) -> StoreResult<Plan> {
         let (target, user) = (intent.target.clone(), intent.user_id.clone());
         if let Some(review) = self.store.review(&target, &user)? {
-            self.hold(seq, entry, intent, None, &format!("waiting for review: {}", review.reason))?;
-            return Ok(Plan::Held);
+            // Not held when an operator resolved the review a moment ago: the link is read below.
+            if self.hold(seq, entry, intent, None, &format!("waiting for review: {}", review.reason))? {
+                return Ok(Plan::Held);
+            }
         }
         // Jobs (cleanup, licence, bulk, reconcile) name the account they read from the target;
         // only what the IdP caused is addressed through the link.
@@ -385,6 +387,7 @@ impl Deliverer {
         }
     }
 
+    /// Holds the entry (see `Store::hold_for_review`); `false` when it was not held.
     fn hold(
         &self,
         seq: u64,
@@ -392,16 +395,18 @@ impl Deliverer {
         intent: &Intent,
         review: Option<&Review>,
         reason: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let audit = json!({
             "type": "delivery", "at": now_text(), "job": seq, "target": intent.target, "user_id": intent.user_id,
             "username": intent.username, "action": intent.action, "trigger": intent.trigger,
             "attempt": entry.attempts + 1, "outcome": "held_for_review", "reason": reason,
             "review": review.map(|r| json!({"kind": r.kind, "candidates": r.candidates})),
         });
-        self.store.hold_for_review(review, &intent.target, &intent.user_id, seq, entry, &audit)?;
-        self.metrics.record_delivery(&intent.target, "held_for_review");
-        Ok(())
+        let held = self.store.hold_for_review(review, &intent.target, &intent.user_id, seq, entry, &audit)?;
+        if held {
+            self.metrics.record_delivery(&intent.target, "held_for_review");
+        }
+        Ok(held)
     }
 
     /// Runs the steps in order, stopping at the first failure; every call is recorded.

@@ -321,8 +321,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Puts the user on the review list and holds outbox entry `seq` (removed from the outbox),
-    /// with its audit record, in one transaction.
+    /// Puts the user on the review list (`review`) and holds outbox entry `seq` (removed from the
+    /// outbox), with its audit record, in one transaction. Without a new `review` the entry is held
+    /// only while the user is still on the list: `false` when an operator resolved it meanwhile,
+    /// and the entry stays in the outbox for the caller to deliver.
     ///
     /// # Errors
     /// On a storage error.
@@ -334,9 +336,12 @@ impl Store {
         seq: u64,
         entry: &OutboxEntry,
         audit: &Value,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let _guard = self.lock();
         let (review_tree, held) = (self.named(REVIEW)?, self.named(HELD)?);
+        if review.is_none() && !review_tree.contains_key(keys::pair(target, user_id))? {
+            return Ok(false);
+        }
         let review_bytes = review.map(encode).transpose()?;
         let entry_bytes = entry.encode()?;
         let audit_seq = self.next_seq();
@@ -357,7 +362,7 @@ impl Store {
             TxResult::Ok(())
         })?;
         self.mark_committed();
-        Ok(())
+        Ok(true)
     }
 
     /// How many intents are held for `user_id` on `target`.
@@ -370,8 +375,11 @@ impl Store {
         Ok(self.named(HELD)?.scan_prefix(prefix).count())
     }
 
-    /// Puts the intents held for `user_id` on `target` back in the outbox, in their order;
-    /// returns their new sequences.
+    /// Puts the intents held for `user_id` on `target` back in the outbox, in their order, and
+    /// moves that lane's still pending entries (queued after them) behind them, so the lane keeps
+    /// its order; returns the new sequences of the released ones. The worker skips the old
+    /// sequences of moved entries (they are gone); one in flight may be delivered twice, which
+    /// every connector action tolerates (they are idempotent).
     ///
     /// # Errors
     /// On a storage error.
@@ -384,11 +392,24 @@ impl Store {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let seqs: Vec<u64> = items.iter().map(|_| self.next_seq()).collect();
         let outbox = self.t(super::tree::OUTBOX);
+        let mut pending: Vec<(sled::IVec, sled::IVec)> = Vec::new();
+        for kv in outbox.iter() {
+            let (k, v) = kv?;
+            let e = OutboxEntry::decode(&v)?;
+            if e.target() == target && e.user_id() == user_id {
+                pending.push((k, v));
+            }
+        }
+        let seqs: Vec<u64> = items.iter().chain(&pending).map(|_| self.next_seq()).collect();
         (&held, outbox).transaction(|(h, o)| {
-            for ((k, v), seq) in items.iter().zip(&seqs) {
+            for (k, _) in &items {
                 h.remove(k)?;
+            }
+            for (k, _) in &pending {
+                o.remove(k)?;
+            }
+            for ((_, v), seq) in items.iter().chain(&pending).zip(&seqs) {
                 o.insert(&seq.to_be_bytes(), v)?;
             }
             TxResult::Ok(())
@@ -398,7 +419,7 @@ impl Store {
         }
         self.mark_committed();
         self.inner.outbox_signal.notify_one();
-        Ok(seqs)
+        Ok(seqs[..items.len()].to_vec())
     }
 }
 
@@ -451,16 +472,32 @@ mod tests {
             (0..3).map(|i| OutboxEntry::new(json!({"n": i, "user_id": "u1", "target": "jira"}), "t", 0)).collect();
         let seqs = store.enqueue(&entries).expect("enqueue");
         for (seq, e) in seqs.iter().zip(&entries) {
-            store.hold_for_review(None, "jira", "u1", *seq, e, &json!({"type": "delivery"})).expect("hold");
+            let review = (*seq == seqs[0]).then(|| Review {
+                target: "jira".into(),
+                user_id: "u1".into(),
+                user_name: "dave".into(),
+                wanted: "dave".into(),
+                email: None,
+                kind: "ambiguous".into(),
+                reason: "test".into(),
+                candidates: vec![],
+                at: "t".into(),
+            });
+            let held = store.hold_for_review(review.as_ref(), "jira", "u1", *seq, e, &json!({"type": "delivery"}));
+            assert!(held.expect("hold"));
         }
         assert_eq!(store.outbox_depth(), 0);
         assert_eq!(store.held_count("jira", "u1").expect("count"), 3);
+        // Queued after the hold began (not yet attempted): must stay behind the held ones.
+        let later = OutboxEntry::new(json!({"n": 3, "user_id": "u1", "target": "jira"}), "t", 0);
+        let other = OutboxEntry::new(json!({"n": 9, "user_id": "u2", "target": "jira"}), "t", 0);
+        store.enqueue(&[later, other]).expect("enqueue");
         let back = store.release_held("jira", "u1").expect("release");
         assert_eq!(back.len(), 3);
         assert!(back.windows(2).all(|w| w[0] < w[1]) && back[0] > seqs[2]);
         let order: Vec<i64> =
             store.outbox_after(0).expect("read").iter().map(|i| i.entry.intent["n"].as_i64().unwrap_or(-1)).collect();
-        assert_eq!(order, vec![0, 1, 2]);
+        assert_eq!(order, vec![9, 0, 1, 2, 3], "the lane keeps its order; other lanes stay put");
         assert_eq!(store.held_count("jira", "u1").expect("count"), 0);
     }
 }
