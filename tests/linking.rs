@@ -160,6 +160,12 @@ async fn several_accounts_with_the_email_hold_the_user_for_review_until_links_se
     assert_eq!(jira.count("POST", "/rest/api/2/user"), 0);
     assert_eq!(jira.count("POST", "/rest/api/2/group/user"), 0);
 
+    let metrics = s.client.get(format!("{}/metrics", s.root)).bearer_auth(ADMIN_TOKEN).send().await.expect("m");
+    let metrics = metrics.text().await.expect("metrics text");
+    assert!(
+        metrics.contains("scimbridge_link_review_users 1") && metrics.contains("scimbridge_link_held_intents 2"),
+        "an operator can alert on users waiting for review: {metrics}"
+    );
     let (status, list) = admin(&s, Method::GET, "/admin/links?target=jira", None).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["review"][0]["held"], 2, "{list}");

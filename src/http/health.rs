@@ -37,11 +37,18 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let users = state.store.count(crate::store::Kind::User) as f64;
     let groups = state.store.count(crate::store::Kind::Group) as f64;
+    let (review, held) = state.store.review_counts();
     let text = state.metrics.render(&[
         ("scimbridge_store_size_bytes", "Size of the embedded store on disk.", state.store.size_on_disk() as f64),
         ("scimbridge_users", "Users stored.", users),
         ("scimbridge_groups", "Groups stored.", groups),
         ("scimbridge_outbox_depth", "Intents waiting for delivery.", state.store.outbox_depth() as f64),
+        (
+            "scimbridge_link_review_users",
+            "Users whose Atlassian account could not be matched without a decision; nothing is done for them until `links set`.",
+            review as f64,
+        ),
+        ("scimbridge_link_held_intents", "Intents held until their user's review is resolved.", held as f64),
         (
             "scimbridge_record_cache_records",
             "Users and groups held in the record cache; below users + groups, reads of the rest go to disk (raise cache_mb).",

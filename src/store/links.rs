@@ -365,6 +365,12 @@ impl Store {
         Ok(true)
     }
 
+    /// Users on the review list and intents held for them, over all targets (for `/metrics`).
+    pub fn review_counts(&self) -> (usize, usize) {
+        let len = |name: &str| self.named(name).map(|t| t.len()).unwrap_or(0);
+        (len(REVIEW), len(HELD))
+    }
+
     /// How many intents are held for `user_id` on `target`.
     ///
     /// # Errors
