@@ -41,8 +41,9 @@ pub fn event_for_target(store: &Store, event: &Event, target: &str) -> Event {
     e
 }
 
-/// The rename of the linked account when the IdP renamed the user (derived username changed) and
-/// `rename = "follow"`, on products that can rename; nothing otherwise (the link keeps the account).
+/// The rename of the linked account when the IdP renamed the user (derived username changed),
+/// `rename = "follow"`, the product can rename, and the account carries the old derived name;
+/// nothing otherwise (the link keeps the account).
 pub fn rename_intent(store: &Store, event: &Event, policy: &Policy, target: &TargetPolicy) -> Option<Intent> {
     if policy.rename != RenameMode::Follow || !Connector::can_rename(target.product) {
         return None;
@@ -52,7 +53,9 @@ pub fn rename_intent(store: &Store, event: &Event, policy: &Policy, target: &Tar
     let unmapped = |f: &UserFacts| UserFacts { mapped_username: None, ..f.clone() };
     let old = policy::username_for(&unmapped(before), policy.username_from)?;
     let new = policy::username_for(&unmapped(after), policy.username_from)?;
-    if policy::eq_ci(&old, &new) || policy::eq_ci(&link.username, &new) {
+    // Only an account that carries the IdP-derived name follows it; one linked under another
+    // name (found by email, set by an operator) keeps its own.
+    if policy::eq_ci(&old, &new) || !policy::eq_ci(&link.username, &old) {
         return None;
     }
     Some(Intent {

@@ -276,8 +276,10 @@ async fn a_rehire_with_the_same_username_is_reactivated_never_a_409_loop() {
 async fn rename_follow_renames_the_linked_jira_account_and_keep_leaves_confluence_alone() {
     let jira = Emulator::start(Product::Jira).await;
     let wiki = Emulator::start(Product::Confluence).await;
+    jira.add_user_with_email("jdoe", "jane@contoso.com");
     let s = bridge(&[("jira", &jira), ("wiki", &wiki)], "rename = \"follow\"\nusername_from = \"userName_localpart\"")
         .await;
+    let jane = entra_user(&s, "jane@contoso.com", "j-1").await;
     let id = entra_user(&s, "ivan@contoso.com", "i-1").await;
     eventually("ivan created on both", WAIT, || {
         link_of(&s, &id, "jira").as_deref() == Some("ivan") && link_of(&s, &id, "wiki").as_deref() == Some("ivan")
@@ -296,12 +298,19 @@ async fn rename_follow_renames_the_linked_jira_account_and_keep_leaves_confluenc
         Some("ivan"),
         "Confluence cannot rename: the link keeps the account"
     );
+    // jdoe was found by email: its own name is not the IdP's, so it is not renamed.
+    eventually("jane linked to jdoe", WAIT, || link_of(&s, &jane, "jira").as_deref() == Some("jdoe")).await;
+    let rename_jane = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "userName", "value": "jane.doe@contoso.com"}]});
+    assert_eq!(s.patch(&format!("/Users/{jane}"), &rename_jane).await.status, 200);
     assert_eq!(s.patch(&format!("/Users/{id}"), &disable()).await.status, 200);
     eventually("both accounts deactivated under their linked names", WAIT, || {
         jira.user("ivan").is_some_and(|u| !u.active) && wiki.user("ivan").is_some_and(|u| !u.active)
     })
     .await;
     assert_eq!(s.store().dead_letter_count(), 0);
+    assert_eq!(link_of(&s, &jane, "jira").as_deref(), Some("jdoe"));
+    assert!(jira.user("jdoe").is_some_and(|u| u.name == "jdoe"), "an account linked under another name keeps it");
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());
 }
 
