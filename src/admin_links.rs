@@ -55,6 +55,35 @@ fn user_name(store: &Store, id: &str) -> Option<String> {
     store.get(Kind::User, id).ok().flatten().and_then(|r| r.str_attr("userName").map(str::to_string))
 }
 
+/// Checks that `username` is an account of the configured target `target` before `set` links to
+/// it, so a typo cannot send a user's held deliveries to a name nobody has.
+///
+/// # Errors
+/// A 400 when the target has no such account (naming the way to link a new one anyway), a 502
+/// when the target cannot be asked.
+pub async fn check_account(config: &crate::config::Config, target: &str, username: &str) -> StoreResult<()> {
+    let Some(t) = config.targets.iter().find(|t| t.spec.name.eq_ignore_ascii_case(target.trim())) else {
+        return Err(ScimError::invalid_value(format!("No [[target]] is named '{target}'.")).into());
+    };
+    let conn = crate::atlassian::Connector::new(t.spec.clone())
+        .map_err(|e| ScimError::new(500, None, format!("The {target} target cannot be used: {e}.")))?;
+    match conn.find_user(username.trim()).await.1 {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ScimError::invalid_value(format!(
+            "The {} target has no account '{}'; check the name, or link it as a new account (--new, \"new\": true) to have the held create make it.",
+            t.spec.name,
+            username.trim()
+        ))
+        .into()),
+        Err(f) => Err(ScimError::new(
+            502,
+            None,
+            format!("Could not check the account on {}: {}; try again, or use --new to link without checking.", t.spec.name, f.reason()),
+        )
+        .into()),
+    }
+}
+
 /// Every link and every user waiting for review, optionally of one target.
 ///
 /// # Errors

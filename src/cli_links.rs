@@ -37,13 +37,17 @@ pub enum LinksCmd {
         json: bool,
     },
     /// Link SCIM_USER (userName or SCIM id) to the existing account ATLASSIAN_USERNAME on one
-    /// target; resolves a review and releases the held deliveries (audited).
+    /// target (checked there first); resolves a review and releases the held deliveries (audited).
     Set {
         scim_user: String,
         atlassian_username: String,
         /// The [[target]] name.
         #[arg(long)]
         target: String,
+        /// ATLASSIAN_USERNAME is not an account yet: link it anyway, the held create makes it
+        /// (without this flag the account must exist on the target).
+        #[arg(long)]
+        new: bool,
     },
     /// Remove SCIM_USER's links (on one target, or all); the next delivery looks the account up
     /// again (audited).
@@ -147,13 +151,24 @@ impl Backend {
     ///
     /// # Errors
     /// Unknown user or target, an account linked to someone else, a store error.
-    pub async fn links_set(&self, config: &Config, user: &str, username: &str, target: &str) -> anyhow::Result<Value> {
+    pub async fn links_set(
+        &self,
+        config: &Config,
+        user: &str,
+        username: &str,
+        target: &str,
+        new: bool,
+    ) -> anyhow::Result<Value> {
         match self {
             Backend::Local(store) => {
+                crate::admin_links::target_name(&target_names(config), target)?;
+                if !new {
+                    crate::admin_links::check_account(config, target, username).await?;
+                }
                 Ok(crate::admin_links::set(store, &target_names(config), user, username, target, CLI_ACTOR)?)
             }
             Backend::Remote { .. } => {
-                let body = json!({"user": user, "username": username, "target": target});
+                let body = json!({"user": user, "username": username, "target": target, "new": new});
                 remote(self, reqwest::Method::POST, "/links", Some(body)).await
             }
         }
@@ -288,8 +303,8 @@ pub async fn run(config: &Config, cmd: &LinksCmd) -> anyhow::Result<()> {
             }
             eprintln!("{} link(s), {} waiting for review", links.len(), review.len());
         }
-        LinksCmd::Set { scim_user, atlassian_username, target } => {
-            let v = backend.links_set(config, scim_user, atlassian_username, target).await?;
+        LinksCmd::Set { scim_user, atlassian_username, target, new } => {
+            let v = backend.links_set(config, scim_user, atlassian_username, target, *new).await?;
             let previous = v.get("previous").and_then(Value::as_str).map(|p| format!(" (was {p})")).unwrap_or_default();
             println!(
                 "Linked {} to {} on {}{previous}; {} held delivery(ies) released.",

@@ -213,6 +213,18 @@ async fn several_accounts_with_the_email_hold_the_user_for_review_until_links_se
         admin(&s, Method::POST, "/admin/links", Some(json!({"user": other, "username": "DSMITH", "target": "jira"})))
             .await;
     assert_eq!(status, 409, "{body}");
+    // A name the target has no account of is refused, unless linked as new on purpose.
+    let typo = json!({"user": other, "username": "dsmiht", "target": "jira"});
+    let (status, body) = admin(&s, Method::POST, "/admin/links", Some(typo)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("no account 'dsmiht'") && d.contains("--new")),
+        "{body}"
+    );
+    let new_name = json!({"user": other, "username": "zoe.new", "target": "jira", "new": true});
+    let (status, body) = admin(&s, Method::POST, "/admin/links", Some(new_name)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(link_of(&s, &other, "jira").as_deref(), Some("zoe.new"));
 }
 
 #[tokio::test]

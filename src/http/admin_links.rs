@@ -1,6 +1,7 @@
 //! Account links on the admin API (issue 9), the equivalents of `scimbridge links …`:
 //! `GET /admin/links[?target=T]` (links and the review list), `GET /admin/links/preview[?target=T]`
-//! (changes nothing), `POST /admin/links` with `{"user", "username", "target"}` (set), and
+//! (changes nothing), `POST /admin/links` with `{"user", "username", "target"[, "new": true]}`
+//! (set; the account must exist on the target unless `new`), and
 //! `DELETE /admin/links?user=U[&target=T]` (clear). Changes are audited with the token's name as
 //! `actor`.
 
@@ -50,6 +51,9 @@ struct SetBody {
     user: String,
     username: String,
     target: String,
+    /// Link a name the target has no account of yet (the held create makes it).
+    #[serde(default)]
+    new: bool,
 }
 
 pub async fn set(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -58,6 +62,10 @@ pub async fn set(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
             "The body must be {{\"user\": SCIM_USER, \"username\": ATLASSIAN_USERNAME, \"target\": T}}: {e}."
         ))
     })?;
+    admin_links::target_name(&targets(&state), &b.target)?;
+    if !b.new {
+        admin_links::check_account(&state.config, &b.target, &b.username).await?;
+    }
     Ok(json_ok(admin_links::set(&state.store, &targets(&state), &b.user, &b.username, &b.target, &actor(&req))?))
 }
 
