@@ -16,7 +16,7 @@ use crate::lifecycle::{BulkKind, BulkRequest, Jobs, Mode, Report};
 #[derive(Debug, Clone)]
 pub enum LifecycleOp {
     Refresh { target: Option<String> },
-    Cleanup { mode: Mode, target: Option<String> },
+    Cleanup { mode: Mode, target: Option<String>, orphans: bool },
     LicenseReport,
     LicenseOptimize { mode: Mode },
     LicenseGrant { user: String },
@@ -52,8 +52,9 @@ impl LifecycleOp {
                     .map_or("/activity/refresh".into(), |t| format!("/activity/refresh?target={}", url_encode(t))),
                 None,
             ),
-            LifecycleOp::Cleanup { mode, target } => {
-                (M::POST, with_target(format!("/cleanup?mode={}", mode.as_str()), target), None)
+            LifecycleOp::Cleanup { mode, target, orphans } => {
+                let orphans = if *orphans { "&orphans=true" } else { "" };
+                (M::POST, with_target(format!("/cleanup?mode={}{orphans}", mode.as_str()), target), None)
             }
             LifecycleOp::LicenseReport => (M::GET, "/license/report".into(), None),
             LifecycleOp::LicenseOptimize { mode } => {
@@ -89,7 +90,9 @@ impl Backend {
                 let run = async move {
                     match op {
                         LifecycleOp::Refresh { target } => jobs.refresh(target.as_deref(), now).await,
-                        LifecycleOp::Cleanup { mode, target } => jobs.cleanup(mode, target.as_deref(), now).await,
+                        LifecycleOp::Cleanup { mode, target, orphans } => {
+                            jobs.cleanup_selecting(mode, target.as_deref(), orphans, now).await
+                        }
                         LifecycleOp::LicenseReport => jobs.license_report(now).await,
                         LifecycleOp::LicenseOptimize { mode } => jobs.license_optimize(mode, now).await,
                         LifecycleOp::LicenseGrant { user } => jobs.license_grant(&user, now).await,
@@ -142,6 +145,9 @@ pub struct CleanupArgs {
     /// Only this target.
     #[arg(long)]
     pub target: Option<String>,
+    /// Only orphans: accounts linked to no SCIM user (see `links preview`).
+    #[arg(long)]
+    pub orphans: bool,
 }
 
 /// `scimbridge activity …`.
@@ -199,6 +205,9 @@ pub struct BulkArgs {
     /// deactivate (default), remove_license, delete or anonymize (deactivate only).
     #[arg(long)]
     pub action: Option<String>,
+    /// Only orphans (accounts linked to no SCIM user): alone, or narrowing another selector.
+    #[arg(long)]
+    pub orphans: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -225,6 +234,7 @@ impl BulkArgs {
             usernames,
             mode: self.run.mode(),
             action: self.action.clone(),
+            orphans: self.orphans,
         };
         request.check(kind).map_err(|e| anyhow::anyhow!(e))?;
         Ok(LifecycleOp::Bulk { kind, request })
@@ -292,8 +302,11 @@ mod tests {
 
     #[test]
     fn operations_map_to_the_admin_api() {
-        let (m, p, _) = LifecycleOp::Cleanup { mode: Mode::Apply, target: Some("jira x".into()) }.request();
+        let (m, p, _) =
+            LifecycleOp::Cleanup { mode: Mode::Apply, target: Some("jira x".into()), orphans: false }.request();
         assert_eq!((m, p.as_str()), (reqwest::Method::POST, "/cleanup?mode=apply&target=jira%20x"));
+        let (_, p, _) = LifecycleOp::Cleanup { mode: Mode::DryRun, target: None, orphans: true }.request();
+        assert_eq!(p, "/cleanup?mode=dry-run&orphans=true");
         let (_, p, _) = LifecycleOp::LicenseGrant { user: "a@b".into() }.request();
         assert_eq!(p, "/license/grant/a%40b");
         let (_, p, b) = LifecycleOp::Bulk { kind: BulkKind::Reactivate, request: BulkRequest::default() }.request();

@@ -160,7 +160,7 @@ impl ChangeHook for PolicyHook {
         // Group-level intents first: the group exists before members are added (their lanes
         // also create it on demand, so this is an ordering nicety, not a requirement).
         let mut intents = group_intents;
-        intents.extend(policy::decide(&event, &self.policy, &self.targets));
+        intents.extend(crate::intake_links::decide_with_links(store, &event, &self.policy, &self.targets));
         if let Some(lc) = &self.license {
             // The change's own time, so the licence history matches the audit record.
             let now =

@@ -75,6 +75,11 @@ enum Command {
     Reactivate(lc::BulkArgs),
     /// Drift reconciliation: compare every target with the IdP's desired state; --apply repairs.
     Reconcile(lc::RunArgs),
+    /// Links between SCIM users and existing Atlassian accounts: preview, list, set, clear.
+    Links {
+        #[command(subcommand)]
+        action: scimbridge::cli_links::LinksCmd,
+    },
     /// A person's whole history, from IdP event to Atlassian effect, with who caused each step and why.
     Audit {
         /// SCIM userName (case-insensitive, also of deleted users), SCIM id, Atlassian username, or
@@ -218,7 +223,7 @@ fn main() -> ExitCode {
         }
         Command::Cleanup(a) => with_runtime(lc::run(
             &config,
-            lc::LifecycleOp::Cleanup { mode: a.run.mode(), target: a.target.clone() },
+            lc::LifecycleOp::Cleanup { mode: a.run.mode(), target: a.target.clone(), orphans: a.orphans },
             &a.run.out,
         )),
         Command::License { action } => match action {
@@ -237,6 +242,7 @@ fn main() -> ExitCode {
             .request(scimbridge::lifecycle::BulkKind::Reactivate)
             .and_then(|op| with_runtime(lc::run(&config, op, &a.run.out))),
         Command::Reconcile(r) => with_runtime(lc::run(&config, lc::LifecycleOp::Reconcile { mode: r.mode() }, &r.out)),
+        Command::Links { action } => with_runtime(scimbridge::cli_links::run(&config, action)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -316,6 +322,9 @@ async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
     }
     if config.policy.dry_run {
         println!("policy.dry_run is on: intents are recorded and reported, never sent.");
+    }
+    for note in scimbridge::cli_links::config_notes(&config) {
+        println!("{note}");
     }
     if !live {
         return Ok(());

@@ -213,6 +213,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         cfg: config.delivery.clone(),
         metrics: metrics.clone(),
         groups: crate::delivery::GroupGuard::new(store.clone(), config.policy.groups.clone()),
+        link_existing: config.policy.link_existing,
     }
     .spawn();
     // A job that fails to start is logged; serving goes on (the jobs also run on demand).

@@ -219,7 +219,18 @@ async fn the_bridge_never_removes_the_access_of_its_own_account() {
     jira.set_role("jira-software", &["jira-software-users"], None);
     jira.add_member(SERVICE_USER, "jira-software-users");
     let s = bridge(&jira, "").await;
-    let id = s.create_user(SERVICE_USER).await;
+    // The IdP's record of the service account carries its email, so linking finds the account.
+    let id = s
+        .create_user_from(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": SERVICE_USER,
+            "emails": [{"value": "svc@example.com", "type": "work", "primary": true}],
+            "active": true
+        }))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     disable(&s, &id).await;
 
     let rec = offboarding_record(&s, &id, "deactivate").await;

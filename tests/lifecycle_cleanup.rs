@@ -154,8 +154,11 @@ async fn the_cli_path_without_a_server_writes_the_csv_and_json_reports() {
     // The store `serve` made (a run never creates one).
     drop(scimbridge::store::Store::open(tmp.path()).expect("store"));
     let out = tmp.path().join("reports");
-    let op =
-        scimbridge::cli_lifecycle::LifecycleOp::Cleanup { mode: scimbridge::lifecycle::Mode::DryRun, target: None };
+    let op = scimbridge::cli_lifecycle::LifecycleOp::Cleanup {
+        mode: scimbridge::lifecycle::Mode::DryRun,
+        target: None,
+        orphans: false,
+    };
     scimbridge::cli_lifecycle::run(&config, op, &out).await.expect("cleanup runs");
     let files: Vec<_> = std::fs::read_dir(&out).expect("out dir").filter_map(|e| e.ok()).map(|e| e.path()).collect();
     let csv = files.iter().find(|p| p.extension().is_some_and(|e| e == "csv")).expect("a CSV");
@@ -181,8 +184,11 @@ async fn the_cli_path_through_a_running_server_gives_the_same_report() {
     );
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("reports");
-    let op =
-        scimbridge::cli_lifecycle::LifecycleOp::Cleanup { mode: scimbridge::lifecycle::Mode::DryRun, target: None };
+    let op = scimbridge::cli_lifecycle::LifecycleOp::Cleanup {
+        mode: scimbridge::lifecycle::Mode::DryRun,
+        target: None,
+        orphans: false,
+    };
     scimbridge::cli_lifecycle::run(&config, op, &out).await.expect("cleanup runs through the server");
     let files: Vec<_> = std::fs::read_dir(&out).expect("out dir").filter_map(|e| e.ok()).map(|e| e.path()).collect();
     let csv = files.iter().find(|p| p.extension().is_some_and(|e| e == "csv")).expect("a CSV");

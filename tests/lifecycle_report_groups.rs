@@ -81,8 +81,11 @@ async fn the_csv_report_the_cli_writes_has_the_groups_column_filled() {
     // A local run reads an existing store; it never creates one.
     drop(scimbridge::store::Store::open(&config.data_dir).expect("store"));
     let out = tmp.path().join("reports");
-    let op =
-        scimbridge::cli_lifecycle::LifecycleOp::Cleanup { mode: scimbridge::lifecycle::Mode::DryRun, target: None };
+    let op = scimbridge::cli_lifecycle::LifecycleOp::Cleanup {
+        mode: scimbridge::lifecycle::Mode::DryRun,
+        target: None,
+        orphans: false,
+    };
     tokio::time::timeout(Duration::from_secs(60), scimbridge::cli_lifecycle::run(&config, op, &out))
         .await
         .expect("in time")

@@ -27,6 +27,7 @@ mod lifecycle_cleanup;
 mod lifecycle_license;
 mod lifecycle_reconcile;
 mod lifecycle_report_groups;
+mod linking;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;

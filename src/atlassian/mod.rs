@@ -36,6 +36,7 @@ mod crowd;
 mod fallback;
 mod jira;
 mod live;
+mod lookup;
 mod read;
 mod request;
 mod types;
@@ -46,6 +47,7 @@ pub use activity::{admin_groups, AccountActivity, ReadPolicy, ReadStats, Seats};
 pub use client::{Connector, PollPolicy};
 pub use fallback::{Fallback, GroupRefused, LeadMove, Offboarding};
 pub use live::{LiveCheck, Needs};
+pub use lookup::{same_email, EmailSearch, CONFLUENCE_NO_EMAIL_SEARCH};
 pub use types::{
     Action, ActionKind, Auth, Call, Effect, Execution, Failure, Product, Secret, Support, TargetError, TargetSpec,
 };

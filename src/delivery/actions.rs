@@ -27,6 +27,8 @@ pub fn for_intent(intent: &Intent) -> Vec<Action> {
         IntentAction::UpdateProfile { display_name, email } => {
             vec![Action::UpdateProfile { username, display_name: display_name.clone(), email: email.clone() }]
         }
+        // Not a connector action: `link.rs` renames and moves the link together.
+        IntentAction::RenameUser { .. } => Vec::new(),
     }
 }
 

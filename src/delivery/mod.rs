@@ -5,10 +5,12 @@
 
 mod actions;
 mod groups;
+mod link;
 mod restore;
 mod retry;
 mod worker;
 
 pub use groups::GroupGuard;
+pub use link::{link_audit, DELIVERY_ACTOR};
 pub use retry::{backoff, decide, jittered, Decision};
 pub use worker::{Deliverer, WorkerHandle};

@@ -12,8 +12,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::actions;
 use super::groups::{Gate, GroupGuard};
+use super::link::{self, Step};
 use super::retry::{self, Decision};
 use crate::atlassian::{Action, Call, Connector, Effect};
 use crate::config::Delivery;
@@ -59,6 +59,8 @@ pub struct Deliverer {
     pub metrics: Arc<Metrics>,
     /// Which Atlassian groups may be changed, and their creation (`groups.rs`).
     pub groups: GroupGuard,
+    /// `[policy] link_existing`: how a create looks for an existing account (`link.rs`).
+    pub link_existing: crate::policy::LinkExisting,
 }
 
 fn now_ms() -> u64 {
@@ -234,7 +236,7 @@ impl Deliverer {
     /// `superseded_by`: a later pending intent of the lane that makes this one stale.
     async fn attempt(&self, seq: u64, superseded_by: Option<u64>) -> StoreResult<Outcome> {
         let Some(entry) = self.store.outbox_get(seq)? else { return Ok(Outcome::Closed) };
-        let intent: Intent = match serde_json::from_value(entry.intent.clone()) {
+        let mut intent: Intent = match serde_json::from_value(entry.intent.clone()) {
             Ok(i) => i,
             Err(e) => {
                 let audit = json!({"type": "delivery", "at": now_text(), "job": seq, "outcome": "dead", "reason": format!("unreadable intent: {e}")});
@@ -273,15 +275,28 @@ impl Deliverer {
             return self.bury(seq, entry, &intent, &[], format!("target '{}' is not configured", intent.target));
         };
         let started = Instant::now();
-        let mut failure = None;
-        let mut calls = match self.groups.gate(connector, &intent).await? {
-            Gate::Proceed(calls) => calls,
-            Gate::Skip(calls, reason) => return self.skip(seq, &entry, &intent, &calls, reason),
-            Gate::Fail(calls, f) => {
-                failure = Some(f);
-                calls
+        // The account this intent acts on: a recorded link, an existing account found now (DESIGN:
+        // linking happens at delivery, before a create), or held for review (`link.rs`).
+        let (mut calls, steps, link, link_note, mut failure) =
+            match self.plan(connector, seq, &entry, &mut intent).await? {
+                link::Plan::Held => return Ok(Outcome::Closed),
+                // A failed look-up is retried like any failed call.
+                link::Plan::Failed(f, calls) => (calls, Vec::new(), None, Value::Null, Some(f)),
+                link::Plan::Deliver { steps, link, note, calls } => (calls, steps, link, note, None),
+            };
+        if failure.is_none() {
+            match self.groups.gate(connector, &intent).await? {
+                Gate::Proceed(made) => calls.extend(made),
+                Gate::Skip(made, reason) => {
+                    calls.extend(made);
+                    return self.skip(seq, &entry, &intent, &calls, reason);
+                }
+                Gate::Fail(made, f) => {
+                    calls.extend(made);
+                    failure = Some(f);
+                }
             }
-        };
+        }
         let mut notes = Vec::new();
         let mut effects = Vec::new();
         let mut fallbacks = Vec::new();
@@ -298,16 +313,28 @@ impl Deliverer {
             runs -= 1;
             failure = None;
             effects.clear();
-            let mut planned = actions::for_intent(&intent);
+            let mut planned = steps.clone();
             planned.extend(
-                restored.iter().map(|g| Action::AddToGroup { username: intent.username.clone(), group: g.clone() }),
+                restored
+                    .iter()
+                    .map(|g| Step::Act(Action::AddToGroup { username: intent.username.clone(), group: g.clone() })),
             );
-            for action in planned {
-                let ex = connector.execute_resuming(&action, entry.resume.as_deref()).await;
-                calls.extend(ex.calls);
-                fallbacks.extend(ex.fallback);
-                notes.extend(ex.notes);
-                match ex.result {
+            for step in planned {
+                let (result, step_resume) = match step {
+                    Step::Act(action) => {
+                        let ex = connector.execute_resuming(&action, entry.resume.as_deref()).await;
+                        calls.extend(ex.calls);
+                        fallbacks.extend(ex.fallback);
+                        notes.extend(ex.notes);
+                        (ex.result, ex.resume)
+                    }
+                    Step::Rename { old, new } => {
+                        let (made, result) = connector.rename_user(&old, &new).await;
+                        calls.extend(made);
+                        (result, None)
+                    }
+                };
+                match result {
                     Ok(effect) => {
                         effects.push(effect);
                         if effect == Effect::NoSuchAccount {
@@ -316,7 +343,7 @@ impl Deliverer {
                     }
                     Err(f) => {
                         failure = Some(f);
-                        resume = ex.resume;
+                        resume = step_resume;
                         break;
                     }
                 }
@@ -329,6 +356,11 @@ impl Deliverer {
                 _ => runs = 0,
             }
         }
+        if let (None, Some(link)) = (&failure, link) {
+            if !effects.contains(&Effect::NoSuchAccount) {
+                self.record_link(*link, &effects)?;
+            }
+        }
         // How access ended, when the product refused a plain deactivation (issue 9 item 3).
         let mut how = if fallbacks.is_empty() { json!({}) } else { json!({ "fallback": fallbacks }) };
         if !restored.is_empty() {
@@ -337,6 +369,9 @@ impl Deliverer {
         // What the admin should know although the action succeeded (sessions not ended…).
         if !notes.is_empty() {
             how["notes"] = json!(notes);
+        }
+        if !link_note.is_null() {
+            how["link"] = link_note;
         }
         let Some(failure) = failure else {
             self.groups.delivered(&intent)?;

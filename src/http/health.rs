@@ -37,6 +37,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let users = state.store.count(crate::store::Kind::User) as f64;
     let groups = state.store.count(crate::store::Kind::Group) as f64;
+    let (review, held) = state.store.review_counts();
     let text = state.metrics.render(&[
         ("scimbridge_store_size_bytes", "Size of the embedded store on disk.", state.store.size_on_disk() as f64),
         ("scimbridge_users", "Users stored.", users),
@@ -48,6 +49,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "Intents not delivered because a newer one for the same user and target supersedes them.",
             state.store.superseded_count() as f64,
         ),
+        (
+            "scimbridge_link_review_users",
+            "Users whose Atlassian account could not be matched without a decision; nothing is done for them until `links set`.",
+            review as f64,
+        ),
+        ("scimbridge_link_held_intents", "Intents held until their user's review is resolved.", held as f64),
         (
             "scimbridge_record_cache_records",
             "Users and groups held in the record cache; below users + groups, reads of the rest go to disk (raise cache_mb).",

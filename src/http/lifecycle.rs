@@ -1,6 +1,6 @@
 //! The lifecycle jobs on the admin API (admin token), so they can be scripted and so the CLI can
 //! use them while `serve` holds the store. Each answers the run's report (JSON, as stored):
-//! `POST /admin/activity/refresh[?target=T]`, `POST /admin/cleanup?mode=dry-run|apply[&target=T]`,
+//! `POST /admin/activity/refresh[?target=T]`, `POST /admin/cleanup?mode=dry-run|apply[&target=T][&orphans=true]`,
 //! `GET /admin/license/report`, `POST /admin/license/optimize?mode=…`,
 //! `POST /admin/license/grant/{user}`, `POST /admin/deactivate` and `POST /admin/reactivate`
 //! (body: a `BulkRequest`), `POST /admin/reconcile?mode=…`, `GET /admin/reports[?limit=N]`,
@@ -56,7 +56,14 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<
 
 pub async fn cleanup(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let m = mode(&req)?;
-    answer(jobs(&state, &req)?.cleanup(m, target(&req).as_deref(), Utc::now()).await)
+    let orphans = match param(&parse_pairs(req.query_string()), "orphans") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!("orphans must be true or false, not '{other}'.")).into())
+        }
+    };
+    answer(jobs(&state, &req)?.cleanup_selecting(m, target(&req).as_deref(), orphans, Utc::now()).await)
 }
 
 pub async fn license_report(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

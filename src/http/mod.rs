@@ -5,6 +5,7 @@
 //! The server takes an already bound listener, so tests bind port 0.
 
 mod admin;
+mod admin_links;
 mod body;
 mod bulk;
 mod discovery;
@@ -105,6 +106,10 @@ pub fn serve(
                     .route("/jobs/{id}/retry", web::post().to(admin::retry))
                     .route("/jobs/{id}/drop", web::post().to(admin::drop))
                     .route("/audit", web::get().to(admin::audit))
+                    .route("/links", web::get().to(admin_links::list))
+                    .route("/links", web::post().to(admin_links::set))
+                    .route("/links", web::delete().to(admin_links::clear))
+                    .route("/links/preview", web::get().to(admin_links::preview))
                     .route("/backup", web::get().to(admin::backup))
                     .route("/tokens", web::get().to(admin::tokens))
                     .route("/tokens", web::post().to(admin::token_new))

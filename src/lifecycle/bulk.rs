@@ -41,6 +41,10 @@ pub struct BulkRequest {
     /// `deactivate` (default), `remove_license`, `delete`, `anonymize`; deactivation only.
     #[serde(default)]
     pub action: Option<String>,
+    /// Only orphans (accounts linked to no SCIM user, issue 9): alone, every orphan of the
+    /// target; with another selector, the orphans among its accounts.
+    #[serde(default)]
+    pub orphans: bool,
 }
 
 impl BulkRequest {
@@ -52,8 +56,11 @@ impl BulkRequest {
                 .iter()
                 .filter(|b| **b)
                 .count();
-        if n != 1 {
-            return Err("give exactly one of --group, --directory, --inactive-days, --from-csv".into());
+        if n > 1 || (n == 0 && !self.orphans) {
+            return Err(
+                "give exactly one of --group, --directory, --inactive-days, --from-csv (--orphans alone, or with one of them)"
+                    .into(),
+            );
         }
         if self.inactive_days.is_some_and(|d| d < 1) {
             return Err("--inactive-days must be at least 1".into());
@@ -128,13 +135,18 @@ impl Jobs {
             .into_iter()
             .next()
             .ok_or_else(|| LifecycleError::UnknownTarget(format!("{:?}", req.target)))?;
-        if kind == BulkKind::Deactivate && (req.directory.is_some() || req.inactive_days.is_some()) {
+        let only_orphans = req.orphans && req.group.is_none() && req.usernames.is_none();
+        let listing = req.directory.is_some() || req.inactive_days.is_some() || only_orphans;
+        if kind == BulkKind::Deactivate && listing {
             let criteria = Criteria {
                 inactive_days: req.inactive_days.unwrap_or(0),
-                include_never_logged_in: self.config.lifecycle.cleanup.include_never_logged_in,
+                // Orphans alone: every orphan, whether it ever logged in or not.
+                include_never_logged_in: self.config.lifecycle.cleanup.include_never_logged_in
+                    || (only_orphans && req.inactive_days.is_none()),
                 scope_groups: Vec::new(),
                 scope_directories: req.directory.iter().cloned().collect(),
                 include_inactive_accounts: matches!(action, CleanupAction::Delete | CleanupAction::Anonymize),
+                orphans_only: req.orphans,
             };
             self.select(&mut report, Some(&target.spec.name), &criteria, action, Trigger::Bulk, now).await?;
             if let (Some(d), true) = (&req.directory, report.targets.iter().all(|t| t.error.is_none())) {
@@ -165,7 +177,8 @@ impl Jobs {
         let mut summary = TargetSummary { target: target.spec.name.clone(), ..TargetSummary::default() };
         let mut not_found: Vec<String> = Vec::new();
         let mut skip = |why: &str| *summary.skipped.entry(why.to_string()).or_insert(0) += 1;
-        if kind == BulkKind::Reactivate && (req.directory.is_some() || req.inactive_days.is_some()) {
+        let linked = self.linked_accounts(&target.spec.name)?;
+        if kind == BulkKind::Reactivate && listing {
             let mut seen: Vec<String> = Vec::new();
             let read = super::activity::refresh_target(&self.store, conn, now, |acc| {
                 if let Some(d) = &acc.directory {
@@ -217,6 +230,10 @@ impl Jobs {
         let mut intents = Vec::new();
         for acc in &candidates {
             let p = prov.get(&acc.username.to_lowercase());
+            if req.orphans && (p.is_some() || linked.contains(&acc.username.to_lowercase())) {
+                skip("not an orphan: linked to a SCIM user");
+                continue;
+            }
             let groups = view.groups_of(&acc.username, acc.groups.as_deref());
             let reason = match kind {
                 // Bitbucket has no inactive state to read: restoring the licence groups is the

@@ -25,6 +25,8 @@ pub struct Criteria {
     pub scope_directories: Vec<String>,
     /// Whether accounts already inactive are candidates (delete and anonymize act on them too).
     pub include_inactive_accounts: bool,
+    /// Only orphans: accounts linked to no SCIM user (`--orphans`, issue 9).
+    pub orphans_only: bool,
 }
 
 /// What is known about an account besides its snapshot record.
@@ -36,6 +38,8 @@ pub struct Facts {
     pub protected: bool,
     /// When the IdP provisioned it (SCIM `meta.created`), if it did.
     pub provisioned_ms: Option<i64>,
+    /// Linked to no SCIM user: neither provisioned under its name nor linked (issue 9).
+    pub orphan: bool,
 }
 
 /// The decision for one account.
@@ -73,6 +77,9 @@ pub fn judge(acc: &ActivityRecord, facts: &Facts, c: &Criteria, now: DateTime<Ut
     }
     if facts.protected {
         return Verdict::Skip("protected");
+    }
+    if c.orphans_only && !facts.orphan {
+        return Verdict::Skip("not an orphan: linked to a SCIM user");
     }
     if !c.scope_groups.is_empty() && !facts.groups.iter().any(|g| contains_ci(&c.scope_groups, g)) {
         return Verdict::Skip("out of scope: not in scope_groups");
@@ -156,6 +163,20 @@ impl Jobs {
         target: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Report, LifecycleError> {
+        self.cleanup_selecting(mode, target, false, now).await
+    }
+
+    /// [`Jobs::cleanup`], restricted to orphans (accounts linked to no SCIM user) when `orphans`.
+    ///
+    /// # Errors
+    /// As [`Jobs::cleanup`].
+    pub async fn cleanup_selecting(
+        &self,
+        mode: Mode,
+        target: Option<&str>,
+        orphans: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Report, LifecycleError> {
         let cfg = &self.config.lifecycle.cleanup;
         let criteria = Criteria {
             inactive_days: cfg.inactive_days,
@@ -163,6 +184,7 @@ impl Jobs {
             scope_groups: cfg.scope_groups.clone(),
             scope_directories: cfg.scope_directories.clone(),
             include_inactive_accounts: matches!(cfg.action, CleanupAction::Delete | CleanupAction::Anonymize),
+            orphans_only: orphans,
         };
         let mut report = Report::new("cleanup", mode, now);
         self.select(&mut report, target, &criteria, cfg.action, Trigger::Cleanup, now).await?;
@@ -201,6 +223,7 @@ impl Jobs {
                 plan.iter().map(action_name).collect::<Vec<_>>().join("+")
             };
             let mut found: Vec<Finding> = Vec::new();
+            let linked = self.linked_accounts(&t.spec.name)?;
             let listed = activity::refresh_target(&self.store, conn, now, |acc| {
                 summary.accounts += 1;
                 let p = prov.get(&acc.username.to_lowercase());
@@ -210,6 +233,7 @@ impl Jobs {
                     protected: context::is_protected(policy, &acc.username, &groups, p),
                     provisioned_ms: p.and_then(|p| p.created_ms),
                     groups,
+                    orphan: p.is_none() && !linked.contains(&acc.username.to_lowercase()),
                 };
                 match judge(acc, &facts, criteria, now) {
                     Verdict::Affect { reason, inactive_days } => {
@@ -299,6 +323,7 @@ mod tests {
             scope_groups: vec![],
             scope_directories: vec![],
             include_inactive_accounts: false,
+            orphans_only: false,
         }
     }
 
@@ -316,6 +341,7 @@ mod tests {
         let never_off = Criteria { include_never_logged_in: false, ..criteria() };
         let scoped = Criteria { scope_groups: vec!["jira-users".into()], ..criteria() };
         let dir_scoped = Criteria { scope_directories: vec!["LDAP".into()], ..criteria() };
+        let orphans = Criteria { orphans_only: true, ..criteria() };
         let in_group = Facts { groups: vec!["JIRA-USERS".into()], ..Facts::default() };
         let inactive = ActivityRecord { active: false, ..acc(days_ago(400), None) };
         let unknown = ActivityRecord { activity_reported: false, ..acc(None, None) };
@@ -336,6 +362,8 @@ mod tests {
             ("out of scope group", acc(days_ago(400), None), f.clone(), &scoped, Err("out of scope: not in scope_groups")),
             ("in scope group (case-insensitive)", acc(days_ago(400), None), in_group, &scoped, Ok(400)),
             ("out of scope directory", acc(days_ago(400), None), f.clone(), &dir_scoped, Err("out of scope: not in scope_directories")),
+            ("orphans only: a linked account", acc(days_ago(400), None), f.clone(), &orphans, Err("not an orphan: linked to a SCIM user")),
+            ("orphans only: an orphan", acc(days_ago(400), None), Facts { orphan: true, ..Facts::default() }, &orphans, Ok(400)),
         ];
         for (name, a, facts, crit, want) in rows {
             let got = judge(&a, &facts, crit, now());

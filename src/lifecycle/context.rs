@@ -146,7 +146,7 @@ fn email_of(rec: &Record) -> Option<String> {
 }
 
 /// Every SCIM user, keyed by lower-cased Atlassian username (the recorded link, else derived
-/// as the policy derives it). Memory grows with the IdP's users, not with a target's accounts.
+/// as the policy derives it), plus the accounts linked to it on any target. Memory grows with the IdP's users, not with a target's accounts.
 ///
 /// # Errors
 /// On a store read error.
@@ -172,6 +172,17 @@ pub(crate) fn provisioned(store: &Store, policy: &Policy) -> StoreResult<HashMap
             username.to_lowercase(),
             Provisioned { id: rec.id.clone(), user_name: facts.user_name.clone(), facts, created_ms },
         );
+    }
+    // Accounts linked under another name (issue 9) belong to their SCIM user too, so jobs see
+    // its protection and queue behind its lane. Links are per target; the map is not, which only
+    // ever protects more.
+    if store.has_links() {
+        let by_id: HashMap<String, Provisioned> = out.values().map(|p| (p.id.clone(), p.clone())).collect();
+        for link in store.links(None)? {
+            if let Some(p) = by_id.get(&link.user_id) {
+                out.entry(link.username.to_lowercase()).or_insert_with(|| p.clone());
+            }
+        }
     }
     Ok(out)
 }

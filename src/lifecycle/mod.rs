@@ -20,6 +20,7 @@ mod cleanup;
 mod config;
 mod context;
 mod license;
+mod link_preview;
 mod reconcile;
 mod report;
 mod schedule;
@@ -39,6 +40,7 @@ pub use config::{
     LifecycleConfig, Sections,
 };
 pub use license::{licence_withheld, on_idp_signal, GRANT_HINT};
+pub use link_preview::{Orphan, Preview, PreviewRow, TargetPreview};
 pub use report::{
     apply_hint, csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS, FINDING_COLUMNS, KINDS,
 };

@@ -65,6 +65,43 @@ pub enum UsernameFrom {
     ExternalId,
 }
 
+/// How delivery looks for an existing Atlassian account before creating one (issue 9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkExisting {
+    /// The mapped username only.
+    Username,
+    /// The mapped username, then the email.
+    #[default]
+    UsernameThenEmail,
+    /// The email only.
+    Email,
+    /// Never look: create, and take an account of the same name as it is (the old behaviour).
+    None,
+}
+
+impl LinkExisting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkExisting::Username => "username",
+            LinkExisting::UsernameThenEmail => "username_then_email",
+            LinkExisting::Email => "email",
+            LinkExisting::None => "none",
+        }
+    }
+}
+
+/// What an IdP rename does to the linked Atlassian account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenameMode {
+    /// The linked account keeps its username.
+    #[default]
+    Keep,
+    /// Rename the account where the product can (Jira, Crowd); keep it elsewhere.
+    Follow,
+}
+
 /// The `[policy]` table as written. Every key is optional; defaults are those of issue 3.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +117,8 @@ pub struct PolicyConfig {
     pub sync_groups: bool,
     pub dry_run: bool,
     pub username_from: UsernameFrom,
+    pub link_existing: LinkExisting,
+    pub rename: RenameMode,
 }
 
 impl Default for PolicyConfig {
@@ -96,6 +135,8 @@ impl Default for PolicyConfig {
             sync_groups: true,
             dry_run: false,
             username_from: UsernameFrom::UserName,
+            link_existing: LinkExisting::UsernameThenEmail,
+            rename: RenameMode::Keep,
         }
     }
 }
@@ -182,6 +223,8 @@ pub struct Policy {
     /// `[groups]` and `[[group_map]]` (validated by `groups::validated_groups`; the caller sets
     /// them after [`validated`], since they are tables of their own in the file).
     pub groups: super::GroupSync,
+    pub link_existing: LinkExisting,
+    pub rename: RenameMode,
 }
 
 impl Default for Policy {
@@ -205,6 +248,8 @@ impl Policy {
             dry_run: c.dry_run,
             username_from: c.username_from,
             groups: super::GroupSync::default(),
+            link_existing: c.link_existing,
+            rename: c.rename,
         }
     }
 

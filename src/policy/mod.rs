@@ -15,18 +15,20 @@
 mod config;
 mod decide;
 mod groups;
+mod link_match;
 mod product;
 
 use serde::{Deserialize, Serialize};
 
 pub use config::{
-    validate, validated, Credentials, EnableAction, InvalidPolicy, Issue, OffboardAction, Policy, PolicyConfig,
-    TargetConfig, TargetPolicy, UsernameFrom,
+    validate, validated, Credentials, EnableAction, InvalidPolicy, Issue, LinkExisting, OffboardAction, Policy,
+    PolicyConfig, RenameMode, TargetConfig, TargetPolicy, UsernameFrom,
 };
 pub use decide::{decide, has_access, username_for};
 pub use groups::{
     decide_groups, validated_groups, GroupEvent, GroupMap, GroupMapFile, GroupSync, GroupsFile, OnGroupDelete,
 };
+pub use link_match::{match_account, Candidates, Match};
 
 /// What the policy needs to know about one SCIM user at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,6 +135,11 @@ pub enum IntentAction {
         display_name: String,
         email: String,
     },
+    /// Rename the linked account to `new_username` (`rename = "follow"`, Jira and Crowd only);
+    /// carried out by `delivery/link.rs`, which also moves the recorded link.
+    RenameUser {
+        new_username: String,
+    },
 }
 
 /// Why an intent exists: the IdP-side change that caused it.
@@ -167,6 +174,8 @@ pub enum Trigger {
     GroupDeleted,
     /// The IdP changed the user's display name or email.
     ProfileUpdated,
+    /// The IdP renamed the user and `rename = "follow"` renames the linked account.
+    Renamed,
 }
 
 /// The product translation of an offboarding `action` (see `product.rs`), for jobs that are not

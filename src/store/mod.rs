@@ -18,6 +18,7 @@
 //! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
 //! | `dead_letters`, `superseded`, `dead_by_lane` | jobs out of the outbox (see `supersede.rs`) |
 //! | `managed_groups` | Atlassian groups scimbridge created or mapped, per target (`managed_groups.rs`) |
+//! | `links`, `links_by_account`, `links_by_ext`, `link_review`, `link_held` | account links (see `links.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
 //! entries; `members` and `member_of` mirror each other. Each SCIM write is one multi-tree
@@ -30,6 +31,7 @@ mod audit;
 mod backup;
 mod error;
 mod keys;
+mod links;
 mod managed_groups;
 mod member_counts;
 mod members;
@@ -50,6 +52,7 @@ pub use activity::ActivityRecord;
 pub use audit::AuditRecord;
 pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
+pub use links::{Link, LinkSource, Review};
 pub use managed_groups::{GroupOrigin, ManagedGroup};
 pub use operator::{local_user, Operator, OPERATOR_HEADER};
 pub use outbox::{OutboxEntry, OutboxItem};

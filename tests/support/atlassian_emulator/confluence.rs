@@ -256,6 +256,12 @@ fn get_user(s: &mut State, req: &Req, _: &Params) -> Resp {
             if req.q("expand").is_some_and(|e| e.contains("status")) {
                 v["status"] = json!(status(u));
             }
+            // `details.personal` carries the email (Atlassian community answer "How to get user
+            // information from Confluence REST API": `expand=details.personal`); without the
+            // expansion a Person has no email at all, as the spec's empty schema suggests.
+            if req.q("expand").is_some_and(|e| e.split(',').any(|x| x.trim() == "details.personal")) {
+                v["details"] = json!({"personal": {"email": u.email}});
+            }
             Resp::json(200, v)
         }
         None => no_user(name),

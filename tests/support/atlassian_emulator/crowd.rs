@@ -29,9 +29,17 @@ pub(super) static ROUTES: &[Route] = &[
         method: "GET",
         template: "/rest/usermanagement/1/search",
         statuses: &[200, 400, 401],
-        query: &["entity-type", "start-index", "max-results", "expand"],
+        query: &["entity-type", "start-index", "max-results", "expand", "restriction"],
         body: &[],
         handler: search,
+    },
+    Route {
+        method: "POST",
+        template: "/rest/usermanagement/1/user/rename",
+        statuses: &[200, 400, 401, 404],
+        query: &["username"],
+        body: &["new-name"],
+        handler: rename_user,
     },
     Route {
         method: "GET",
@@ -371,7 +379,20 @@ fn search(s: &mut State, req: &Req, _: &Params) -> Resp {
     let start = offset_param(req, "start-index");
     let max = limit_param(req, "max-results", 1000, 10_000);
     let expand = req.q("expand").unwrap_or("").to_string();
-    let (ids, _) = s.page("crowd-search", start, max, |u| !u.deleted);
+    // Crowd Query Language restriction (REST "Search by CQL"): only the one form the bridge sends,
+    // `email = "<address>"` (exact, case-insensitive); any other restriction is refused with 400,
+    // stricter than Crowd, which accepts the whole language.
+    let email = match req.q("restriction") {
+        None => None,
+        Some(r) => match cql_email(r) {
+            Some(e) => Some(e),
+            None => return bad(&format!("Unsupported restriction: {r}")),
+        },
+    };
+    let listing = format!("crowd-search:{}", email.clone().unwrap_or_default());
+    let (ids, _) = s.page(&listing, start, max, |u| {
+        !u.deleted && email.as_ref().map_or(true, |e| u.email.to_lowercase() == e.to_lowercase())
+    });
     let users: Vec<Value> = ids
         .iter()
         .map(|id| {
@@ -430,4 +451,41 @@ fn user_groups(s: &mut State, req: &Req, _: &Params) -> Resp {
         .map(|g| json!({"name": g, "link": {"href": format!("{API}/group?groupname={g}"), "rel": "self"}}))
         .collect();
     Resp::json(200, json!({"expand": "group", "groups": groups}))
+}
+
+/// The address of a CQL `email = "…"` restriction (`\"` and `\\` unescaped).
+fn cql_email(restriction: &str) -> Option<String> {
+    let rest = restriction.trim().strip_prefix("email")?.trim_start().strip_prefix('=')?.trim();
+    let inner = rest.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// `POST /user/rename?username=<old>` `{"new-name": <new>}` → 200 with the renamed user (Crowd
+/// REST, Users "Rename user"); 400 when the new name is taken, 404 for an unknown user.
+fn rename_user(s: &mut State, req: &Req, _: &Params) -> Resp {
+    let body = match body_or(req, bad) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let name = req.q("username").unwrap_or("");
+    let Some(id) = s.find(name, false) else {
+        return no_user(name);
+    };
+    let Some(new_name) = body.get("new-name").and_then(Value::as_str).filter(|n| !n.trim().is_empty()) else {
+        return error(400, "INVALID_USER", "new-name must be given");
+    };
+    if s.find(new_name, true).is_some_and(|other| other != id) {
+        return error(400, "INVALID_USER", &format!("User <{new_name}> already exists"));
+    }
+    s.user_mut(&id).name = new_name.to_string();
+    Resp::json(200, entity(&s.users[&id]))
 }

@@ -59,7 +59,7 @@ pub(super) static ROUTES: &[Route] = &[
         template: "/rest/api/2/user",
         statuses: &[200, 400, 401, 404],
         query: &["username", "key"],
-        body: &["active", "displayName", "emailAddress"],
+        body: &["active", "displayName", "emailAddress", "name"],
         handler: update_user,
     },
     Route {
@@ -347,6 +347,21 @@ fn update_user(s: &mut State, req: &Req, _: &Params) -> Resp {
     let old_jira = !s.version_at_least(8, 3);
     if let Some(refused) = directory::jira_update_refusal(s, &id, &body) {
         return refused;
+    }
+    // Rename: `UserWriteBean.name` (Jira 10.3 OpenAPI, PUT /api/2/user). A name another user
+    // (live or deleted) holds is refused with 400, as the user service's uniqueness check does
+    // (DefaultUserService.validateUpdateUser, atlassian-calls-review.md J4); the key never changes.
+    if let Some(new_name) = body.get("name").and_then(Value::as_str) {
+        if new_name.trim().is_empty() {
+            return bad("The username must not be empty.");
+        }
+        if s.find(new_name, true).is_some_and(|other| other != id) {
+            return Resp::json(
+                400,
+                json!({"errorMessages": [], "errors": {"username": "A user with that username already exists."}}),
+            );
+        }
+        s.user_mut(&id).name = new_name.to_string();
     }
     let u = s.user_mut(&id);
     // "Fields skipped in request will not be changed."

@@ -631,6 +631,11 @@ impl Emulator {
         self.lock().new_user(name, &format!("User {name}"), &format!("{name}@example.com"));
     }
 
+    /// Adds an active user `name` with this email (accounts that predate the bridge).
+    pub fn add_user_with_email(&self, name: &str, email: &str) {
+        self.lock().new_user(name, &format!("User {name}"), email);
+    }
+
     pub fn add_group(&self, group: &str) {
         self.lock().groups.insert(group.to_string());
     }
@@ -728,6 +733,17 @@ impl Emulator {
         let mut s = self.lock();
         for (name, last_active, active) in users {
             let id = s.new_user(&name, &format!("User {name}"), &format!("{name}@example.com"));
+            let u = s.user_mut(&id);
+            u.last_active = last_active;
+            u.active = active;
+        }
+    }
+
+    /// Seeds many accounts under one lock: `(name, email, last_active, active)` each.
+    pub fn seed_accounts(&self, accounts: impl IntoIterator<Item = (String, String, Option<DateTime<Utc>>, bool)>) {
+        let mut s = self.lock();
+        for (name, email, last_active, active) in accounts {
+            let id = s.new_user(&name, &format!("User {name}"), &email);
             let u = s.user_mut(&id);
             u.last_active = last_active;
             u.active = active;
