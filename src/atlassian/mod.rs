@@ -34,6 +34,7 @@ mod client;
 mod confluence;
 mod crowd;
 mod fallback;
+mod group_calls;
 mod jira;
 mod live;
 mod lookup;

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use crate::atlassian::classify::failure;
 use crate::atlassian::client::Session;
+use crate::atlassian::group_calls;
 use crate::atlassian::request::{encode, Request};
 use crate::atlassian::{Effect, Failure};
 
@@ -18,21 +18,11 @@ pub(super) fn delete_group(group: &str) -> Request {
 }
 
 pub(super) async fn create(s: &mut Session<'_>, group: &str) -> Result<Effect, Failure> {
-    let reply = s.send(&create_group(group)).await?;
-    match reply.status {
-        409 => Ok(Effect::AlreadyDone),
-        _ if reply.is_success() => Ok(Effect::Applied),
-        _ => Err(failure(&reply, s.now())),
-    }
+    group_calls::create(s, &create_group(group), 409).await
 }
 
 pub(super) async fn delete(s: &mut Session<'_>, group: &str) -> Result<Effect, Failure> {
-    let reply = s.send(&delete_group(group)).await?;
-    match reply.status {
-        404 => Ok(Effect::AlreadyDone),
-        _ if reply.is_success() => Ok(Effect::Applied),
-        _ => Err(failure(&reply, s.now())),
-    }
+    group_calls::delete(s, &delete_group(group)).await
 }
 
 #[cfg(test)]

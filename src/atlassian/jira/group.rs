@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use super::request::API;
-use crate::atlassian::classify::failure;
 use crate::atlassian::client::Session;
+use crate::atlassian::group_calls;
 use crate::atlassian::request::Request;
 use crate::atlassian::{Effect, Failure};
 
@@ -25,38 +25,13 @@ pub(super) fn delete_group(group: &str) -> Request {
     Request::delete(format!("{API}/group")).query("groupname", group)
 }
 
-async fn exists(s: &mut Session<'_>, group: &str) -> Result<bool, Failure> {
-    let reply = s.send(&probe(group)).await?;
-    match reply.status {
-        404 => Ok(false),
-        _ if reply.is_success() => Ok(true),
-        _ => Err(failure(&reply, s.now())),
-    }
-}
-
-/// Jira answers a duplicate name with the same 400 as an invalid one, so existence is read first
-/// (and again after a 400, for a group created meanwhile).
+/// Jira answers a duplicate name with the same 400 as an invalid one, so existence is read first.
 pub(super) async fn create(s: &mut Session<'_>, group: &str) -> Result<Effect, Failure> {
-    if exists(s, group).await? {
-        return Ok(Effect::AlreadyDone);
-    }
-    let reply = s.send(&create_group(group)).await?;
-    if reply.is_success() {
-        return Ok(Effect::Applied);
-    }
-    if reply.status == 400 && exists(s, group).await? {
-        return Ok(Effect::AlreadyDone);
-    }
-    Err(failure(&reply, s.now()))
+    group_calls::create_after_probe(s, &probe(group), &create_group(group)).await
 }
 
 pub(super) async fn delete(s: &mut Session<'_>, group: &str) -> Result<Effect, Failure> {
-    let reply = s.send(&delete_group(group)).await?;
-    match reply.status {
-        404 => Ok(Effect::AlreadyDone),
-        _ if reply.is_success() => Ok(Effect::Applied),
-        _ => Err(failure(&reply, s.now())),
-    }
+    group_calls::delete(s, &delete_group(group)).await
 }
 
 #[cfg(test)]
