@@ -27,4 +27,6 @@ mod offboarding_crash;
 mod okta_sequences;
 mod patch_edge_cases;
 mod protocol;
+mod reports_dir;
 mod tls;
+mod wrong_json_types;
