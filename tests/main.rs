@@ -25,6 +25,7 @@ mod lifecycle_reconcile;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;
+mod oversized_requests;
 mod patch_edge_cases;
 mod protocol;
 mod reports_dir;
