@@ -241,20 +241,20 @@ impl<T> HeadGuard<T> {
     /// Called after each line (or at the end of a read), so it never holds more than one read
     /// beyond a limit.
     fn check_head(&self) -> Result<bool, Oversized> {
-        let mut lines = split_lines(&self.head);
-        let partial = if self.head.ends_with(b"\n") { None } else { lines.pop() };
+        let complete_len = self.head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let (complete, partial) = self.head.split_at(complete_len);
         // Empty lines before the request line are ignored (RFC 9112 §2.2), as actix-http does.
-        let mut complete = lines.into_iter().skip_while(|l| l.is_empty());
-        let Some(request_line) = complete.next() else {
-            let too_long = partial.is_some_and(|p| p.len() > self.limits.max_url_bytes + REQUEST_LINE_SLACK);
+        let mut lines = lines_of(complete).skip_while(|l| l.is_empty());
+        let Some(request_line) = lines.next() else {
+            let too_long = partial.len() > self.limits.max_url_bytes + REQUEST_LINE_SLACK;
             return if too_long { Err(Oversized::Url) } else { Ok(false) };
         };
         let target = request_line.split(|&b| b == b' ').nth(1).unwrap_or_default();
         if target.len() > self.limits.max_url_bytes {
             return Err(Oversized::Url);
         }
-        let (mut fields, mut bytes, mut ended) = (0, partial.map_or(0, <[u8]>::len), false);
-        for line in complete {
+        let (mut fields, mut bytes, mut ended) = (0, partial.len(), false);
+        for line in lines {
             if line.is_empty() {
                 ended = true;
                 break;
@@ -288,14 +288,10 @@ impl<T> HeadGuard<T> {
     }
 }
 
-/// The head's lines without their line endings; the last element is the unfinished line (empty
-/// when the head ends with a line break).
-fn split_lines(head: &[u8]) -> Vec<&[u8]> {
-    let mut lines: Vec<&[u8]> = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
-    if head.ends_with(b"\n") {
-        lines.pop();
-    }
-    lines
+/// The lines of `complete` (which ends with a line break, or is empty) without their endings.
+fn lines_of(complete: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let lines = complete.strip_suffix(b"\n").map(|body| body.split(|&b| b == b'\n'));
+    lines.into_iter().flatten().map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
 /// What follows a head: its body framing (RFC 9112 §6.3), or `Passthrough` for what the guard
@@ -304,12 +300,11 @@ fn framing(head: &[u8]) -> State {
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut other_coding = false;
-    let lines = split_lines(head);
-    let request_line = lines.iter().find(|l| !l.is_empty()).copied().unwrap_or_default();
-    if request_line.starts_with(b"CONNECT ") {
+    let mut lines = lines_of(head).skip_while(|l| l.is_empty());
+    if lines.next().is_some_and(|request_line| request_line.starts_with(b"CONNECT ")) {
         return State::Passthrough;
     }
-    for line in lines.iter().skip_while(|l| l.is_empty()).skip(1) {
+    for line in lines {
         let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
         let name = &line[..colon];
         let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or("\u{fffd}").trim();
@@ -422,7 +417,7 @@ mod tests {
 
     #[test]
     fn heads_within_the_limits_and_their_bodies_pass_unchanged_whatever_the_read_sizes() {
-        let stream: &[u8] = b"GET /scim/v2/Users?filter=x HTTP/1.1\r\nHost: a\r\n\r\n\
+        let stream: &[u8] = b"\r\nGET /scim/v2/Users?filter=x HTTP/1.1\r\nHost: a\r\n\r\n\
             POST /scim/v2/Users HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n{\"a\":\"b\"}\r\n\
             PATCH /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nX-T: 1\r\n\r\n\
             GET /last HTTP/1.1\r\nHost: a\r\n\r\n";
