@@ -28,6 +28,7 @@ mod okta_sequences;
 mod oversized_requests;
 mod patch_edge_cases;
 mod protocol;
+mod readme;
 mod reports_dir;
 mod tls;
 mod wrong_json_types;
