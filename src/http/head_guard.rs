@@ -225,8 +225,15 @@ impl<T> HeadGuard<T> {
                 State::Head => {
                     let end = data.iter().position(|&b| b == b'\n');
                     let take = end.map_or(data.len(), |i| i + 1);
+                    let line_start = self.head.len();
                     self.head.extend_from_slice(&data[..take]);
                     data = &data[take..];
+                    // Checked where the head may end (an empty line) and at the end of each read,
+                    // so it never holds more than one read beyond a limit.
+                    let empty_line = end.is_some() && matches!(&self.head[line_start..], b"\n" | b"\r\n");
+                    if !empty_line && !data.is_empty() {
+                        continue;
+                    }
                     match self.check_head() {
                         Ok(false) => {}
                         Ok(true) => self.release_head(),
@@ -238,8 +245,6 @@ impl<T> HeadGuard<T> {
     }
 
     /// Checks the head collected so far; `Ok(true)` once it is complete and within the limits.
-    /// Called after each line (or at the end of a read), so it never holds more than one read
-    /// beyond a limit.
     fn check_head(&self) -> Result<bool, Oversized> {
         let complete_len = self.head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let (complete, partial) = self.head.split_at(complete_len);
@@ -273,9 +278,10 @@ impl<T> HeadGuard<T> {
 
     /// Hands a complete, acceptable head to actix-http and follows its body framing.
     fn release_head(&mut self) {
-        let head = std::mem::take(&mut self.head);
-        self.state = framing(&head);
-        self.out.extend_from_slice(&head);
+        // `head` keeps its capacity for the connection's next request.
+        self.state = framing(&self.head);
+        self.out.extend_from_slice(&self.head);
+        self.head.clear();
     }
 
     /// Replaces the refused head with the synthetic request and drops the rest of the input.
