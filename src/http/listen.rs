@@ -53,8 +53,8 @@ where
         None => builder.listen(name, listener, move || {
             let http = h1::<TcpStream, _, _, _, _>(factory.clone(), addr, false, shutdown.clone());
             fn_service(move |io: TcpStream| {
+                // No TCP_NODELAY: HttpServer leaves it unset too (each response is one write).
                 let peer = io.peer_addr().ok();
-                let _ = io.set_nodelay(true);
                 std::future::ready(Ok::<_, actix_http::error::DispatchError>((HeadGuard::new(io, limits), peer)))
             })
             .and_then(http)
