@@ -142,7 +142,7 @@ pub fn retry_all(store: &Store, target: Option<&str>, op: &Operator) -> StoreRes
     let mut dead: Vec<&OutboxItem> = lanes
         .values()
         .flatten()
-        .filter(|j| j.state == "dead" && target.map_or(true, |t| j.entry.target() == t))
+        .filter(|j| j.state == "dead" && target.is_none_or(|t| j.entry.target() == t))
         .collect();
     dead.sort_by_key(|j| j.seq);
     for job in dead {

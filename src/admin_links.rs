@@ -161,7 +161,7 @@ pub fn clear(store: &Store, targets: &[String], who: &str, target: Option<&str>,
     let (user_id, user_name) = scim_user(store, who)?;
     let mut cleared = Vec::new();
     let mut released = 0;
-    for t in targets.iter().filter(|t| only.as_ref().map_or(true, |o| o == *t)) {
+    for t in targets.iter().filter(|t| only.as_ref().is_none_or(|o| o == *t)) {
         let Some(link) = store.link(&user_id, t)? else {
             if store.review(t, &user_id)?.is_some() {
                 let marker = Link {

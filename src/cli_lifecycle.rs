@@ -122,9 +122,9 @@ pub struct RunArgs {
     /// Queue the actions for delivery (through the outbox: retries, audit, dry run all apply).
     #[arg(long)]
     pub apply: bool,
-    /// Folder for the CSV and JSON reports.
-    #[arg(long, default_value = "./reports")]
-    pub out: PathBuf,
+    /// Folder for the CSV and JSON reports (default: `reports_dir`, `./reports`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -158,9 +158,9 @@ pub enum ActivityCmd {
         /// Only this target.
         #[arg(long)]
         target: Option<String>,
-        /// Folder for the CSV and JSON reports.
-        #[arg(long, default_value = "./reports")]
-        out: PathBuf,
+        /// Folder for the CSV and JSON reports (default: `reports_dir`, `./reports`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -169,18 +169,18 @@ pub enum ActivityCmd {
 pub enum LicenseCmd {
     /// Seats total/used/free per product, inactive holders, seats that would be freed, history.
     Report {
-        /// Folder for the CSV and JSON reports.
-        #[arg(long, default_value = "./reports")]
-        out: PathBuf,
+        /// Folder for the CSV and JSON reports (default: `reports_dir`, `./reports`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run the optimizer now: reclaim from inactive holders, grant to the queue.
     Optimize(RunArgs),
     /// Give USER (SCIM userName or Atlassian username) a licence back now, or queue them.
     Grant {
         user: String,
-        /// Folder for the CSV and JSON reports.
-        #[arg(long, default_value = "./reports")]
-        out: PathBuf,
+        /// Folder for the CSV and JSON reports (default: `reports_dir`, `./reports`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -241,12 +241,37 @@ impl BulkArgs {
     }
 }
 
+/// Where a run's report files go: a folder given outright, or `--out` when given and else the
+/// configured `reports_dir`.
+pub trait ReportDir {
+    fn resolve<'a>(&'a self, config: &'a Config) -> &'a Path;
+}
+
+impl ReportDir for Path {
+    fn resolve<'a>(&'a self, _: &'a Config) -> &'a Path {
+        self
+    }
+}
+
+impl ReportDir for PathBuf {
+    fn resolve<'a>(&'a self, _: &'a Config) -> &'a Path {
+        self
+    }
+}
+
+impl ReportDir for Option<PathBuf> {
+    fn resolve<'a>(&'a self, config: &'a Config) -> &'a Path {
+        self.as_deref().unwrap_or(&config.reports_dir)
+    }
+}
+
 /// Runs `op`, prints who is affected and why plus the per-target/action summary, and writes
-/// the CSV and JSON reports into `out`. Never reads stdin.
+/// the CSV and JSON reports into `out` (see [`ReportDir`]). Never reads stdin.
 ///
 /// # Errors
 /// The job's error, or the report files cannot be written.
-pub async fn run(config: &Config, op: LifecycleOp, out: &Path) -> anyhow::Result<()> {
+pub async fn run(config: &Config, op: LifecycleOp, out: &(impl ReportDir + ?Sized)) -> anyhow::Result<()> {
+    let out = out.resolve(config);
     let backend = Backend::connect(config)?;
     let report = backend.lifecycle(config, op).await?;
     // The files first: a reader that stops early (`| head`) ends the process at the next print.

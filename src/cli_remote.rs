@@ -222,7 +222,7 @@ impl RemoteApi {
                 (None, None) => msg.push_str(&format!(" {}", describe_body(&ctype, &text))),
             }
             let scim_error = json.as_ref().is_some_and(|v| v.get("schemas").is_some()) && detail.is_some();
-            let no_endpoint = detail.as_deref().map_or(true, |d| d.starts_with("No endpoint"));
+            let no_endpoint = detail.as_deref().is_none_or(|d| d.starts_with("No endpoint"));
             let unauthorized = status == reqwest::StatusCode::UNAUTHORIZED;
             if unauthorized {
                 msg.push_str(

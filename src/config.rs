@@ -12,10 +12,12 @@ use serde::Deserialize;
 
 use crate::atlassian::{Auth, Connector, TargetError, TargetSpec};
 use crate::policy::{Credentials, Policy, PolicyConfig, TargetConfig, TargetPolicy};
-use crate::secret::Secret;
+use crate::secret::{placeholder_reason, Secret};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Where cleanup, licence, bulk and reconcile runs write their CSV and JSON reports.
+pub const DEFAULT_REPORTS_DIR: &str = "./reports";
 /// Memory for the embedded store's caches (why this size: `store::DEFAULT_CACHE_BYTES`).
 pub const DEFAULT_CACHE_MB: u64 = crate::store::DEFAULT_CACHE_BYTES >> 20;
 
@@ -35,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
     "SCIMBRIDGE_LOG",
     "SCIMBRIDGE_MAX_BODY_BYTES",
     "SCIMBRIDGE_CACHE_MB",
+    "SCIMBRIDGE_REPORTS_DIR",
     // Read by the CLI's global flags (`--server`, `--ca`), not by the server.
     "SCIMBRIDGE_SERVER",
     "SCIMBRIDGE_CA",
@@ -51,6 +54,9 @@ pub struct FileConfig {
     /// Memory for the embedded store's caches, MiB. Reads that miss them go to disk; raise it
     /// with the number of users when memory allows.
     pub cache_mb: Option<u64>,
+    /// Folder for the CSV and JSON reports of cleanup, licence, bulk and reconcile runs (the
+    /// CLI's `--out` wins); on a read-only root filesystem, a folder on the data volume.
+    pub reports_dir: Option<PathBuf>,
     /// The URL IdPs reach this server at (for `Location` and `meta.location`), e.g.
     /// `https://scim.example.com`. Defaults to the request's scheme and Host.
     pub public_url: Option<String>,
@@ -247,6 +253,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Memory for the store's caches in bytes (sled's page cache and the record cache).
     pub cache_bytes: u64,
+    /// Where lifecycle runs write their reports unless `--out` says otherwise.
+    pub reports_dir: PathBuf,
     pub public_url: Option<String>,
     pub admin_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<crate::http::Cidr>,
@@ -297,7 +305,7 @@ impl Config {
         let missing: Vec<ConfigIssue> = self
             .missing_credentials
             .iter()
-            .filter(|(name, _)| target.map_or(true, |t| t.eq_ignore_ascii_case(name)))
+            .filter(|(name, _)| target.is_none_or(|t| t.eq_ignore_ascii_case(name)))
             .map(|(_, i)| i.clone())
             .collect();
         if missing.is_empty() {
@@ -411,6 +419,14 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     if data_dir.as_os_str().is_empty() {
         issue("data_dir", "must not be empty, for example data_dir = \"/var/lib/scimbridge\"".into());
     }
+    let reports_dir = env
+        .get("SCIMBRIDGE_REPORTS_DIR")
+        .map(PathBuf::from)
+        .or(file.reports_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_REPORTS_DIR));
+    if reports_dir.as_os_str().is_empty() {
+        issue("reports_dir", "must not be empty, for example reports_dir = \"/var/lib/scimbridge/reports\"".into());
+    }
     let cache_mb = whole_number(env, "SCIMBRIDGE_CACHE_MB", "MiB", file.cache_mb, DEFAULT_CACHE_MB, &mut issue);
     if !(MIN_CACHE_MB..=MAX_CACHE_MB).contains(&cache_mb) {
         issue(
@@ -486,6 +502,22 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         match lookup(env, var) {
             Some(v) => admin_tokens.extend(from_var(var, &v, crate::auth::Scope::Admin)),
             None => issue("admin_token_env", format!("environment variable {var} is not set")),
+        }
+    }
+    // Values shipped as placeholders (deploy/k8s/secret.yaml) would deploy publicly known tokens.
+    let token_sources = [
+        ("SCIMBRIDGE_TOKEN", Some("SCIMBRIDGE_TOKEN")),
+        ("token_env", file.token_env.as_deref()),
+        ("SCIMBRIDGE_ADMIN_TOKEN", Some("SCIMBRIDGE_ADMIN_TOKEN")),
+        ("admin_token_env", file.admin_token_env.as_deref()),
+    ];
+    for (key, var) in token_sources {
+        let Some(var) = var else { continue };
+        let value = if var.starts_with("SCIMBRIDGE_") { env.get(var).cloned() } else { lookup(env, var) };
+        if let Some(reason) =
+            split_tokens(value.as_deref().unwrap_or("")).iter().find_map(|t| placeholder_reason(t.expose()))
+        {
+            issue(key, placeholder_message(var, &reason));
         }
     }
     for t in tokens.iter().chain(&admin_tokens) {
@@ -572,7 +604,13 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
             missing_credentials.push((t.name.trim().to_string(), ConfigIssue { key: key.to_string(), reason }));
         };
         let secret = |var: &str, key: &str, issue: &mut dyn FnMut(&str, String)| match lookup(env, var) {
-            Some(v) if !v.is_empty() => Some(Secret::new(v)),
+            Some(v) if !v.is_empty() => match placeholder_reason(&v) {
+                Some(reason) => {
+                    issue(&format!("target[{i}].{key}"), placeholder_message(var, &reason));
+                    None
+                }
+                None => Some(Secret::new(v)),
+            },
             _ => {
                 issue(
                     &format!("target[{i}].{key}"),
@@ -649,6 +687,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         listen,
         data_dir,
         cache_bytes: cache_mb << 20,
+        reports_dir,
         public_url,
         admin_listen,
         trusted_proxies,
@@ -669,6 +708,15 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         server: None,
         ca_file: None,
     })
+}
+
+/// The issue for a credential variable that still holds a placeholder; names the variable, never
+/// the value.
+fn placeholder_message(var: &str, reason: &str) -> String {
+    format!(
+        "environment variable {var} holds a placeholder ({reason}); set it to the real secret \
+         (deploy/k8s/secret.yaml ships placeholders only; `openssl rand -base64 32` makes a token)"
+    )
 }
 
 /// A whole-number setting: the environment variable `var` wins over the file's value; an
@@ -723,13 +771,27 @@ mod tests {
     }
 
     #[test]
+    fn reports_dir_defaults_to_reports_and_comes_from_the_file_or_the_environment() {
+        assert_eq!(validate(FileConfig::default(), &env(&[])).expect("valid").reports_dir, PathBuf::from("./reports"));
+        let file = || parse_file("reports_dir = \"/var/lib/scimbridge/reports\"").expect("toml");
+        assert_eq!(
+            validate(file(), &env(&[])).expect("valid").reports_dir,
+            PathBuf::from("/var/lib/scimbridge/reports")
+        );
+        let c = validate(file(), &env(&[("SCIMBRIDGE_REPORTS_DIR", "/srv/reports")])).expect("valid");
+        assert_eq!(c.reports_dir, PathBuf::from("/srv/reports"));
+        assert!(unknown_env_vars(&env(&[("SCIMBRIDGE_REPORTS_DIR", "/x")])).is_empty());
+        assert!(validate(parse_file("reports_dir = \"\"").expect("toml"), &env(&[])).is_err());
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let file = parse_file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/a\"").expect("toml");
         let c = validate(
             file,
             &env(&[
                 ("SCIMBRIDGE_LISTEN", "0.0.0.0:7000"),
-                ("SCIMBRIDGE_TOKEN", "aaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbb"),
+                ("SCIMBRIDGE_TOKEN", "idp-token-0123456789abcdef, idp-token-fedcba9876543210"),
             ]),
         )
         .expect("valid");
@@ -790,14 +852,14 @@ mod tests {
         let c = validate(
             FileConfig::default(),
             &env(&[
-                ("SCIMBRIDGE_TOKEN", "aaaaaaaaaaaaaaaaaaaa"),
-                ("SCIMBRIDGE_ADMIN_TOKEN", "bbbbbbbbbbbbbbbbbbbb, cccccccccccccccccccc"),
+                ("SCIMBRIDGE_TOKEN", "idp-token-7Qm2Lx9Vt4Kp"),
+                ("SCIMBRIDGE_ADMIN_TOKEN", "admin-token-3Hn8Rw5Zc1Jd, admin-token-6Fy0Ps2Mb9Wg"),
             ]),
         )
         .expect("valid");
         let names: Vec<&str> = c.env_tokens.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["env:SCIMBRIDGE_TOKEN#1", "env:SCIMBRIDGE_ADMIN_TOKEN#1", "env:SCIMBRIDGE_ADMIN_TOKEN#2"]);
-        assert_eq!(c.env_tokens[2].secret.expose(), "cccccccccccccccccccc");
+        assert_eq!(c.env_tokens[2].secret.expose(), "admin-token-6Fy0Ps2Mb9Wg");
     }
 
     #[test]

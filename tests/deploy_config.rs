@@ -2,7 +2,7 @@
 //! a renamed key, a new required key or a changed rule makes this test fail, not an admin's
 //! first start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -123,4 +123,162 @@ fn the_kubernetes_configmap_config_validates_with_the_secrets_the_secret_provide
     for var in example_env().keys() {
         assert!(secret.contains(&format!("\n  {var}: ")), "deploy/k8s/secret.yaml lacks {var}");
     }
+}
+
+/// The `stringData` of `deploy/k8s/secret.yaml`: the values an admin gets by applying the
+/// manifests as shipped.
+fn shipped_secret_values() -> BTreeMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/secret.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let values: BTreeMap<String, String> = yaml
+        .lines()
+        .skip_while(|l| l.trim() != "stringData:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.trim().split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    assert_eq!(values.len(), example_env().len(), "{}: {values:?}", path.display());
+    values
+}
+
+#[test]
+fn the_placeholders_shipped_in_the_kubernetes_secret_are_refused_naming_each_variable() {
+    let file = config::parse_file(&configmap_toml()).expect("the ConfigMap TOML parses");
+    let Err(ConfigError::Invalid(issues)) = config::validate(file, &shipped_secret_values()) else {
+        panic!("the placeholder values of deploy/k8s/secret.yaml were accepted as real secrets");
+    };
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["token_env", "admin_token_env", "target[0].token_env", "target[1].password_env"], "{issues:?}");
+    for (issue, var) in issues.iter().zip(["SCIM_IDP_TOKENS", "SCIM_ADMIN_TOKENS", "JIRA_TOKEN", "CROWD_APP_PASSWORD"])
+    {
+        assert!(issue.reason.contains(var) && issue.reason.contains("placeholder"), "{issue}");
+        assert!(!issue.reason.contains("REPLACE-with"), "the value itself is never printed: {issue}");
+    }
+}
+
+#[test]
+fn check_config_exits_78_on_the_shipped_secret_and_names_the_variables() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("scimbridge.toml");
+    std::fs::write(&cfg, configmap_toml()).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimbridge"))
+        .args(["check-config", "--config", cfg.to_str().expect("utf8")])
+        .envs(shipped_secret_values())
+        .env("SCIMBRIDGE_TOKEN", "change-me-0123456789abcdef")
+        .env_remove("SCIMBRIDGE_CONFIG")
+        .env_remove("SCIMBRIDGE_ADMIN_TOKEN")
+        .output()
+        .expect("run the binary");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    for var in ["SCIMBRIDGE_TOKEN", "SCIM_IDP_TOKENS", "SCIM_ADMIN_TOKENS", "JIRA_TOKEN", "CROWD_APP_PASSWORD"] {
+        assert!(err.contains(&format!("environment variable {var} holds a placeholder")), "{var}: {err}");
+    }
+}
+
+/// A key no config table accepts, used to make the loader list the keys it does accept.
+const PROBE: &str = "zz_not_a_key";
+
+/// The fields the loader accepts at `path`, read from its own refusal of an unknown key there
+/// (every config table denies unknown fields, and serde's refusal lists the expected ones).
+/// `None` when `path` is not a table with fixed fields (a plain value, an enum, a list of values).
+fn accepted_fields(path: &[(String, bool)]) -> Option<Vec<String>> {
+    let mut value = toml::Value::Table(toml::map::Map::from_iter([(PROBE.to_string(), toml::Value::Integer(1))]));
+    for (key, is_array) in path.iter().rev() {
+        if *is_array {
+            value = toml::Value::Array(vec![value]);
+        }
+        value = toml::Value::Table(toml::map::Map::from_iter([(key.clone(), value)]));
+    }
+    let text = toml::to_string(&value).expect("a probe document serializes");
+    let err = config::parse_file(&text).err()?;
+    let line = err.lines().find(|l| l.contains(&format!("unknown field `{PROBE}`")))?;
+    let expected = line.split_once("expected").map_or("", |(_, rest)| rest);
+    Some(expected.split('`').skip(1).step_by(2).map(str::to_string).collect())
+}
+
+/// Every key path the loader accepts (`limits.max_url_bytes`, `target.name`, `jwt.tenant`...),
+/// found by walking the config types through [`accepted_fields`].
+fn accepted_key_paths() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<Vec<(String, bool)>> = vec![Vec::new()];
+    while let Some(path) = todo.pop() {
+        let fields = accepted_fields(&path).unwrap_or_else(|| panic!("{path:?} is not a table"));
+        for field in fields {
+            let mut child = path.clone();
+            child.push((field.clone(), false));
+            let dotted = child.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(".");
+            out.insert(dotted);
+            if accepted_fields(&child).is_some() {
+                todo.push(child);
+            } else {
+                child.last_mut().expect("child").1 = true;
+                if accepted_fields(&child).is_some() {
+                    todo.push(child);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Key paths written in the example, active or commented out (`# key = value` under a `[table]`
+/// or `# [table]` header): `[tls]` and `[[jwt]]` cannot be active in a file that must load
+/// without certificate files or an IdP.
+fn example_key_paths() -> BTreeSet<String> {
+    let mut section = String::new();
+    let mut out = BTreeSet::new();
+    for raw in example_text().lines() {
+        let line = raw.strip_prefix('#').map_or(raw, |l| l.strip_prefix(' ').unwrap_or(l));
+        let line = line.split(" #").next().unwrap_or("").trim_end();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') {
+                section = name.to_string();
+                out.insert(section.clone());
+            }
+            continue;
+        }
+        let Some((key, _)) = line.split_once('=') else { continue };
+        let key = key.trim_end();
+        if !line.starts_with(' ')
+            && !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            out.insert(if section.is_empty() { key.to_string() } else { format!("{section}.{key}") });
+        }
+    }
+    out
+}
+
+#[test]
+fn the_example_config_shows_every_key_the_loader_accepts() {
+    let accepted = accepted_key_paths();
+    // The walk itself must see the structure, or this test would pass on an empty set.
+    for known in ["listen", "limits.max_url_bytes", "target.name", "jwt.tenant", "tls.cert_file", "cleanup.action"] {
+        assert!(accepted.contains(known), "the probe missed {known}: {accepted:?}");
+    }
+    let shown = example_key_paths();
+    let missing: Vec<&String> = accepted.difference(&shown).collect();
+    assert!(missing.is_empty(), "{EXAMPLE} lacks these keys the loader accepts: {missing:?}");
+    let unknown: Vec<&String> = shown.difference(&accepted).collect();
+    assert!(unknown.is_empty(), "{EXAMPLE} shows keys the loader refuses: {unknown:?}");
+}
+
+#[test]
+fn the_kubernetes_manifests_put_reports_on_the_data_volume() {
+    // The pod's root filesystem is read-only, so `./reports` cannot be written there.
+    let c = config::validate(config::parse_file(&configmap_toml()).expect("parses"), &example_env()).expect("valid");
+    assert!(c.reports_dir.starts_with(&c.data_dir), "reports_dir {:?} is not on the volume", c.reports_dir);
+    let sts = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/statefulset.yaml"))
+        .expect("statefulset.yaml");
+    let env_value = sts
+        .lines()
+        .skip_while(|l| l.trim() != "- name: SCIMBRIDGE_REPORTS_DIR")
+        .nth(1)
+        .and_then(|l| l.trim().strip_prefix("value: "))
+        .expect("the StatefulSet sets SCIMBRIDGE_REPORTS_DIR");
+    assert_eq!(Path::new(env_value), c.reports_dir);
+    assert!(sts.contains(&format!("mountPath: {}\n", c.data_dir.display())), "the data volume is mounted at data_dir");
 }

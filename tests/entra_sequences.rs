@@ -67,7 +67,7 @@ async fn first_cycle_queries_by_user_name_then_creates_with_both_schemas_ignorin
         let v = user.get(unassigned).cloned().unwrap_or(Value::Null);
         assert!(v.is_null() || v == json!([]), "{unassigned}: {user}");
     }
-    assert!(user[ENTERPRISE].get("manager").map_or(true, Value::is_null), "{user}");
+    assert!(user[ENTERPRISE].get("manager").is_none_or(Value::is_null), "{user}");
     // meta is server-owned: the body's meta was ignored and ours filled in.
     assert_eq!(user["meta"]["resourceType"], "User");
     assert!(user["meta"]["created"].is_string() && user["meta"]["version"].is_string(), "{user}");

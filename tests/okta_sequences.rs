@@ -193,7 +193,7 @@ async fn assign_user_accepts_groups_and_password_and_never_returns_the_password(
     let r = s.play("okta/create_user.json", &[("userName", "test.user@okta.local"), ("externalId", "00u1abcd")]).await;
     assert_status(&r, StatusCode::CREATED);
     assert!(r.body.get("password").is_none(), "{}", r.text);
-    assert!(r.body.get("groups").map_or(true, |g| g == &json!([])), "{}", r.text);
+    assert!(r.body.get("groups").is_none_or(|g| g == &json!([])), "{}", r.text);
     assert_eq!(r.body["locale"], "en-US");
     let id = r.body["id"].as_str().expect("id");
     assert!(s.get(&format!("/Users/{id}")).await.body.get("password").is_none());
@@ -261,7 +261,7 @@ async fn group_push_rename_membership_put_and_delete() {
     // Push with members:[]
     let r = s.play("okta/push_group.json", &[("displayName", "Test SCIMv2")]).await;
     assert_status(&r, StatusCode::CREATED);
-    assert!(r.body.get("members").map_or(true, |m| m == &json!([])), "{}", r.text);
+    assert!(r.body.get("members").is_none_or(|m| m == &json!([])), "{}", r.text);
     let gid = r.body["id"].as_str().expect("id").to_string();
 
     // Rename with the read-only id inside the value.

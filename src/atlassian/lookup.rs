@@ -91,7 +91,7 @@ fn confluence_person(v: &Value) -> Option<AccountActivity> {
         Some(s @ Value::Object(_)) => s
             .get("value")
             .and_then(Value::as_str)
-            .map_or(true, |w| !w.to_ascii_lowercase().contains("deactiv") && !w.eq_ignore_ascii_case("disabled")),
+            .is_none_or(|w| !w.to_ascii_lowercase().contains("deactiv") && !w.eq_ignore_ascii_case("disabled")),
         _ => true,
     };
     let email = v.pointer("/details/personal/email").and_then(Value::as_str).filter(|e| !e.is_empty());
@@ -237,7 +237,7 @@ async fn find_user(s: &mut Session<'_>, product: Product, username: &str) -> Res
 async fn find_by_email(s: &mut Session<'_>, product: Product, email: &str) -> Result<EmailSearch, Failure> {
     // An account the search found but whose email the product does not show (Jira's "user email
     // visibility", for one) is kept: it may be this user, and only the match rule may decide.
-    let same = |a: &AccountActivity| a.email.as_deref().map_or(true, |e| same_email(e, email));
+    let same = |a: &AccountActivity| a.email.as_deref().is_none_or(|e| same_email(e, email));
     match product {
         Product::Confluence => Ok(EmailSearch::NotSearchable(CONFLUENCE_NO_EMAIL_SEARCH)),
         Product::Bitbucket => Ok(EmailSearch::Found(bitbucket_find(s, email, same).await?)),

@@ -66,7 +66,7 @@ impl VerifyKey {
             KeyKind::Ec(_) => false,
             KeyKind::Ed25519 => alg == EdDSA,
         };
-        kind_fits && self.alg.map_or(true, |a| a == alg)
+        kind_fits && self.alg.is_none_or(|a| a == alg)
     }
 }
 
@@ -117,7 +117,7 @@ pub(crate) struct KeyCache {
 
 /// Whether a fetch counted against the floor may start at `now`.
 fn may_fetch(last_counted: Option<Instant>, now: Instant, floor: Duration) -> bool {
-    last_counted.map_or(true, |t| now.saturating_duration_since(t) >= floor)
+    last_counted.is_none_or(|t| now.saturating_duration_since(t) >= floor)
 }
 
 impl KeyCache {

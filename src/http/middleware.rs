@@ -2,6 +2,8 @@
 //! every log line of the request's span), authentication by path, and one log line plus
 //! metrics per request. Tokens never reach a log line.
 
+use std::borrow::Cow;
+
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -12,6 +14,7 @@ use actix_web::{web, HttpMessage};
 use tracing::Instrument;
 
 use super::error::error_response;
+use super::head_guard::{self, Oversized};
 use super::limits::client_ip;
 use super::route_label::route_label;
 use super::{AppState, Listener};
@@ -90,17 +93,35 @@ fn refusal(
     res
 }
 
-/// Size limits on the request line and headers (URL 414, headers 431).
+/// Size limits on the request line and headers (URL 414, headers 431). On HTTP/1 the
+/// connection's head guard enforces them first; this stays for whatever reaches a handler
+/// another way.
 fn oversized(req: &ServiceRequest, limits: &crate::config::Limits) -> Option<actix_web::HttpResponse> {
     let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > limits.max_url_bytes {
-        return Some(refusal(414, format!("The request URL is longer than {} bytes.", limits.max_url_bytes), None));
+        return Some(too_large(Oversized::Url, limits));
     }
     let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if headers > limits.max_header_bytes {
-        return Some(refusal(431, format!("The request headers exceed {} bytes.", limits.max_header_bytes), None));
+        return Some(too_large(Oversized::Headers, limits));
     }
     None
+}
+
+/// The SCIM error for a request line or headers over the limits.
+fn too_large(why: Oversized, limits: &crate::config::Limits) -> actix_web::HttpResponse {
+    let effective = head_guard::HeadLimits::new(limits.max_url_bytes, limits.max_header_bytes);
+    match why {
+        Oversized::Url => {
+            refusal(414, format!("The request URL is longer than {} bytes.", effective.max_url_bytes), None)
+        }
+        Oversized::Headers => {
+            refusal(431, format!("The request headers exceed {} bytes.", effective.max_header_bytes), None)
+        }
+        Oversized::FieldCount => {
+            refusal(431, format!("The request has more than {} header fields.", head_guard::MAX_HEADER_FIELDS), None)
+        }
+    }
 }
 
 /// With a separate admin listener, each listener serves only its own half.
@@ -163,12 +184,28 @@ async fn admit(
     Ok(Some(principal))
 }
 
+/// [`admit`], unless the connection's head guard already refused the request.
+async fn admit_or_refuse(
+    req: &ServiceRequest,
+    state: &AppState,
+    role: Listener,
+    path: &str,
+    guard_refusal: Option<Oversized>,
+) -> Result<Option<Principal>, actix_web::HttpResponse> {
+    match guard_refusal {
+        Some(why) => Err(too_large(why, &state.config.limits)),
+        None => admit(req, state, role, path).await,
+    }
+}
+
 pub async fn authenticate(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     normalize_path(&mut req);
+    // A head the connection's guard refused arrives as a synthetic request (head_guard.rs).
+    let guard_refusal = head_guard::refused(req.path());
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -178,14 +215,17 @@ pub async fn authenticate(
         // A v4 UUID from the thread-local generator: `Uuid::new_v4` asks the kernel each time.
         .unwrap_or_else(|| uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string());
     let method = req.method().to_string();
-    let path = req.path().to_string();
+    let path = match guard_refusal {
+        Some(_) => "(oversized request head)".to_string(),
+        None => req.path().to_string(),
+    };
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let role = req.app_data::<Listener>().copied().unwrap_or(Listener::Main);
     async move {
         let mut res = match &state {
             None => next.call(req).await?.map_into_boxed_body(),
-            Some(state) => match admit(&req, state, role, &path).await {
+            Some(state) => match admit_or_refuse(&req, state, role, &path, guard_refusal).await {
                 Ok(principal) => {
                     if let Some(p) = principal {
                         req.extensions_mut().insert(p);
@@ -201,7 +241,9 @@ pub async fn authenticate(
         let status = res.status().as_u16();
         let secs = started.elapsed().as_secs_f64();
         if let Some(state) = &state {
-            state.metrics.record_request(&method, &route_label(&path), status, secs);
+            // A refused oversized head has no path of its own: its label says what it was.
+            let route = if guard_refusal.is_some() { Cow::Borrowed(path.as_str()) } else { route_label(&path) };
+            state.metrics.record_request(&method, &route, status, secs);
         }
         tracing::info!(status, latency_ms = (secs * 1000.0) as u64, "Request finished.");
         Ok(res)

@@ -10,9 +10,11 @@ mod body;
 mod bulk;
 mod discovery;
 mod error;
+mod head_guard;
 mod health;
 mod lifecycle;
 mod limits;
+mod listen;
 mod middleware;
 mod operator;
 mod ops;
@@ -24,7 +26,7 @@ pub mod tls;
 
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use crate::auth::TokenAuth;
 use crate::config::Config;
@@ -88,8 +90,10 @@ pub fn serve(
     role: Listener,
     tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let head_limits =
+        head_guard::HeadLimits::new(state.config.limits.max_url_bytes, state.config.limits.max_header_bytes);
     let data = web::Data::from(state);
-    let server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             .app_data(data.clone())
             .app_data(role)
@@ -134,14 +138,7 @@ pub fn serve(
                     .route("/{collection}/{id}", web::route().to(resources::item)),
             )
             .default_service(web::route().to(resources::not_found))
-    })
-    .shutdown_timeout(30)
-    // Time allowed for the request head; the body has `limits.request_timeout_secs`.
-    .client_request_timeout(std::time::Duration::from_secs(10));
-    let server = match tls {
-        Some(cfg) => server.listen_rustls_0_23(listener, cfg)?,
-        None => server.listen(listener)?,
-    }
-    .run();
-    Ok(server)
+    };
+    // HTTP/1 with the request-head limits applied before actix-http parses (head_guard.rs).
+    listen::serve(app, listener, tls, head_limits)
 }

@@ -189,9 +189,8 @@ impl Jobs {
                 let dir_ok = req
                     .directory
                     .as_deref()
-                    .map_or(true, |d| acc.directory.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(d)));
-                let age_ok =
-                    req.inactive_days.map_or(true, |n| inactivity(acc, None, now).is_some_and(|(d, _)| d >= n));
+                    .is_none_or(|d| acc.directory.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(d)));
+                let age_ok = req.inactive_days.is_none_or(|n| inactivity(acc, None, now).is_some_and(|(d, _)| d >= n));
                 if dir_ok && age_ok {
                     candidates.push(acc.clone());
                 }

@@ -2,10 +2,11 @@
 //! values turned into the stored shape — canonical attribute names, core attributes at the top
 //! level, extension attributes under their URN, every value of its declared type.
 //!
-//! Owns the leniency real IdPs need (field guide §0): attribute names in any case, `"True"` for
-//! booleans, one-element arrays for single values (old Entra jobs), `manager` as a plain string,
-//! dotted (`name.givenName`) and URN-qualified keys, unknown schema URIs, unknown and readOnly
-//! attributes (silently dropped, RFC 7644 §3.5.1), `null` and `[]` as unassigned (RFC 7643 §2.5).
+//! Owns the leniency real IdPs need (field guide §0), and no more: attribute names in any case,
+//! `"True"` for booleans, one-element arrays for single values (old Entra jobs), `manager` as a
+//! plain string, dotted (`name.givenName`) and URN-qualified keys, unknown schema URIs, unknown
+//! and readOnly attributes (silently dropped, RFC 7644 §3.5.1), `null` and `[]` as unassigned
+//! (RFC 7643 §2.5). A value of another JSON type than declared (`"userName": 42`) is refused.
 //!
 //! Never stored here: `schemas`, `id`, `meta`, `groups` (readOnly), `password` (handed back
 //! separately so the caller keeps only a hash) and group `members` (handed back as
@@ -14,7 +15,7 @@
 
 use std::fmt;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::error::{ScimError, ScimResult};
 use super::schema::{AttrDef, AttrType, Container, Mutability, ResourceSchema, Schema};
@@ -343,8 +344,27 @@ fn unwrap_value<'v>(def: &AttrDef, item: &'v Value) -> &'v Value {
     }
 }
 
+/// What a JSON value is, for an error detail.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One value of its declared JSON type (RFC 7643 §2.3). The only leniency is the documented
+/// IdP quirks: `"True"`/`"False"` for booleans (Entra, field guide §0.2), a plain string for
+/// `manager` (§0.10), and one-element arrays (handled by the caller). A number or boolean where
+/// a string is declared (`"userName": 42`) is refused, not stored as `"42"`: the IdP's mapping
+/// is wrong, and a silently coerced name would never match the IdP's own value again.
 fn coerce_one(def: &AttrDef, value: &Value, label: &str) -> ScimResult<Option<Value>> {
-    let wrong = |expected: &str| ScimError::invalid_value(format!("attribute '{label}' must be {expected}"));
+    let wrong = |expected: &str| {
+        ScimError::invalid_value(format!("attribute '{label}' must be {expected}, not {}", json_kind(value)))
+    };
     let blank = matches!(value, Value::String(s) if s.trim().is_empty());
     if value.is_null() || (blank && !matches!(def.kind, AttrType::String | AttrType::Reference | AttrType::Binary)) {
         // An empty string for a boolean, number or date is as good as unassigned.
@@ -359,26 +379,14 @@ fn coerce_one(def: &AttrDef, value: &Value, label: &str) -> ScimResult<Option<Va
             _ => return Err(wrong("a boolean")),
         },
         (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
-        (AttrType::Integer, Value::Number(n)) => integral(n.as_f64()).ok_or_else(|| wrong("an integer"))?,
-        (AttrType::Integer, Value::String(s)) => {
-            Value::Number(s.trim().parse::<i64>().map_err(|_| wrong("an integer"))?.into())
-        }
+        (AttrType::Integer, Value::Number(n)) => integral(n.as_f64())
+            .ok_or_else(|| ScimError::invalid_value(format!("attribute '{label}' must be an integer, not {n}")))?,
         (AttrType::Decimal, Value::Number(_)) => value.clone(),
-        (AttrType::Decimal, Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(Number::from_f64)
-            .map(Value::Number)
-            .ok_or_else(|| wrong("a decimal number"))?,
         (AttrType::DateTime, Value::String(s)) => {
             chrono::DateTime::parse_from_rfc3339(s.trim()).map_err(|_| wrong("an RFC 3339 date-time"))?;
             value.clone()
         }
         (AttrType::String | AttrType::Reference | AttrType::Binary, Value::String(_)) => value.clone(),
-        (AttrType::String | AttrType::Reference | AttrType::Binary, Value::Number(_) | Value::Bool(_)) => {
-            Value::String(value.to_string())
-        }
         (AttrType::Complex, Value::Object(obj)) => return coerce_complex(def, obj, label),
         // `manager` as a plain id (field guide §0.10); stored as the RFC object `{"value": id}`.
         (AttrType::Complex, Value::String(_)) if def.sub(VALUE).is_some() => {
@@ -455,7 +463,12 @@ fn member_from(item: &Value) -> ScimResult<MemberRef> {
     };
     let value = match id {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(other) if !other.is_null() && !other.is_string() => {
+            return Err(ScimError::invalid_value(format!(
+                "attribute 'members.value' must be a string (the member's id), not {}",
+                json_kind(other)
+            )))
+        }
         _ => return Err(ScimError::invalid_value("every member needs a non-empty string 'value' (the member's id)")),
     };
     let kind = match kind {
@@ -758,23 +771,31 @@ mod tests {
     }
 
     #[test]
-    fn numbers_accept_numeric_strings_and_reject_the_rest() {
+    fn numbers_must_be_json_numbers() {
         let int = def(json!({"name": "n", "type": "integer"}));
-        assert_eq!(coerce(&int, &json!("42")).expect("ok"), Some(json!(42)));
+        assert_eq!(coerce(&int, &json!(42)).expect("ok"), Some(json!(42)));
         assert_eq!(coerce(&int, &json!(7.0)).expect("ok"), Some(json!(7)));
         assert_eq!(scim_type(coerce(&int, &json!(7.5))), Some(ScimType::InvalidValue));
+        assert_eq!(scim_type(coerce(&int, &json!("42"))), Some(ScimType::InvalidValue));
         let dec = def(json!({"name": "d", "type": "decimal"}));
-        assert_eq!(coerce(&dec, &json!("2.5")).expect("ok"), Some(json!(2.5)));
-        assert_eq!(scim_type(coerce(&dec, &json!("NaN"))), Some(ScimType::InvalidValue));
+        assert_eq!(coerce(&dec, &json!(2.5)).expect("ok"), Some(json!(2.5)));
+        assert_eq!(scim_type(coerce(&dec, &json!("2.5"))), Some(ScimType::InvalidValue));
+        assert_eq!(scim_type(coerce(&dec, &json!(true))), Some(ScimType::InvalidValue));
     }
 
     #[test]
-    fn strings_take_stringified_numbers_but_objects_are_invalid_values_naming_the_attribute() {
+    fn strings_refuse_numbers_booleans_and_objects_naming_the_attribute() {
         let title = def(json!({"name": "title", "type": "string"}));
-        assert_eq!(coerce(&title, &json!(12)).expect("ok"), Some(json!("12")));
-        let err = coerce(&title, &json!({"a": 1})).expect_err("object");
-        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
-        assert!(err.detail.contains("title"));
+        for bad in [json!(12), json!(true), json!({"a": 1}), json!(1.5)] {
+            let err = coerce(&title, &bad).expect_err("wrong JSON type");
+            assert_eq!(err.scim_type, Some(ScimType::InvalidValue), "{bad}");
+            assert!(err.detail.contains("'title' must be a string"), "{bad}: {}", err.detail);
+        }
+        let err = normalize(&json!({"userName": 42}), &user()).expect_err("userName as a number");
+        assert!(err.detail.contains("'userName' must be a string, not a number"), "{}", err.detail);
+        let err = normalize(&json!({"userName": "u", "name": {"givenName": false}}), &user()).expect_err("sub");
+        assert!(err.detail.contains("'name.givenName'"), "{}", err.detail);
+        assert!(members_from(&json!([{"value": 7}])).is_err());
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Store {
         for kv in self.named(LINKS)?.iter() {
             let (_, v) = kv?;
             let link: Link = serde_json::from_slice(&v).map_err(corrupt)?;
-            if target.map_or(true, |t| t == link.target) {
+            if target.is_none_or(|t| t == link.target) {
                 out.push(link);
             }
         }
@@ -314,7 +314,7 @@ impl Store {
         for kv in self.named(REVIEW)?.iter() {
             let (_, v) = kv?;
             let r: Review = serde_json::from_slice(&v).map_err(corrupt)?;
-            if target.map_or(true, |t| t == r.target) {
+            if target.is_none_or(|t| t == r.target) {
                 out.push(r);
             }
         }

@@ -391,7 +391,7 @@ fn search(s: &mut State, req: &Req, _: &Params) -> Resp {
     };
     let listing = format!("crowd-search:{}", email.clone().unwrap_or_default());
     let (ids, _) = s.page(&listing, start, max, |u| {
-        !u.deleted && email.as_ref().map_or(true, |e| u.email.to_lowercase() == e.to_lowercase())
+        !u.deleted && email.as_ref().is_none_or(|e| u.email.to_lowercase() == e.to_lowercase())
     });
     let users: Vec<Value> = ids
         .iter()
