@@ -291,6 +291,44 @@ async fn a_rehire_with_the_same_username_is_reactivated_never_a_409_loop() {
     assert_eq!(s.store().dead_letter_count(), 0);
 }
 
+/// A leaver's deactivation dies during an outage; the person is re-hired (same externalId) and
+/// gets the old account back; an operator then retries every dead letter. The old deactivation
+/// was decided for the deleted SCIM user: it must not lock the re-hired colleague out.
+#[tokio::test]
+async fn a_dead_lettered_deactivation_of_the_earlier_owner_never_reaches_the_rehired_account() {
+    let jira = Emulator::start(Product::Jira).await;
+    let mut config = toml(&[("jira", &jira)], "");
+    config = config.replace("max_attempts = 1000", "max_attempts = 2");
+    let s = TestServer::start_toml(&config, &[("ATL_TOKEN", ATL_TOKEN)]).await;
+    let first = entra_user(&s, "kim@contoso.com", "ext-kim").await;
+    eventually("kim created and linked", WAIT, || link_of(&s, &first, "jira").is_some()).await;
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+
+    jira.down_for(Duration::from_secs(3600));
+    assert_eq!(s.delete(&format!("/Users/{first}")).await.status, 204);
+    eventually("the deactivation is a dead letter", WAIT, || {
+        s.store().dead_letter_count() == 1 && s.store().outbox_depth() == 0
+    })
+    .await;
+    jira.down_for(Duration::ZERO);
+    let again = entra_user(&s, "kim.lee@contoso.com", "ext-kim").await;
+    eventually("the re-hire takes the account back", WAIT, || {
+        link_of(&s, &again, "jira").as_deref() == Some("kim@contoso.com") && s.store().outbox_depth() == 0
+    })
+    .await;
+    assert!(jira.user("kim@contoso.com").is_some_and(|u| u.active));
+
+    let (status, body) = admin(&s, Method::POST, "/admin/jobs/retry", None).await;
+    assert_eq!(status, 200, "{body}");
+    eventually("the retried job is closed", WAIT, || s.store().outbox_depth() == 0).await;
+    let closed = records(&s, &first, "delivery");
+    let last = closed.last().expect("a record of the retried job");
+    assert_eq!(last["outcome"], "skipped", "{closed:#?}");
+    assert!(last["reason"].as_str().is_some_and(|r| r.contains(&again) && r.contains("not sent")), "{last}");
+    assert!(jira.user("kim@contoso.com").is_some_and(|u| u.active), "the re-hired colleague keeps access");
+    assert!(jira.user("kim.lee@contoso.com").is_none(), "no duplicate");
+}
+
 #[tokio::test]
 async fn rename_follow_renames_the_linked_jira_account_and_keep_leaves_confluence_alone() {
     let jira = Emulator::start(Product::Jira).await;

@@ -277,13 +277,19 @@ impl Deliverer {
         let started = Instant::now();
         // The account this intent acts on: a recorded link, an existing account found now (DESIGN:
         // linking happens at delivery, before a create), or held for review (`link.rs`).
-        let (mut calls, steps, link, link_note, mut failure) =
-            match self.plan(connector, seq, &entry, &mut intent).await? {
-                link::Plan::Held => return Ok(Outcome::Closed),
-                // A failed look-up is retried like any failed call.
-                link::Plan::Failed(f, calls) => (calls, Vec::new(), None, Value::Null, Some(f)),
-                link::Plan::Deliver { steps, link, note, calls } => (calls, steps, link, note, None),
-            };
+        let (mut calls, steps, link, link_note, mut failure) = match self
+            .plan(connector, seq, &entry, &mut intent)
+            .await?
+        {
+            link::Plan::Held => return Ok(Outcome::Closed),
+            link::Plan::Skip(reason) => {
+                tracing::warn!(job = seq, target = %intent.target, username = %Pii(&intent.username), "An intent of an earlier owner of a re-linked account was not sent.");
+                return self.skip(seq, &entry, &intent, &[], reason);
+            }
+            // A failed look-up is retried like any failed call.
+            link::Plan::Failed(f, calls) => (calls, Vec::new(), None, Value::Null, Some(f)),
+            link::Plan::Deliver { steps, link, note, calls } => (calls, steps, link, note, None),
+        };
         if failure.is_none() {
             match self.groups.gate(connector, &intent).await? {
                 Gate::Proceed(made) => calls.extend(made),
