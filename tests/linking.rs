@@ -115,6 +115,40 @@ async fn the_existing_jira_dave_is_linked_by_email_not_duplicated_and_disabling_
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());
 }
 
+/// A profile change of a user linked under another name reaches the linked account, in Jira and
+/// in Bitbucket; nothing is sent under the IdP-derived name.
+#[tokio::test]
+async fn a_profile_update_of_a_user_linked_by_email_reaches_the_linked_account() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user_with_email("lena", "lena@contoso.com");
+    let bb = Emulator::start(Product::Bitbucket).await;
+    bb.add_user_with_email("lena", "lena@contoso.com");
+    let s = bridge(&[("jira", &jira), ("git", &bb)], "").await;
+    let id = entra_user(&s, "lena@contoso.com", "l-1").await;
+    eventually("lena linked on both", WAIT, || {
+        link_of(&s, &id, "jira").as_deref() == Some("lena") && link_of(&s, &id, "git").as_deref() == Some("lena")
+    })
+    .await;
+    let change = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Lena Novak"},
+                       {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "lena.novak@contoso.com"}]});
+    assert_eq!(s.patch(&format!("/Users/{id}"), &change).await.status, 200);
+    eventually("the linked accounts carry the new name and email", WAIT, || {
+        [&jira, &bb].iter().all(|e| {
+            e.user("lena").is_some_and(|u| u.display_name == "Lena Novak" && u.email == "lena.novak@contoso.com")
+        })
+    })
+    .await;
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    let updates: Vec<Value> =
+        records(&s, &id, "delivery").into_iter().filter(|r| r["action"]["type"] == "update_profile").collect();
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    assert!(updates.iter().all(|r| r["username"] == "lena" && r["outcome"] == "delivered"), "{updates:#?}");
+    assert!(jira.user("lena@contoso.com").is_none() && bb.user("lena@contoso.com").is_none(), "no duplicate");
+    assert_eq!(s.store().dead_letter_count(), 0);
+    assert!(jira.violations().is_empty() && bb.violations().is_empty());
+}
+
 #[tokio::test]
 async fn an_inactive_existing_account_is_linked_by_username_and_reactivated_in_crowd_and_found_by_email_in_bitbucket() {
     let crowd = Emulator::start(Product::Crowd).await;
