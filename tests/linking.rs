@@ -308,6 +308,40 @@ async fn a_rehire_with_the_same_external_id_gets_the_old_account_back_reactivate
     assert!(records(&s, &again, "link").iter().any(|r| r["op"] == "rehire"), "audited as a re-hire");
 }
 
+/// Two deleted users shared an externalId (the IdP does not make it unique) and each had an
+/// account; a third user with it cannot be told which one is theirs. Delivery holds it for
+/// review, and `links preview` says the same, instead of "new".
+#[tokio::test]
+async fn a_rehire_matching_several_old_accounts_is_ambiguous_at_delivery_and_in_the_preview() {
+    let jira = Emulator::start(Product::Jira).await;
+    let s = bridge(&[("jira", &jira)], "").await;
+    let a = entra_user(&s, "mia@contoso.com", "ext-shared").await;
+    let b = entra_user(&s, "mia.k@contoso.com", "ext-shared").await;
+    eventually("both linked", WAIT, || link_of(&s, &a, "jira").is_some() && link_of(&s, &b, "jira").is_some()).await;
+    for id in [&a, &b] {
+        assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
+    }
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    let c = entra_user(&s, "mia.new@contoso.com", "ext-shared").await;
+    eventually("the re-hire waits for review", WAIT, || s.store().review("jira", &c).ok().flatten().is_some()).await;
+    let review = s.store().review("jira", &c).expect("read").expect("review");
+    assert_eq!(review.kind, "ambiguous");
+
+    let (status, p) = admin(&s, Method::GET, "/admin/links/preview?target=jira", None).await;
+    assert_eq!(status, 200, "{p}");
+    let row = p["targets"][0]["users"]
+        .as_array()
+        .and_then(|u| u.iter().find(|r| r["user_id"] == c.as_str()))
+        .cloned()
+        .expect("a row for the re-hire");
+    assert_eq!(row["status"], "ambiguous", "{row}");
+    let mut candidates: Vec<&str> =
+        row["candidates"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
+    candidates.sort_unstable();
+    assert_eq!(candidates, ["mia.k@contoso.com", "mia@contoso.com"], "{row}");
+    assert!(jira.user("mia.new@contoso.com").is_none(), "nothing was created");
+}
+
 #[tokio::test]
 async fn a_rehire_with_the_same_username_is_reactivated_never_a_409_loop() {
     let jira = Emulator::start(Product::Jira).await;

@@ -208,12 +208,20 @@ impl Jobs {
                 rows.push(row("linked", Some(l.username.clone()), Vec::new(), detail));
                 continue;
             }
-            if let Some(old) = u.facts.external_id.as_deref().and_then(|x| retired.get(x)).filter(|r| r.len() == 1) {
-                if let Some(&i) = by_name.get(&lower(&old[0].username)) {
-                    matched[i] = true;
+            if let Some((ext, old)) = u.facts.external_id.as_deref().and_then(|x| retired.get(x).map(|r| (x, r))) {
+                if let [one] = old.as_slice() {
+                    if let Some(&i) = by_name.get(&lower(&one.username)) {
+                        matched[i] = true;
+                    }
+                    let detail = format!("re-hire: takes back the account of deleted SCIM user {}", one.user_id);
+                    rows.push(row("existing", Some(one.username.clone()), Vec::new(), detail));
+                } else {
+                    // As delivery decides (`delivery/link.rs`): several retired links are a review.
+                    let candidates = old.iter().map(|l| l.username.clone()).collect();
+                    let detail =
+                        format!("re-hire: externalId {ext} was linked to {} accounts of deleted users", old.len());
+                    rows.push(row("ambiguous", None, candidates, detail));
                 }
-                let detail = format!("re-hire: takes back the account of deleted SCIM user {}", old[0].user_id);
-                rows.push(row("existing", Some(old[0].username.clone()), Vec::new(), detail));
                 continue;
             }
             let Some(wanted) = policy::username_for(&u.facts, policy.username_from) else {
