@@ -342,6 +342,42 @@ async fn a_rehire_matching_several_old_accounts_is_ambiguous_at_delivery_and_in_
     assert!(jira.user("mia.new@contoso.com").is_none(), "nothing was created");
 }
 
+/// `link_existing = "none"` looks nothing up: the create takes an account of the same name as it
+/// is, which `links preview` must say ("existing", not "new"); and an account an operator linked to
+/// another SCIM user is never taken (the user waits for review; it used to repeat forever).
+#[tokio::test]
+async fn with_link_existing_none_the_preview_and_delivery_agree_on_same_name_accounts() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user_with_email("pat", "pat@contoso.com");
+    jira.add_user_with_email("nora", "nora@contoso.com");
+    let dry = bridge(&[("jira", &jira)], "link_existing = \"none\"\ndry_run = true").await;
+    dry.create_user("pat").await;
+    let (status, p) = admin(&dry, Method::GET, "/admin/links/preview?target=jira", None).await;
+    assert_eq!(status, 200, "{p}");
+    let pat = p["targets"][0]["users"].as_array().and_then(|u| u.iter().find(|r| r["user_name"] == "pat")).cloned();
+    let pat = pat.expect("a row for pat");
+    assert_eq!((&pat["status"], &pat["username"]), (&json!("existing"), &json!("pat")), "{pat}");
+    drop(dry);
+
+    let s = bridge(&[("jira", &jira)], "link_existing = \"none\"").await;
+    let other = entra_user(&s, "nora.b@contoso.com", "n-2").await;
+    eventually("nora.b created", WAIT, || link_of(&s, &other, "jira").is_some()).await;
+    let set = json!({"user": other, "username": "nora", "target": "jira"});
+    let (status, body) = admin(&s, Method::POST, "/admin/links", Some(set)).await;
+    assert_eq!(status, 200, "{body}");
+    let nora = s.create_user("nora").await;
+    eventually("nora waits for review instead of taking the linked account", WAIT, || {
+        s.store().review("jira", &nora).ok().flatten().is_some_and(|r| r.kind == "conflict")
+            && s.store().outbox_depth() == 0
+    })
+    .await;
+    assert_eq!(link_of(&s, &other, "jira").as_deref(), Some("nora"), "the operator's link stands");
+    let (status, p) = admin(&s, Method::GET, "/admin/links/preview?target=jira", None).await;
+    assert_eq!(status, 200, "{p}");
+    let row = p["targets"][0]["users"].as_array().and_then(|u| u.iter().find(|r| r["user_id"] == nora.as_str()));
+    assert_eq!(row.map(|r| r["status"].clone()), Some(json!("conflict")), "{p}");
+}
+
 #[tokio::test]
 async fn a_rehire_with_the_same_username_is_reactivated_never_a_409_loop() {
     let jira = Emulator::start(Product::Jira).await;

@@ -237,6 +237,14 @@ impl Deliverer {
         }
         let wanted = intent.username.clone();
         if self.link_existing == LinkExisting::None {
+            // No look-up, but an account of this name linked to another SCIM user is never taken
+            // (recording the link would be refused, and the lane would repeat forever).
+            if let Some(owner) = self.store.linked_user(&intent.target, &wanted)? {
+                if owner != intent.user_id && self.store.get(Kind::User, &owner)?.is_some() {
+                    let reason = format!("the account {wanted:?} is already linked to another SCIM user ({owner})");
+                    return self.put_on_review(seq, entry, intent, email, "conflict", reason, vec![wanted]);
+                }
+            }
             return Ok(Plan::Deliver {
                 steps: self.as_steps(intent),
                 link: Some(Box::new(new_link(intent, &wanted, LinkSource::Created, external_id))),
