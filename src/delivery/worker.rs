@@ -306,8 +306,15 @@ impl Deliverer {
         let mut notes = Vec::new();
         let mut effects = Vec::new();
         let mut fallbacks = Vec::new();
+        let takes_back = matches!(intent.action, IntentAction::CreateUser { .. })
+            && steps.iter().any(|s| matches!(s, Step::Act(Action::Reactivate { .. })));
         let restored = if matches!(intent.action, IntentAction::Reactivate) {
             super::restore::groups_to_restore(&self.store.audit_of(&intent.user_id)?, &intent.target)
+        } else if takes_back {
+            // A create that takes an existing account back (re-hire, link): its history is the
+            // account's, written under the SCIM user that had it before.
+            let records = self.store.audit_of_person(&intent.username)?.unwrap_or_default();
+            super::restore::groups_to_restore(&records, &intent.target)
         } else {
             Vec::new()
         };
