@@ -313,8 +313,7 @@ impl Deliverer {
         } else if takes_back {
             // A create that takes an existing account back (re-hire, link): its history is the
             // account's, written under the SCIM user that had it before.
-            let records = self.store.audit_of_person(&intent.username)?.unwrap_or_default();
-            super::restore::groups_to_restore(&records, &intent.target)
+            super::restore::groups_to_restore(&self.store.audit_of_account(&intent.username)?, &intent.target)
         } else {
             Vec::new()
         };
