@@ -333,8 +333,22 @@ async fn check_config(config: Config, live: bool) -> anyhow::Result<()> {
     let needs = scimbridge::atlassian::Needs { anonymize: config_anonymizes(&config) };
     for t in &config.targets {
         let c = t.connector()?;
+        // The accounts the target's keys name must exist and be active (issue 9 item 3 and 4).
+        let named: Vec<(&'static str, String)> =
+            [("lead_successor", &t.lead_successor), ("anonymize_new_owner", &t.anonymize_new_owner)]
+                .into_iter()
+                .filter_map(|(k, v)| v.as_ref().map(|u| (k, u.trim().to_string())))
+                .collect();
         // Off the main thread, like every CLI network call (see cli_signals.rs).
-        let check = scimbridge::cli_signals::off_main_thread(async move { c.live_check(needs).await }).await?;
+        let check = scimbridge::cli_signals::off_main_thread(async move {
+            let mut check = c.live_check(needs).await;
+            if check.problems.is_empty() {
+                let named: Vec<(&str, &str)> = named.iter().map(|(k, u)| (*k, u.as_str())).collect();
+                c.live_check_accounts(&named, &mut check).await;
+            }
+            check
+        })
+        .await?;
         if check.problems.is_empty() {
             println!("  {}: reachable, credentials accepted; {}.", t.spec.name, check.facts.join("; "));
         } else {

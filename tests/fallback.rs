@@ -493,3 +493,35 @@ async fn a_user_still_given_an_application_after_the_removals_is_a_dead_letter()
     let fb = exec.fallback.expect("report");
     assert!(fb.access_groups_from.contains("license_groups only: GET /applicationrole answered 403"), "{fb:?}");
 }
+
+/// A re-hire (a new SCIM user taking back the account) of someone whose offboarding fell back to
+/// removing access groups gets those groups back, as enabling the same SCIM user again does:
+/// the account was never deactivated, so "reactivate" alone would leave them without access.
+#[tokio::test]
+async fn a_rehire_of_a_user_offboarded_by_the_fallback_gets_the_removed_groups_back() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.set_role("jira-software", &["jira-software-users"], None);
+    let s = bridge(&jira, "").await;
+    let user = |ext: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "externalId": ext, "userName": "ravi",
+               "emails": [{"value": "ravi@example.com", "primary": true}], "active": true})
+    };
+    let first = s.create_user_from(user("ext-ravi")).await["id"].as_str().expect("id").to_string();
+    eventually("ravi exists", WAIT, || jira.user("ravi").is_some()).await;
+    jira.add_member("ravi", "jira-software-users");
+    jira.add_project("ABC", "ravi");
+    assert_eq!(s.delete(&format!("/Users/{first}")).await.status, 204);
+    eventually("ravi lost the access group", WAIT, || {
+        jira.user("ravi").is_some_and(|u| !u.groups.contains("jira-software-users"))
+    })
+    .await;
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+
+    let again = s.create_user_from(user("ext-ravi")).await["id"].as_str().expect("id").to_string();
+    let rec = offboarding_record(&s, &again, "create_user").await;
+    assert_eq!(rec["outcome"], "delivered", "{rec:#}");
+    assert_eq!(strings(&rec["restored_groups"]), vec!["jira-software-users"], "{rec:#}");
+    let ravi = jira.user("ravi").expect("ravi");
+    assert!(ravi.active && ravi.groups.contains("jira-software-users"), "{ravi:?}");
+    assert_eq!(jira.count("POST", "/rest/api/2/user"), 1, "no duplicate");
+}

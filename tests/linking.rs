@@ -115,6 +115,40 @@ async fn the_existing_jira_dave_is_linked_by_email_not_duplicated_and_disabling_
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());
 }
 
+/// A profile change of a user linked under another name reaches the linked account, in Jira and
+/// in Bitbucket; nothing is sent under the IdP-derived name.
+#[tokio::test]
+async fn a_profile_update_of_a_user_linked_by_email_reaches_the_linked_account() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user_with_email("lena", "lena@contoso.com");
+    let bb = Emulator::start(Product::Bitbucket).await;
+    bb.add_user_with_email("lena", "lena@contoso.com");
+    let s = bridge(&[("jira", &jira), ("git", &bb)], "").await;
+    let id = entra_user(&s, "lena@contoso.com", "l-1").await;
+    eventually("lena linked on both", WAIT, || {
+        link_of(&s, &id, "jira").as_deref() == Some("lena") && link_of(&s, &id, "git").as_deref() == Some("lena")
+    })
+    .await;
+    let change = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Lena Novak"},
+                       {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "lena.novak@contoso.com"}]});
+    assert_eq!(s.patch(&format!("/Users/{id}"), &change).await.status, 200);
+    eventually("the linked accounts carry the new name and email", WAIT, || {
+        [&jira, &bb].iter().all(|e| {
+            e.user("lena").is_some_and(|u| u.display_name == "Lena Novak" && u.email == "lena.novak@contoso.com")
+        })
+    })
+    .await;
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    let updates: Vec<Value> =
+        records(&s, &id, "delivery").into_iter().filter(|r| r["action"]["type"] == "update_profile").collect();
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    assert!(updates.iter().all(|r| r["username"] == "lena" && r["outcome"] == "delivered"), "{updates:#?}");
+    assert!(jira.user("lena@contoso.com").is_none() && bb.user("lena@contoso.com").is_none(), "no duplicate");
+    assert_eq!(s.store().dead_letter_count(), 0);
+    assert!(jira.violations().is_empty() && bb.violations().is_empty());
+}
+
 #[tokio::test]
 async fn an_inactive_existing_account_is_linked_by_username_and_reactivated_in_crowd_and_found_by_email_in_bitbucket() {
     let crowd = Emulator::start(Product::Crowd).await;
@@ -274,6 +308,76 @@ async fn a_rehire_with_the_same_external_id_gets_the_old_account_back_reactivate
     assert!(records(&s, &again, "link").iter().any(|r| r["op"] == "rehire"), "audited as a re-hire");
 }
 
+/// Two deleted users shared an externalId (the IdP does not make it unique) and each had an
+/// account; a third user with it cannot be told which one is theirs. Delivery holds it for
+/// review, and `links preview` says the same, instead of "new".
+#[tokio::test]
+async fn a_rehire_matching_several_old_accounts_is_ambiguous_at_delivery_and_in_the_preview() {
+    let jira = Emulator::start(Product::Jira).await;
+    let s = bridge(&[("jira", &jira)], "").await;
+    let a = entra_user(&s, "mia@contoso.com", "ext-shared").await;
+    let b = entra_user(&s, "mia.k@contoso.com", "ext-shared").await;
+    eventually("both linked", WAIT, || link_of(&s, &a, "jira").is_some() && link_of(&s, &b, "jira").is_some()).await;
+    for id in [&a, &b] {
+        assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
+    }
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    let c = entra_user(&s, "mia.new@contoso.com", "ext-shared").await;
+    eventually("the re-hire waits for review", WAIT, || s.store().review("jira", &c).ok().flatten().is_some()).await;
+    let review = s.store().review("jira", &c).expect("read").expect("review");
+    assert_eq!(review.kind, "ambiguous");
+
+    let (status, p) = admin(&s, Method::GET, "/admin/links/preview?target=jira", None).await;
+    assert_eq!(status, 200, "{p}");
+    let row = p["targets"][0]["users"]
+        .as_array()
+        .and_then(|u| u.iter().find(|r| r["user_id"] == c.as_str()))
+        .cloned()
+        .expect("a row for the re-hire");
+    assert_eq!(row["status"], "ambiguous", "{row}");
+    let mut candidates: Vec<&str> =
+        row["candidates"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
+    candidates.sort_unstable();
+    assert_eq!(candidates, ["mia.k@contoso.com", "mia@contoso.com"], "{row}");
+    assert!(jira.user("mia.new@contoso.com").is_none(), "nothing was created");
+}
+
+/// `link_existing = "none"` looks nothing up: the create takes an account of the same name as it
+/// is, which `links preview` must say ("existing", not "new"); and an account an operator linked to
+/// another SCIM user is never taken (the user waits for review; it used to repeat forever).
+#[tokio::test]
+async fn with_link_existing_none_the_preview_and_delivery_agree_on_same_name_accounts() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user_with_email("pat", "pat@contoso.com");
+    jira.add_user_with_email("nora", "nora@contoso.com");
+    let dry = bridge(&[("jira", &jira)], "link_existing = \"none\"\ndry_run = true").await;
+    dry.create_user("pat").await;
+    let (status, p) = admin(&dry, Method::GET, "/admin/links/preview?target=jira", None).await;
+    assert_eq!(status, 200, "{p}");
+    let pat = p["targets"][0]["users"].as_array().and_then(|u| u.iter().find(|r| r["user_name"] == "pat")).cloned();
+    let pat = pat.expect("a row for pat");
+    assert_eq!((&pat["status"], &pat["username"]), (&json!("existing"), &json!("pat")), "{pat}");
+    drop(dry);
+
+    let s = bridge(&[("jira", &jira)], "link_existing = \"none\"").await;
+    let other = entra_user(&s, "nora.b@contoso.com", "n-2").await;
+    eventually("nora.b created", WAIT, || link_of(&s, &other, "jira").is_some()).await;
+    let set = json!({"user": other, "username": "nora", "target": "jira"});
+    let (status, body) = admin(&s, Method::POST, "/admin/links", Some(set)).await;
+    assert_eq!(status, 200, "{body}");
+    let nora = s.create_user("nora").await;
+    eventually("nora waits for review instead of taking the linked account", WAIT, || {
+        s.store().review("jira", &nora).ok().flatten().is_some_and(|r| r.kind == "conflict")
+            && s.store().outbox_depth() == 0
+    })
+    .await;
+    assert_eq!(link_of(&s, &other, "jira").as_deref(), Some("nora"), "the operator's link stands");
+    let (status, p) = admin(&s, Method::GET, "/admin/links/preview?target=jira", None).await;
+    assert_eq!(status, 200, "{p}");
+    let row = p["targets"][0]["users"].as_array().and_then(|u| u.iter().find(|r| r["user_id"] == nora.as_str()));
+    assert_eq!(row.map(|r| r["status"].clone()), Some(json!("conflict")), "{p}");
+}
+
 #[tokio::test]
 async fn a_rehire_with_the_same_username_is_reactivated_never_a_409_loop() {
     let jira = Emulator::start(Product::Jira).await;
@@ -289,6 +393,44 @@ async fn a_rehire_with_the_same_username_is_reactivated_never_a_409_loop() {
     assert_eq!(link_of(&s, &again, "jira").as_deref(), Some("hal@contoso.com"));
     assert_eq!(jira.count("POST", "/rest/api/2/user"), 1);
     assert_eq!(s.store().dead_letter_count(), 0);
+}
+
+/// A leaver's deactivation dies during an outage; the person is re-hired (same externalId) and
+/// gets the old account back; an operator then retries every dead letter. The old deactivation
+/// was decided for the deleted SCIM user: it must not lock the re-hired colleague out.
+#[tokio::test]
+async fn a_dead_lettered_deactivation_of_the_earlier_owner_never_reaches_the_rehired_account() {
+    let jira = Emulator::start(Product::Jira).await;
+    let mut config = toml(&[("jira", &jira)], "");
+    config = config.replace("max_attempts = 1000", "max_attempts = 2");
+    let s = TestServer::start_toml(&config, &[("ATL_TOKEN", ATL_TOKEN)]).await;
+    let first = entra_user(&s, "kim@contoso.com", "ext-kim").await;
+    eventually("kim created and linked", WAIT, || link_of(&s, &first, "jira").is_some()).await;
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+
+    jira.down_for(Duration::from_secs(3600));
+    assert_eq!(s.delete(&format!("/Users/{first}")).await.status, 204);
+    eventually("the deactivation is a dead letter", WAIT, || {
+        s.store().dead_letter_count() == 1 && s.store().outbox_depth() == 0
+    })
+    .await;
+    jira.down_for(Duration::ZERO);
+    let again = entra_user(&s, "kim.lee@contoso.com", "ext-kim").await;
+    eventually("the re-hire takes the account back", WAIT, || {
+        link_of(&s, &again, "jira").as_deref() == Some("kim@contoso.com") && s.store().outbox_depth() == 0
+    })
+    .await;
+    assert!(jira.user("kim@contoso.com").is_some_and(|u| u.active));
+
+    let (status, body) = admin(&s, Method::POST, "/admin/jobs/retry", None).await;
+    assert_eq!(status, 200, "{body}");
+    eventually("the retried job is closed", WAIT, || s.store().outbox_depth() == 0).await;
+    let closed = records(&s, &first, "delivery");
+    let last = closed.last().expect("a record of the retried job");
+    assert_eq!(last["outcome"], "skipped", "{closed:#?}");
+    assert!(last["reason"].as_str().is_some_and(|r| r.contains(&again) && r.contains("not sent")), "{last}");
+    assert!(jira.user("kim@contoso.com").is_some_and(|u| u.active), "the re-hired colleague keeps access");
+    assert!(jira.user("kim.lee@contoso.com").is_none(), "no duplicate");
 }
 
 #[tokio::test]

@@ -532,6 +532,7 @@ async fn the_delivery_worker_keeps_the_task_id_in_the_outbox_and_follows_it_to_c
 async fn check_config_live_reports_each_version_and_refuses_missing_rights() {
     let jira = Emulator::start(Product::Jira).await;
     jira.set_version("9.12.3");
+    jira.add_user(NEW_OWNER);
     let bb = Emulator::start(Product::Bitbucket).await;
     let wiki = Emulator::start(Product::Confluence).await;
     wiki.set_version("8.5.0");
@@ -573,6 +574,7 @@ async fn check_config_live_reports_each_version_and_refuses_missing_rights() {
         out.contains("jira: reachable") && out.contains("Jira 9.12.3") && out.contains("system administrator: yes"),
         "{out}"
     );
+    assert!(out.contains(&format!("anonymize_new_owner {NEW_OWNER}: active")), "{out}");
     assert!(out.contains("git: reachable") && out.contains("Bitbucket 8.19.0") && out.contains("ADMIN: yes"), "{out}");
     let (code, out, err) = run(&alone).await.expect("join");
     assert_eq!(code, 0, "{out}{err}");
@@ -596,4 +598,51 @@ async fn check_config_live_reports_each_version_and_refuses_missing_rights() {
     for emu in [&jira, &bb, &wiki] {
         assert!(emu.received().iter().all(|r| r.method == "GET"), "{}: live checks write nothing", emu.product());
     }
+}
+
+/// The accounts a Jira target's keys name (`lead_successor`, `anonymize_new_owner`) must exist
+/// and be active: otherwise the fallback or the anonymization fails on the leaver it is for.
+#[tokio::test]
+async fn check_config_live_refuses_a_lead_successor_or_new_owner_that_is_missing_or_deactivated() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user(NEW_OWNER);
+    jira.add_user("lead-heir");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("jira.toml");
+    let write = |successor: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n\
+                 lead_successor = \"{successor}\"\nanonymize_new_owner = \"{NEW_OWNER}\"\n\n[policy]\non_delete = \"anonymize\"\n",
+                jira.base_url()
+            ),
+        )
+        .expect("write")
+    };
+    let run = || {
+        let path = cfg.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            cli(&["check-config", "--live", "--config", &path], &[("ATL_TOKEN", TOKEN)])
+        })
+    };
+    write("lead-heir");
+    let (code, out, err) = run().await.expect("join");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("lead_successor lead-heir: active"), "{out}");
+
+    write("lead-hier");
+    let (code, out, _) = run().await.expect("join");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("jira: NOT usable") && out.contains("lead_successor = \"lead-hier\" names no account"),
+        "{out}"
+    );
+
+    write("lead-heir");
+    jira.set_active(NEW_OWNER, false);
+    let (code, out, _) = run().await.expect("join");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("anonymize_new_owner = \"{NEW_OWNER}\" names a deactivated account")), "{out}");
+    assert!(jira.received().iter().all(|r| r.method == "GET"), "live checks write nothing");
 }

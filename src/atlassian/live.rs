@@ -65,6 +65,31 @@ impl Connector {
     }
 }
 
+impl Connector {
+    /// `check-config --live` for the accounts the configuration names on this target (Jira
+    /// `lead_successor`, `anonymize_new_owner`; `key` is the config key): each must exist and be
+    /// active, or the action that hands things to it fails at the worst moment, on a leaver.
+    /// Adds a fact or a problem per account to `out`; read-only.
+    pub async fn live_check_accounts(&self, accounts: &[(&str, &str)], out: &mut LiveCheck) {
+        let problems = &mut out.problems;
+        for (key, username) in accounts {
+            let (_, found) = self.find_user(username).await;
+            match found {
+                Ok(Some(a)) if a.active => out.facts.push(format!("{key} {username}: active")),
+                Ok(Some(_)) => problems.push(format!(
+                    "{key} = \"{username}\" names a deactivated account; Jira will not hand leads or owned \
+                     items to it: reactivate it or name another user"
+                )),
+                Ok(None) => problems.push(format!(
+                    "{key} = \"{username}\" names no account of this {}; name an existing, active user",
+                    product_name(self.product())
+                )),
+                Err(f) => problems.push(format!("could not look up {key} = \"{username}\": {}", f.reason())),
+            }
+        }
+    }
+}
+
 fn product_name(p: Product) -> &'static str {
     match p {
         Product::Jira => "Jira",

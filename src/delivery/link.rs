@@ -43,6 +43,8 @@ pub(super) enum Plan {
     Deliver { steps: Vec<Step>, link: Option<Box<Link>>, note: Value, calls: Vec<Call> },
     /// The entry was held for review (written, audited); the attempt is over.
     Held,
+    /// Not this user's account any more: closed unsent, recorded as `skipped` with the reason.
+    Skip(String),
     /// A look-up failed; retried like any failed call.
     Failed(Failure, Vec<Call>),
 }
@@ -115,6 +117,11 @@ impl Deliverer {
         if let Some(l) = &link {
             intent.username = l.username.clone();
         }
+        if from_idp && link.is_none() && !creates {
+            if let Some(reason) = self.belongs_to_another(intent)? {
+                return Ok(Plan::Skip(reason));
+            }
+        }
         match &intent.action {
             IntentAction::RenameUser { new_username } => {
                 let new = new_username.clone();
@@ -152,6 +159,32 @@ impl Deliverer {
             }
             _ => Ok(Plan::Deliver { steps: self.as_steps(intent), link: None, note: Value::Null, calls: Vec::new() }),
         }
+    }
+
+    /// Why an unlinked user's intent must not be sent: the account it names is linked to another
+    /// SCIM user that exists. That happens to a deleted user's queued or dead-lettered intents
+    /// once a re-hire took the account back (the re-hire's link retired this user's), and to an
+    /// unlinked user's planned name when no look-up runs (`link_existing = "none"`); sending them
+    /// would deactivate a colleague. A user that still exists with a look-up is left to
+    /// `plan_resolve`, which finds its own account or puts it on the review list.
+    fn belongs_to_another(&self, intent: &Intent) -> StoreResult<Option<String>> {
+        if intent.username.is_empty() {
+            return Ok(None);
+        }
+        let Some(owner) = self.store.linked_user(&intent.target, &intent.username)? else { return Ok(None) };
+        if owner == intent.user_id || self.store.get(Kind::User, &owner)?.is_none() {
+            return Ok(None);
+        }
+        let deleted = self.store.get(Kind::User, &intent.user_id)?.is_none();
+        if !deleted && self.link_existing != LinkExisting::None {
+            return Ok(None);
+        }
+        let whose = if deleted { "deleted SCIM user" } else { "SCIM user" };
+        Ok(Some(format!(
+            "the {} account '{}' is now linked to SCIM user {owner} (a re-hire or an operator's link), not to {whose} \
+             {}; this intent was decided for its earlier owner and is not sent",
+            intent.target, intent.username, intent.user_id
+        )))
     }
 
     /// A create for an already linked account: create it if it was removed, and bring a
@@ -204,6 +237,14 @@ impl Deliverer {
         }
         let wanted = intent.username.clone();
         if self.link_existing == LinkExisting::None {
+            // No look-up, but an account of this name linked to another SCIM user is never taken
+            // (recording the link would be refused, and the lane would repeat forever).
+            if let Some(owner) = self.store.linked_user(&intent.target, &wanted)? {
+                if owner != intent.user_id && self.store.get(Kind::User, &owner)?.is_some() {
+                    let reason = format!("the account {wanted:?} is already linked to another SCIM user ({owner})");
+                    return self.put_on_review(seq, entry, intent, email, "conflict", reason, vec![wanted]);
+                }
+            }
             return Ok(Plan::Deliver {
                 steps: self.as_steps(intent),
                 link: Some(Box::new(new_link(intent, &wanted, LinkSource::Created, external_id))),

@@ -277,13 +277,19 @@ impl Deliverer {
         let started = Instant::now();
         // The account this intent acts on: a recorded link, an existing account found now (DESIGN:
         // linking happens at delivery, before a create), or held for review (`link.rs`).
-        let (mut calls, steps, link, link_note, mut failure) =
-            match self.plan(connector, seq, &entry, &mut intent).await? {
-                link::Plan::Held => return Ok(Outcome::Closed),
-                // A failed look-up is retried like any failed call.
-                link::Plan::Failed(f, calls) => (calls, Vec::new(), None, Value::Null, Some(f)),
-                link::Plan::Deliver { steps, link, note, calls } => (calls, steps, link, note, None),
-            };
+        let (mut calls, steps, link, link_note, mut failure) = match self
+            .plan(connector, seq, &entry, &mut intent)
+            .await?
+        {
+            link::Plan::Held => return Ok(Outcome::Closed),
+            link::Plan::Skip(reason) => {
+                tracing::warn!(job = seq, target = %intent.target, username = %Pii(&intent.username), "An intent of an earlier owner of a re-linked account was not sent.");
+                return self.skip(seq, &entry, &intent, &[], reason);
+            }
+            // A failed look-up is retried like any failed call.
+            link::Plan::Failed(f, calls) => (calls, Vec::new(), None, Value::Null, Some(f)),
+            link::Plan::Deliver { steps, link, note, calls } => (calls, steps, link, note, None),
+        };
         if failure.is_none() {
             match self.groups.gate(connector, &intent).await? {
                 Gate::Proceed(made) => calls.extend(made),
@@ -300,8 +306,14 @@ impl Deliverer {
         let mut notes = Vec::new();
         let mut effects = Vec::new();
         let mut fallbacks = Vec::new();
+        let takes_back = matches!(intent.action, IntentAction::CreateUser { .. })
+            && steps.iter().any(|s| matches!(s, Step::Act(Action::Reactivate { .. })));
         let restored = if matches!(intent.action, IntentAction::Reactivate) {
             super::restore::groups_to_restore(&self.store.audit_of(&intent.user_id)?, &intent.target)
+        } else if takes_back {
+            // A create that takes an existing account back (re-hire, link): its history is the
+            // account's, written under the SCIM user that had it before.
+            super::restore::groups_to_restore(&self.store.audit_of_account(&intent.username)?, &intent.target)
         } else {
             Vec::new()
         };

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{Jobs, LifecycleError};
 use crate::atlassian::{AccountActivity, Connector, ReadPolicy};
-use crate::policy::{self, Candidates, Match, UserFacts};
+use crate::policy::{self, Candidates, LinkExisting, Match, UserFacts};
 use crate::store::{Link, Record};
 
 /// How one SCIM user matches on one target.
@@ -208,12 +208,20 @@ impl Jobs {
                 rows.push(row("linked", Some(l.username.clone()), Vec::new(), detail));
                 continue;
             }
-            if let Some(old) = u.facts.external_id.as_deref().and_then(|x| retired.get(x)).filter(|r| r.len() == 1) {
-                if let Some(&i) = by_name.get(&lower(&old[0].username)) {
-                    matched[i] = true;
+            if let Some((ext, old)) = u.facts.external_id.as_deref().and_then(|x| retired.get(x).map(|r| (x, r))) {
+                if let [one] = old.as_slice() {
+                    if let Some(&i) = by_name.get(&lower(&one.username)) {
+                        matched[i] = true;
+                    }
+                    let detail = format!("re-hire: takes back the account of deleted SCIM user {}", one.user_id);
+                    rows.push(row("existing", Some(one.username.clone()), Vec::new(), detail));
+                } else {
+                    // As delivery decides (`delivery/link.rs`): several retired links are a review.
+                    let candidates = old.iter().map(|l| l.username.clone()).collect();
+                    let detail =
+                        format!("re-hire: externalId {ext} was linked to {} accounts of deleted users", old.len());
+                    rows.push(row("ambiguous", None, candidates, detail));
                 }
-                let detail = format!("re-hire: takes back the account of deleted SCIM user {}", old[0].user_id);
-                rows.push(row("existing", Some(old[0].username.clone()), Vec::new(), detail));
                 continue;
             }
             let Some(wanted) = policy::username_for(&u.facts, policy.username_from) else {
@@ -231,7 +239,26 @@ impl Jobs {
             let me = u.facts.id.as_str();
             let elsewhere = |name: &str| owner.get(&lower(name)).is_some_and(|o| *o != me && live.contains(o));
             let found = Candidates { by_name: name_hit, by_email: email_hits.as_deref() };
-            match policy::match_account(policy.link_existing, email, &found, &elsewhere) {
+            // `none` looks nothing up, but delivery's create then takes an account of that name as
+            // it is (or holds the user when another SCIM user has it): say so, as delivery does.
+            let decided = match (policy.link_existing, name_hit) {
+                (LinkExisting::None, Some(a)) if elsewhere(&a.username) => Match::Conflict {
+                    candidates: vec![a.username.clone()],
+                    reason: format!("the account {:?} is already linked to another SCIM user", a.username),
+                },
+                (LinkExisting::None, Some(a)) => Match::Existing {
+                    username: a.username.clone(),
+                    // Taken as it is: delivery does not reactivate it (the note says so).
+                    active: true,
+                    by_email: false,
+                    note: Some(format!(
+                        "link_existing = \"none\": the create finds the name taken and takes the account as it is{}",
+                        if a.active { "" } else { " (inactive, stays inactive)" }
+                    )),
+                },
+                _ => policy::match_account(policy.link_existing, email, &found, &elsewhere),
+            };
+            match decided {
                 Match::Existing { username, active, by_email, note } => {
                     if let Some(&i) = by_name.get(&lower(&username)) {
                         matched[i] = true;

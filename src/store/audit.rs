@@ -133,6 +133,19 @@ impl Store {
             .collect()
     }
 
+    /// The records that name the Atlassian account `username` (any target, any SCIM user), oldest
+    /// first, from the username index only: never a scan of the whole log.
+    ///
+    /// # Errors
+    /// On a storage error or an unreadable record.
+    pub fn audit_of_account(&self, username: &str) -> StoreResult<Vec<Value>> {
+        let mut out = Vec::new();
+        for seq in self.audit_seqs(&username_subject(username))? {
+            out.extend(self.audit_record(seq)?);
+        }
+        Ok(out)
+    }
+
     fn audit_record(&self, seq: u64) -> StoreResult<Option<Value>> {
         self.t(tree::AUDIT)
             .get(seq.to_be_bytes())?
