@@ -122,11 +122,13 @@ impl Running {
         if let Err(e) = store.flush_blocking() {
             tracing::error!(error = %e, "The final flush failed.");
         }
+        let closed = store.close_watch();
         drop(store);
         // actix-server reports a worker stopped before that worker's thread drops its `App`
-        // (and with it our state), so wait for the last handle rather than race sled's lock.
+        // (and with it our state), and the background flush may be holding the store for one
+        // last fsync: wait for the last handle rather than race sled's lock.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while state.strong_count() > 0 && std::time::Instant::now() < deadline {
+        while (state.strong_count() > 0 || !closed.is_closed()) && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }

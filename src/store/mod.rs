@@ -149,6 +149,16 @@ struct Inner {
     records: record_cache::RecordCache,
 }
 
+/// See [`Store::close_watch`].
+pub struct CloseWatch(std::sync::Weak<Inner>);
+
+impl CloseWatch {
+    /// Whether the store is closed: no clone of it is left.
+    pub fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     ///
@@ -216,6 +226,13 @@ impl Store {
         store.index_dead_lanes()?;
         store.start_background_flush();
         Ok(store)
+    }
+
+    /// A handle that tells when every clone of this store is gone, and with it sled's lock on the
+    /// data dir (a clone may outlive its owner briefly: the background flush holds one while it
+    /// flushes).
+    pub fn close_watch(&self) -> CloseWatch {
+        CloseWatch(Arc::downgrade(&self.inner))
     }
 
     /// Writes outside SCIM requests (delivery outcomes, tokens) are made durable by this thread
