@@ -10,9 +10,6 @@ use crate::cli::{url_encode, Backend};
 use crate::config::Config;
 use crate::lifecycle::{Jobs, Preview};
 
-/// The actor recorded for links changed from the command line without a server.
-const CLI_ACTOR: &str = "cli";
-
 /// `scimbridge links …`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum LinksCmd {
@@ -151,7 +148,14 @@ impl Backend {
                 if !new {
                     crate::admin_links::check_account(config, target, username).await?;
                 }
-                Ok(crate::admin_links::set(store, &target_names(config), user, username, target, CLI_ACTOR)?)
+                Ok(crate::admin_links::set(
+                    store,
+                    &target_names(config),
+                    user,
+                    username,
+                    target,
+                    &crate::store::Operator::cli(),
+                )?)
             }
             Backend::Remote { .. } => {
                 let body = json!({"user": user, "username": username, "target": target, "new": new});
@@ -166,9 +170,13 @@ impl Backend {
     /// Unknown user or target, nothing to clear, a store error.
     pub async fn links_clear(&self, config: &Config, user: &str, target: &Option<String>) -> anyhow::Result<Value> {
         match self {
-            Backend::Local(store) => {
-                Ok(crate::admin_links::clear(store, &target_names(config), user, target.as_deref(), CLI_ACTOR)?)
-            }
+            Backend::Local(store) => Ok(crate::admin_links::clear(
+                store,
+                &target_names(config),
+                user,
+                target.as_deref(),
+                &crate::store::Operator::cli(),
+            )?),
             Backend::Remote { .. } => {
                 let t = target.as_ref().map(|t| format!("&target={}", url_encode(t))).unwrap_or_default();
                 remote(self, reqwest::Method::DELETE, &format!("/links?user={}{t}", url_encode(user)), None).await

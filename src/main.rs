@@ -99,7 +99,7 @@ enum Command {
 enum JobsAction {
     /// List jobs, oldest first.
     List {
-        /// Only `pending`, `dead` or `superseded` jobs.
+        /// Only `pending`, `dead`, `superseded` or `held_for_review` (waiting for `links set`) jobs.
         #[arg(long, default_value = "all")]
         state: String,
     },
@@ -364,7 +364,7 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
     match action {
         JobsAction::List { state } => {
             let filter = JobFilter::parse(Some(state))
-                .ok_or_else(|| anyhow::anyhow!("--state must be pending, dead, superseded or all"))?;
+                .ok_or_else(|| anyhow::anyhow!("--state must be pending, dead, superseded, held_for_review or all"))?;
             let jobs = backend.jobs(filter, state).await?;
             println!("id\tstate\ttarget\tusername\taction\ttrigger\tattempts\tlast error");
             for j in &jobs {
