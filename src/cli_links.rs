@@ -84,8 +84,10 @@ pub fn config_notes(config: &Config) -> Vec<String> {
     notes
 }
 
+/// Every configured target, also one whose credential is not in this shell: only the commands
+/// that call a target need it (`Config::require_credentials`).
 fn target_names(config: &Config) -> Vec<String> {
-    config.targets.iter().map(|t| t.spec.name.clone()).collect()
+    config.target_names()
 }
 
 fn query(target: &Option<String>) -> String {
@@ -107,8 +109,17 @@ impl Backend {
     pub async fn links_preview(&self, config: &Config, target: &Option<String>) -> anyhow::Result<Preview> {
         match self {
             Backend::Local(store) => {
+                // Run here, the preview reads the targets itself: it needs their credentials
+                // (through a server, the server has them). Unknown target names fail first.
+                if let Some(t) = target {
+                    crate::admin_links::target_name(&target_names(config), t)?;
+                }
+                config.require_credentials(target.as_deref())?;
                 let jobs = Jobs::new(store.clone(), config.clone())?;
-                Ok(jobs.links_preview(target.as_deref()).await?)
+                let only = target.clone();
+                // The target calls run on a runtime worker (see cli_signals.rs).
+                Ok(crate::cli_signals::off_main_thread(async move { jobs.links_preview(only.as_deref()).await })
+                    .await??)
             }
             Backend::Remote { .. } => {
                 let v = remote(self, reqwest::Method::GET, &format!("/links/preview{}", query(target)), None).await?;
@@ -144,9 +155,15 @@ impl Backend {
     ) -> anyhow::Result<Value> {
         match self {
             Backend::Local(store) => {
-                crate::admin_links::target_name(&target_names(config), target)?;
+                let name = crate::admin_links::target_name(&target_names(config), target)?;
                 if !new {
-                    crate::admin_links::check_account(config, target, username).await?;
+                    // Checking the account calls the target: its credential is needed here.
+                    config.require_credentials(Some(&name))?;
+                    let (config, username) = (config.clone(), username.to_string());
+                    crate::cli_signals::off_main_thread(async move {
+                        crate::admin_links::check_account(&config, &name, &username).await
+                    })
+                    .await??;
                 }
                 Ok(crate::admin_links::set(
                     store,

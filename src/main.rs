@@ -378,7 +378,8 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
         },
         JobsAction::Retry { all: true, target, .. } => {
             // Without a configuration (a store opened directly) there is no list to check against.
-            let unknown = |t: &&str| !config.targets.is_empty() && !config.targets.iter().any(|c| c.spec.name == *t);
+            let names = config.target_names();
+            let unknown = |t: &&str| !names.is_empty() && !names.iter().any(|c| c == t);
             if let Some(t) = target.as_deref().filter(unknown) {
                 anyhow::bail!("no target named '{t}' in the configuration");
             }

@@ -450,7 +450,9 @@ async fn the_links_cli_previews_sets_lists_and_clears_through_the_server_and_on_
     assert!(jira.user("dave@contoso.com").is_none());
     let set = records(&s, &id, "link");
     assert!(
-        set.iter().any(|r| r["op"] == "set" && r["actor"] == "admin-config-1"),
+        set.iter().any(|r| r["op"] == "set"
+            && r["actor"].as_str().is_some_and(|a| a.starts_with("admin-config-1"))
+            && r["run_id"].as_str().is_some_and(|r| !r.is_empty())),
         "through the server, as the admin token: {set:#?}"
     );
 
