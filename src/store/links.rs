@@ -394,6 +394,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The intents held for `user_id` on `target`, oldest first.
+    ///
+    /// # Errors
+    /// On a storage error or an unreadable entry.
+    pub(crate) fn held_in_lane(&self, target: &str, user_id: &str) -> StoreResult<Vec<super::outbox::OutboxItem>> {
+        let mut prefix = keys::pair(target, user_id);
+        prefix.push(keys::SEP);
+        self.named(HELD)?
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let seq = keys::decode_u64(&k[k.len().saturating_sub(8)..]);
+                Ok(super::outbox::OutboxItem { seq, state: HELD_STATE, entry: OutboxEntry::decode(&v)? })
+            })
+            .collect()
+    }
+
     /// Removes held intent `seq` (an operator dropped it); true if it was held. The caller holds
     /// the store lock.
     ///
