@@ -104,6 +104,8 @@ async fn the_existing_jira_dave_is_linked_by_email_not_duplicated_and_disabling_
 
     assert_eq!(s.patch(&format!("/Users/{id}"), &disable()).await.status, 200);
     eventually("the existing dave is deactivated", WAIT, || jira.user("dave").is_some_and(|u| !u.active)).await;
+    // The delivery record is written once the call returned: Jira may show the change first.
+    eventually("the deactivation is recorded", WAIT, || s.store().outbox_depth() == 0).await;
     let delivered = records(&s, &id, "delivery");
     assert!(
         delivered
