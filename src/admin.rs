@@ -15,6 +15,8 @@ pub enum JobFilter {
     Pending,
     Dead,
     Superseded,
+    /// Held until the user's link review is resolved (`links set` / `links clear`).
+    Held,
 }
 
 impl JobFilter {
@@ -24,6 +26,7 @@ impl JobFilter {
             Some("pending") => Some(JobFilter::Pending),
             Some("dead") => Some(JobFilter::Dead),
             Some("superseded") => Some(JobFilter::Superseded),
+            Some("held_for_review") | Some("held") => Some(JobFilter::Held),
             _ => None,
         }
     }
@@ -44,6 +47,7 @@ pub fn list_jobs(store: &Store, filter: JobFilter) -> StoreResult<Vec<Value>> {
             JobFilter::Pending => j.state == "pending",
             JobFilter::Dead => j.state == "dead",
             JobFilter::Superseded => j.state == "superseded",
+            JobFilter::Held => j.state == crate::store::HELD_STATE,
         })
         .map(|j| serde_json::to_value(j).unwrap_or(Value::Null))
         .collect())
@@ -209,5 +213,6 @@ mod tests {
         assert_eq!(JobFilter::parse(Some("DEAD")), Some(JobFilter::Dead));
         assert_eq!(JobFilter::parse(None), Some(JobFilter::All));
         assert_eq!(JobFilter::parse(Some("x")), None);
+        assert_eq!(JobFilter::parse(Some("held_for_review")), Some(JobFilter::Held));
     }
 }

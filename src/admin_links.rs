@@ -1,14 +1,16 @@
 //! Operator actions on account links (issue 9): `links list`, `links set`, `links clear`, shared
 //! by the admin API (`/admin/links…`) and the CLI so both give one answer. Every change is
-//! audited with the operator as `actor`. Setting a link resolves the user's review and releases
-//! the intents held for it, in their order; clearing one releases them too, so the next delivery
-//! looks the account up again.
+//! audited like any operator action, with the [`Operator`]'s actor and run id (the link record is
+//! written in the link's own transaction, indexed under the user, the Atlassian username and the
+//! run). Setting a link resolves the user's review and releases the intents held for it, in their
+//! order; clearing one releases them too, so the next delivery looks the account up again. Each
+//! released intent is audited (`job_release`) under the same run.
 
 use serde_json::{json, Value};
 
 use crate::delivery::link_audit;
 use crate::scim::ScimError;
-use crate::store::{Kind, Link, LinkSource, Store, StoreResult};
+use crate::store::{Kind, Link, LinkSource, Operator, Store, StoreResult};
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -49,6 +51,13 @@ pub fn scim_user(store: &Store, who: &str) -> StoreResult<(String, String)> {
         return Ok((who.to_string(), String::new()));
     }
     Err(ScimError::not_found(format!("No SCIM user '{who}' (give a userName or a SCIM id).")).into())
+}
+
+/// The audit record of an operator's link change: the link record with the run id.
+fn audit(op_name: &str, link: &Link, previous: Option<&Link>, reason: &str, op: &Operator) -> Value {
+    let mut v = link_audit(op_name, link, previous, reason);
+    v["run_id"] = json!(op.run_id);
+    v
 }
 
 fn user_name(store: &Store, id: &str) -> Option<String> {
@@ -120,7 +129,7 @@ pub fn set(
     who: &str,
     username: &str,
     target: &str,
-    actor: &str,
+    op: &Operator,
 ) -> StoreResult<Value> {
     let target = target_name(targets, target)?;
     let username = username.trim();
@@ -136,7 +145,7 @@ pub fn set(
         username: username.to_string(),
         source: LinkSource::Admin,
         at: now(),
-        actor: actor.to_string(),
+        actor: op.actor.clone(),
         external_id,
     };
     let review = store.review(&target, &user_id)?;
@@ -144,11 +153,11 @@ pub fn set(
         Some(r) => format!("operator resolved the review ({}: {})", r.kind, r.reason),
         None => "set by an operator".to_string(),
     };
-    store.link_put(&link, &link_audit("set", &link, previous.as_ref(), &reason))?;
-    let released = store.release_held(&target, &user_id)?.len();
-    tracing::info!(target_name = %target, user_id = %user_id, actor, released, "Account link set by an operator.");
+    store.link_put(&link, &audit("set", &link, previous.as_ref(), &reason, op))?;
+    let released = store.release_held(&target, &user_id, op, &now())?.len();
+    tracing::info!(target_name = %target, user_id = %user_id, actor = %op.actor, run_id = %op.run_id, released, "Account link set by an operator.");
     Ok(json!({"target": target, "user_id": user_id, "user_name": user_name, "username": username,
-        "previous": previous.map(|p| p.username), "released": released}))
+        "previous": previous.map(|p| p.username), "released": released, "actor": op.actor, "run_id": op.run_id}))
 }
 
 /// Removes the links of `who` (on `target`, or on every target), with any review; held intents
@@ -156,7 +165,7 @@ pub fn set(
 ///
 /// # Errors
 /// Unknown target or user; 404 when there was nothing to clear.
-pub fn clear(store: &Store, targets: &[String], who: &str, target: Option<&str>, actor: &str) -> StoreResult<Value> {
+pub fn clear(store: &Store, targets: &[String], who: &str, target: Option<&str>, op: &Operator) -> StoreResult<Value> {
     let only = target.map(|t| target_name(targets, t)).transpose()?;
     let (user_id, user_name) = scim_user(store, who)?;
     let mut cleared = Vec::new();
@@ -170,27 +179,28 @@ pub fn clear(store: &Store, targets: &[String], who: &str, target: Option<&str>,
                     username: String::new(),
                     source: LinkSource::Admin,
                     at: now(),
-                    actor: actor.to_string(),
+                    actor: op.actor.clone(),
                     external_id: None,
                 };
                 store.link_clear(
                     &user_id,
                     t,
-                    &link_audit("clear_review", &marker, None, "review cleared by an operator"),
+                    &audit("clear_review", &marker, None, "review cleared by an operator", op),
                 )?;
-                released += store.release_held(t, &user_id)?.len();
+                released += store.release_held(t, &user_id, op, &now())?.len();
                 cleared.push(json!({"target": t, "username": Value::Null, "review": true}));
             }
             continue;
         };
-        let audit_link = Link { at: now(), actor: actor.to_string(), ..link.clone() };
-        store.link_clear(&user_id, t, &link_audit("clear", &audit_link, Some(&link), "cleared by an operator"))?;
-        released += store.release_held(t, &user_id)?.len();
+        let audit_link = Link { at: now(), actor: op.actor.clone(), ..link.clone() };
+        store.link_clear(&user_id, t, &audit("clear", &audit_link, Some(&link), "cleared by an operator", op))?;
+        released += store.release_held(t, &user_id, op, &now())?.len();
         cleared.push(json!({"target": t, "username": link.username}));
     }
     if cleared.is_empty() {
         return Err(ScimError::not_found(format!("SCIM user '{who}' has no link to clear.")).into());
     }
-    tracing::info!(user_id = %user_id, actor, cleared = cleared.len(), "Account links cleared by an operator.");
-    Ok(json!({"user_id": user_id, "user_name": user_name, "cleared": cleared, "released": released}))
+    tracing::info!(user_id = %user_id, actor = %op.actor, run_id = %op.run_id, cleared = cleared.len(), "Account links cleared by an operator.");
+    Ok(json!({"user_id": user_id, "user_name": user_name, "cleared": cleared, "released": released,
+        "actor": op.actor, "run_id": op.run_id}))
 }

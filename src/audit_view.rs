@@ -49,6 +49,11 @@ pub fn trigger(r: &Value) -> String {
     match kind {
         "scim" => scim_trigger(r).to_string(),
         "operator" => "operator".to_string(),
+        // Made at delivery (found, created, re-hired, renamed) or by an operator (`links`).
+        "link" if field(r, "actor").and_then(Value::as_str) == Some(crate::delivery::DELIVERY_ACTOR) => {
+            "account link".to_string()
+        }
+        "link" => "operator".to_string(),
         _ if field(r, "outcome").and_then(Value::as_str) == Some("dropped") => "operator".to_string(),
         _ => match field(r, "trigger").and_then(Value::as_str) {
             Some(t) => intent_trigger(t).to_string(),
@@ -57,21 +62,28 @@ pub fn trigger(r: &Value) -> String {
     }
 }
 
+/// An intent's trigger in the admin's words. Exhaustive over [`Trigger`], so a new trigger
+/// cannot reach the column as its raw serde name; a name no version knows is shown as is.
 fn intent_trigger(t: &str) -> &str {
-    match t {
-        "created" => "IdP create",
-        "disabled" => "IdP disable",
-        "enabled" => "IdP enable",
-        "deleted" => "IdP delete",
-        "access_lost" => "access lost",
-        "access_regained" => "access regained",
-        "group_joined" => "IdP group join",
-        "group_left" => "IdP group leave",
-        "cleanup" => "inactivity",
-        "license_reclaim" | "license_grant" => "licence",
-        "bulk" => "bulk",
-        "reconcile" => "reconcile",
-        other => other,
+    use crate::policy::Trigger as T;
+    let Ok(known) = serde_json::from_value::<T>(Value::String(t.to_string())) else { return t };
+    match known {
+        T::Created => "IdP create",
+        T::Disabled => "IdP disable",
+        T::Enabled => "IdP enable",
+        T::Deleted => "IdP delete",
+        T::AccessLost => "access lost",
+        T::AccessRegained => "access regained",
+        T::GroupJoined => "IdP group join",
+        T::GroupLeft => "IdP group leave",
+        T::Cleanup => "inactivity",
+        T::LicenseReclaim | T::LicenseGrant => "licence",
+        T::Bulk => "bulk",
+        T::Reconcile => "reconcile",
+        T::GroupCreated => "IdP group create",
+        T::GroupDeleted => "IdP group delete",
+        T::ProfileUpdated => "IdP profile update",
+        T::Renamed => "IdP rename",
     }
 }
 
@@ -95,6 +107,7 @@ fn action(r: &Value) -> String {
     match field(r, "type").and_then(Value::as_str) {
         Some("scim") => format!("{} {}", text(field(r, "op")), text(field(r, "kind"))).trim().to_string(),
         Some("operator") => text(field(r, "action")),
+        Some("link") => format!("link {}", text(field(r, "op"))),
         _ => match field(r, "action") {
             Some(Value::Object(a)) => {
                 let name = text(a.get("type"));
@@ -119,7 +132,7 @@ fn outcome(r: &Value) -> String {
     match field(r, "type").and_then(Value::as_str) {
         Some("queued") => "queued".to_string(),
         Some("scim") => format!("{} intent(s)", text(field(r, "intents")).parse::<u64>().unwrap_or(0)),
-        Some("operator") => "done".to_string(),
+        Some("operator") | Some("link") => field(r, "outcome").map_or("done".to_string(), |o| text(Some(o))),
         _ => text(field(r, "outcome")),
     }
 }
@@ -173,7 +186,7 @@ fn detail(r: &Value) -> String {
         }
         Some("operator") => {
             let mut parts = Vec::new();
-            for key in ["token", "scope", "job", "new_job", "link", "detail"] {
+            for key in ["token", "scope", "job", "new_job", "link", "superseded_by", "detail"] {
                 if let Some(v) = field(r, key) {
                     parts.push(format!("{key} {}", text(Some(v))));
                 }
@@ -181,6 +194,17 @@ fn detail(r: &Value) -> String {
             if let Some(a) = field(r, "intent").and_then(|a| a.get("type")) {
                 parts.push(format!("intent {}", text(Some(a))));
             }
+            parts.join("; ")
+        }
+        Some("link") => {
+            let mut parts = Vec::new();
+            if let Some(u) = field(r, "username").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+                parts.push(format!("account {u}"));
+            }
+            if let Some(p) = field(r, "previous") {
+                parts.push(format!("was {}", text(Some(p))));
+            }
+            parts.extend(["source", "reason"].iter().filter_map(|k| field(r, k).map(|v| text(Some(v)))));
             parts.join("; ")
         }
         _ => ["error", "reason", "effect", "detail", "superseded_by"]
@@ -292,9 +316,20 @@ mod tests {
             ("license_reclaim", "licence"),
             ("bulk", "bulk"),
             ("reconcile", "reconcile"),
+            ("group_created", "IdP group create"),
+            ("group_deleted", "IdP group delete"),
+            ("profile_updated", "IdP profile update"),
+            ("renamed", "IdP rename"),
         ] {
             assert_eq!(trigger(&delivery(t)), want);
         }
+        assert_eq!(trigger(&delivery("from_a_newer_version")), "from_a_newer_version");
+        let link =
+            |actor: &str| json!({"type": "link", "op": "set", "actor": actor, "username": "dave", "previous": null});
+        assert_eq!((trigger(&link("admin-ops")), action(&link("admin-ops"))), ("operator".into(), "link set".into()));
+        assert_eq!(trigger(&link("delivery")), "account link");
+        assert_eq!(outcome(&link("admin-ops")), "done");
+        assert_eq!(outcome(&json!({"type": "operator", "action": "job_release", "outcome": "released"})), "released");
         assert_eq!(trigger(&json!({"type": "operator", "action": "job_retry"})), "operator");
         assert_eq!(trigger(&json!({"type": "delivery", "outcome": "dropped", "trigger": "disabled"})), "operator");
         let disable = json!({"type": "scim", "kind": "User", "op": "patch", "changed": {"active": [true, false]}});

@@ -310,9 +310,12 @@ pub fn job_line(j: &Value) -> String {
         i["action"]["type"].as_str().unwrap_or(""),
         i["trigger"].as_str().unwrap_or(""),
         j["attempts"],
-        match j["superseded_by"].as_u64() {
-            Some(by) => format!("superseded by job {by}"),
-            None => j["last_error"].as_str().unwrap_or("").to_string(),
+        match (j["superseded_by"].as_u64(), j["state"].as_str()) {
+            (Some(by), _) => format!("superseded by job {by}"),
+            (None, Some(crate::store::HELD_STATE)) => {
+                "waiting for a link review (`scimbridge links list`, then `links set` or `links clear`)".to_string()
+            }
+            (None, _) => j["last_error"].as_str().unwrap_or("").to_string(),
         }
     )
 }

@@ -10,9 +10,6 @@ use crate::cli::{url_encode, Backend};
 use crate::config::Config;
 use crate::lifecycle::{Jobs, Preview};
 
-/// The actor recorded for links changed from the command line without a server.
-const CLI_ACTOR: &str = "cli";
-
 /// `scimbridge links …`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum LinksCmd {
@@ -87,8 +84,10 @@ pub fn config_notes(config: &Config) -> Vec<String> {
     notes
 }
 
+/// Every configured target, also one whose credential is not in this shell: only the commands
+/// that call a target need it (`Config::require_credentials`).
 fn target_names(config: &Config) -> Vec<String> {
-    config.targets.iter().map(|t| t.spec.name.clone()).collect()
+    config.target_names()
 }
 
 fn query(target: &Option<String>) -> String {
@@ -110,8 +109,17 @@ impl Backend {
     pub async fn links_preview(&self, config: &Config, target: &Option<String>) -> anyhow::Result<Preview> {
         match self {
             Backend::Local(store) => {
+                // Run here, the preview reads the targets itself: it needs their credentials
+                // (through a server, the server has them). Unknown target names fail first.
+                if let Some(t) = target {
+                    crate::admin_links::target_name(&target_names(config), t)?;
+                }
+                config.require_credentials(target.as_deref())?;
                 let jobs = Jobs::new(store.clone(), config.clone())?;
-                Ok(jobs.links_preview(target.as_deref()).await?)
+                let only = target.clone();
+                // The target calls run on a runtime worker (see cli_signals.rs).
+                Ok(crate::cli_signals::off_main_thread(async move { jobs.links_preview(only.as_deref()).await })
+                    .await??)
             }
             Backend::Remote { .. } => {
                 let v = remote(self, reqwest::Method::GET, &format!("/links/preview{}", query(target)), None).await?;
@@ -147,11 +155,24 @@ impl Backend {
     ) -> anyhow::Result<Value> {
         match self {
             Backend::Local(store) => {
-                crate::admin_links::target_name(&target_names(config), target)?;
+                let name = crate::admin_links::target_name(&target_names(config), target)?;
                 if !new {
-                    crate::admin_links::check_account(config, target, username).await?;
+                    // Checking the account calls the target: its credential is needed here.
+                    config.require_credentials(Some(&name))?;
+                    let (config, username) = (config.clone(), username.to_string());
+                    crate::cli_signals::off_main_thread(async move {
+                        crate::admin_links::check_account(&config, &name, &username).await
+                    })
+                    .await??;
                 }
-                Ok(crate::admin_links::set(store, &target_names(config), user, username, target, CLI_ACTOR)?)
+                Ok(crate::admin_links::set(
+                    store,
+                    &target_names(config),
+                    user,
+                    username,
+                    target,
+                    &crate::store::Operator::cli(),
+                )?)
             }
             Backend::Remote { .. } => {
                 let body = json!({"user": user, "username": username, "target": target, "new": new});
@@ -166,9 +187,13 @@ impl Backend {
     /// Unknown user or target, nothing to clear, a store error.
     pub async fn links_clear(&self, config: &Config, user: &str, target: &Option<String>) -> anyhow::Result<Value> {
         match self {
-            Backend::Local(store) => {
-                Ok(crate::admin_links::clear(store, &target_names(config), user, target.as_deref(), CLI_ACTOR)?)
-            }
+            Backend::Local(store) => Ok(crate::admin_links::clear(
+                store,
+                &target_names(config),
+                user,
+                target.as_deref(),
+                &crate::store::Operator::cli(),
+            )?),
             Backend::Remote { .. } => {
                 let t = target.as_ref().map(|t| format!("&target={}", url_encode(t))).unwrap_or_default();
                 remote(self, reqwest::Method::DELETE, &format!("/links?user={}{t}", url_encode(user)), None).await

@@ -314,6 +314,28 @@ impl Config {
             Err(ConfigError::Invalid(missing))
         }
     }
+
+    /// Every configured target's name, in file order, also those whose credential is not in
+    /// this environment (they are left out of `targets`): commands that never call a target
+    /// (`links list`, `links clear`, `jobs retry --target`) still know them.
+    pub fn target_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.targets.iter().map(|t| t.spec.name.clone()).collect();
+        let mut missing: Vec<(usize, String)> = self
+            .missing_credentials
+            .iter()
+            .filter_map(|(name, i)| {
+                let index = i.key.strip_prefix("target[")?.split(']').next()?.parse::<usize>().ok()?;
+                Some((index, name.clone()))
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+        // Inserted in ascending file index, each lands at its own place.
+        for (index, name) in missing {
+            names.insert(index.min(names.len()), name);
+        }
+        names
+    }
 }
 
 /// One problem found in the configuration.
@@ -845,6 +867,17 @@ mod tests {
             Err(ConfigError::Invalid(issues)) => assert_eq!(issues.len(), 2, "{issues:?}"),
             other => panic!("expected issues, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn targets_without_their_credential_are_still_known_by_name_in_file_order() {
+        let t = |name: &str, var: &str| {
+            format!("[[target]]\nname = \"{name}\"\nproduct = \"jira\"\nurl = \"https://{name}.example.com\"\ntoken_env = \"{var}\"\n")
+        };
+        let toml = [t("a", "VAR_A"), t("b", "NO_SUCH_VAR_FOR_THIS_TEST"), t("c", "VAR_C")].concat();
+        let c = validate(parse_file(&toml).expect("toml"), &env(&[("VAR_A", "x"), ("VAR_C", "y")])).expect("valid");
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.target_names(), ["a", "b", "c"]);
     }
 
     #[test]

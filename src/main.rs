@@ -99,7 +99,7 @@ enum Command {
 enum JobsAction {
     /// List jobs, oldest first.
     List {
-        /// Only `pending`, `dead` or `superseded` jobs.
+        /// Only `pending`, `dead`, `superseded` or `held_for_review` (waiting for `links set`) jobs.
         #[arg(long, default_value = "all")]
         state: String,
     },
@@ -378,7 +378,7 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
     match action {
         JobsAction::List { state } => {
             let filter = JobFilter::parse(Some(state))
-                .ok_or_else(|| anyhow::anyhow!("--state must be pending, dead, superseded or all"))?;
+                .ok_or_else(|| anyhow::anyhow!("--state must be pending, dead, superseded, held_for_review or all"))?;
             let jobs = backend.jobs(filter, state).await?;
             println!("id\tstate\ttarget\tusername\taction\ttrigger\tattempts\tlast error");
             for j in &jobs {
@@ -392,7 +392,8 @@ async fn jobs(config: Config, action: &JobsAction) -> anyhow::Result<()> {
         },
         JobsAction::Retry { all: true, target, .. } => {
             // Without a configuration (a store opened directly) there is no list to check against.
-            let unknown = |t: &&str| !config.targets.is_empty() && !config.targets.iter().any(|c| c.spec.name == *t);
+            let names = config.target_names();
+            let unknown = |t: &&str| !names.is_empty() && !names.iter().any(|c| c == t);
             if let Some(t) = target.as_deref().filter(unknown) {
                 anyhow::bail!("no target named '{t}' in the configuration");
             }

@@ -28,6 +28,7 @@ mod lifecycle_license;
 mod lifecycle_reconcile;
 mod lifecycle_report_groups;
 mod linking;
+mod links_operations;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;

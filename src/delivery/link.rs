@@ -437,12 +437,10 @@ impl Deliverer {
         review: Option<&Review>,
         reason: &str,
     ) -> StoreResult<bool> {
-        let audit = json!({
-            "type": "delivery", "at": now_text(), "job": seq, "target": intent.target, "user_id": intent.user_id,
-            "username": intent.username, "action": intent.action, "trigger": intent.trigger,
-            "attempt": entry.attempts + 1, "outcome": "held_for_review", "reason": reason,
-            "review": review.map(|r| json!({"kind": r.kind, "candidates": r.candidates})),
-        });
+        // Like every delivery record: with the actor and run id of the run that queued it.
+        let extra =
+            json!({"reason": reason, "review": review.map(|r| json!({"kind": r.kind, "candidates": r.candidates}))});
+        let audit = super::worker::delivery_record(intent, seq, entry, "held_for_review", &[], extra);
         let held = self.store.hold_for_review(review, &intent.target, &intent.user_id, seq, entry, &audit)?;
         if held {
             self.metrics.record_delivery(&intent.target, "held_for_review");

@@ -208,28 +208,7 @@ impl Deliverer {
         calls: &[Call],
         extra: Value,
     ) -> Value {
-        let mut v = json!({
-            "type": "delivery",
-            "at": now_text(),
-            "job": seq,
-            "target": intent.target,
-            "user_id": intent.user_id,
-            "username": intent.username,
-            "action": intent.action,
-            "trigger": intent.trigger,
-            "attempt": entry.attempts + 1,
-            "outcome": outcome,
-            "calls": calls,
-        });
-        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
-            o.extend(e);
-        }
-        // Who caused the intent and in which run, so a delivery names its operator.
-        if let (Some(o), Some(op)) = (v.as_object_mut(), &entry.operator) {
-            o.insert("actor".into(), op.actor.clone().into());
-            o.insert("run_id".into(), op.run_id.clone().into());
-        }
-        v
+        delivery_record(intent, seq, entry, outcome, calls, extra)
     }
 
     /// One attempt at one outbox entry; writes its outcome to the store before returning.
@@ -506,5 +485,65 @@ impl Deliverer {
         self.metrics.record_delivery(&intent.target, "dead");
         tracing::error!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, error = %reason, "An intent became a dead letter; an operator must look at it (scimbridge jobs list).");
         Ok(Outcome::Closed)
+    }
+}
+
+/// The audit record of one delivery attempt of job `seq` (also of one held for review): the
+/// intent, the outcome, the calls, `extra`'s fields, and the actor and run id of the operator
+/// run that queued it, if any, so `audit --run` finds every outcome of a run.
+pub(super) fn delivery_record(
+    intent: &Intent,
+    seq: u64,
+    entry: &OutboxEntry,
+    outcome: &str,
+    calls: &[Call],
+    extra: Value,
+) -> Value {
+    let mut v = json!({
+        "type": "delivery",
+        "at": now_text(),
+        "job": seq,
+        "target": intent.target,
+        "user_id": intent.user_id,
+        "username": intent.username,
+        "action": intent.action,
+        "trigger": intent.trigger,
+        "attempt": entry.attempts + 1,
+        "outcome": outcome,
+        "calls": calls,
+    });
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    // Who caused the intent and in which run, so a delivery names its operator.
+    if let (Some(o), Some(op)) = (v.as_object_mut(), &entry.operator) {
+        o.insert("actor".into(), op.actor.clone().into());
+        o.insert("run_id".into(), op.run_id.clone().into());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{IntentAction, Trigger};
+
+    #[test]
+    fn a_delivery_record_names_the_run_that_queued_the_intent() {
+        let intent = Intent {
+            target: "jira".into(),
+            user_id: "u1".into(),
+            username: "erin".into(),
+            action: IntentAction::Deactivate,
+            trigger: Trigger::Cleanup,
+            dry_run: false,
+        };
+        let mut entry = OutboxEntry::new(serde_json::to_value(&intent).expect("intent"), "t", 0);
+        entry.operator = Some(crate::store::Operator { actor: "admin-ops (cli:al)".into(), run_id: "run-9".into() });
+        let r = delivery_record(&intent, 7, &entry, "held_for_review", &[], json!({"reason": "waiting"}));
+        assert_eq!(
+            (&r["actor"], &r["run_id"], &r["outcome"], &r["reason"], &r["job"]),
+            (&json!("admin-ops (cli:al)"), &json!("run-9"), &json!("held_for_review"), &json!("waiting"), &json!(7))
+        );
     }
 }

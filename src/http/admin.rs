@@ -1,5 +1,5 @@
 //! The admin API (its own tokens, never the IdP's): jobs and dead letters, the audit log.
-//! `GET /admin/jobs[?state=pending|dead|superseded]`, `GET /admin/jobs/{id}`,
+//! `GET /admin/jobs[?state=pending|dead|superseded|held_for_review]`, `GET /admin/jobs/{id}`,
 //! `POST /admin/jobs/{id}/retry[?force=true]` (409 when superseded), `POST /admin/jobs/retry[?target=T]`
 //! (every dead letter still current), `POST /admin/jobs/{id}/drop` (also `DELETE /admin/jobs/{id}`),
 //! `GET /admin/audit?user=NAME`.
@@ -27,7 +27,7 @@ fn json_ok(v: serde_json::Value) -> HttpResponse {
 pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let pairs = parse_pairs(req.query_string());
     let filter = JobFilter::parse(param(&pairs, "state"))
-        .ok_or_else(|| ScimError::invalid_value("state must be pending, dead, superseded or all."))?;
+        .ok_or_else(|| ScimError::invalid_value("state must be pending, dead, superseded, held_for_review or all."))?;
     let jobs = admin::list_jobs(&state.store, filter)?;
     Ok(json_ok(json!({"total": jobs.len(), "jobs": jobs})))
 }

@@ -2,18 +2,18 @@
 //! `GET /admin/links[?target=T]` (links and the review list), `GET /admin/links/preview[?target=T]`
 //! (changes nothing), `POST /admin/links` with `{"user", "username", "target"[, "new": true]}`
 //! (set; the account must exist on the target unless `new`), and
-//! `DELETE /admin/links?user=U[&target=T]` (clear). Changes are audited with the token's name as
-//! `actor`.
+//! `DELETE /admin/links?user=U[&target=T]` (clear). Changes are audited like every operator
+//! action: the token's name (and the forwarded CLI user) as `actor`, with a run id.
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
+use super::operator::operator;
 use super::query::{param, parse_pairs};
 use super::AppState;
 use crate::admin_links;
-use crate::auth::Principal;
 use crate::scim::ScimError;
 
 fn json_ok(v: serde_json::Value) -> HttpResponse {
@@ -22,10 +22,6 @@ fn json_ok(v: serde_json::Value) -> HttpResponse {
 
 fn targets(state: &AppState) -> Vec<String> {
     state.config.targets.iter().map(|t| t.spec.name.clone()).collect()
-}
-
-fn actor(req: &HttpRequest) -> String {
-    req.extensions().get::<Principal>().map(|p| p.name.clone()).unwrap_or_default()
 }
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -57,6 +53,7 @@ struct SetBody {
 }
 
 pub async fn set(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let op = operator(&req)?;
     let b: SetBody = serde_json::from_slice(&body).map_err(|e| {
         ScimError::invalid_value(format!(
             "The body must be {{\"user\": SCIM_USER, \"username\": ATLASSIAN_USERNAME, \"target\": T}}: {e}."
@@ -66,12 +63,13 @@ pub async fn set(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
     if !b.new {
         admin_links::check_account(&state.config, &b.target, &b.username).await?;
     }
-    Ok(json_ok(admin_links::set(&state.store, &targets(&state), &b.user, &b.username, &b.target, &actor(&req))?))
+    Ok(json_ok(admin_links::set(&state.store, &targets(&state), &b.user, &b.username, &b.target, &op)?))
 }
 
 pub async fn clear(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let op = operator(&req)?;
     let pairs = parse_pairs(req.query_string());
     let user = param(&pairs, "user").ok_or_else(|| ScimError::invalid_value("user is required: ?user=SCIM_USER."))?;
-    let out = admin_links::clear(&state.store, &targets(&state), user, param(&pairs, "target"), &actor(&req))?;
+    let out = admin_links::clear(&state.store, &targets(&state), user, param(&pairs, "target"), &op)?;
     Ok(json_ok(json!(out)))
 }

@@ -37,6 +37,8 @@ const WORDS: &[&str] = &[
     "reactivate",
     "reconcile",
     "reports",
+    "links",
+    "preview",
     "healthz",
     "readyz",
     "metrics",
@@ -84,6 +86,8 @@ mod tests {
             ("/admin/tokens/entra-prod", "/admin/tokens/{id}"),
             ("/admin/license/grant/alice", "/admin/license/grant/{id}"),
             ("/admin/reports/0190-abc", "/admin/reports/{id}"),
+            ("/admin/links", "/admin/links"),
+            ("/admin/links/preview", "/admin/links/preview"),
             ("/scim/v2/Users/0190-abc", "/scim/v2/Users/{id}"),
             ("/scim/v2/users/0190-abc", "/scim/v2/Users/{id}"),
             ("/scim/v2/Groups/g1", "/scim/v2/Groups/{id}"),
@@ -95,6 +99,24 @@ mod tests {
         ] {
             assert_eq!(route_label(path), label, "{path}");
         }
+    }
+
+    /// Every literal segment of every route the server registers is a word here, so no route
+    /// added later reads as `{id}` in its own label (`/admin/links` did).
+    #[test]
+    fn every_registered_route_keeps_its_literal_segments() {
+        let routes = include_str!("mod.rs");
+        let mut checked = 0;
+        for call in [".route(\"", "web::scope(\""] {
+            for rest in routes.split(call).skip(1) {
+                let path = rest.split('"').next().unwrap_or_default();
+                for seg in path.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')) {
+                    assert!(super::word(seg) == Some(seg), "route segment {seg:?} of {path:?} is missing from WORDS");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20, "the route table was read ({checked} segments)");
     }
 
     #[test]

@@ -151,6 +151,11 @@ impl Report {
         }
         if let Some(op) = &self.operator {
             s.push_str(&format!("  run {} by {}\n", op.run_id, op.actor));
+            if self.mode == Mode::Apply && self.enqueued > 0 {
+                // Deliveries end after the run: where their outcomes (delivered, no such account,
+                // held for review, superseded, dead letter) are read.
+                s.push_str(&format!("  delivery outcomes: scimbridge audit --run {}\n", op.run_id));
+            }
         }
         for t in &self.targets {
             if let Some(e) = &t.error {
@@ -356,6 +361,10 @@ mod tests {
         assert_eq!(back, r);
         assert!(r.summary().contains("jira\tdeactivate\t2"), "{}", r.summary());
         assert!(r.summary().contains("run run-1 by admin-ops (cli:al)"), "{}", r.summary());
+        assert!(!r.summary().contains("audit --run"), "a dry run queues nothing: {}", r.summary());
+        r.mode = Mode::Apply;
+        r.enqueued = 2;
+        assert!(r.summary().contains("delivery outcomes: scimbridge audit --run run-1"), "{}", r.summary());
         assert_eq!(Mode::parse(None), Some(Mode::DryRun));
         assert_eq!(Mode::parse(Some("apply")), Some(Mode::Apply));
         assert_eq!(Mode::parse(Some("yes")), None);

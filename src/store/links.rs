@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sled::Transactional;
 
+use super::audit::{index_keys, operator_record};
 use super::error::{StoreError, StoreResult};
 use super::keys::{self, fold};
+use super::operator::Operator;
 use super::outbox::OutboxEntry;
 use super::Store;
 
@@ -33,6 +35,8 @@ const BY_ACCOUNT: &str = "links_by_account";
 const BY_EXT: &str = "links_by_ext";
 const REVIEW: &str = "link_review";
 const HELD: &str = "link_held";
+/// The `jobs list` state of a held intent (the delivery outcome that held it has the same name).
+pub const HELD_STATE: &str = "held_for_review";
 
 /// How a link came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +194,7 @@ impl Store {
         let bytes = encode(link)?;
         let audit_seq = self.next_seq();
         let audit_bytes = encode(audit)?;
+        let index = index_keys(&link.user_id, audit, audit_seq);
         let (audit_tree, by_subject) = (self.t(super::tree::AUDIT), self.t(super::tree::AUDIT_BY_SUBJECT));
         (&links, &by_account, &by_ext, &review, audit_tree, by_subject).transaction(|(l, a, e, r, at, s)| {
             if let Some(old) = &retired {
@@ -211,7 +216,9 @@ impl Store {
             }
             r.remove(keys::pair(&link.target, &link.user_id))?;
             at.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            s.insert(keys::seq_pair(&link.user_id, audit_seq), &[])?;
+            for k in &index {
+                s.insert(k.as_slice(), &[])?;
+            }
             TxResult::Ok(())
         })?;
         self.mark_committed();
@@ -234,6 +241,7 @@ impl Store {
         }
         let audit_seq = self.next_seq();
         let audit_bytes = encode(audit)?;
+        let index = index_keys(user_id, audit, audit_seq);
         let (audit_tree, by_subject) = (self.t(super::tree::AUDIT), self.t(super::tree::AUDIT_BY_SUBJECT));
         (&links, &by_account, &by_ext, &review, audit_tree, by_subject).transaction(|(l, a, e, r, at, s)| {
             if let Some(p) = &previous {
@@ -245,7 +253,9 @@ impl Store {
             }
             r.remove(keys::pair(target, user_id))?;
             at.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            s.insert(keys::seq_pair(user_id, audit_seq), &[])?;
+            for k in &index {
+                s.insert(k.as_slice(), &[])?;
+            }
             TxResult::Ok(())
         })?;
         self.mark_committed();
@@ -346,6 +356,7 @@ impl Store {
         let entry_bytes = entry.encode()?;
         let audit_seq = self.next_seq();
         let audit_bytes = encode(audit)?;
+        let index = index_keys(user_id, audit, audit_seq);
         let mut held_key = keys::pair(target, user_id);
         held_key.push(keys::SEP);
         held_key.extend_from_slice(&seq.to_be_bytes());
@@ -358,11 +369,62 @@ impl Store {
             h.insert(held_key.as_slice(), entry_bytes.as_slice())?;
             o.remove(&seq.to_be_bytes())?;
             at.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            s.insert(keys::seq_pair(user_id, audit_seq), &[])?;
+            for k in &index {
+                s.insert(k.as_slice(), &[])?;
+            }
             TxResult::Ok(())
         })?;
         self.mark_committed();
         Ok(true)
+    }
+
+    /// Intents held until their user's review is resolved, as jobs (state `held_for_review`,
+    /// their original job numbers), oldest first: `jobs list` shows them beside the pending ones.
+    ///
+    /// # Errors
+    /// On a storage error or an unreadable entry.
+    pub(crate) fn held_items(&self) -> StoreResult<Vec<super::outbox::OutboxItem>> {
+        let mut out = Vec::new();
+        for kv in self.named(HELD)?.iter() {
+            let (k, v) = kv?;
+            let seq = keys::decode_u64(&k[k.len().saturating_sub(8)..]);
+            out.push(super::outbox::OutboxItem { seq, state: HELD_STATE, entry: OutboxEntry::decode(&v)? });
+        }
+        out.sort_by_key(|i| i.seq);
+        Ok(out)
+    }
+
+    /// The intents held for `user_id` on `target`, oldest first.
+    ///
+    /// # Errors
+    /// On a storage error or an unreadable entry.
+    pub(crate) fn held_in_lane(&self, target: &str, user_id: &str) -> StoreResult<Vec<super::outbox::OutboxItem>> {
+        let mut prefix = keys::pair(target, user_id);
+        prefix.push(keys::SEP);
+        self.named(HELD)?
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let seq = keys::decode_u64(&k[k.len().saturating_sub(8)..]);
+                Ok(super::outbox::OutboxItem { seq, state: HELD_STATE, entry: OutboxEntry::decode(&v)? })
+            })
+            .collect()
+    }
+
+    /// Removes held intent `seq` (an operator dropped it); true if it was held. The caller holds
+    /// the store lock.
+    ///
+    /// # Errors
+    /// On a storage error.
+    pub(crate) fn held_remove(&self, seq: u64) -> StoreResult<bool> {
+        let held = self.named(HELD)?;
+        for kv in held.iter() {
+            let (k, _) = kv?;
+            if k.len() >= 8 && keys::decode_u64(&k[k.len() - 8..]) == seq {
+                return Ok(held.remove(k)?.is_some());
+            }
+        }
+        Ok(false)
     }
 
     /// Users on the review list and intents held for them, over all targets (for `/metrics`).
@@ -385,11 +447,13 @@ impl Store {
     /// moves that lane's still pending entries (queued after them) behind them, so the lane keeps
     /// its order; returns the new sequences of the released ones. The worker skips the old
     /// sequences of moved entries (they are gone); one in flight may be delivered twice, which
-    /// every connector action tolerates (they are idempotent).
+    /// every connector action tolerates (they are idempotent). Each released intent gets an
+    /// operator record (`job_release`, `op`'s actor and run id, its new job number) in the same
+    /// transaction, so `jobs show` of the held job says where it went and who let it go.
     ///
     /// # Errors
     /// On a storage error.
-    pub fn release_held(&self, target: &str, user_id: &str) -> StoreResult<Vec<u64>> {
+    pub fn release_held(&self, target: &str, user_id: &str, op: &Operator, now: &str) -> StoreResult<Vec<u64>> {
         let _guard = self.lock();
         let held = self.named(HELD)?;
         let mut prefix = keys::pair(target, user_id);
@@ -408,7 +472,21 @@ impl Store {
             }
         }
         let seqs: Vec<u64> = items.iter().chain(&pending).map(|_| self.next_seq()).collect();
-        (&held, outbox).transaction(|(h, o)| {
+        let mut records: Vec<(u64, Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+        for ((k, v), new_job) in items.iter().zip(&seqs) {
+            let e = OutboxEntry::decode(v)?;
+            let job = keys::decode_u64(&k[k.len().saturating_sub(8)..]);
+            let details = serde_json::json!({
+                "job": job, "new_job": new_job, "outcome": "released", "target": target, "user_id": user_id,
+                "username": e.intent.get("username"), "intent": e.intent.get("action"),
+                "trigger": e.intent.get("trigger"),
+            });
+            let record = operator_record(op, "job_release", details, now);
+            let seq = self.next_seq();
+            records.push((seq, encode(&record)?, index_keys(user_id, &record, seq)));
+        }
+        let (audit_tree, by_subject) = (self.t(super::tree::AUDIT), self.t(super::tree::AUDIT_BY_SUBJECT));
+        (&held, outbox, audit_tree, by_subject).transaction(|(h, o, at, s)| {
             for (k, _) in &items {
                 h.remove(k)?;
             }
@@ -418,9 +496,15 @@ impl Store {
             for ((_, v), seq) in items.iter().chain(&pending).zip(&seqs) {
                 o.insert(&seq.to_be_bytes(), v)?;
             }
+            for (seq, bytes, index) in &records {
+                at.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+                for k in index {
+                    s.insert(k.as_slice(), &[])?;
+                }
+            }
             TxResult::Ok(())
         })?;
-        if let Some(last) = seqs.last() {
+        if let Some(last) = records.last().map(|r| r.0).or(seqs.last().copied()) {
             self.t(super::tree::META).insert(b"seq", &last.to_be_bytes())?;
         }
         self.mark_committed();
@@ -498,12 +582,50 @@ mod tests {
         let later = OutboxEntry::new(json!({"n": 3, "user_id": "u1", "target": "jira"}), "t", 0);
         let other = OutboxEntry::new(json!({"n": 9, "user_id": "u2", "target": "jira"}), "t", 0);
         store.enqueue(&[later, other]).expect("enqueue");
-        let back = store.release_held("jira", "u1").expect("release");
+        // Held intents are jobs an operator sees (and may drop), under their own numbers.
+        let held: Vec<(u64, &str)> =
+            store.jobs().expect("jobs").iter().filter(|j| j.state == HELD_STATE).map(|j| (j.seq, j.state)).collect();
+        assert_eq!(held.iter().map(|h| h.0).collect::<Vec<_>>(), seqs, "{held:?}");
+        assert_eq!(store.job(seqs[1]).expect("job").map(|j| j.state), Some(HELD_STATE));
+        let op = Operator { actor: "admin-ops (cli:al)".into(), run_id: "run-7".into() };
+        let back = store.release_held("jira", "u1", &op, "t1").expect("release");
         assert_eq!(back.len(), 3);
         assert!(back.windows(2).all(|w| w[0] < w[1]) && back[0] > seqs[2]);
         let order: Vec<i64> =
             store.outbox_after(0).expect("read").iter().map(|i| i.entry.intent["n"].as_i64().unwrap_or(-1)).collect();
         assert_eq!(order, vec![9, 0, 1, 2, 3], "the lane keeps its order; other lanes stay put");
         assert_eq!(store.held_count("jira", "u1").expect("count"), 0);
+        // Each release is an operator record of the run, which `jobs show` of the held number finds.
+        let released = store.job_outcome(seqs[1]).expect("outcome").expect("a record");
+        assert_eq!(
+            (&released["action"], &released["outcome"], &released["actor"], &released["run_id"], &released["new_job"]),
+            (&json!("job_release"), &json!("released"), &json!("admin-ops (cli:al)"), &json!("run-7"), &json!(back[1]))
+        );
+        assert_eq!(store.audit_of_run("run-7").expect("run").map(|r| r.len()), Some(3));
+    }
+
+    #[test]
+    fn a_held_intent_can_be_dropped_by_its_job_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let e = OutboxEntry::new(json!({"user_id": "u1", "target": "jira"}), "t", 0);
+        let seq = store.enqueue(std::slice::from_ref(&e)).expect("enqueue")[0];
+        let review = Review {
+            target: "jira".into(),
+            user_id: "u1".into(),
+            user_name: "dave".into(),
+            wanted: "dave".into(),
+            email: None,
+            kind: "ambiguous".into(),
+            reason: "test".into(),
+            candidates: vec![],
+            at: "t".into(),
+        };
+        assert!(store
+            .hold_for_review(Some(&review), "jira", "u1", seq, &e, &json!({"type": "delivery"}))
+            .expect("hold"));
+        let audit = json!({"type": "delivery", "job": seq, "outcome": "dropped"});
+        assert!(store.drop_job(seq, "u1", &audit).expect("drop"));
+        assert_eq!((store.held_count("jira", "u1").expect("count"), store.job(seq).expect("job").is_none()), (0, true));
     }
 }

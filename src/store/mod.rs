@@ -52,7 +52,7 @@ pub use activity::ActivityRecord;
 pub use audit::AuditRecord;
 pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
-pub use links::{Link, LinkSource, Review};
+pub use links::{Link, LinkSource, Review, HELD_STATE};
 pub use managed_groups::{GroupOrigin, ManagedGroup};
 pub use operator::{local_user, Operator, OPERATOR_HEADER};
 pub use outbox::{OutboxEntry, OutboxItem};

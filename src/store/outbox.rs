@@ -93,7 +93,7 @@ impl OutboxEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxItem {
     pub seq: u64,
-    /// `pending`, `dead` or `superseded`.
+    /// `pending`, `dead`, `superseded` or `held_for_review`.
     pub state: &'static str,
     #[serde(flatten)]
     pub entry: OutboxEntry,
@@ -239,7 +239,7 @@ impl Store {
         Ok(seqs)
     }
 
-    /// Pending entries, dead letters and superseded intents, oldest first.
+    /// Pending entries, dead letters, superseded intents and intents held for review, oldest first.
     pub fn jobs(&self) -> StoreResult<Vec<OutboxItem>> {
         let mut out: Vec<OutboxItem> = Vec::new();
         for (t, state) in [(tree::OUTBOX, "pending"), (tree::DEAD, "dead")] {
@@ -249,11 +249,12 @@ impl Store {
             }
         }
         out.extend(self.superseded_items()?);
+        out.extend(self.held_items()?);
         out.sort_by_key(|i| i.seq);
         Ok(out)
     }
 
-    /// One job by sequence: pending, dead or superseded.
+    /// One job by sequence: pending, dead, superseded or held for review.
     pub fn job(&self, seq: u64) -> StoreResult<Option<OutboxItem>> {
         for (t, state) in [(tree::OUTBOX, "pending"), (tree::DEAD, "dead")] {
             if let Some(v) = self.t(t).get(seq.to_be_bytes())? {
@@ -263,7 +264,7 @@ impl Store {
         if let Some(v) = self.superseded_tree()?.get(seq.to_be_bytes())? {
             return Ok(Some(decode_item(&seq.to_be_bytes(), &v, "superseded")?));
         }
-        Ok(None)
+        Ok(self.held_items()?.into_iter().find(|i| i.seq == seq))
     }
 
     /// Puts a dead letter (or, when `force`, a superseded intent) back in the outbox at the back
@@ -333,7 +334,7 @@ impl Store {
         Ok(Some(new_seq))
     }
 
-    /// Removes a job (pending, dead or superseded) without delivering it; true if it existed.
+    /// Removes a job (pending, dead, superseded or held) without delivering it; true if it existed.
     pub fn drop_job(&self, seq: u64, subject: &str, audit: &Value) -> StoreResult<bool> {
         if self.t(tree::OUTBOX).contains_key(seq.to_be_bytes())? {
             self.outbox_finish(seq, subject, audit)?;
@@ -346,7 +347,7 @@ impl Store {
                 self.dead_lane_tree()?.remove(lane_key(e.target(), e.user_id(), seq))?;
                 true
             }
-            None => self.superseded_tree()?.remove(seq.to_be_bytes())?.is_some(),
+            None => self.superseded_tree()?.remove(seq.to_be_bytes())?.is_some() || self.held_remove(seq)?,
         };
         if removed {
             let audit_seq = self.next_seq();

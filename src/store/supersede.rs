@@ -192,6 +192,13 @@ impl Store {
                 newest = newest.max(Some(s));
             }
         }
+        // A newer decision held for a link review counts too: once released it is delivered
+        // before anything retried now, which would otherwise replay the stale state after it.
+        for item in self.held_in_lane(entry.target(), entry.user_id())? {
+            if item.seq > seq && item.entry.supersedes(item.seq, entry, seq) {
+                newest = newest.max(Some(item.seq));
+            }
+        }
         Ok(newest)
     }
 
@@ -448,6 +455,35 @@ mod tests {
         let lane: Vec<u64> = store.dead_in_lane("jira", "u1").expect("lane").into_iter().map(|(s, _)| s).collect();
         assert_eq!(lane, vec![removal]);
         assert_eq!(store.dead_in_lane("jira", "u2").expect("lane").len(), 1, "{other}");
+    }
+
+    #[test]
+    fn a_newer_decision_held_for_review_supersedes_a_dead_letter_for_a_single_retry() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        let reactivate = dead(&store, entry(IntentAction::Reactivate, 1));
+        let disable_entry = entry(IntentAction::Deactivate, 2);
+        let disable = store.enqueue(std::slice::from_ref(&disable_entry)).expect("enqueue")[0];
+        let review = super::super::Review {
+            target: "jira".into(),
+            user_id: "u1".into(),
+            user_name: "erin".into(),
+            wanted: "erin".into(),
+            email: None,
+            kind: "ambiguous".into(),
+            reason: "test".into(),
+            candidates: vec![],
+            at: "t".into(),
+        };
+        let audit = json!({"type": "delivery", "outcome": "held_for_review"});
+        assert!(store.hold_for_review(Some(&review), "jira", "u1", disable, &disable_entry, &audit).expect("hold"));
+        let dead_entry = store.job(reactivate).expect("job").expect("dead").entry;
+        assert_eq!(store.newest_superseding(reactivate, &dead_entry).expect("scan"), Some(disable));
+        let op = super::super::Operator { actor: "t".into(), run_id: "r".into() };
+        assert_eq!(
+            crate::admin::retry_job(&store, reactivate, false, &op).expect("retry"),
+            crate::admin::Retry::Superseded { by: disable }
+        );
     }
 
     #[test]
