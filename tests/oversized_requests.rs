@@ -169,3 +169,35 @@ async fn over_tls_oversized_headers_get_the_scim_error_too() {
     assert_eq!(body["status"], "431");
     assert_eq!(client.get(format!("{base}/Users")).bearer_auth(TOKEN).send().await.expect("https").status(), 200);
 }
+
+/// A client that writes a large head slowly gets the SCIM error after it has finished writing,
+/// never a reset: the server reads the refused head to its end before it answers and closes
+/// (answering earlier closes on unread input, which resets the connection mid-write).
+#[tokio::test]
+async fn a_slowly_written_oversized_head_is_read_to_its_end_before_the_answer() {
+    let s = TestServer::start().await;
+    let addr = s.root.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let start = format!("GET /scim/v2/Users HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\nX-Padding: ");
+    conn.write_all(start.as_bytes()).await.expect("write");
+    // 120 KB of padding in pieces, well past the 16 KiB header limit after the second one.
+    let piece = "p".repeat(8 * 1024);
+    for i in 0..15 {
+        conn.write_all(piece.as_bytes()).await.unwrap_or_else(|e| panic!("piece {i}: {e}"));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The head is refused but not finished: no answer yet.
+    let mut early = [0u8; 64];
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), conn.read(&mut early)).await;
+    assert!(waited.is_err(), "answered before the head ended: {waited:?} {:?}", String::from_utf8_lossy(&early));
+    conn.write_all(format!("{piece}\r\nX-After: 1\r\n\r\n").as_bytes()).await.expect("the rest of the head");
+    let (status, body) = response(&mut conn).await;
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("16384 bytes")), "{body}");
+    // Then the server closes cleanly (Connection: close), without a reset.
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).await.expect("a clean close");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(s.get("/Users").await.status.as_u16(), 200);
+}

@@ -11,6 +11,11 @@
 //! with the SCIM error (logged and counted like any request), and the rest of the connection's
 //! input is discarded (the synthetic request says `Connection: close`).
 //!
+//! The synthetic request is released only once the refused head has ended (its empty line, the
+//! end of input, or [`DRAIN_CAP`] bytes): a "lingering close" for the head. Answering while the
+//! client is still writing its head would close the socket on unread data, which resets the
+//! connection, and the client sees a broken pipe instead of the SCIM error.
+//!
 //! To know where the next head starts, the guard follows the body framing of each request
 //! (`Content-Length`, chunked); anything it does not model (another transfer coding, conflicting
 //! lengths, a malformed chunk) turns the guard off for that connection and leaves the bytes to
@@ -32,6 +37,9 @@ const HEADERS_CAP: usize = 60 * 1024;
 /// Room for the method and the protocol version around the URL on the request line.
 const REQUEST_LINE_SLACK: usize = 64;
 const READ_CHUNK: usize = 8 * 1024;
+/// How much of a refused head the guard reads and drops, waiting for its end, before it answers
+/// anyway: far beyond any head a real client sends, small enough to bound a hostile one.
+pub const DRAIN_CAP: usize = 1024 * 1024;
 
 /// The limits the guard enforces.
 #[derive(Debug, Clone, Copy)]
@@ -95,10 +103,61 @@ enum State {
     /// Passing this many body bytes.
     Body(u64),
     Chunked(Chunk),
+    /// A head was refused before it ended: the rest of it is read and dropped; the synthetic
+    /// request is released at its end.
+    Drain(Drain),
     /// A head was refused: everything after it is dropped.
     Discard,
     /// Something the guard does not model: every byte passes, unchecked.
     Passthrough,
+}
+
+/// Reading the rest of a refused head.
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    why: Oversized,
+    /// Bytes of the head so far, including those collected before the refusal.
+    bytes: usize,
+    line: Line,
+}
+
+/// What the current line of a head holds so far: an empty line (CRLF or a bare LF) ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    Empty,
+    Cr,
+    Text,
+}
+
+impl Line {
+    /// The state after the unfinished last line `partial` (no line break in it).
+    fn of(partial: &[u8]) -> Line {
+        match partial {
+            b"" => Line::Empty,
+            b"\r" => Line::Cr,
+            _ => Line::Text,
+        }
+    }
+}
+
+impl Drain {
+    /// Runs `data` through the refused head; true once the head has ended (or reached
+    /// [`DRAIN_CAP`]). What follows it in `data` is dropped with the rest of the input.
+    fn step(&mut self, data: &[u8]) -> bool {
+        for &b in data {
+            self.bytes += 1;
+            self.line = match (self.line, b) {
+                (Line::Empty | Line::Cr, b'\n') => return true,
+                (_, b'\n') => Line::Empty,
+                (Line::Empty, b'\r') => Line::Cr,
+                _ => Line::Text,
+            };
+            if self.bytes >= DRAIN_CAP {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Position inside a chunked body (RFC 9112 §7.1).
@@ -194,6 +253,13 @@ impl<T> HeadGuard<T> {
                     return;
                 }
                 State::Discard => return,
+                State::Drain(drain) => {
+                    if drain.step(data) {
+                        let why = drain.why;
+                        self.release_refusal(why);
+                    }
+                    return;
+                }
                 State::Body(left) => {
                     let n = usize::try_from(*left).unwrap_or(usize::MAX).min(data.len());
                     self.out.extend_from_slice(&data[..n]);
@@ -237,7 +303,7 @@ impl<T> HeadGuard<T> {
                     match self.check_head() {
                         Ok(false) => {}
                         Ok(true) => self.release_head(),
-                        Err(why) => self.refuse(why),
+                        Err(why) => self.refuse(why, empty_line),
                     }
                 }
             }
@@ -284,10 +350,35 @@ impl<T> HeadGuard<T> {
         self.head.clear();
     }
 
-    /// Replaces the refused head with the synthetic request and drops the rest of the input.
-    fn refuse(&mut self, why: Oversized) {
+    /// Refuses the head collected so far: the synthetic request replaces it once the head has
+    /// ended (`ended`: its empty line was the last byte read), and the rest of the input is dropped.
+    fn refuse(&mut self, why: Oversized, ended: bool) {
         tracing::warn!(reason = ?why, head_bytes = self.head.len(), "Refused an oversized request head.");
+        let partial_start = self.head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let drain = Drain { why, bytes: self.head.len(), line: Line::of(&self.head[partial_start..]) };
         self.head = Vec::new();
+        if ended || drain.bytes >= DRAIN_CAP {
+            self.release_refusal(why);
+        } else {
+            self.state = State::Drain(drain);
+        }
+    }
+
+    /// End of input: an unfinished head goes to actix-http as it is, which sees the truncated
+    /// request and closes as it always has; an unfinished refused one still gets its answer (the
+    /// client may only have closed its sending side).
+    fn end_of_input(&mut self) {
+        self.eof = true;
+        let head = std::mem::take(&mut self.head);
+        match self.state {
+            State::Head => self.out.extend_from_slice(&head),
+            State::Drain(drain) => self.release_refusal(drain.why),
+            _ => {}
+        }
+    }
+
+    /// Hands actix-http the synthetic request for a refused head; all further input is dropped.
+    fn release_refusal(&mut self, why: Oversized) {
         self.state = State::Discard;
         let request = format!("GET {} HTTP/1.1\r\nhost: refused\r\nconnection: close\r\n\r\n", refused_path(why));
         self.out.extend_from_slice(request.as_bytes());
@@ -364,13 +455,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadGuard<T> {
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
             let data = read.filled();
             if data.is_empty() {
-                // End of input: an unfinished head goes to actix-http as it is, which sees the
-                // truncated request and closes as it always has.
-                this.eof = true;
-                let head = std::mem::take(&mut this.head);
-                if matches!(this.state, State::Head) {
-                    this.out.extend_from_slice(&head);
-                }
+                this.end_of_input();
                 continue;
             }
             this.feed(data);
@@ -408,12 +493,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadGuard<T> {
 mod tests {
     use super::*;
 
-    /// Feeds `input` in pieces of `step` bytes and returns what actix-http would read.
+    /// Feeds `input` in pieces of `step` bytes, then the end of input, and returns what
+    /// actix-http would read.
     fn through(input: &[u8], step: usize, limits: HeadLimits) -> Vec<u8> {
         let mut g = HeadGuard::new((), limits);
         for piece in input.chunks(step) {
             g.feed(piece);
         }
+        g.end_of_input();
         g.out
     }
 
@@ -464,6 +551,54 @@ mod tests {
         let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
         let roomy = HeadLimits::new(100, 10_000);
         assert_eq!(refused_to(&through(many.as_bytes(), 64, roomy)), Some(Oversized::FieldCount));
+    }
+
+    /// The lingering close for the head: nothing reaches actix-http (which would answer and close
+    /// on unread input, resetting the connection) until the refused head has ended, however it
+    /// arrives; then the synthetic request does, and what follows the head is dropped.
+    #[test]
+    fn a_refused_head_is_answered_only_after_its_end() {
+        let url = format!("GET /{} HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n\r\n", "a".repeat(300), "p".repeat(5000));
+        let headers = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\nX-More: 1\r\n\r\n", "b".repeat(3000));
+        let bare_lf = format!("GET / HTTP/1.1\nHost: a\nX-Big: {}\n\n", "b".repeat(3000));
+        let cases = [(url, Oversized::Url), (headers, Oversized::Headers), (bare_lf, Oversized::Headers)];
+        for (head, why) in cases {
+            let mut stream = head.clone().into_bytes();
+            stream.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
+            for step in [1, 2, 3, 7, 64, 1000, 4096] {
+                let mut g = HeadGuard::new((), limits());
+                let mut fed = 0;
+                for piece in stream.chunks(step) {
+                    g.feed(piece);
+                    fed += piece.len();
+                    if fed < head.len() {
+                        assert!(g.out.is_empty(), "{why:?} step {step}: released at {fed} of {}", head.len());
+                    }
+                }
+                assert_eq!(refused_to(&g.out), Some(why), "step {step}");
+                assert!(!String::from_utf8_lossy(&g.out).contains("/next"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_head_without_an_end_is_answered_at_the_end_of_input_or_the_drain_cap() {
+        let endless = format!("GET / HTTP/1.1\r\nX-Big: {}", "b".repeat(DRAIN_CAP));
+        let mut g = HeadGuard::new((), limits());
+        let mut fed = 0;
+        for piece in endless.as_bytes().chunks(READ_CHUNK) {
+            g.feed(piece);
+            fed += piece.len();
+            if fed < DRAIN_CAP {
+                assert!(g.out.is_empty(), "released at {fed}");
+            }
+        }
+        assert_eq!(refused_to(&g.out), Some(Oversized::Headers), "released at the cap, before the end of input");
+        let mut g = HeadGuard::new((), limits());
+        g.feed(format!("GET / HTTP/1.1\r\nX-Big: {}", "b".repeat(5000)).as_bytes());
+        assert!(g.out.is_empty());
+        g.end_of_input();
+        assert_eq!(refused_to(&g.out), Some(Oversized::Headers), "released at the end of input");
     }
 
     #[test]
