@@ -53,7 +53,7 @@ fn jira_toml(jira: &Emulator, token_env: &str) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_commands_never_create_a_store_need_credentials_only_to_call_a_target_and_name_unknown_targets() {
     let jira = Emulator::start(Product::Jira).await;
     let tmp = tempfile::tempdir().expect("tmp");
@@ -140,7 +140,7 @@ async fn links_commands_never_create_a_store_need_credentials_only_to_call_a_tar
 }
 
 #[cfg(unix)]
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_list_and_preview_end_quietly_on_a_closed_stdout() {
     use std::os::unix::process::ExitStatusExt;
     let jira = Emulator::start(Product::Jira).await;
@@ -173,7 +173,7 @@ async fn links_list_and_preview_end_quietly_on_a_closed_stdout() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_intents_are_jobs_and_a_links_set_through_the_server_is_audited_with_token_cli_user_and_run() {
     let jira = Emulator::start(Product::Jira).await;
     jira.add_user_with_email("dave", "dave@contoso.com");
