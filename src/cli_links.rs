@@ -91,6 +91,15 @@ fn target_names(config: &Config) -> Vec<String> {
     config.targets.iter().map(|t| t.spec.name.clone()).collect()
 }
 
+/// A result of the shared link functions, for the CLI that ran them itself: a refusal reads as
+/// the server's would ("No SCIM user 'x' …"), without the HTTP status and scimType it carries.
+fn local<T>(r: crate::store::StoreResult<T>) -> anyhow::Result<T> {
+    r.map_err(|e| match e {
+        crate::store::StoreError::Scim(e) => anyhow!(e.detail),
+        other => anyhow::Error::new(other),
+    })
+}
+
 fn query(target: &Option<String>) -> String {
     target.as_ref().map(|t| format!("?target={}", url_encode(t))).unwrap_or_default()
 }
@@ -126,7 +135,7 @@ impl Backend {
     /// As [`Backend::links_preview`].
     pub async fn links_list(&self, config: &Config, target: &Option<String>) -> anyhow::Result<Value> {
         match self {
-            Backend::Local(store) => Ok(crate::admin_links::list(store, &target_names(config), target.as_deref())?),
+            Backend::Local(store) => local(crate::admin_links::list(store, &target_names(config), target.as_deref())),
             Backend::Remote { .. } => {
                 remote(self, reqwest::Method::GET, &format!("/links{}", query(target)), None).await
             }
@@ -147,11 +156,11 @@ impl Backend {
     ) -> anyhow::Result<Value> {
         match self {
             Backend::Local(store) => {
-                crate::admin_links::target_name(&target_names(config), target)?;
+                local(crate::admin_links::target_name(&target_names(config), target))?;
                 if !new {
-                    crate::admin_links::check_account(config, target, username).await?;
+                    local(crate::admin_links::check_account(config, target, username).await)?;
                 }
-                Ok(crate::admin_links::set(store, &target_names(config), user, username, target, CLI_ACTOR)?)
+                local(crate::admin_links::set(store, &target_names(config), user, username, target, CLI_ACTOR))
             }
             Backend::Remote { .. } => {
                 let body = json!({"user": user, "username": username, "target": target, "new": new});
@@ -167,7 +176,7 @@ impl Backend {
     pub async fn links_clear(&self, config: &Config, user: &str, target: &Option<String>) -> anyhow::Result<Value> {
         match self {
             Backend::Local(store) => {
-                Ok(crate::admin_links::clear(store, &target_names(config), user, target.as_deref(), CLI_ACTOR)?)
+                local(crate::admin_links::clear(store, &target_names(config), user, target.as_deref(), CLI_ACTOR))
             }
             Backend::Remote { .. } => {
                 let t = target.as_ref().map(|t| format!("&target={}", url_encode(t))).unwrap_or_default();

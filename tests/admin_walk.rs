@@ -1,0 +1,77 @@
+//! A new admin's first steps, with the real binary, where the messages must tell them what to do:
+//! the first CLI command against a running server before any admin token exists, and `links`
+//! refusals when the CLI opens the store itself (the server's words, without HTTP codes).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::support::server::TestServer;
+
+/// Runs the binary with only `env` (no inherited `SCIMBRIDGE_*`), in `cwd`.
+fn cli_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let cwd = cwd.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        cli_in(&cwd, &args, &env)
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test]
+async fn without_an_admin_token_the_cli_says_how_to_make_the_first_one() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = s.dir.display().to_string();
+    let listen = s.root.trim_start_matches("http://").to_string();
+    let env = [("SCIMBRIDGE_DATA_DIR", dir.as_str()), ("SCIMBRIDGE_LISTEN", listen.as_str())];
+    for args in [&["jobs", "list"][..], &["token", "list"][..], &["token", "new", "--name", "ops", "--admin"][..]] {
+        let (code, out, err) = cli(tmp.path(), args, &env).await;
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains("SCIMBRIDGE_ADMIN_TOKEN"), "{args:?}: {err}");
+        assert!(err.contains("scimbridge token new --name ops --admin"), "{args:?} says how to make one: {err}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn links_refusals_without_a_server_read_as_sentences_and_name_the_missing_targets() {
+    let s = TestServer::start().await;
+    s.create_user("ann@example.com").await;
+    let dir = s.dir.clone();
+    let _keep = s.stop_keep_dir().await.expect("temp dir");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = dir.display().to_string();
+    let env = [("SCIMBRIDGE_DATA_DIR", dir.as_str())];
+
+    let (code, out, err) = cli(tmp.path(), &["links", "clear", "nobody@example.com"], &env).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("No SCIM user 'nobody@example.com'"), "{err}");
+    assert!(!err.contains("404") && !err.contains(" -:"), "no HTTP status from a local run: {err}");
+
+    // No target is configured at all: say so, rather than "configured: ."
+    let (code, out, err) = cli(tmp.path(), &["links", "set", "ann@example.com", "ann", "--target", "jira"], &env).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("No [[target]] is named 'jira'"), "{err}");
+    assert!(err.contains("none is configured") && !err.contains("configured: ."), "{err}");
+    assert!(!err.contains("400") && !err.contains("invalidValue"), "{err}");
+}
