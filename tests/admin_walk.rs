@@ -75,3 +75,73 @@ async fn links_refusals_without_a_server_read_as_sentences_and_name_the_missing_
     assert!(err.contains("none is configured") && !err.contains("configured: ."), "{err}");
     assert!(!err.contains("400") && !err.contains("invalidValue"), "{err}");
 }
+
+/// Runs `serve` expecting it to fail at start; kills it (and fails the test) if it serves instead.
+fn failing_serve(cwd: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started although it should have failed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_first_start_that_cannot_listen_keeps_no_token_it_never_showed() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("addr").to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data").display().to_string();
+    let env = [("SCIMBRIDGE_DATA_DIR", data.as_str()), ("SCIMBRIDGE_LISTEN", listen.as_str())];
+    let (code, out, err) = failing_serve(tmp.path(), &env);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("cannot listen on {listen}")), "{err}");
+    assert_eq!(err.matches("(os error 98)").count(), 1, "the cause once, not repeated: {err}");
+    assert!(!out.contains("Secret Token"), "{out}");
+    // Had a token been stored, the next start would show none and the admin could never read it.
+    let (code, out, err) = cli_in(tmp.path(), &["token", "list"], &env[..1]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("initial"), "a token nobody saw was stored: {out}");
+    assert!(err.contains("0 token(s)"), "{err}");
+}
+
+#[tokio::test]
+async fn a_second_serve_on_the_same_store_says_the_store_is_in_use() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = s.dir.display().to_string();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = free.local_addr().expect("addr").to_string();
+    drop(free);
+    let env = [("SCIMBRIDGE_DATA_DIR", data.as_str()), ("SCIMBRIDGE_LISTEN", listen.as_str())];
+    let (cwd, env_owned): (std::path::PathBuf, Vec<(String, String)>) =
+        (tmp.path().to_path_buf(), env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env_owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        failing_serve(&cwd, &env)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("the store in {data} is in use by another process")), "{err}");
+    assert!(!err.contains("Os {") && !err.contains("WouldBlock"), "no debug dump of the lock error: {err}");
+    s.stop().await;
+}
