@@ -145,3 +145,36 @@ async fn a_second_serve_on_the_same_store_says_the_store_is_in_use() {
     assert!(!err.contains("Os {") && !err.contains("WouldBlock"), "no debug dump of the lock error: {err}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn runs_that_read_targets_fail_when_none_is_configured_rather_than_report_nobody() {
+    // Through the admin API of a server without [[target]] (README's first `serve`)...
+    let s = TestServer::start().await;
+    s.create_user("ann@example.com").await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = s.dir.display().to_string();
+    let listen = s.root.trim_start_matches("http://").to_string();
+    let env = [
+        ("SCIMBRIDGE_DATA_DIR", dir.as_str()),
+        ("SCIMBRIDGE_LISTEN", listen.as_str()),
+        ("SCIMBRIDGE_ADMIN_TOKEN", crate::support::server::ADMIN_TOKEN),
+    ];
+    let runs: [&[&str]; 4] = [&["cleanup"], &["activity", "refresh"], &["reconcile"], &["links", "preview"]];
+    for args in runs {
+        let (code, out, err) = cli(tmp.path(), args, &env).await;
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains("no [[target]] is configured"), "{args:?}: {err}");
+        assert!(!out.contains("0 account(s)") && !err.contains("0 account(s)"), "{args:?}: {out}{err}");
+    }
+    assert!(!tmp.path().join("reports").exists(), "no report of a run that read nothing");
+    let dir = s.dir.clone();
+    let _keep = s.stop_keep_dir().await.expect("temp dir");
+    // ...and with the CLI on the stopped store.
+    let dir = dir.display().to_string();
+    let env = [("SCIMBRIDGE_DATA_DIR", dir.as_str())];
+    for args in runs {
+        let (code, out, err) = cli(tmp.path(), args, &env).await;
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains("no [[target]] is configured"), "{args:?}: {err}");
+    }
+}
