@@ -166,6 +166,9 @@ async fn runs_that_read_targets_fail_when_none_is_configured_rather_than_report_
         assert!(err.contains("no [[target]] is configured"), "{args:?}: {err}");
         assert!(!out.contains("0 account(s)") && !err.contains("0 account(s)"), "{args:?}: {out}{err}");
     }
+    let (code, out, err) = cli(tmp.path(), &["license", "report"], &env).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("reads seats from a Jira, Confluence or Bitbucket [[target]]"), "{err}");
     assert!(!tmp.path().join("reports").exists(), "no report of a run that read nothing");
     let dir = s.dir.clone();
     let _keep = s.stop_keep_dir().await.expect("temp dir");

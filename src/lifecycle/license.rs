@@ -323,6 +323,14 @@ impl Jobs {
     /// A store error; unreadable targets are reported, not fatal.
     pub async fn license_report(&self, now: DateTime<Utc>) -> Result<Report, LifecycleError> {
         let lc = &self.config.lifecycle.license;
+        if self.config.targets.iter().all(|t| t.spec.product == Product::Crowd) {
+            // Seats are read from the products; with none to ask, "products: []" would read as a count.
+            return Err(LifecycleError::Invalid(
+                "the licence report reads seats from a Jira, Confluence or Bitbucket [[target]], and none is \
+                 configured (Crowd reports no seat count)"
+                    .into(),
+            ));
+        }
         let mut report = match names(lc) {
             Ok(_) => self.license_optimize(Mode::DryRun, now).await.unwrap_or_else(|e| {
                 let mut r = Report::new("license", Mode::DryRun, now);
