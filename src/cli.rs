@@ -185,7 +185,7 @@ impl Backend {
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                Err(e)
+                Err(e.context(format!("the backup to {} failed", path.display())))
             }
         }
     }

@@ -423,7 +423,12 @@ async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
 fn restore(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     let f = std::fs::File::open(file).with_context(|| format!("while opening {}", file.display()))?;
     let stats = scimbridge::store::restore(&config.data_dir, &mut std::io::BufReader::new(f))
-        .with_context(|| format!("while restoring into {}", config.data_dir.display()))?;
+        // A refused file or a non-empty data dir, not a "stored record" that is unreadable.
+        .map_err(|e| match e {
+            scimbridge::store::StoreError::Corrupt(why) => anyhow::anyhow!(why),
+            other => anyhow::Error::new(other),
+        })
+        .with_context(|| format!("cannot restore {} into {}", file.display(), config.data_dir.display()))?;
     println!("Restored {} entries in {} trees into {}.", stats.entries, stats.trees, config.data_dir.display());
     Ok(())
 }

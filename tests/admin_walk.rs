@@ -181,3 +181,38 @@ async fn runs_that_read_targets_fail_when_none_is_configured_rather_than_report_
         assert!(err.contains("no [[target]] is configured"), "{args:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn backup_and_restore_failures_name_the_file_and_the_reason() {
+    let s = TestServer::start().await;
+    s.create_user("ann@example.com").await;
+    let dir = s.dir.clone();
+    let _keep = s.stop_keep_dir().await.expect("temp dir");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = dir.display().to_string();
+    let env = [("SCIMBRIDGE_DATA_DIR", data.as_str())];
+
+    let nowhere = tmp.path().join("no-such-folder").join("b.jsonl").display().to_string();
+    let (code, out, err) = cli(tmp.path(), &["backup", &nowhere], &env).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&nowhere) && err.contains("No such file"), "names the file: {err}");
+
+    let good = tmp.path().join("b.jsonl").display().to_string();
+    let (code, _, err) = cli(tmp.path(), &["backup", &good], &env).await;
+    assert_eq!(code, 0, "{err}");
+    // Into a data dir that is not empty: said as that, not as an unreadable stored record.
+    let (code, out, err) = cli(tmp.path(), &["restore", &good], &env).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("cannot restore {good} into {data}")) && err.contains("not empty"), "{err}");
+    assert!(!err.contains("stored record is unreadable"), "{err}");
+    // A truncated file is refused and leaves nothing behind.
+    let text = std::fs::read_to_string(&good).expect("read");
+    let cut = tmp.path().join("cut.jsonl");
+    std::fs::write(&cut, &text[..text.len() / 2]).expect("write");
+    let fresh = tmp.path().join("fresh").display().to_string();
+    let cut = cut.display().to_string();
+    let (code, out, err) = cli(tmp.path(), &["restore", &cut], &[("SCIMBRIDGE_DATA_DIR", fresh.as_str())]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("cannot restore {cut}")) && !err.contains("stored record is unreadable"), "{err}");
+    assert!(!Path::new(&fresh).exists(), "nothing half-restored");
+}
