@@ -216,3 +216,32 @@ async fn backup_and_restore_failures_name_the_file_and_the_reason() {
     assert!(err.contains(&format!("cannot restore {cut}")) && !err.contains("stored record is unreadable"), "{err}");
     assert!(!Path::new(&fresh).exists(), "nothing half-restored");
 }
+
+#[tokio::test]
+async fn a_licence_report_whose_seats_could_not_be_read_fails() {
+    use crate::support::atlassian_emulator::{Emulator, Fault, TOKEN as ATL_TOKEN};
+    let jira = Emulator::start(scimbridge::atlassian::Product::Jira).await;
+    let s = TestServer::start().await;
+    let dir = s.dir.clone();
+    let _keep = s.stop_keep_dir().await.expect("temp dir");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("c.toml");
+    let toml = format!(
+        "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"JIRA_TOKEN\"\n",
+        jira.base_url()
+    );
+    std::fs::write(&cfg, toml).expect("write");
+    let (cfg, data) = (cfg.display().to_string(), dir.display().to_string());
+    let env = [("SCIMBRIDGE_DATA_DIR", data.as_str()), ("JIRA_TOKEN", ATL_TOKEN)];
+
+    let (code, out, err) = cli(tmp.path(), &["license", "report", "--config", &cfg], &env).await;
+    assert_eq!(code, 0, "Jira answers: {out}{err}");
+    assert!(out.contains("\"total\""), "{out}");
+
+    // Jira refuses the application roles: the seat count is unknown, which is not a report.
+    jira.fail_next(50, Fault::status(403));
+    let (code, out, err) = cli(tmp.path(), &["license", "report", "--config", &cfg], &env).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("jira: NOT PROCESSED: seats not read"), "{out}");
+    assert!(err.contains("some targets could not be processed"), "{err}");
+}

@@ -351,7 +351,18 @@ impl Jobs {
                 Ok(all) => products.extend(all.iter().map(|s| {
                     json!({"target": t.spec.name, "product": t.spec.product, "detail": s.detail, "total": s.total, "used": s.used, "free": s.free()})
                 })),
-                Err(f) => products.push(json!({"target": t.spec.name, "error": f.to_string()})),
+                Err(f) => {
+                    products.push(json!({"target": t.spec.name, "error": f.to_string()}));
+                    // Also a failed target of the run, so the CLI exits non-zero (an unread count
+                    // is not a report) and the summary says NOT PROCESSED.
+                    if !report.targets.iter().any(|s| s.target == t.spec.name && s.error.is_some()) {
+                        report.targets.push(TargetSummary {
+                            target: t.spec.name.clone(),
+                            error: Some(format!("seats not read: {f}")),
+                            ..TargetSummary::default()
+                        });
+                    }
+                }
             }
         }
         let mut details = match report.details.take() {
