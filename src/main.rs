@@ -81,10 +81,12 @@ enum Command {
         action: scimbridge::cli_links::LinksCmd,
     },
     /// A person's whole history, from IdP event to Atlassian effect, with who caused each step and why.
+    // One of --user and --run: as a group, so a bare `audit` names both rather than only --user.
+    #[command(group(clap::ArgGroup::new("whose").required(true).args(["user", "run"])))]
     Audit {
         /// SCIM userName (case-insensitive, also of deleted users), SCIM id, Atlassian username, or
         /// `token:NAME` for a token's changes.
-        #[arg(long, required_unless_present = "run", conflicts_with = "run")]
+        #[arg(long)]
         user: Option<String>,
         /// Everything one run did instead: the `run_id` of a report, a retry or a token change.
         #[arg(long)]

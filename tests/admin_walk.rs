@@ -245,3 +245,13 @@ async fn a_licence_report_whose_seats_could_not_be_read_fails() {
     assert!(out.contains("jira: NOT PROCESSED: seats not read"), "{out}");
     assert!(err.contains("some targets could not be processed"), "{err}");
 }
+
+#[test]
+fn a_bare_audit_names_both_ways_to_ask() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (code, out, err) = cli_in(tmp.path(), &["audit"], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("--user") && err.contains("--run"), "{err}");
+    let (code, out, err) = cli_in(tmp.path(), &["audit", "--user", "a", "--run", "b"], &[]);
+    assert_eq!(code, 2, "one or the other: {out}{err}");
+}
