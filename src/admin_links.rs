@@ -22,7 +22,12 @@ fn now() -> String {
 /// A 400 naming the configured targets.
 pub fn target_name(targets: &[String], name: &str) -> StoreResult<String> {
     targets.iter().find(|t| t.eq_ignore_ascii_case(name.trim())).cloned().ok_or_else(|| {
-        ScimError::invalid_value(format!("No [[target]] is named '{name}'; configured: {}.", targets.join(", "))).into()
+        let configured = if targets.is_empty() {
+            "none is configured (add a [[target]] block to the configuration)".to_string()
+        } else {
+            format!("configured: {}", targets.join(", "))
+        };
+        ScimError::invalid_value(format!("No [[target]] is named '{name}'; {configured}.")).into()
     })
 }
 

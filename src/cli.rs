@@ -185,7 +185,7 @@ impl Backend {
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                Err(e)
+                Err(e.context(format!("the backup to {} failed", path.display())))
             }
         }
     }
@@ -302,7 +302,8 @@ pub(crate) fn url_encode(s: &str) -> String {
 pub fn job_line(j: &Value) -> String {
     let i = &j["intent"];
     format!(
-        "{}\t{}\t{}\t{}\t{}\t{}\tattempts={}\t{}",
+        // Under the header's `attempts` column: the bare number, so the TSV sorts and filters.
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         j["seq"],
         j["state"].as_str().unwrap_or(""),
         i["target"].as_str().unwrap_or(""),
@@ -327,5 +328,15 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(url_encode("a b@x.com"), "a%20b%40x.com");
+    }
+
+    #[test]
+    fn a_job_line_has_one_bare_value_under_each_header_column() {
+        let job = serde_json::json!({
+            "seq": 7, "state": "dead", "attempts": 15, "last_error": "503",
+            "intent": {"target": "jira", "username": "ann", "action": {"type": "deactivate"}, "trigger": "disabled"},
+        });
+        let cols: Vec<String> = job_line(&job).split('\t').map(str::to_string).collect();
+        assert_eq!(cols, ["7", "dead", "jira", "ann", "deactivate", "disabled", "15", "503"]);
     }
 }

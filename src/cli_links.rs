@@ -90,6 +90,15 @@ fn target_names(config: &Config) -> Vec<String> {
     config.target_names()
 }
 
+/// A result of the shared link functions, for the CLI that ran them itself: a refusal reads as
+/// the server's would ("No SCIM user 'x' …"), without the HTTP status and scimType it carries.
+fn local<T>(r: crate::store::StoreResult<T>) -> anyhow::Result<T> {
+    r.map_err(|e| match e {
+        crate::store::StoreError::Scim(e) => anyhow!(e.detail),
+        other => anyhow::Error::new(other),
+    })
+}
+
 fn query(target: &Option<String>) -> String {
     target.as_ref().map(|t| format!("?target={}", url_encode(t))).unwrap_or_default()
 }
@@ -134,7 +143,7 @@ impl Backend {
     /// As [`Backend::links_preview`].
     pub async fn links_list(&self, config: &Config, target: &Option<String>) -> anyhow::Result<Value> {
         match self {
-            Backend::Local(store) => Ok(crate::admin_links::list(store, &target_names(config), target.as_deref())?),
+            Backend::Local(store) => local(crate::admin_links::list(store, &target_names(config), target.as_deref())),
             Backend::Remote { .. } => {
                 remote(self, reqwest::Method::GET, &format!("/links{}", query(target)), None).await
             }
@@ -155,24 +164,26 @@ impl Backend {
     ) -> anyhow::Result<Value> {
         match self {
             Backend::Local(store) => {
-                let name = crate::admin_links::target_name(&target_names(config), target)?;
+                let name = local(crate::admin_links::target_name(&target_names(config), target))?;
                 if !new {
                     // Checking the account calls the target: its credential is needed here.
                     config.require_credentials(Some(&name))?;
                     let (config, username) = (config.clone(), username.to_string());
-                    crate::cli_signals::off_main_thread(async move {
-                        crate::admin_links::check_account(&config, &name, &username).await
-                    })
-                    .await??;
+                    local(
+                        crate::cli_signals::off_main_thread(async move {
+                            crate::admin_links::check_account(&config, &name, &username).await
+                        })
+                        .await?,
+                    )?;
                 }
-                Ok(crate::admin_links::set(
+                local(crate::admin_links::set(
                     store,
                     &target_names(config),
                     user,
                     username,
                     target,
                     &crate::store::Operator::cli(),
-                )?)
+                ))
             }
             Backend::Remote { .. } => {
                 let body = json!({"user": user, "username": username, "target": target, "new": new});
@@ -187,13 +198,13 @@ impl Backend {
     /// Unknown user or target, nothing to clear, a store error.
     pub async fn links_clear(&self, config: &Config, user: &str, target: &Option<String>) -> anyhow::Result<Value> {
         match self {
-            Backend::Local(store) => Ok(crate::admin_links::clear(
+            Backend::Local(store) => local(crate::admin_links::clear(
                 store,
                 &target_names(config),
                 user,
                 target.as_deref(),
                 &crate::store::Operator::cli(),
-            )?),
+            )),
             Backend::Remote { .. } => {
                 let t = target.as_ref().map(|t| format!("&target={}", url_encode(t))).unwrap_or_default();
                 remote(self, reqwest::Method::DELETE, &format!("/links?user={}{t}", url_encode(user)), None).await

@@ -76,7 +76,9 @@ fn admin_token(config: &Config, why: &str) -> anyhow::Result<String> {
     config.admin_tokens.first().map(|t| t.expose().to_string()).ok_or_else(|| {
         anyhow!(
             "this command needs the admin API of {why}, and no admin token is set: set \
-             SCIMBRIDGE_ADMIN_TOKEN (or admin_token_env) to one of the server's admin tokens"
+             SCIMBRIDGE_ADMIN_TOKEN (or admin_token_env) to one of the server's admin tokens. None yet? \
+             Stop the server, run `scimbridge token new --name ops --admin` and start it again, then \
+             export SCIMBRIDGE_ADMIN_TOKEN=<the token it printed>"
         )
     })
 }

@@ -81,10 +81,12 @@ enum Command {
         action: scimbridge::cli_links::LinksCmd,
     },
     /// A person's whole history, from IdP event to Atlassian effect, with who caused each step and why.
+    // One of --user and --run: as a group, so a bare `audit` names both rather than only --user.
+    #[command(group(clap::ArgGroup::new("whose").required(true).args(["user", "run"])))]
     Audit {
         /// SCIM userName (case-insensitive, also of deleted users), SCIM id, Atlassian username, or
         /// `token:NAME` for a token's changes.
-        #[arg(long, required_unless_present = "run", conflicts_with = "run")]
+        #[arg(long)]
         user: Option<String>,
         /// Everything one run did instead: the `run_id` of a report, a retry or a token change.
         #[arg(long)]
@@ -438,7 +440,12 @@ async fn backup(config: Config, file: PathBuf) -> anyhow::Result<()> {
 fn restore(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     let f = std::fs::File::open(file).with_context(|| format!("while opening {}", file.display()))?;
     let stats = scimbridge::store::restore(&config.data_dir, &mut std::io::BufReader::new(f))
-        .with_context(|| format!("while restoring into {}", config.data_dir.display()))?;
+        // A refused file or a non-empty data dir, not a "stored record" that is unreadable.
+        .map_err(|e| match e {
+            scimbridge::store::StoreError::Corrupt(why) => anyhow::anyhow!(why),
+            other => anyhow::Error::new(other),
+        })
+        .with_context(|| format!("cannot restore {} into {}", file.display(), config.data_dir.display()))?;
     println!("Restored {} entries in {} trees into {}.", stats.entries, stats.trees, config.data_dir.display());
     Ok(())
 }

@@ -23,10 +23,16 @@ use crate::store::{ChangeHook, NoHook, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the store in {dir}: {source} (is another scimbridge running on it?)")]
-    Store { dir: String, source: crate::store::StoreError },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    // The causes are in the message, not `source` fields: `{:#}` would print them twice.
+    #[error("cannot open the store in {dir}: {cause}")]
+    Store { dir: String, cause: crate::store::StoreError },
+    #[error(
+        "the store in {dir} is in use by another process (a running `scimbridge serve`, or a CLI command \
+         working on it): sled admits one process at a time"
+    )]
+    StoreInUse { dir: String },
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: std::io::Error },
     #[error("the schema documents are broken: {0}")]
     Schemas(crate::scim::ScimError),
     #[error("TLS: {0}")]
@@ -141,8 +147,14 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, StartError> {
     // Serving delivers to every target: each needs its credential (see `Config::require_credentials`).
     config.require_credentials(None)?;
-    let store = Store::open_with_cache(&config.data_dir, config.cache_bytes)
-        .map_err(|e| StartError::Store { dir: config.data_dir.display().to_string(), source: e })?;
+    let store = Store::open_with_cache(&config.data_dir, config.cache_bytes).map_err(|e| {
+        let dir = config.data_dir.display().to_string();
+        if e.is_locked() {
+            StartError::StoreInUse { dir }
+        } else {
+            StartError::Store { dir, cause: e }
+        }
+    })?;
     let registry = Registry::load().map_err(StartError::Schemas)?;
     let mut auth = TokenAuth::new(store.clone(), &config.tokens, &config.admin_tokens);
     if !config.jwt.is_empty() {
@@ -150,18 +162,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         jwt.warm_up();
         auth = auth.with_jwt(jwt);
     }
-    let first_token = if auth.has_scim_tokens() {
-        None
-    } else {
-        let now = crate::http::now();
-        Some(
-            auth.issue("initial", Scope::Scim, &now)
-                .map_err(|e| StartError::Store { dir: config.data_dir.display().to_string(), source: e })?,
-        )
-    };
+    // The first token is made only once everything else has started (below): a start that fails
+    // later (port taken, TLS, a target) must not store a token that is never shown.
+    let needs_first_token = !auth.has_scim_tokens();
     let listener =
-        std::net::TcpListener::bind(config.listen).map_err(|e| StartError::Bind { addr: config.listen, source: e })?;
-    let addr = listener.local_addr().map_err(|e| StartError::Bind { addr: config.listen, source: e })?;
+        std::net::TcpListener::bind(config.listen).map_err(|e| StartError::Bind { addr: config.listen, cause: e })?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind { addr: config.listen, cause: e })?;
     let metrics = Arc::new(Metrics::default());
     let mut connectors = HashMap::new();
     for t in &config.targets {
@@ -227,7 +233,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
     };
     let admin_listener = match config.admin_listen {
-        Some(a) => Some(std::net::TcpListener::bind(a).map_err(|e| StartError::Bind { addr: a, source: e })?),
+        Some(a) => Some(std::net::TcpListener::bind(a).map_err(|e| StartError::Bind { addr: a, cause: e })?),
         None => None,
     };
     let limiters = Limiters::from_config(&config.limits);
@@ -241,16 +247,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tls_config = || tls_cert.as_ref().map(|c| c.server_config()).transpose().map_err(StartError::Tls);
     let admin = match admin_listener {
         Some(l) => {
-            let admin_addr = l.local_addr().map_err(|e| StartError::Bind { addr, source: e })?;
+            let admin_addr = l.local_addr().map_err(|e| StartError::Bind { addr, cause: e })?;
             let server = http::serve(state.clone(), l, Listener::Admin, tls_config()?)
-                .map_err(|e| StartError::Bind { addr: admin_addr, source: e })?;
+                .map_err(|e| StartError::Bind { addr: admin_addr, cause: e })?;
             let handle = server.handle();
             Some((admin_addr, handle, tokio::spawn(server)))
         }
         None => None,
     };
-    let server = http::serve(state, listener, Listener::Main, tls_config()?)
-        .map_err(|e| StartError::Bind { addr, source: e })?;
+    let issuer = state.clone();
+    let server =
+        http::serve(state, listener, Listener::Main, tls_config()?).map_err(|e| StartError::Bind { addr, cause: e })?;
+    let first_token = if needs_first_token {
+        let dir = issuer.config.data_dir.display().to_string();
+        let now = crate::http::now();
+        Some(issuer.auth.issue("initial", Scope::Scim, &now).map_err(|e| StartError::Store { dir, cause: e })?)
+    } else {
+        None
+    };
+    drop(issuer);
     let handle = server.handle();
     let join = tokio::spawn(server);
     Ok(Running {

@@ -8,6 +8,7 @@
 mod support;
 
 mod admin_and_cli;
+mod admin_walk;
 mod atlassian_activity;
 mod atlassian_connectors;
 mod atlassian_emulator_contract;

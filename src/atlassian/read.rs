@@ -224,7 +224,7 @@ impl Connector {
             Product::Jira => jira::read::seats(&mut r, license_group_or_role).await,
             Product::Confluence => confluence::read::seats(&mut r).await,
             Product::Crowd => Err(Failure::permanent(
-                "Crowd reports no licence seat count to applications: its usermanagement REST API has none, and the admin licensing API (atlassian-dc.md §4) needs an administrator user, not application credentials",
+                "Crowd reports no licence seat count to applications: its usermanagement REST API has none, and the admin licensing API needs an administrator user, not application credentials",
             )),
             Product::Bitbucket => bitbucket::read::seats(&mut r).await,
         }
@@ -244,7 +244,7 @@ fn check_activity(product: Product, stats: &ReadStats, required: bool) -> Result
     let with_time = stats.activity_reported - stats.never_active;
     if required && !stats.stopped_early && stats.accounts > 0 && with_time == 0 {
         return Err(Failure::permanent(format!(
-            "{product} listed {} accounts but gave a last activity time for none of them; this version may not expose it (atlassian-dc.md §10.1), so the listing is refused rather than reporting everyone as never logged in",
+            "{product} listed {} accounts but gave a last activity time for none of them; this version may not expose it, so the listing is refused rather than reporting everyone as never logged in",
             stats.accounts
         )));
     }

@@ -238,18 +238,18 @@ pub(crate) fn support(product: Product, kind: ActionKind) -> Support {
     match (product, kind) {
         (Product::Bitbucket, K::Deactivate) => Support::Substitute {
             kind: K::RemoveLicense,
-            reason: "Bitbucket DC has no deactivation API; remove the user from the licence-granting groups instead (atlassian-dc.md §5)",
+            reason: "Bitbucket DC has no deactivation API; remove the user from the licence-granting groups instead",
         },
         (Product::Bitbucket, K::Reactivate) => Support::Substitute {
             kind: K::AddToGroup,
-            reason: "Bitbucket DC has no reactivation API; add the user back to the licence-granting groups instead (atlassian-dc.md §7)",
+            reason: "Bitbucket DC has no reactivation API; add the user back to the licence-granting groups instead",
         },
         (Product::Confluence, K::Anonymize) => Support::Unsupported {
-            reason: "Confluence DC has no REST endpoint for GDPR user anonymization (atlassian-dc.md §3); delete instead",
+            reason: "Confluence DC has no REST endpoint for GDPR user anonymization; delete instead",
         },
-        (Product::Crowd, K::Anonymize) => Support::Unsupported {
-            reason: "Crowd has no anonymization; anonymize in the applications or delete (atlassian-dc.md §7)",
-        },
+        (Product::Crowd, K::Anonymize) => {
+            Support::Unsupported { reason: "Crowd has no anonymization; anonymize in the applications or delete" }
+        }
         _ => Support::Supported,
     }
 }
@@ -335,4 +335,27 @@ pub struct Execution {
     /// delivery worker stores it with the outbox entry and passes it to
     /// [`crate::atlassian::Connector::execute_resuming`].
     pub resume: Option<String>,
+}
+
+#[cfg(test)]
+mod support_tests {
+    use super::*;
+
+    /// These reasons reach the admin (dead letters, audit): they name the vendor's behaviour,
+    /// never a file of this repository the admin does not have.
+    #[test]
+    fn support_reasons_never_point_at_repository_files() {
+        let kinds = [ActionKind::Deactivate, ActionKind::Reactivate, ActionKind::Anonymize];
+        let products = [Product::Jira, Product::Confluence, Product::Crowd, Product::Bitbucket];
+        let mut reasons = 0;
+        for product in products {
+            for kind in kinds {
+                if let Support::Substitute { reason, .. } | Support::Unsupported { reason } = support(product, kind) {
+                    reasons += 1;
+                    assert!(!reason.contains(".md") && !reason.contains('§'), "{product:?} {kind:?}: {reason}");
+                }
+            }
+        }
+        assert_eq!(reasons, 4, "Bitbucket deactivate/reactivate, Confluence and Crowd anonymize");
+    }
 }

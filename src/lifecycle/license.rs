@@ -323,6 +323,14 @@ impl Jobs {
     /// A store error; unreadable targets are reported, not fatal.
     pub async fn license_report(&self, now: DateTime<Utc>) -> Result<Report, LifecycleError> {
         let lc = &self.config.lifecycle.license;
+        if self.config.targets.iter().all(|t| t.spec.product == Product::Crowd) {
+            // Seats are read from the products; with none to ask, "products: []" would read as a count.
+            return Err(LifecycleError::Invalid(
+                "the licence report reads seats from a Jira, Confluence or Bitbucket [[target]], and none is \
+                 configured (Crowd reports no seat count)"
+                    .into(),
+            ));
+        }
         let mut report = match names(lc) {
             Ok(_) => self.license_optimize(Mode::DryRun, now).await.unwrap_or_else(|e| {
                 let mut r = Report::new("license", Mode::DryRun, now);
@@ -343,7 +351,18 @@ impl Jobs {
                 Ok(all) => products.extend(all.iter().map(|s| {
                     json!({"target": t.spec.name, "product": t.spec.product, "detail": s.detail, "total": s.total, "used": s.used, "free": s.free()})
                 })),
-                Err(f) => products.push(json!({"target": t.spec.name, "error": f.to_string()})),
+                Err(f) => {
+                    products.push(json!({"target": t.spec.name, "error": f.to_string()}));
+                    // Also a failed target of the run, so the CLI exits non-zero (an unread count
+                    // is not a report) and the summary says NOT PROCESSED.
+                    if !report.targets.iter().any(|s| s.target == t.spec.name && s.error.is_some()) {
+                        report.targets.push(TargetSummary {
+                            target: t.spec.name.clone(),
+                            error: Some(format!("seats not read: {f}")),
+                            ..TargetSummary::default()
+                        });
+                    }
+                }
             }
         }
         let mut details = match report.details.take() {

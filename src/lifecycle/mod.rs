@@ -125,6 +125,14 @@ impl Jobs {
     /// The configured targets, or only `only` (case-insensitive).
     pub(crate) fn targets(&self, only: Option<&str>) -> Result<Vec<&crate::config::Target>, LifecycleError> {
         let all = self.config.targets.iter();
+        if self.config.targets.is_empty() {
+            // A run over no target would report "0 accounts" as if it had looked.
+            return Err(LifecycleError::Invalid(
+                "no [[target]] is configured, so there is no account to read; add a [[target]] block for \
+                 each Jira, Confluence, Crowd or Bitbucket (`scimbridge check-config` checks it)"
+                    .into(),
+            ));
+        }
         match only {
             None => Ok(all.collect()),
             Some(name) => {

@@ -609,7 +609,7 @@ fn check_product_can(i: usize, target: &TargetConfig, policy: &Policy, issue: &m
         issue(
             format!("target[{i}].license_groups"),
             format!(
-                "{this}: Bitbucket Data Center has no deactivation (atlassian-dc.md §5); {} = \"deactivate\" \
+                "{this}: Bitbucket Data Center has no deactivation; {} = \"deactivate\" \
                  removes the user from the licence-granting groups listed here, and none are listed; set e.g. \
                  license_groups = [\"stash-users\"], or choose \"delete\" or \"none\"",
                 keys.join(", ")
@@ -890,6 +890,24 @@ mod tests {
         }
     }
 
+    /// The admin reading check-config has no copy of the developers' reference notes: a reason
+    /// names the vendor's behaviour, never a file of this repository.
+    #[test]
+    fn reasons_never_point_at_files_the_admin_does_not_have() {
+        let policy = PolicyConfig {
+            on_disable: OffboardAction::Anonymize,
+            on_delete: OffboardAction::Deactivate,
+            ..PolicyConfig::default()
+        };
+        let targets =
+            [target("wiki", Product::Confluence), target("crowd", Product::Crowd), target("bb", Product::Bitbucket)];
+        let issues = validate(&policy, &targets);
+        assert!(issues.len() >= 3, "expected the Confluence, Crowd and Bitbucket issues, got {issues:#?}");
+        for issue in &issues {
+            assert!(!issue.reason.contains(".md") && !issue.reason.contains('§'), "{issue}");
+        }
+    }
+
     #[test]
     fn anonymize_with_a_confluence_target_is_rejected_with_the_reason() {
         let policy = PolicyConfig { on_delete: OffboardAction::Anonymize, ..PolicyConfig::default() };
@@ -901,7 +919,6 @@ mod tests {
             &[
                 "target[1] (\"wiki\", confluence)",
                 "no REST API for user anonymization",
-                "§3",
                 "policy.on_delete = \"deactivate\"",
             ],
         );

@@ -29,10 +29,8 @@ pub(super) fn cannot_anonymize(product: Product) -> Option<&'static str> {
         Product::Jira => None,
         // §5: GDPR erasure exists but only for an already deleted user, so anonymize = delete + erase.
         Product::Bitbucket => None,
-        Product::Confluence => {
-            Some("Confluence Data Center has no REST API for user anonymization (atlassian-dc.md §3, §7)")
-        }
-        Product::Crowd => Some("Crowd has no user anonymization (atlassian-dc.md §7: \"n/a\")"),
+        Product::Confluence => Some("Confluence Data Center has no REST API for user anonymization"),
+        Product::Crowd => Some("Crowd has no user anonymization"),
     }
 }
 
