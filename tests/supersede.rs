@@ -252,7 +252,10 @@ async fn an_intent_superseded_while_it_waits_for_a_target_is_never_sent() {
     assert!(jira.user("erin").is_some_and(|u| !u.active));
     assert_eq!(s.store().dead_letter_count(), 0);
     let records = s.store().audit_of(&id).expect("audit");
-    let skipped: Vec<&Value> = records.iter().filter(|r| r["outcome"] == "superseded").collect();
+    // The re-enable's three intents (an add-to-group of the first phase may also have been
+    // superseded by the first disable, depending on timing: not what this test is about).
+    let skipped: Vec<&Value> =
+        records.iter().filter(|r| r["outcome"] == "superseded" && r["trigger"] == "enabled").collect();
     assert_eq!(skipped.len(), 3, "{records:#?}");
     assert!(skipped.iter().all(|r| r["detail"].as_str().is_some_and(|d| d.contains("superseded by job"))));
 }
