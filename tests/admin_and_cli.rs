@@ -1,12 +1,12 @@
 //! The operator's side: dead letters through the admin API and the CLI (with and without a
 //! running server), the audit export, `check-config`, and `/metrics` after deliveries.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::atlassian_emulator::{Emulator, Fault, TOKEN as ATL_TOKEN};
+use crate::support::child::cli;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN, TOKEN};
 use scimbridge::atlassian::Product;
 
@@ -124,20 +124,6 @@ async fn metrics_show_outbox_depth_delivery_outcomes_and_offboarding_latency() {
         ),
         "{text}"
     );
-}
-
-fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("SCIMBRIDGE_CONFIG")
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

@@ -4,13 +4,13 @@
 //! members of a group change that caused deliveries); text output has a header and a trigger
 //! column, CSV is one record per row.
 
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::support::atlassian_emulator::{Emulator, Fault, TOKEN as ATL_TOKEN};
+use crate::support::child::cli;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
 
@@ -48,20 +48,6 @@ async fn history(s: &TestServer, who: &str) -> Vec<Value> {
     let (status, body) = admin(s, reqwest::Method::GET, &format!("/admin/audit?user={who}"), None).await;
     assert_eq!(status, 200, "history of {who}: {body}");
     body["records"].as_array().cloned().unwrap_or_default()
-}
-
-fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("SCIMBRIDGE_CONFIG")
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 async fn cli_async(args: Vec<String>, env: Vec<(String, String)>) -> (i32, String, String) {

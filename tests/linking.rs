@@ -3,7 +3,6 @@
 //! re-hires get their account back, `rename = "follow"` renames where the product can, and
 //! `links preview/list/set/clear` through the admin API and the CLI. All against the emulator.
 
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -12,6 +11,7 @@ use serde_json::{json, Value};
 use crate::support::atlassian_emulator::{
     Emulator, BITBUCKET_PASSWORD, BITBUCKET_USER, CROWD_APP, CROWD_PASSWORD, SERVICE_USER, TOKEN as ATL_TOKEN,
 };
+use crate::support::child::cli;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
 
@@ -522,20 +522,6 @@ async fn links_preview_reports_every_match_kind_and_the_orphans_and_changes_noth
     assert!(s.store().links(None).expect("links").is_empty(), "the preview recorded no link");
     let (status, _) = admin(&s, Method::GET, "/admin/links/preview?target=nope", None).await;
     assert_eq!(status, 400);
-}
-
-fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("SCIMBRIDGE_CONFIG")
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

@@ -5,12 +5,12 @@
 //! sessions ended where the release can, Jira anonymization followed across attempts, old
 //! releases refused with the reason, and `check-config` proving versions and rights.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::atlassian_emulator::{Emulator, BITBUCKET_PASSWORD, BITBUCKET_USER, TOKEN};
+use crate::support::child::cli;
 use crate::support::server::{eventually, TestServer};
 use scimbridge::atlassian::{Action, Effect, Failure, PollPolicy, Product};
 
@@ -74,20 +74,6 @@ fn assert_strict_and_clean(emus: &[&Emulator]) {
         assert_eq!(emu.xsrf_refusals(), 0, "{}: a write drew an XSRF 403", emu.product());
         assert!(emu.violations().is_empty(), "{}: {:#?}", emu.product(), emu.violations());
     }
-}
-
-fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("SCIMBRIDGE_CONFIG")
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 // ---------------------------------------------------------------- XSRF

@@ -1,4 +1,5 @@
-//! The real `scimbridge serve` binary as a child process, for tests that kill it with SIGKILL.
+//! The real `scimbridge` binary as a child process: `serve` for tests that kill it with SIGKILL or
+//! signal it, and one-shot CLI commands (`cli`).
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -72,4 +73,20 @@ pub async fn serve(dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> S
         .expect("the server reports its address within a minute")
         .expect("the server started (see its stderr)");
     Served { child, base: format!("http://{addr}/scim/v2"), logs }
+}
+
+/// Runs one CLI command of the real binary to completion (no `SCIMBRIDGE_CONFIG` from the
+/// environment): its exit code (-1 when killed by a signal), stdout and stderr.
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimbridge"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("SCIMBRIDGE_CONFIG")
+        .output()
+        .expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
