@@ -5,37 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::support::child::{cli_in, cli_in_async as cli};
 use crate::support::server::TestServer;
-
-/// Runs the binary with only `env` (no inherited `SCIMBRIDGE_*`), in `cwd`.
-fn cli_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let cwd = cwd.to_path_buf();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        cli_in(&cwd, &args, &env)
-    })
-    .await
-    .expect("join")
-}
 
 #[tokio::test]
 async fn without_an_admin_token_the_cli_says_how_to_make_the_first_one() {

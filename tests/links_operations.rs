@@ -4,47 +4,17 @@
 //! the CLI user with a run id that `audit --run` finds; intents held for review are jobs
 //! (`jobs list --state held_for_review`) whose release is audited under that run.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
+use crate::support::child::cli_in_async as cli_async;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Runs the binary with only `env`, in `cwd`, stdin closed.
-fn cli(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimbridge"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn cli_async(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let cwd = cwd.to_path_buf();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        cli(&cwd, &args, &env)
-    })
-    .await
-    .expect("join")
-}
 
 fn jira_toml(jira: &Emulator, token_env: &str) -> String {
     format!(
