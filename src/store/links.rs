@@ -411,20 +411,23 @@ impl Store {
             .collect()
     }
 
-    /// Removes held intent `seq` (an operator dropped it); true if it was held. The caller holds
-    /// the store lock.
+    /// The held-entries tree (`link_held`), for transactions that span it (`Store::drop_job`).
+    pub(super) fn held_tree(&self) -> StoreResult<sled::Tree> {
+        self.named(HELD)
+    }
+
+    /// The key under which job `seq` is held, if it is.
     ///
     /// # Errors
     /// On a storage error.
-    pub(crate) fn held_remove(&self, seq: u64) -> StoreResult<bool> {
-        let held = self.named(HELD)?;
-        for kv in held.iter() {
+    pub(super) fn held_key(&self, seq: u64) -> StoreResult<Option<sled::IVec>> {
+        for kv in self.named(HELD)?.iter() {
             let (k, _) = kv?;
             if k.len() >= 8 && keys::decode_u64(&k[k.len() - 8..]) == seq {
-                return Ok(held.remove(k)?.is_some());
+                return Ok(Some(k));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Users on the review list and intents held for them, over all targets (for `/metrics`).

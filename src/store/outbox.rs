@@ -341,32 +341,52 @@ impl Store {
             return Ok(true);
         }
         let _guard = self.lock();
-        let removed = match self.t(tree::DEAD).remove(seq.to_be_bytes())? {
-            Some(v) => {
-                let e = OutboxEntry::decode(&v)?;
-                self.dead_lane_tree()?.remove(lane_key(e.target(), e.user_id(), seq))?;
-                true
-            }
-            None => self.superseded_tree()?.remove(seq.to_be_bytes())?.is_some() || self.held_remove(seq)?,
+        // Where the job waits, found first, so that leaving it and the audit record of the drop
+        // are one transaction.
+        let place = if let Some(v) = self.t(tree::DEAD).get(seq.to_be_bytes())? {
+            let e = OutboxEntry::decode(&v)?;
+            Some(DropFrom::Dead(lane_key(e.target(), e.user_id(), seq)))
+        } else if self.superseded_tree()?.contains_key(seq.to_be_bytes())? {
+            Some(DropFrom::Superseded)
+        } else {
+            self.held_key(seq)?.map(DropFrom::Held)
         };
-        if removed {
-            let audit_seq = self.next_seq();
-            let bytes = encode(audit)?;
-            let index = index_keys(subject, audit, audit_seq);
-            let (dead, a, by_subject) = (self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-            (dead, a, by_subject).transaction(|(d, a, s)| {
-                d.remove(&seq.to_be_bytes())?;
-                a.insert(&audit_seq.to_be_bytes(), bytes.as_slice())?;
-                for k in &index {
-                    s.insert(k.as_slice(), &[])?;
+        let Some(place) = place else { return Ok(false) };
+        let audit_seq = self.next_seq();
+        let bytes = encode(audit)?;
+        let index = index_keys(subject, audit, audit_seq);
+        let (sup, lanes, held) = (self.superseded_tree()?, self.dead_lane_tree()?, self.held_tree()?);
+        let trees = (self.t(tree::DEAD), &sup, &lanes, &held, self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        trees.transaction(|(d, su, l, h, a, s)| {
+            match &place {
+                DropFrom::Dead(lane) => {
+                    d.remove(&seq.to_be_bytes())?;
+                    l.remove(lane.as_slice())?;
                 }
-                Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
-            })?;
-            self.mark_committed();
-            return Ok(true);
-        }
-        Ok(false)
+                DropFrom::Superseded => {
+                    su.remove(&seq.to_be_bytes())?;
+                }
+                DropFrom::Held(key) => {
+                    h.remove(key)?;
+                }
+            }
+            a.insert(&audit_seq.to_be_bytes(), bytes.as_slice())?;
+            for k in &index {
+                s.insert(k.as_slice(), &[])?;
+            }
+            Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.mark_committed();
+        Ok(true)
     }
+}
+
+/// Where a job that is not pending waits: a dead letter (with its lane index key), a superseded
+/// intent, or an entry held for link review (its key there).
+enum DropFrom {
+    Dead(Vec<u8>),
+    Superseded,
+    Held(sled::IVec),
 }
 
 impl Store {
