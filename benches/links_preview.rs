@@ -13,6 +13,8 @@
 #[path = "../tests/support/atlassian_emulator/mod.rs"]
 #[allow(dead_code)]
 mod atlassian_emulator;
+#[path = "support/memory.rs"]
+mod memory;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,19 +27,7 @@ use scimbridge::atlassian::{Product, ReadPolicy};
 use scimbridge::lifecycle::Jobs;
 use scimbridge::store::{Actor, Kind, NoHook, Store, WriteCtx};
 
-/// (VmRSS, VmHWM) of this process in MiB (Linux); zeros elsewhere.
-fn memory() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
+use memory::own_memory_mib as memory;
 
 fn upn(i: usize) -> String {
     format!("user{i:06}@contoso.com")
