@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use super::activity::{text, AccountActivity};
 use super::classify::failure;
-use super::client::{Connector, Session};
+use super::client::{expect_success, Connector, Session};
 use super::request::Request;
 use super::types::{Call, Effect, Failure, Product};
 
@@ -323,11 +323,7 @@ async fn rename(s: &mut Session<'_>, product: Product, old: &str, new: &str) -> 
             "{product} already has an account named {new:?}; {old:?} keeps its name (resolve by hand, then `links set`)"
         )));
     }
-    let reply = s.send(&write).await?;
-    if !reply.is_success() {
-        return Err(failure(&reply, s.now()));
-    }
-    Ok(Effect::Applied)
+    expect_success(s, &write).await.map(|_| Effect::Applied)
 }
 
 #[cfg(test)]

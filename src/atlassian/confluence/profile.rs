@@ -4,8 +4,7 @@
 
 use serde_json::json;
 
-use crate::atlassian::classify::failure;
-use crate::atlassian::client::Session;
+use crate::atlassian::client::{expect_success, Session};
 use crate::atlassian::request::{encode, Request};
 use crate::atlassian::{Effect, Failure};
 
@@ -38,11 +37,7 @@ pub(super) async fn update(
     if let Some(reason) = invalid(full_name, email) {
         return Err(Failure::permanent(format!("{reason}: {full_name:?} / {email:?}")));
     }
-    let reply = s.send(&update_user(username, full_name, email)).await?;
-    if !reply.is_success() {
-        return Err(failure(&reply, s.now()));
-    }
-    Ok(Effect::Applied)
+    expect_success(s, &update_user(username, full_name, email)).await.map(|_| Effect::Applied)
 }
 
 #[cfg(test)]

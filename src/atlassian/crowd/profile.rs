@@ -7,7 +7,7 @@ use serde_json::json;
 use super::request::{get_user, split_name};
 use super::response::{self as rs, CrowdUser};
 use crate::atlassian::classify::failure;
-use crate::atlassian::client::Session;
+use crate::atlassian::client::{expect_success, Session};
 use crate::atlassian::request::Request;
 use crate::atlassian::{Effect, Failure};
 
@@ -44,11 +44,7 @@ pub(super) async fn update(
     if user.display_name == display_name && user.email.eq_ignore_ascii_case(email) {
         return Ok(Effect::AlreadyDone);
     }
-    let put = s.send(&update_user(&user, display_name, email)).await?;
-    if !put.is_success() {
-        return Err(failure(&put, s.now()));
-    }
-    Ok(Effect::Applied)
+    expect_success(s, &update_user(&user, display_name, email)).await.map(|_| Effect::Applied)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::request::{get_user, API};
 use crate::atlassian::classify::failure;
-use crate::atlassian::client::Session;
+use crate::atlassian::client::{expect_success, Session};
 use crate::atlassian::request::Request;
 use crate::atlassian::{Effect, Failure};
 
@@ -37,11 +37,7 @@ pub(super) async fn update(
     if field("displayName") == display_name && field("emailAddress").eq_ignore_ascii_case(email) {
         return Ok(Effect::AlreadyDone);
     }
-    let reply = s.send(&update_user(username, display_name, email)).await?;
-    if !reply.is_success() {
-        return Err(failure(&reply, s.now()));
-    }
-    Ok(Effect::Applied)
+    expect_success(s, &update_user(username, display_name, email)).await.map(|_| Effect::Applied)
 }
 
 #[cfg(test)]
