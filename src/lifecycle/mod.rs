@@ -42,7 +42,7 @@ pub use config::{
 pub use license::{licence_withheld, on_idp_signal, GRANT_HINT};
 pub use link_preview::{Orphan, Preview, PreviewRow, TargetPreview};
 pub use report::{
-    apply_hint, csv_row, write_files, Finding, Mode, Report, TargetSummary, CSV_COLUMNS, FINDING_COLUMNS, KINDS,
+    apply_hint, csv_row, write_files, Finding, Mode, Report, TargetSummary, FINDING_COLUMNS, KINDS, RUN_COLUMNS,
 };
 pub use schedule::{spawn as spawn_scheduler, Schedule, SchedulerHandle};
 

@@ -215,22 +215,8 @@ pub const FINDING_COLUMNS: [&str; 11] = [
     "reason",
 ];
 
-/// The CSV file's columns: a finding, then the run's actor and run id.
-pub const CSV_COLUMNS: [&str; 13] = [
-    "target",
-    "username",
-    "user_id",
-    "display_name",
-    "email",
-    "last_active",
-    "inactive_days",
-    "groups",
-    "directory",
-    "action",
-    "reason",
-    "actor",
-    "run_id",
-];
+/// The CSV file's columns after a finding's ([`FINDING_COLUMNS`]): the run's actor and run id.
+pub const RUN_COLUMNS: [&str; 2] = ["actor", "run_id"];
 
 fn cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -279,7 +265,8 @@ pub fn write_files(report: &Report, dir: &Path) -> std::io::Result<(PathBuf, Pat
     let csv_path = dir.join(format!("{base}.csv"));
     let json_path = dir.join(format!("{base}.json"));
     let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
-    writeln!(csv, "{}", CSV_COLUMNS.join(","))?;
+    let header: Vec<&str> = FINDING_COLUMNS.iter().chain(&RUN_COLUMNS).copied().collect();
+    writeln!(csv, "{}", header.join(","))?;
     let (actor, run_id) = report.operator.as_ref().map_or(("", ""), |o| (o.actor.as_str(), o.run_id.as_str()));
     let run = format!("{},{}", cell(actor), cell(run_id));
     for f in &report.findings {
