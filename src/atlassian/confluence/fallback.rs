@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::request as rq;
 use super::response as rs;
 use crate::atlassian::classify::{error_summary, failure, Reply};
-use crate::atlassian::client::Session;
+use crate::atlassian::client::{expect_success, Session};
 use crate::atlassian::fallback::{self, Fallback, Removal};
 use crate::atlassian::request::Request;
 use crate::atlassian::{Effect, Failure, Product};
@@ -115,10 +115,7 @@ pub(super) async fn deactivate(s: &mut Session<'_>, username: &str) -> Result<Ef
 }
 
 async fn memberships(s: &mut Session<'_>, username: &str) -> Result<Vec<String>, Failure> {
-    let reply = s.send(&member_of(username)).await?;
-    if !reply.is_success() {
-        return Err(failure(&reply, s.now()));
-    }
+    let reply = expect_success(s, &member_of(username)).await?;
     Ok(group_names(&reply.json().unwrap_or(Value::Null)))
 }
 

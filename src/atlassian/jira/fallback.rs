@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::request::{self as rq, API};
 use super::response as rs;
 use crate::atlassian::classify::{error_summary, failure, Reply};
-use crate::atlassian::client::Session;
+use crate::atlassian::client::{expect_success, Session};
 use crate::atlassian::fallback::{self, Fallback, LeadMove, Removal};
 use crate::atlassian::request::{encode, Request};
 use crate::atlassian::{Effect, Failure, Product};
@@ -242,10 +242,7 @@ async fn remove_access_groups(
     } else {
         format!("license_groups only: GET /applicationrole answered {}", roles.status)
     };
-    let reply = s.send(&rq::get_user(username, false)).await?;
-    if !reply.is_success() {
-        return Err(failure(&reply, s.now()));
-    }
+    let reply = expect_success(s, &rq::get_user(username, false)).await?;
     let user = reply
         .json()
         .as_ref()
@@ -283,10 +280,7 @@ async fn remove_access_groups(
 /// After every removal went through: the application roles Jira still grants the user, as a
 /// reason for the admin, or `None` when it grants none (or does not say).
 async fn still_holds_roles(s: &mut Session<'_>, username: &str) -> Result<Option<String>, Failure> {
-    let reply = s.send(&user_with_roles(username)).await?;
-    if !reply.is_success() {
-        return Err(failure(&reply, s.now()));
-    }
+    let reply = expect_success(s, &user_with_roles(username)).await?;
     let roles = reply.json().as_ref().and_then(held_roles).unwrap_or_default();
     Ok((!roles.is_empty()).then(|| {
         format!(
