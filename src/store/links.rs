@@ -136,12 +136,22 @@ impl Store {
     /// # Errors
     /// On a storage error.
     pub fn links(&self, target: Option<&str>) -> StoreResult<Vec<Link>> {
+        self.all_of(LINKS, target, |l: &Link| &l.target)
+    }
+
+    /// Every record of `tree`, optionally only those whose `target_of` is `target`.
+    fn all_of<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &str,
+        target: Option<&str>,
+        target_of: fn(&T) -> &str,
+    ) -> StoreResult<Vec<T>> {
         let mut out = Vec::new();
-        for kv in self.named(LINKS)?.iter() {
+        for kv in self.named(tree)?.iter() {
             let (_, v) = kv?;
-            let link: Link = serde_json::from_slice(&v).map_err(corrupt)?;
-            if target.is_none_or(|t| t == link.target) {
-                out.push(link);
+            let record: T = serde_json::from_slice(&v).map_err(corrupt)?;
+            if target.is_none_or(|t| t == target_of(&record)) {
+                out.push(record);
             }
         }
         Ok(out)
@@ -320,15 +330,7 @@ impl Store {
     /// # Errors
     /// On a storage error.
     pub fn reviews(&self, target: Option<&str>) -> StoreResult<Vec<Review>> {
-        let mut out = Vec::new();
-        for kv in self.named(REVIEW)?.iter() {
-            let (_, v) = kv?;
-            let r: Review = serde_json::from_slice(&v).map_err(corrupt)?;
-            if target.is_none_or(|t| t == r.target) {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        self.all_of(REVIEW, target, |r: &Review| &r.target)
     }
 
     /// Puts the user on the review list (`review`) and holds outbox entry `seq` (removed from the
