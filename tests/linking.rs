@@ -8,34 +8,15 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::atlassian_emulator::{
-    Emulator, BITBUCKET_PASSWORD, BITBUCKET_USER, CROWD_APP, CROWD_PASSWORD, SERVICE_USER, TOKEN as ATL_TOKEN,
-};
+use crate::support::atlassian_emulator::{Emulator, SERVICE_USER, TARGET_ENV, TOKEN as ATL_TOKEN};
 use crate::support::child::cli;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN};
 use scimbridge::atlassian::Product;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn target_toml(name: &str, emu: &Emulator) -> String {
-    match emu.product() {
-        Product::Crowd => format!(
-            "[[target]]\nname = \"{name}\"\nproduct = \"crowd\"\nurl = \"{}\"\nusername = \"{CROWD_APP}\"\npassword_env = \"CROWD_PASSWORD\"\n",
-            emu.base_url()
-        ),
-        Product::Bitbucket => format!(
-            "[[target]]\nname = \"{name}\"\nproduct = \"bitbucket\"\nurl = \"{}\"\nusername = \"{BITBUCKET_USER}\"\npassword_env = \"BB_PASSWORD\"\nlicense_groups = [\"stash-users\"]\n",
-            emu.base_url()
-        ),
-        p => format!(
-            "[[target]]\nname = \"{name}\"\nproduct = \"{p}\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\nlicense_groups = [\"stash-users\"]\n",
-            emu.base_url()
-        ),
-    }
-}
-
 fn toml(targets: &[(&str, &Emulator)], policy: &str) -> String {
-    let mut toml: String = targets.iter().map(|(n, e)| target_toml(n, e)).collect::<Vec<_>>().join("\n");
+    let mut toml: String = targets.iter().map(|(n, e)| e.target_toml(n)).collect::<Vec<_>>().join("\n");
     toml.push_str(&format!(
         "\n[policy]\n{policy}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\nmax_attempts = 1000\n"
     ));
@@ -43,11 +24,7 @@ fn toml(targets: &[(&str, &Emulator)], policy: &str) -> String {
 }
 
 async fn bridge(targets: &[(&str, &Emulator)], policy: &str) -> TestServer {
-    TestServer::start_toml(
-        &toml(targets, policy),
-        &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD), ("BB_PASSWORD", BITBUCKET_PASSWORD)],
-    )
-    .await
+    TestServer::start_toml(&toml(targets, policy), &TARGET_ENV).await
 }
 
 /// A user as Entra ID creates it: userName is the UPN, the work email the same address.

@@ -7,43 +7,20 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::atlassian_emulator::{
-    Emulator, BITBUCKET_PASSWORD, BITBUCKET_USER, CROWD_APP, CROWD_PASSWORD, TOKEN as ATL_TOKEN,
-};
+use crate::support::atlassian_emulator::{Emulator, TARGET_ENV};
 use crate::support::child::serve;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN, TOKEN};
 use scimbridge::atlassian::{Action, Connector, Effect, Product, TargetSpec};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn target_toml(name: &str, emu: &Emulator) -> String {
-    match emu.product() {
-        Product::Crowd => format!(
-            "[[target]]\nname = \"{name}\"\nproduct = \"crowd\"\nurl = \"{}\"\nusername = \"{CROWD_APP}\"\npassword_env = \"CROWD_PASSWORD\"\n",
-            emu.base_url()
-        ),
-        Product::Bitbucket => format!(
-            "[[target]]\nname = \"{name}\"\nproduct = \"bitbucket\"\nurl = \"{}\"\nusername = \"{BITBUCKET_USER}\"\npassword_env = \"BB_PASSWORD\"\nlicense_groups = [\"stash-users\"]\n",
-            emu.base_url()
-        ),
-        p => format!(
-            "[[target]]\nname = \"{name}\"\nproduct = \"{p}\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\nlicense_groups = [\"stash-users\"]\n",
-            emu.base_url()
-        ),
-    }
-}
-
 /// A bridge to these targets whose failing intents become dead letters after `max_attempts`.
 async fn bridge(targets: &[(&str, &Emulator)], policy: &str, max_attempts: u32) -> TestServer {
-    let mut toml: String = targets.iter().map(|(n, e)| target_toml(n, e)).collect::<Vec<_>>().join("\n");
+    let mut toml: String = targets.iter().map(|(n, e)| e.target_toml(n)).collect::<Vec<_>>().join("\n");
     toml.push_str(&format!(
         "\n[policy]\n{policy}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\nmax_attempts = {max_attempts}\n"
     ));
-    TestServer::start_toml(
-        &toml,
-        &[("ATL_TOKEN", ATL_TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD), ("BB_PASSWORD", BITBUCKET_PASSWORD)],
-    )
-    .await
+    TestServer::start_toml(&toml, &TARGET_ENV).await
 }
 
 fn set_active(active: bool) -> Value {

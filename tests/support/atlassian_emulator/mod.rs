@@ -52,6 +52,10 @@ pub const CROWD_PASSWORD: &str = "crowd-app-secret";
 /// (BSERV-10482, see `server.rs`).
 pub const BITBUCKET_USER: &str = "svc-scimbridge";
 pub const BITBUCKET_PASSWORD: &str = "bitbucket-admin-secret";
+
+/// The variables (and secrets) the blocks of [`Emulator::target_toml`] read.
+pub const TARGET_ENV: [(&str, &str); 3] =
+    [("ATL_TOKEN", TOKEN), ("CROWD_PASSWORD", CROWD_PASSWORD), ("BB_PASSWORD", BITBUCKET_PASSWORD)];
 /// The service account the token belongs to (Jira `/myself`).
 pub const SERVICE_USER: &str = "svc-scimbridge";
 pub const SERVICE_KEY: &str = "JIRAUSER10000";
@@ -593,6 +597,24 @@ impl Emulator {
             url: self.base_url.clone(),
             auth: self.auth(),
             timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A whole `[[target]]` block named `name`, reading its secret from the variables of
+    /// [`TARGET_ENV`]; every product but Crowd gets `license_groups = ["stash-users"]` (Bitbucket
+    /// needs one to offboard at all).
+    pub fn target_toml(&self, name: &str) -> String {
+        let url = self.base_url();
+        match self.product {
+            Product::Crowd => format!(
+                "[[target]]\nname = \"{name}\"\nproduct = \"crowd\"\nurl = \"{url}\"\nusername = \"{CROWD_APP}\"\npassword_env = \"CROWD_PASSWORD\"\n"
+            ),
+            Product::Bitbucket => format!(
+                "[[target]]\nname = \"{name}\"\nproduct = \"bitbucket\"\nurl = \"{url}\"\nusername = \"{BITBUCKET_USER}\"\npassword_env = \"BB_PASSWORD\"\nlicense_groups = [\"stash-users\"]\n"
+            ),
+            p => format!(
+                "[[target]]\nname = \"{name}\"\nproduct = \"{p}\"\nurl = \"{url}\"\ntoken_env = \"ATL_TOKEN\"\nlicense_groups = [\"stash-users\"]\n"
+            ),
         }
     }
 
