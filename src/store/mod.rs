@@ -149,6 +149,39 @@ struct Inner {
     records: record_cache::RecordCache,
 }
 
+/// Data dirs whose store the background flush thread holds at this moment. When the owner drops
+/// its last handle during such a flush, the store (and sled's lock on the dir) lives on until the
+/// flush ends; a reopen in this process (a restart in-process, a test) waits for that instead of
+/// failing on the lock. A store held by a live owner, or by another process, still fails at once
+/// (after at most the one flush in progress).
+static BACKGROUND_HOLDS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn background_hold(dir: &std::path::Path, take: impl FnOnce() -> Option<Store>) -> Option<Store> {
+    let mut holds = BACKGROUND_HOLDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let store = take()?;
+    holds.push(dir.to_path_buf());
+    Some(store)
+}
+
+fn background_release(dir: &std::path::Path) {
+    let mut holds = BACKGROUND_HOLDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(i) = holds.iter().position(|d| d == dir) {
+        holds.swap_remove(i);
+    }
+}
+
+/// Waits (bounded) while the background flush holds a store of `dir` (see [`BACKGROUND_HOLDS`]).
+fn wait_for_background_flush(dir: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let held = BACKGROUND_HOLDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|d| d == dir);
+        if !held {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// See [`Store::close_watch`].
 pub struct CloseWatch(std::sync::Weak<Inner>);
 
@@ -174,6 +207,7 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with_cache(dir: &std::path::Path, cache_bytes: u64) -> StoreResult<Store> {
+        wait_for_background_flush(dir);
         let (page_cache, record_cache) = cache_split(cache_bytes);
         let db = sled::Config::new()
             .path(dir)
@@ -224,7 +258,7 @@ impl Store {
             }),
         };
         store.index_dead_lanes()?;
-        store.start_background_flush();
+        store.start_background_flush(dir);
         Ok(store)
     }
 
@@ -237,17 +271,21 @@ impl Store {
 
     /// Writes outside SCIM requests (delivery outcomes, tokens) are made durable by this thread
     /// within `BACKGROUND_FLUSH`; it holds only a weak handle, so it ends with the store.
-    fn start_background_flush(&self) {
+    fn start_background_flush(&self, dir: &std::path::Path) {
         let weak = Arc::downgrade(&self.inner);
+        let dir = dir.to_path_buf();
         let spawned = std::thread::Builder::new().name("scimbridge-flush".into()).spawn(move || loop {
             std::thread::sleep(BACKGROUND_FLUSH);
-            let Some(inner) = weak.upgrade() else { break };
-            let store = Store { inner };
+            // Taken under the registry's lock, so a reopen either sees the hold or finds the
+            // store gone (see `wait_for_background_flush`).
+            let Some(store) = background_hold(&dir, || weak.upgrade().map(|inner| Store { inner })) else { break };
             if store.inner.flushed.load(Ordering::SeqCst) < store.inner.committed.load(Ordering::SeqCst) {
                 if let Err(e) = store.flush_blocking() {
                     tracing::error!(error = %e, "Background flush failed.");
                 }
             }
+            drop(store);
+            background_release(&dir);
         });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "Could not start the background flush thread.");
