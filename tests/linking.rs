@@ -694,3 +694,20 @@ async fn a_linked_account_keeps_the_protection_of_its_scim_user_in_cleanup() {
     assert!(report["findings"].as_array().is_some_and(|f| f.is_empty()), "{report}");
     assert_eq!(report["targets"][0]["skipped"]["protected"], 1, "dave is protected through his SCIM group: {report}");
 }
+
+#[tokio::test]
+async fn an_operator_link_set_while_the_delivery_looks_the_user_up_is_kept() {
+    let jira = Emulator::start(Product::Jira).await;
+    let s = bridge(&[("jira", &jira)], "").await;
+    // Every answer takes a while, so the operator acts while the look-up is in flight: the plan
+    // has already read "no link" when the operator's link is recorded.
+    jira.set_delay(Duration::from_millis(1500));
+    let id = entra_user(&s, "zoe@contoso.com", "z-1").await;
+    eventually("the look-up reached Jira", WAIT, || jira.count("GET", "/rest/api/2/user") > 0).await;
+    let chosen = json!({"user": id, "username": "zoe.new", "target": "jira", "new": true});
+    let (status, body) = admin(&s, Method::POST, "/admin/links", Some(chosen)).await;
+    assert_eq!(status, 200, "{body}");
+    jira.set_delay(Duration::ZERO);
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    assert_eq!(link_of(&s, &id, "jira").as_deref(), Some("zoe.new"), "the operator's link stands");
+}
