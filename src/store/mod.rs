@@ -147,6 +147,8 @@ struct Inner {
     member_counts: member_counts::MemberCounts,
     /// Recently read users and groups, for rendering (see `record_cache.rs`).
     records: record_cache::RecordCache,
+    /// The data dir, remembered when the store closes (see [`CLOSED_HERE`]).
+    dir: std::path::PathBuf,
 }
 
 /// Data dirs whose store the background flush thread holds at this moment. When the owner drops
@@ -182,6 +184,39 @@ fn wait_for_background_flush(dir: &std::path::Path) {
     }
 }
 
+/// Data dirs whose store this process closed. sled releases its file lock only when its own
+/// thread pool has finished the log writes still queued at the close, a moment after the last
+/// handle is dropped; a reopen of such a dir (a restart in-process, a test) waits for that
+/// instead of failing on the lock. A dir this process never had open fails at once, as does
+/// one whose store is still open here.
+static CLOSED_HERE: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut closed = CLOSED_HERE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !closed.contains(&self.dir) {
+            closed.push(self.dir.clone());
+        }
+    }
+}
+
+/// Waits (bounded) until sled has let go of the lock of a store this process closed.
+fn wait_for_sled_release(dir: &std::path::Path) {
+    let closed_here = CLOSED_HERE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|d| d == dir);
+    if !closed_here {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        // sled locks `<dir>/db` with flock; std's `try_lock` is the same lock on Linux.
+        match std::fs::File::open(dir.join("db")).map(|f| f.try_lock()) {
+            Ok(Err(std::fs::TryLockError::WouldBlock)) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            // Free (dropping the file unlocks it), gone, or not lockable here: let sled decide.
+            _ => return,
+        }
+    }
+}
+
 /// See [`Store::close_watch`].
 pub struct CloseWatch(std::sync::Weak<Inner>);
 
@@ -208,6 +243,7 @@ impl Store {
     /// As [`Store::open`].
     pub fn open_with_cache(dir: &std::path::Path, cache_bytes: u64) -> StoreResult<Store> {
         wait_for_background_flush(dir);
+        wait_for_sled_release(dir);
         let (page_cache, record_cache) = cache_split(cache_bytes);
         let db = sled::Config::new()
             .path(dir)
@@ -215,6 +251,8 @@ impl Store {
             .flush_every_ms(None)
             .cache_capacity(page_cache)
             .open()?;
+        // Open here now: a second open of it must fail at once again.
+        CLOSED_HERE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|d| d != dir);
         let trees = tree::NAMES.iter().map(|n| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
         let tokens = db.open_tree("tokens")?;
         let meta = &trees[tree::META];
@@ -255,6 +293,7 @@ impl Store {
                 names,
                 member_counts,
                 records: record_cache::RecordCache::new(record_cache),
+                dir: dir.to_path_buf(),
             }),
         };
         store.index_dead_lanes()?;
@@ -376,7 +415,26 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::cache_split;
+    use super::{cache_split, Store};
+
+    #[test]
+    fn a_store_closed_with_log_writes_in_flight_reopens_at_once_and_a_live_one_still_refuses() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for round in 0..200u32 {
+            let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            // Writes leave log buffers for sled's own threads to write out after the close.
+            for i in 0..20u32 {
+                store.inner.trees[super::tree::META].insert(format!("k{round}-{i}"), &[0u8; 512][..]).expect("insert");
+            }
+            drop(store);
+        }
+        let live = Store::open(dir.path()).expect("open");
+        let started = std::time::Instant::now();
+        let second = Store::open(dir.path());
+        assert!(second.as_ref().err().is_some_and(|e| e.is_locked()), "sled admits one owner");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "a live store is refused at once");
+        drop(live);
+    }
 
     #[test]
     fn the_cache_budget_gives_a_fifth_to_sled_and_never_less_than_8_mib() {
