@@ -237,3 +237,28 @@ async fn a_reclaimed_licence_comes_back_on_a_group_re_add() {
     assert_eq!(deliveries(&s, &pat, "restore_license")[0]["reason"], "license_granted");
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());
 }
+
+#[tokio::test]
+async fn an_idp_signal_while_the_inactivity_deactivation_still_waits_brings_the_user_back() {
+    let jira = Emulator::start(Product::Jira).await;
+    let s = bridge(&jira, "[cleanup]\ninactive_days = 90").await;
+    let fay = s.create_user("fay").await;
+    eventually("fay created in Jira", WAIT, || jira.user("fay").is_some()).await;
+    eventually("the create is delivered", WAIT, || s.store().outbox_depth() == 0).await;
+    jira.set_last_active("fay", days_ago(200));
+    // A slow Jira: the deactivation is still on its way when the IdP speaks for fay.
+    jira.set_delay(Duration::from_millis(1500));
+    let (status, run) = admin(&s, reqwest::Method::POST, "/admin/cleanup?mode=apply", None).await;
+    assert_eq!((status, run["enqueued"].clone()), (200, json!(1)), "{run}");
+    let waiting = s.store().deactivation("jira", &fay).expect("read").expect("recorded when queued");
+    assert_eq!((waiting.reason.as_str(), waiting.state.as_str()), ("inactive", "queued"));
+    assert!(deliveries(&s, &fay, "deactivate").is_empty(), "not delivered yet");
+    assert_eq!(s.patch(&format!("/Users/{fay}"), &rename("Fay Again")).await.status, 200);
+    jira.set_delay(Duration::ZERO);
+    eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    eventually("fay active", WAIT, || active(&jira, "fay")).await;
+    let back = deliveries(&s, &fay, "reactivate");
+    assert_eq!(back.len(), 1, "{back:#?}");
+    assert_eq!(back[0]["reason"], "idp_signal");
+    assert!(s.store().deactivation("jira", &fay).expect("read").is_none());
+}

@@ -158,6 +158,23 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_dead_letter_keeps_its_reason_and_a_forced_retry_is_the_operators() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(tmp.path()).expect("open");
+        let intent = json!({"target": "jira", "user_id": "u1", "username": "erin", "action": {"type": "deactivate"}, "trigger": "cleanup", "dry_run": false});
+        let op = crate::store::Operator { actor: "ops".into(), run_id: "r1".into() };
+        for (force, want) in [(false, "inactive"), (true, "operator")] {
+            let seq = store.enqueue(&[crate::store::OutboxEntry::new(intent.clone(), "t", 0)]).expect("enqueue")[0];
+            let entry = store.outbox_get(seq).expect("get").expect("pending");
+            store.outbox_bury(seq, &entry, "u1", &json!({"outcome": "dead"})).expect("bury");
+            let new = store.retry_dead(seq, &op, "t", 1, force, &json!({})).expect("retry").expect("retried");
+            let retried = store.outbox_get(new).expect("get").expect("pending");
+            assert_eq!(retried.reason(), want, "force = {force}");
+            store.outbox_finish(new, "u1", &json!({})).expect("finish");
+        }
+    }
+
+    #[test]
     fn records_move_forward_only_and_a_queued_one_holds_while_its_job_is_pending() {
         let tmp = tempfile::tempdir().expect("tmp");
         let store = Store::open(tmp.path()).expect("open");
