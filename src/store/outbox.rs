@@ -110,7 +110,10 @@ pub struct OutboxItem {
 }
 
 fn decode_item(k: &[u8], v: &[u8], state: &'static str) -> StoreResult<OutboxItem> {
-    Ok(OutboxItem { seq: keys::decode_u64(k), state, entry: OutboxEntry::decode(v)? })
+    let mut entry = OutboxEntry::decode(v)?;
+    // Listed with its reason, also when written before reasons were kept.
+    entry.reason = Some(entry.reason());
+    Ok(OutboxItem { seq: keys::decode_u64(k), state, entry })
 }
 
 impl Store {
