@@ -96,7 +96,7 @@ fn retry_audit(job: &OutboxItem, op: &Operator, force: bool, superseded_by: Opti
         "actor": op.actor, "run_id": op.run_id,
         "target": job.entry.target(), "user_id": job.entry.user_id(),
         "username": job.entry.intent.get("username"), "intent": job.entry.intent.get("action"),
-        "trigger": job.entry.intent.get("trigger"), "outcome": "retried",
+        "trigger": job.entry.intent.get("trigger"), "outcome": "retried", "reason": crate::reason::OPERATOR,
     });
     if force {
         v["forced"] = Value::Bool(true);
@@ -173,6 +173,7 @@ pub fn drop_job(store: &Store, id: u64, op: &Operator) -> StoreResult<bool> {
         "type": "delivery", "at": text, "job": id, "outcome": "dropped", "actor": op.actor, "run_id": op.run_id,
         "target": job.entry.target(), "user_id": job.entry.user_id(), "username": job.entry.intent.get("username"),
         "action": job.entry.intent.get("action"), "trigger": job.entry.intent.get("trigger"),
+        "reason": crate::reason::OPERATOR,
     });
     store.drop_job(id, job.entry.user_id(), &audit)
 }

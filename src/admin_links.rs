@@ -62,6 +62,7 @@ pub fn scim_user(store: &Store, who: &str) -> StoreResult<(String, String)> {
 fn audit(op_name: &str, link: &Link, previous: Option<&Link>, reason: &str, op: &Operator) -> Value {
     let mut v = link_audit(op_name, link, previous, reason);
     v["run_id"] = json!(op.run_id);
+    v["reason"] = json!(crate::reason::OPERATOR);
     v
 }
 

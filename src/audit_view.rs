@@ -84,6 +84,7 @@ fn intent_trigger(t: &str) -> &str {
         T::GroupDeleted => "IdP group delete",
         T::ProfileUpdated => "IdP profile update",
         T::Renamed => "IdP rename",
+        T::IdpSignal => "IdP signal after inactivity",
     }
 }
 
@@ -204,10 +205,11 @@ fn detail(r: &Value) -> String {
             if let Some(p) = field(r, "previous") {
                 parts.push(format!("was {}", text(Some(p))));
             }
-            parts.extend(["source", "reason"].iter().filter_map(|k| field(r, k).map(|v| text(Some(v)))));
+            parts.extend(["source", "detail"].iter().filter_map(|k| field(r, k).map(|v| text(Some(v)))));
             parts.join("; ")
         }
-        _ => ["error", "reason", "effect", "detail", "superseded_by"]
+        // `reason` is the reason word now (the trigger column says it in words); text is `detail`.
+        _ => ["error", "effect", "detail", "superseded_by"]
             .iter()
             .filter_map(|k| field(r, k).map(|v| text(Some(v))))
             .collect::<Vec<_>>()

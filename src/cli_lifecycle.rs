@@ -280,7 +280,7 @@ pub async fn run(config: &Config, op: LifecycleOp, out: &(impl ReportDir + ?Size
     println!("{}", crate::lifecycle::FINDING_COLUMNS.join("\t"));
     for f in &report.findings {
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             f.target,
             f.username,
             f.user_id.as_deref().unwrap_or(""),
@@ -291,7 +291,8 @@ pub async fn run(config: &Config, op: LifecycleOp, out: &(impl ReportDir + ?Size
             f.groups.join(";"),
             f.directory.as_deref().unwrap_or(""),
             f.action,
-            f.reason
+            f.reason,
+            f.detail
         );
     }
     if !report.details.is_null() {

@@ -39,6 +39,7 @@ fn facts(rec: &Record, groups: Vec<String>) -> UserFacts {
         active: active_of(rec),
         groups,
         mapped_username: rec.link.clone(),
+        deactivated: Vec::new(),
     }
 }
 
@@ -160,7 +161,17 @@ impl ChangeHook for PolicyHook {
         // Group-level intents first: the group exists before members are added (their lanes
         // also create it on demand, so this is an ordering nicety, not a requirement).
         let mut intents = group_intents;
-        intents.extend(crate::intake_links::decide_with_links(store, &event, &self.policy, &self.targets));
+        let decided = crate::intake_links::decide_with_links(store, &event, &self.policy, &self.targets);
+        // An account deactivated for inactivity comes back on this signal, before the event's
+        // own intents for it (its group additions then land on an active account).
+        intents.extend(crate::intake_reasons::signal_reactivations(
+            store,
+            &event,
+            &self.policy,
+            &self.targets,
+            &decided,
+        ));
+        intents.extend(decided);
         if let Some(lc) = &self.license {
             // The change's own time, so the licence history matches the audit record.
             let now =

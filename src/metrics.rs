@@ -59,6 +59,9 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     /// Delivery outcomes by (target, outcome).
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
+    /// Delivery outcomes by (target, outcome, reason): reasons are the closed vocabulary of
+    /// `crate::reason`, so the series stay bounded (targets × outcomes × reasons).
+    by_reason: Mutex<BTreeMap<(String, String, String), u64>>,
     pub offboarding_latency: Histogram,
 }
 
@@ -74,6 +77,16 @@ impl Metrics {
             None => stats.by_outcome.push((method.to_string(), status, 1)),
         }
         stats.latency.observe(seconds);
+    }
+
+    /// One delivery outcome with the intent's reason word: counted in both series.
+    pub fn record_delivery_for(&self, target: &str, outcome: &str, reason: &str) {
+        self.record_delivery(target, outcome);
+        // Only the vocabulary's words become label values (bounded cardinality).
+        let reason = if crate::reason::is_known(reason) { reason } else { "unknown" };
+        if let Ok(mut m) = self.by_reason.lock() {
+            *m.entry((target.to_string(), outcome.to_string(), reason.to_string())).or_default() += 1;
+        }
     }
 
     pub fn record_delivery(&self, target: &str, outcome: &str) {
@@ -120,6 +133,15 @@ impl Metrics {
         if let Ok(m) = self.deliveries.lock() {
             for ((target, outcome), n) in m.iter() {
                 let _ = writeln!(out, "scimbridge_deliveries_total{{target=\"{target}\",outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP scimbridge_deliveries_by_reason_total Atlassian delivery outcomes by target, outcome and reason (idp_disabled, inactive, bulk...).\n# TYPE scimbridge_deliveries_by_reason_total counter\n");
+        if let Ok(m) = self.by_reason.lock() {
+            for ((target, outcome, reason), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "scimbridge_deliveries_by_reason_total{{target=\"{target}\",outcome=\"{outcome}\",reason=\"{reason}\"}} {n}"
+                );
             }
         }
         out.push_str("# HELP scimbridge_offboarding_latency_seconds From SCIM request accepted to target confirmed.\n# TYPE scimbridge_offboarding_latency_seconds histogram\n");

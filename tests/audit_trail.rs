@@ -87,11 +87,13 @@ async fn a_cleanup_run_names_its_operator_and_the_atlassian_only_account_it_deac
     let records = history(&s, "HANK").await;
     let queued = records.iter().find(|r| r["type"] == "queued").expect("the run's queued record");
     assert_eq!((&queued["actor"], &queued["run_id"]), (&report["actor"], &report["run_id"]), "{queued}");
-    assert!(queued["reason"].as_str().is_some_and(|r| r.contains("200 days")), "{queued}");
+    assert!(queued["detail"].as_str().is_some_and(|r| r.contains("200 days")), "{queued}");
+    assert_eq!(queued["reason"], "inactive", "{queued}");
     let delivered = records.iter().find(|r| r["outcome"] == "delivered").expect("the delivery record");
     assert_eq!(delivered["run_id"], run_id.as_str(), "{delivered}");
     assert_eq!(delivered["actor"], format!("{ADMIN_NAME} (cli:alice)"));
     assert_eq!(delivered["trigger"], "cleanup");
+    assert_eq!(delivered["reason"], "inactive", "{delivered}");
     assert!(records.iter().all(|r| r["username"] == "hank"), "only hank's records: {records:#?}");
 
     // Everything the run did, by its run id.

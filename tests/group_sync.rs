@@ -358,7 +358,7 @@ async fn reconcile_compares_mapped_groups_under_their_atlassian_names_and_ignore
         .map(|f| (f["username"].as_str().unwrap_or("").to_string(), f["action"].as_str().unwrap_or("").to_string()))
         .collect();
     assert_eq!(findings, vec![("ann".to_string(), "add_to_group".to_string())], "{report:#}");
-    let reason = report["findings"][0]["reason"].as_str().unwrap_or_default();
+    let reason = report["findings"][0]["detail"].as_str().unwrap_or_default();
     assert!(reason.contains("jira-software-users"), "compared under the Atlassian name: {reason}");
     eventually("ann back in jira-software-users", WAIT, || in_group(&jira, "ann", "jira-software-users")).await;
     assert!(in_group(&jira, "root", "jira-administrators"));

@@ -88,7 +88,8 @@ async fn cleanup_picks_exactly_the_inactive_unprotected_non_admin_accounts_and_a
     let first = &dry["findings"][0];
     assert_eq!(first["username"], "old", "most inactive first");
     assert_eq!(first["action"], "deactivate");
-    assert!(first["reason"].as_str().is_some_and(|r| r.contains("200 days")), "{first}");
+    assert!(first["detail"].as_str().is_some_and(|r| r.contains("200 days")), "{first}");
+    assert_eq!(first["reason"], "inactive", "{first}");
     assert!(first["last_active"].is_string());
     let carol_row = dry["findings"].as_array().and_then(|f| f.iter().find(|x| x["username"] == "carol")).cloned();
     assert_eq!(carol_row.map(|c| c["user_id"].clone()), Some(Value::from(carol.clone())));

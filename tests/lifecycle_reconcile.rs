@@ -62,7 +62,7 @@ async fn reconcile_finds_a_hand_re_enabled_user_and_a_foreign_group_member_and_r
         "{dry:#}"
     );
     let reasons: Vec<&str> =
-        dry["findings"].as_array().into_iter().flatten().filter_map(|f| f["reason"].as_str()).collect();
+        dry["findings"].as_array().into_iter().flatten().filter_map(|f| f["detail"].as_str()).collect();
     assert!(reasons.iter().any(|r| r.contains("re-enabled outside the IdP")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("added outside the IdP")), "{reasons:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;

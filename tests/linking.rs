@@ -407,7 +407,7 @@ async fn a_dead_lettered_deactivation_of_the_earlier_owner_never_reaches_the_reh
     let closed = records(&s, &first, "delivery");
     let last = closed.last().expect("a record of the retried job");
     assert_eq!(last["outcome"], "skipped", "{closed:#?}");
-    assert!(last["reason"].as_str().is_some_and(|r| r.contains(&again) && r.contains("not sent")), "{last}");
+    assert!(last["detail"].as_str().is_some_and(|r| r.contains(&again) && r.contains("not sent")), "{last}");
     assert!(jira.user("kim@contoso.com").is_some_and(|u| u.active), "the re-hired colleague keeps access");
     assert!(jira.user("kim.lee@contoso.com").is_none(), "no duplicate");
 }

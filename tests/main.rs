@@ -38,6 +38,7 @@ mod patch_edge_cases;
 mod protocol;
 mod readme;
 mod real_server_requests;
+mod reasons;
 mod reports_dir;
 mod supersede;
 mod tls;

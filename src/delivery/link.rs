@@ -72,12 +72,13 @@ fn new_link(intent: &Intent, username: &str, source: LinkSource, external_id: Op
     }
 }
 
-/// The audit record of a link change (`type: link`), with a plain `actor`.
-pub fn link_audit(op: &str, link: &Link, previous: Option<&Link>, reason: &str) -> Value {
+/// The audit record of a link change (`type: link`), with a plain `actor`; `detail` says why in
+/// words (the reason word, `crate::reason`, is set by an operator's change: `admin_links.rs`).
+pub fn link_audit(op: &str, link: &Link, previous: Option<&Link>, detail: &str) -> Value {
     json!({
         "type": "link", "at": link.at, "op": op, "actor": link.actor, "target": link.target,
         "user_id": link.user_id, "username": link.username, "source": link.source,
-        "previous": previous.map(|p| p.username.clone()), "reason": reason,
+        "previous": previous.map(|p| p.username.clone()), "detail": detail,
     })
 }
 
@@ -439,11 +440,11 @@ impl Deliverer {
     ) -> StoreResult<bool> {
         // Like every delivery record: with the actor and run id of the run that queued it.
         let extra =
-            json!({"reason": reason, "review": review.map(|r| json!({"kind": r.kind, "candidates": r.candidates}))});
+            json!({"detail": reason, "review": review.map(|r| json!({"kind": r.kind, "candidates": r.candidates}))});
         let audit = super::worker::delivery_record(intent, seq, entry, "held_for_review", &[], extra);
         let held = self.store.hold_for_review(review, &intent.target, &intent.user_id, seq, entry, &audit)?;
         if held {
-            self.metrics.record_delivery(&intent.target, "held_for_review");
+            self.metrics.record_delivery_for(&intent.target, "held_for_review", &entry.reason());
         }
         Ok(held)
     }

@@ -218,7 +218,7 @@ impl Deliverer {
         let mut intent: Intent = match serde_json::from_value(entry.intent.clone()) {
             Ok(i) => i,
             Err(e) => {
-                let audit = json!({"type": "delivery", "at": now_text(), "job": seq, "outcome": "dead", "reason": format!("unreadable intent: {e}")});
+                let audit = json!({"type": "delivery", "at": now_text(), "job": seq, "outcome": "dead", "error": format!("unreadable intent: {e}"), "reason": entry.reason()});
                 self.store.outbox_bury(seq, &entry, entry.user_id(), &audit)?;
                 return Ok(Outcome::Closed);
             }
@@ -227,7 +227,7 @@ impl Deliverer {
         if intent.dry_run {
             let audit = self.audit(&intent, seq, &entry, "dry_run", &[], json!({}));
             self.store.outbox_finish(seq, &intent.user_id, &audit)?;
-            self.metrics.record_delivery(&intent.target, "dry_run");
+            self.metrics.record_delivery_for(&intent.target, "dry_run", &entry.reason());
             tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, "Dry run: recorded an intent without sending it.");
             return Ok(Outcome::Closed);
         }
@@ -246,7 +246,7 @@ impl Deliverer {
                 json!({"superseded_by": by, "detail": format!("superseded by job {by}, a newer decision for this user and target; not sent")}),
             );
             self.store.supersede_pending(seq, by, &audit)?;
-            self.metrics.record_delivery(&intent.target, "superseded");
+            self.metrics.record_delivery_for(&intent.target, "superseded", &entry.reason());
             tracing::info!(job = seq, superseded_by = by, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, "Skipped an intent: superseded by a newer one.");
             return Ok(Outcome::Closed);
         }
@@ -393,7 +393,7 @@ impl Deliverer {
                 updated.last_error = Some(failure.reason().to_string());
                 updated.resume = resume;
                 self.store.outbox_update(seq, &updated)?;
-                self.metrics.record_delivery(&intent.target, "retry");
+                self.metrics.record_delivery_for(&intent.target, "retry", &updated.reason());
                 tracing::warn!(job = seq, target = %intent.target, username = %Pii(&intent.username), attempt, retry_in_ms = wait.as_millis() as u64, error = %failure.reason(), "Delivery failed; will retry.");
                 Ok(Outcome::RetryAt(next_ms))
             }
@@ -423,7 +423,7 @@ impl Deliverer {
         let at = now_text();
         let audit = self.audit(intent, seq, entry, outcome, calls, extra);
         let marked = self.store.outbox_deliver(seq, entry, &audit, &at)?;
-        self.metrics.record_delivery(&intent.target, outcome);
+        self.metrics.record_delivery_for(&intent.target, outcome, &entry.reason());
         for _ in &marked {
             self.metrics.record_delivery(&intent.target, "superseded");
         }
@@ -450,9 +450,9 @@ impl Deliverer {
         calls: &[Call],
         reason: String,
     ) -> StoreResult<Outcome> {
-        let audit = self.audit(intent, seq, entry, "skipped", calls, json!({"reason": reason}));
+        let audit = self.audit(intent, seq, entry, "skipped", calls, json!({"detail": reason}));
         self.store.outbox_finish(seq, &intent.user_id, &audit)?;
-        self.metrics.record_delivery(&intent.target, "skipped");
+        self.metrics.record_delivery_for(&intent.target, "skipped", &entry.reason());
         tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, reason = %reason, "Skipped an intent.");
         Ok(Outcome::Closed)
     }
@@ -482,7 +482,7 @@ impl Deliverer {
         entry.last_error = Some(reason.clone());
         entry.dead_at = Some(now_text());
         self.store.outbox_bury(seq, &entry, &intent.user_id, &audit)?;
-        self.metrics.record_delivery(&intent.target, "dead");
+        self.metrics.record_delivery_for(&intent.target, "dead", &entry.reason());
         tracing::error!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, error = %reason, "An intent became a dead letter; an operator must look at it (scimbridge jobs list).");
         Ok(Outcome::Closed)
     }
@@ -508,6 +508,7 @@ pub(super) fn delivery_record(
         "username": intent.username,
         "action": intent.action,
         "trigger": intent.trigger,
+        "reason": entry.reason(),
         "attempt": entry.attempts + 1,
         "outcome": outcome,
         "calls": calls,
@@ -540,10 +541,12 @@ mod tests {
         };
         let mut entry = OutboxEntry::new(serde_json::to_value(&intent).expect("intent"), "t", 0);
         entry.operator = Some(crate::store::Operator { actor: "admin-ops (cli:al)".into(), run_id: "run-9".into() });
-        let r = delivery_record(&intent, 7, &entry, "held_for_review", &[], json!({"reason": "waiting"}));
+        let r = delivery_record(&intent, 7, &entry, "held_for_review", &[], json!({"detail": "waiting"}));
         assert_eq!(
-            (&r["actor"], &r["run_id"], &r["outcome"], &r["reason"], &r["job"]),
+            (&r["actor"], &r["run_id"], &r["outcome"], &r["detail"], &r["job"]),
             (&json!("admin-ops (cli:al)"), &json!("run-9"), &json!("held_for_review"), &json!("waiting"), &json!(7))
         );
+        // The reason word, derived from the trigger (issue 12 §2).
+        assert_eq!(r["reason"], json!("inactive"));
     }
 }

@@ -134,7 +134,9 @@ pub(crate) fn finding(
         groups,
         directory: acc.directory.clone(),
         action,
-        reason,
+        // The reason word is the run's (`Report::reasoned`); this is the evidence.
+        reason: String::new(),
+        detail: reason,
     }
 }
 
@@ -270,7 +272,7 @@ impl Jobs {
                     let p = prov.get(&f.username.to_lowercase());
                     intents.extend(
                         plan.iter().map(|a| {
-                            (intent(&view.name, &f.username, p, a.clone(), trigger, policy), f.reason.clone())
+                            (intent(&view.name, &f.username, p, a.clone(), trigger, policy), f.detail.clone())
                         }),
                     );
                 }

@@ -165,6 +165,7 @@ pub(crate) fn provisioned(store: &Store, policy: &Policy) -> StoreResult<HashMap
             active: rec.attrs.get("active").and_then(Value::as_bool).unwrap_or(true),
             groups,
             mapped_username: rec.link.clone(),
+            deactivated: Vec::new(),
         };
         let Some(username) = policy::username_for(&facts, policy.username_from) else { continue };
         let created_ms = DateTime::parse_from_rfc3339(&rec.meta.created).ok().map(|d| d.timestamp_millis());
@@ -249,10 +250,11 @@ pub(crate) fn enqueue(
     for chunk in intents.chunks(ENQUEUE_BATCH) {
         let entries: Vec<(OutboxEntry, Value)> = chunk
             .iter()
-            .filter_map(|(i, reason)| {
+            .filter_map(|(i, detail)| {
                 let record = json!({
                     "type": "queued", "at": text, "target": i.target, "user_id": i.user_id, "username": i.username,
-                    "action": i.action, "trigger": i.trigger, "reason": reason, "dry_run": i.dry_run,
+                    "action": i.action, "trigger": i.trigger, "reason": i.trigger.reason(), "detail": detail,
+                    "dry_run": i.dry_run,
                 });
                 serde_json::to_value(i)
                     .ok()

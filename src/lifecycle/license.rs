@@ -288,11 +288,11 @@ impl Jobs {
                         Trigger::LicenseReclaim,
                         policy,
                     ),
-                    f.reason.clone(),
+                    f.detail.clone(),
                 ));
-                let e = json!({"username": f.username, "user_id": f.user_id, "reclaimed_at": rfc3339(now), "reclaimed_ms": now.timestamp_millis(), "reason": f.reason});
+                let e = json!({"username": f.username, "user_id": f.user_id, "reclaimed_at": rfc3339(now), "reclaimed_ms": now.timestamp_millis(), "reason": crate::reason::LICENSE_RECLAIMED, "detail": f.detail});
                 self.store.license_set(RECLAIMED, n.target, &f.username, Some(&e))?;
-                history(&self.store, now, n.target, &f.username, "reclaimed", &f.reason);
+                history(&self.store, now, n.target, &f.username, "reclaimed", &f.detail);
             }
             report.findings.push(f);
         }

@@ -117,6 +117,7 @@ impl Jobs {
                 active: rec.attrs.get("active").and_then(Value::as_bool).unwrap_or(true),
                 groups: Vec::new(),
                 mapped_username: rec.link.clone(),
+                deactivated: Vec::new(),
             };
             users.push(User { user_name: facts.user_name.clone(), facts });
         }

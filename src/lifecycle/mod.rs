@@ -146,7 +146,8 @@ impl Jobs {
     }
 
     /// Stores the finished report and returns it with its id.
-    pub(crate) fn finish(&self, mut report: Report) -> Result<Report, LifecycleError> {
+    pub(crate) fn finish(&self, report: Report) -> Result<Report, LifecycleError> {
+        let mut report = report.reasoned();
         report.finished_at = report::rfc3339(chrono::Utc::now());
         report.operator = Some(self.operator.clone());
         let mut v = serde_json::to_value(&report).map_err(|e| LifecycleError::Invalid(e.to_string()))?;

@@ -213,7 +213,7 @@ impl Jobs {
                     push(acc, prov.get(u), vec![IntentAction::AddToGroup { group: display.clone() }], why);
                 }
             }
-            found.sort_by(|a, b| a.0.username.cmp(&b.0.username).then_with(|| a.0.reason.cmp(&b.0.reason)));
+            found.sort_by(|a, b| a.0.username.cmp(&b.0.username).then_with(|| a.0.detail.cmp(&b.0.detail)));
             summary.affected = found.len() as u64;
             let mut intents = Vec::new();
             for (f, i) in found {

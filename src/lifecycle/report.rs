@@ -64,7 +64,26 @@ pub struct Finding {
     pub directory: Option<String>,
     /// `deactivate`, `remove_license`, `restore_license`, `add_to_group`…, or `none` (report only).
     pub action: String,
+    /// The reason word of the action (`crate::reason`: `inactive`, `license_reclaimed`, `bulk`,
+    /// `reconcile`…), the same as on its intent and delivery records; set by [`Report::reasoned`].
+    #[serde(default)]
     pub reason: String,
+    /// The evidence in words (`no activity for 200 days (threshold 90)`).
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The reason word of a finding with `action` in a run of `kind` (`crate::reason`); empty for
+/// reports that act on nothing (`activity-refresh`).
+pub fn reason_of(kind: &str, action: &str) -> &'static str {
+    match (kind, action) {
+        ("cleanup", _) => crate::reason::INACTIVE,
+        ("license" | "license-report" | "license-grant", "remove_license") => crate::reason::LICENSE_RECLAIMED,
+        ("license" | "license-report" | "license-grant", _) => crate::reason::LICENSE_GRANTED,
+        ("deactivate" | "reactivate", _) => crate::reason::BULK,
+        ("reconcile", _) => crate::reason::RECONCILE,
+        _ => "",
+    }
 }
 
 /// One target's part of a run.
@@ -122,6 +141,14 @@ pub(crate) fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
 impl Report {
     pub fn new(kind: &str, mode: Mode, now: DateTime<Utc>) -> Report {
         Report { kind: kind.into(), mode, started_at: rfc3339(now), ..Report::default() }
+    }
+
+    /// Every finding with its reason word ([`reason_of`]) where it has none yet.
+    pub fn reasoned(mut self) -> Report {
+        for f in self.findings.iter_mut().filter(|f| f.reason.is_empty()) {
+            f.reason = reason_of(&self.kind, &f.action).to_string();
+        }
+        self
     }
 
     /// Findings counted per (target, action), for the confirmation summary.
@@ -201,7 +228,7 @@ pub const KINDS: [&str; 8] = [
 ];
 
 /// The columns of one finding (`csv_row`), also the CLI's on-screen table.
-pub const FINDING_COLUMNS: [&str; 11] = [
+pub const FINDING_COLUMNS: [&str; 12] = [
     "target",
     "username",
     "user_id",
@@ -213,6 +240,7 @@ pub const FINDING_COLUMNS: [&str; 11] = [
     "directory",
     "action",
     "reason",
+    "detail",
 ];
 
 /// The CSV file's columns after a finding's ([`FINDING_COLUMNS`]): the run's actor and run id.
@@ -241,6 +269,7 @@ pub fn csv_row(f: &Finding) -> String {
         o(&f.directory),
         f.action.clone(),
         f.reason.clone(),
+        f.detail.clone(),
     ]
     .iter()
     .map(|c| cell(c))
@@ -278,7 +307,8 @@ pub fn write_files(report: &Report, dir: &Path) -> std::io::Result<(PathBuf, Pat
                 target: t.target.clone(),
                 username: name.clone(),
                 action: "not_found".into(),
-                reason: "listed, but the target has no such user; nothing was done".into(),
+                reason: reason_of(&report.kind, "not_found").into(),
+                detail: "listed, but the target has no such user; nothing was done".into(),
                 ..Finding::default()
             };
             writeln!(csv, "{},{run}", csv_row(&f))?;
@@ -304,9 +334,13 @@ mod tests {
             inactive_days: Some(91),
             action: "deactivate".into(),
             reason: "inactive".into(),
+            detail: "no activity for 91 days".into(),
             ..Finding::default()
         };
-        assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive");
+        assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive,no activity for 91 days");
+        assert_eq!(reason_of("license", "remove_license"), "license_reclaimed");
+        assert_eq!(reason_of("deactivate", "deactivate"), "bulk");
+        assert_eq!(reason_of("reconcile", "remove_from_group"), "reconcile");
     }
 
     #[test]

@@ -328,6 +328,7 @@ mod tests {
             active: true,
             groups: vec![ACCESS.into()],
             mapped_username: Some("alice".into()),
+            deactivated: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! Layout: `config.rs` (TOML shapes, defaults, `validate`), `product.rs` (what each product can do
 //! for an action), `decide.rs` (access, protection, ordering, `decide`).
 
+mod comeback;
 mod config;
 mod decide;
 mod groups;
@@ -20,6 +21,7 @@ mod product;
 
 use serde::{Deserialize, Serialize};
 
+pub use comeback::signal_reactivations;
 pub use config::{
     validate, validated, Credentials, EnableAction, InvalidPolicy, Issue, LinkExisting, OffboardAction, Policy,
     PolicyConfig, RenameMode, TargetConfig, TargetPolicy, UsernameFrom,
@@ -46,6 +48,20 @@ pub struct UserFacts {
     /// The Atlassian username recorded when the user was first provisioned. It wins over
     /// `username_from`, so a rename in the IdP does not orphan the Atlassian account.
     pub mapped_username: Option<String>,
+    /// Per target: why the account there was last deactivated, while that still holds
+    /// (delivered, or queued and pending); read by `intake.rs`. Empty = none known.
+    pub deactivated: Vec<Deactivated>,
+}
+
+/// Why a user's account on one target was last taken away (see [`UserFacts::deactivated`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deactivated {
+    pub target: String,
+    /// The reason word (`crate::reason`).
+    pub reason: String,
+    /// Taken away by removing the licence groups (`remove_license`) rather than deactivated:
+    /// coming back restores them.
+    pub by_license_groups: bool,
 }
 
 /// One stored SCIM change. Pairs are `(before, after)` facts of the same user.
@@ -176,6 +192,17 @@ pub enum Trigger {
     ProfileUpdated,
     /// The IdP renamed the user and `rename = "follow"` renames the linked account.
     Renamed,
+    /// Any IdP signal for an active user whose account on the target was deactivated for
+    /// inactivity: it comes back (`comeback.rs`).
+    IdpSignal,
+}
+
+impl Trigger {
+    /// The intent's reason word (`crate::reason`).
+    pub fn reason(self) -> &'static str {
+        let name = serde_json::to_value(self).ok();
+        crate::reason::for_trigger(name.as_ref().and_then(serde_json::Value::as_str).unwrap_or_default())
+    }
 }
 
 /// The product translation of an offboarding `action` (see `product.rs`), for jobs that are not

@@ -284,6 +284,10 @@ pub(super) fn operator_record(op: &Operator, action: &str, details: Value, now: 
             o.entry(k).or_insert(val);
         }
     }
+    // An operator's own act (`crate::reason`), unless the details name a reason of their own.
+    if let Some(o) = v.as_object_mut() {
+        o.entry("reason").or_insert(crate::reason::OPERATOR.into());
+    }
     v
 }
 

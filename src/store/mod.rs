@@ -29,6 +29,7 @@
 mod activity;
 mod audit;
 mod backup;
+mod deactivations;
 mod error;
 mod keys;
 mod links;
@@ -51,6 +52,7 @@ use std::sync::Arc;
 pub use activity::ActivityRecord;
 pub use audit::AuditRecord;
 pub use backup::{restore, BackupStats};
+pub use deactivations::Deactivation;
 pub use error::{StoreError, StoreResult};
 pub use links::{Link, LinkSource, Review, HELD_STATE};
 pub use managed_groups::{GroupOrigin, ManagedGroup};

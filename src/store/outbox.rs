@@ -46,12 +46,16 @@ pub struct OutboxEntry {
     /// is followed to completion instead of being scheduled again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// Why the intent exists, in the words of `crate::reason` (`idp_disabled`, `inactive`,
+    /// `operator`…). Entries written before reasons were kept have none; [`OutboxEntry::reason`]
+    /// then derives it from the intent's trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl OutboxEntry {
     pub fn new(intent: Value, now: &str, now_ms: u64) -> OutboxEntry {
         OutboxEntry {
-            intent,
             enqueued_at: now.to_string(),
             enqueued_ms: now_ms,
             attempts: 0,
@@ -62,6 +66,8 @@ impl OutboxEntry {
             basis: None,
             superseded_by: None,
             resume: None,
+            reason: Some(crate::reason::of_intent(&intent, None)),
+            intent,
         }
     }
     /// The same entry, attributed to `op`.
@@ -87,6 +93,10 @@ impl OutboxEntry {
     pub fn target(&self) -> &str {
         self.intent.get("target").and_then(Value::as_str).unwrap_or_default()
     }
+    /// The entry's reason: the recorded one, else the one its trigger implies.
+    pub fn reason(&self) -> String {
+        crate::reason::of_intent(&self.intent, self.reason.as_deref())
+    }
 }
 
 /// An entry with its sequence number, as listed.
@@ -100,7 +110,10 @@ pub struct OutboxItem {
 }
 
 fn decode_item(k: &[u8], v: &[u8], state: &'static str) -> StoreResult<OutboxItem> {
-    Ok(OutboxItem { seq: keys::decode_u64(k), state, entry: OutboxEntry::decode(v)? })
+    let mut entry = OutboxEntry::decode(v)?;
+    // Listed with its reason, also when written before reasons were kept.
+    entry.reason = Some(entry.reason());
+    Ok(OutboxItem { seq: keys::decode_u64(k), state, entry })
 }
 
 impl Store {
@@ -190,12 +203,18 @@ impl Store {
                 }
             }
             let index = index_keys(entry.user_id(), &record, audit_seq);
-            rows.push((seq, entry.encode()?, audit_seq, encode(&record)?, index));
+            // A queued offboarding records its reason with it (`deactivations.rs`).
+            let deact = super::deactivations::effect(&record, seq, "queued")?;
+            rows.push((seq, entry.encode()?, audit_seq, encode(&record)?, index, deact));
         }
+        let deact_tree = self.deactivations_tree()?;
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, audit_tree, by_subject).transaction(|(o, a, s)| {
-            for (seq, entry, audit_seq, record, index) in &rows {
+        (outbox, audit_tree, by_subject, &deact_tree).transaction(|(o, a, s, z)| {
+            for (seq, entry, audit_seq, record, index, deact) in &rows {
+                if let Some(e) = deact {
+                    super::deactivations::apply(z, e)?;
+                }
                 o.insert(&seq.to_be_bytes(), entry.as_slice())?;
                 a.insert(&audit_seq.to_be_bytes(), record.as_slice())?;
                 for k in index {
@@ -302,7 +321,9 @@ impl Store {
         };
         let lane = lane_key(old.target(), old.user_id(), seq);
         let subject = old.user_id().to_string();
-        let fresh = OutboxEntry { basis: Some(basis), ..OutboxEntry::new(old.intent, now, now_ms) }
+        // A forced retry is the operator's own decision; a plain retry carries the original reason.
+        let reason = Some(if force { crate::reason::OPERATOR.to_string() } else { old.reason() });
+        let fresh = OutboxEntry { basis: Some(basis), reason, ..OutboxEntry::new(old.intent, now, now_ms) }
             .with_operator(op)
             .encode()?;
         let audit_seq = self.next_seq();

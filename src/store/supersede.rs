@@ -262,6 +262,9 @@ impl Store {
             moved.push((s, lane_key(dead.target(), dead.user_id(), s), dead.encode()?));
         }
         let (sup, lanes) = (self.superseded_tree()?, self.dead_lane_tree()?);
+        // Why the account went (or that it is back), with the delivery (`deactivations.rs`).
+        let (deact, deact_effect) =
+            (self.deactivations_tree()?, super::deactivations::effect(audit, seq, "delivered")?);
         let trees = (
             self.t(tree::OUTBOX),
             self.t(tree::DEAD),
@@ -269,8 +272,12 @@ impl Store {
             &lanes,
             self.t(tree::AUDIT),
             self.t(tree::AUDIT_BY_SUBJECT),
+            &deact,
         );
-        trees.transaction(|(o, d, s, l, a, b)| {
+        trees.transaction(|(o, d, s, l, a, b, z)| {
+            if let Some(e) = &deact_effect {
+                super::deactivations::apply(z, e)?;
+            }
             o.remove(&seq.to_be_bytes())?;
             for (old, lane, bytes) in &moved {
                 d.remove(&old.to_be_bytes())?;
