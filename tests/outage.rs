@@ -25,12 +25,18 @@ fn retry_budget() -> Duration {
     (1..MAX_ATTEMPTS).map(|a| Duration::from_millis(BACKOFF_INITIAL_MS << (a - 1))).sum()
 }
 
-async fn bridge(targets: &[(&str, &Emulator)], extra: &str) -> TestServer {
-    let mut toml: String = targets.iter().map(|(n, e)| e.target_toml(n)).collect::<Vec<_>>().join("\n");
+/// A bridge to `targets` (each block with `target_extra` added) and `extra` in `[delivery]`.
+async fn bridge_with(targets: &[(&str, &Emulator)], target_extra: &str, extra: &str) -> TestServer {
+    let mut toml: String =
+        targets.iter().map(|(n, e)| format!("{}{target_extra}", e.target_toml(n))).collect::<Vec<_>>().join("\n");
     toml.push_str(&format!(
         "\n[policy]\ncreate_users = false\n[delivery]\nbackoff_initial_ms = {BACKOFF_INITIAL_MS}\nbackoff_max_secs = 1\nmax_attempts = {MAX_ATTEMPTS}\nconcurrency = {CONCURRENCY}\ndown_after_failures = {DOWN_AFTER}\nprobe_interval_secs = 1\n{extra}"
     ));
     TestServer::start_toml(&toml, &TARGET_ENV).await
+}
+
+async fn bridge(targets: &[(&str, &Emulator)], extra: &str) -> TestServer {
+    bridge_with(targets, "", extra).await
 }
 
 fn disable() -> Value {
@@ -157,7 +163,7 @@ async fn a_hung_jira_does_not_slow_confluence() {
     let wiki = Emulator::start(Product::Confluence).await;
     // Jira's calls time out after 30 s: long enough that no Jira attempt ends during the test's
     // first phase, so Confluence must finish while every Jira call still hangs.
-    let s = bridge(&[("jira", &jira), ("wiki", &wiki)], "").await;
+    let s = bridge_with(&[("jira", &jira), ("wiki", &wiki)], "timeout_secs = 30\n", "").await;
     let ids = users(&s, &[&jira, &wiki], "hg", USERS).await;
     eventually("the outbox is idle", WAIT, || s.store().outbox_depth() == 0).await;
     let mark = jira.received().len();
