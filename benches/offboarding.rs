@@ -7,6 +7,12 @@
 //! Run: `cargo bench --bench offboarding` (release build). `OFFBOARD_USERS` changes the count.
 //! The server is the release binary in its own process; the emulator and the clients share
 //! this one.
+//!
+//! Then the outage scenario (issue 11, `outage.rs`): Jira down for more than ten times the
+//! whole retry budget of the delivery settings, 2,000 disables queued meanwhile; prints dead
+//! letters (target 0), seconds from recovery to the last delivery (target < 10) and the calls
+//! made to the down Jira (target: the probes alone). `OFFBOARD_SCENARIO=latency` or `outage`
+//! runs only one.
 
 #[path = "../tests/support/atlassian_emulator/mod.rs"]
 #[allow(dead_code)]
@@ -39,8 +45,21 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+#[path = "offboarding/outage.rs"]
+mod outage;
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let scenario = std::env::var("OFFBOARD_SCENARIO").unwrap_or_default();
+    if scenario != "outage" {
+        latency().await;
+    }
+    if scenario != "latency" {
+        outage::run(env!("CARGO_BIN_EXE_scimbridge")).await;
+    }
+}
+
+async fn latency() {
     let users: usize = std::env::var("OFFBOARD_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let jira = Emulator::start(Product::Jira).await;
     for i in 0..users {

@@ -108,6 +108,10 @@ pub struct DeliveryFile {
     /// How long one attempt follows a long target task (Jira anonymization, Confluence user
     /// deletion) before freeing the user's lane; the next attempt resumes following it.
     pub long_task_wait_secs: Option<u64>,
+    /// While a target is down, one health probe this often (issue 11).
+    pub probe_interval_secs: Option<u64>,
+    /// Failures in a row that mean the target is down (no answer, timeouts, 5xx).
+    pub down_after_failures: Option<u32>,
 }
 
 /// Validated `[delivery]` settings.
@@ -119,6 +123,8 @@ pub struct Delivery {
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub long_task_wait: Duration,
+    pub probe_interval: Duration,
+    pub down_after_failures: u32,
 }
 
 impl Default for Delivery {
@@ -130,6 +136,8 @@ impl Default for Delivery {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
             long_task_wait: crate::atlassian::PollPolicy::default().deadline,
+            probe_interval: Duration::from_secs(5),
+            down_after_failures: 3,
         }
     }
 }
@@ -673,7 +681,18 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         backoff_initial: file.delivery.backoff_initial_ms.map(Duration::from_millis).unwrap_or(dd.backoff_initial),
         backoff_max: file.delivery.backoff_max_secs.map(Duration::from_secs).unwrap_or(dd.backoff_max),
         long_task_wait: file.delivery.long_task_wait_secs.map(Duration::from_secs).unwrap_or(dd.long_task_wait),
+        probe_interval: file.delivery.probe_interval_secs.map(Duration::from_secs).unwrap_or(dd.probe_interval),
+        down_after_failures: file.delivery.down_after_failures.unwrap_or(dd.down_after_failures),
     };
+    if delivery.probe_interval.is_zero() || delivery.probe_interval > Duration::from_secs(300) {
+        issue(
+            "delivery.probe_interval_secs",
+            "must be between 1 and 300 seconds (default 5), for example probe_interval_secs = 5".into(),
+        );
+    }
+    if delivery.down_after_failures == 0 {
+        issue("delivery.down_after_failures", "must be at least 1, for example down_after_failures = 3".into());
+    }
     if delivery.long_task_wait.is_zero() || delivery.long_task_wait > Duration::from_secs(3600) {
         issue(
             "delivery.long_task_wait_secs",

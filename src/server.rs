@@ -180,11 +180,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // back). Their last result is shown by /readyz. In dry run nothing may reach a target, not
     // even a read.
     let target_health: TargetHealth = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    // Each target's delivery circuit (issue 11); shown by /readyz and /metrics.
+    let delivery_health = crate::delivery::Health::new(
+        crate::delivery::HealthConfig::from_delivery(&config.delivery),
+        connectors.clone(),
+        store.clone(),
+    );
     for c in connectors.values().filter(|_| !config.policy.dry_run) {
         let (c, health) = (c.clone(), Arc::downgrade(&target_health));
+        let circuit = Arc::downgrade(&delivery_health);
         tokio::spawn(async move {
             let mut was_ok = None;
             loop {
+                // While delivery has the target down, its probes are the only calls it gets.
+                if circuit.upgrade().is_some_and(|h| h.is_down(c.name())) {
+                    if health.strong_count() == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(TARGET_HEALTH_EVERY).await;
+                    continue;
+                }
                 let result = c.health().await;
                 match (&result, was_ok) {
                     (Ok(()), Some(true)) | (Err(_), Some(false)) => {}
@@ -222,6 +237,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics: metrics.clone(),
         groups: crate::delivery::GroupGuard::new(store.clone(), config.policy.groups.clone()),
         link_existing: config.policy.link_existing,
+        health: delivery_health.clone(),
     }
     .spawn();
     // A job that fails to start is logged; serving goes on (the jobs also run on demand).
@@ -237,8 +253,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => None,
     };
     let limiters = Limiters::from_config(&config.limits);
-    let state =
-        Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics, limiters, target_health });
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        registry,
+        config,
+        auth,
+        hook,
+        metrics,
+        limiters,
+        target_health,
+        delivery_health,
+    });
     let weak_state = Arc::downgrade(&state);
     let tls_cert = match &state.config.tls {
         Some((cert, key)) => Some(ReloadableCert::new(cert.clone(), key.clone()).map_err(StartError::Tls)?),

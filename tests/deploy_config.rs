@@ -65,6 +65,7 @@ fn the_example_config_states_the_built_in_defaults() {
         (x.concurrency, x.max_attempts, x.max_age, x.backoff_initial, x.backoff_max),
         (d.concurrency, d.max_attempts, d.max_age, d.backoff_initial, d.backoff_max),
     );
+    assert_eq!((x.probe_interval, x.down_after_failures), (d.probe_interval, d.down_after_failures));
     let p = &c.policy;
     assert_eq!(
         (p.on_disable, p.on_delete, p.on_access_lost),

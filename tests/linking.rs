@@ -381,7 +381,8 @@ async fn a_rehire_with_the_same_username_is_reactivated_never_a_409_loop() {
 async fn a_dead_lettered_deactivation_of_the_earlier_owner_never_reaches_the_rehired_account() {
     let jira = Emulator::start(Product::Jira).await;
     let mut config = toml(&[("jira", &jira)], "");
-    config = config.replace("max_attempts = 1000", "max_attempts = 2");
+    // An outage alone never makes a dead letter (issue 11): age does.
+    config = config.replace("max_attempts = 1000", "max_attempts = 1000\nmax_age_secs = 3\nprobe_interval_secs = 1");
     let s = TestServer::start_toml(&config, &[("ATL_TOKEN", ATL_TOKEN)]).await;
     let first = entra_user(&s, "kim@contoso.com", "ext-kim").await;
     eventually("kim created and linked", WAIT, || link_of(&s, &first, "jira").is_some()).await;

@@ -33,6 +33,7 @@ mod links_operations;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;
+mod outage;
 mod oversized_requests;
 mod patch_edge_cases;
 mod protocol;

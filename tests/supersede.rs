@@ -14,11 +14,12 @@ use scimbridge::atlassian::{Action, Connector, Effect, Product, TargetSpec};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A bridge to these targets whose failing intents become dead letters after `max_attempts`.
-async fn bridge(targets: &[(&str, &Emulator)], policy: &str, max_attempts: u32) -> TestServer {
+/// A bridge to these targets, with `delivery` added to its `[delivery]` (a down target is
+/// probed every second; its waiting intents become dead letters only after `max_age_secs`).
+async fn bridge(targets: &[(&str, &Emulator)], policy: &str, delivery: &str) -> TestServer {
     let mut toml: String = targets.iter().map(|(n, e)| e.target_toml(n)).collect::<Vec<_>>().join("\n");
     toml.push_str(&format!(
-        "\n[policy]\n{policy}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\nmax_attempts = {max_attempts}\n"
+        "\n[policy]\n{policy}\n[delivery]\nbackoff_initial_ms = 50\nbackoff_max_secs = 1\nprobe_interval_secs = 1\n{delivery}\n"
     ));
     TestServer::start_toml(&toml, &TARGET_ENV).await
 }
@@ -63,10 +64,10 @@ fn job_of(list: &[(u64, String, Value)], action: &str) -> u64 {
 
 /// erin is provisioned into each target and its `jira-users` group, then disabled (delivered).
 /// During an outage of every target the IdP re-enables her: the create, reactivate and
-/// add-to-group intents of that change run out of attempts and become dead letters (three per
-/// target). The targets stay down on return.
+/// add-to-group intents of that change wait for the targets past `max_age_secs` and become dead
+/// letters (three per target; an outage alone never makes one). The targets stay down on return.
 async fn erin_with_dead_letters_of_a_reenable(targets: &[(&str, &Emulator)]) -> (TestServer, String) {
-    let s = bridge(targets, "", 2).await;
+    let s = bridge(targets, "", "max_age_secs = 3").await;
     let id = s.create_user("erin").await;
     s.create_group("jira-users", &[&id]).await;
     eventually("erin provisioned with her group", WAIT, || {
@@ -210,7 +211,7 @@ async fn a_delivered_disable_marks_older_dead_letters_superseded_and_only_force_
 #[tokio::test]
 async fn an_intent_superseded_while_it_waits_for_a_target_is_never_sent() {
     let jira = Emulator::start(Product::Jira).await;
-    let s = bridge(&[("jira", &jira)], "", 1000).await;
+    let s = bridge(&[("jira", &jira)], "", "max_attempts = 1000").await;
     let id = s.create_user("erin").await;
     s.create_group("jira-users", &[&id]).await;
     assert_eq!(s.patch(&format!("/Users/{id}"), &set_active(false)).await.status, 200);
@@ -247,7 +248,7 @@ async fn deactivating_a_user_that_no_product_has_is_its_own_outcome_not_a_dead_l
     );
     bb.add_group("stash-users");
     let targets = [("jira", &jira), ("wiki", &wiki), ("crowd", &crowd), ("bb", &bb)];
-    let s = bridge(&targets, "create_users = false", 3).await;
+    let s = bridge(&targets, "create_users = false", "max_attempts = 3").await;
     let id = s.create_user("nora").await;
     assert_eq!(s.patch(&format!("/Users/{id}"), &set_active(false)).await.status, 200);
     eventually("every target answered", WAIT, || s.store().outbox_depth() == 0).await;

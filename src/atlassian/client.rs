@@ -238,6 +238,20 @@ impl Connector {
         }
     }
 
+    /// The delivery circuit's probe while a target is down (`delivery/health.rs`): the product's
+    /// one cheap read of [`Connector::health`], without the version read, with its call recorded
+    /// so the caller can tell "no answer" from an answer.
+    pub async fn probe(&self) -> (Vec<Call>, Result<(), Failure>) {
+        let mut session = Session::new(self);
+        let outcome = match self.product {
+            Product::Jira => jira::health(&mut session).await,
+            Product::Confluence => confluence::health(&mut session).await,
+            Product::Crowd => crowd::health(&mut session).await,
+            Product::Bitbucket => bitbucket::health(&mut session).await,
+        };
+        (session.calls, outcome)
+    }
+
     /// One read-only call proving the URL, credentials and permissions work.
     ///
     /// # Errors

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::groups::{Gate, GroupGuard};
+use super::health::{Health, Verdict};
 use super::link::{self, Step};
 use super::retry::{self, Decision};
 use crate::atlassian::{Action, Call, Connector, Effect};
@@ -26,7 +27,7 @@ type Lane = (String, String);
 
 /// How one attempt ended, as the scheduler needs to know it.
 #[derive(Debug)]
-enum Outcome {
+pub(super) enum Outcome {
     /// The entry left the outbox (delivered, dry run, or dead letter).
     Closed,
     /// Still pending; try again at this time (ms since epoch).
@@ -61,13 +62,15 @@ pub struct Deliverer {
     pub groups: GroupGuard,
     /// `[policy] link_existing`: how a create looks for an existing account (`link.rs`).
     pub link_existing: crate::policy::LinkExisting,
+    /// Each target's circuit: down targets wait behind one probe (`health.rs`).
+    pub health: Arc<Health>,
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn now_text() -> String {
+pub(super) fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -102,7 +105,14 @@ impl Deliverer {
     }
 
     async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
-        let permits = Arc::new(Semaphore::new(self.cfg.concurrency));
+        // A concurrency budget per target: a hung target never holds another's slots.
+        let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        // Lanes that cannot start now (target down, rate limited, or its budget in use), by
+        // target, each once; released when the target takes calls and has room.
+        let mut held: HashMap<String, VecDeque<Lane>> = HashMap::new();
+        let mut holding: HashSet<Lane> = HashSet::new();
+        // Enqueue time per pending intent: a lane waiting for a down target still ages out.
+        let mut enqueued: HashMap<u64, u64> = HashMap::new();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut lanes: HashMap<Lane, VecDeque<(u64, u64)>> = HashMap::new();
         let mut busy: HashSet<Lane> = HashSet::new();
@@ -118,6 +128,7 @@ impl Deliverer {
                     for item in items {
                         high_water = item.seq;
                         decided.insert(item.seq, item.entry.decided_as());
+                        enqueued.insert(item.seq, item.entry.enqueued_ms);
                         let lane = (item.entry.target().to_string(), item.entry.user_id().to_string());
                         let q = lanes.entry(lane.clone()).or_default();
                         q.push_back((item.seq, item.entry.next_ms));
@@ -135,11 +146,23 @@ impl Deliverer {
                     break;
                 }
                 timers.remove(&first);
+                // A held lane's own timer (its max_age) looks at it again.
+                holding.remove(&first.1);
                 ready.push_back(first.1);
             }
-            // Start as many lane heads as permits allow.
+            // Held lanes of targets that take calls again, as many as their budget has room for.
+            for (target, q) in held.iter_mut() {
+                if !q.is_empty() && self.health.admits(target, now) {
+                    let room = permits.get(target).map_or(q.len(), |p| p.available_permits());
+                    for lane in q.drain(..room.min(q.len())) {
+                        holding.remove(&lane);
+                        ready.push_back(lane);
+                    }
+                }
+            }
+            // Start as many lane heads as each target's state and budget allow.
             while let Some(lane) = ready.pop_front() {
-                if busy.contains(&lane) {
+                if busy.contains(&lane) || holding.contains(&lane) {
                     continue;
                 }
                 let Some(&(seq, next_ms)) = lanes.get(&lane).and_then(VecDeque::front) else { continue };
@@ -147,9 +170,36 @@ impl Deliverer {
                     timers.insert((next_ms, lane));
                     continue;
                 }
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    ready.push_front(lane);
-                    break;
+                let admitted = self.health.admits(&lane.0, now);
+                let expires =
+                    enqueued.get(&seq).map_or(u64::MAX, |e| e.saturating_add(self.cfg.max_age.as_millis() as u64));
+                if !admitted && expires <= now {
+                    // Waited for the target longer than max_age: a dead letter, loudly.
+                    busy.insert(lane.clone());
+                    let (me, tx) = (self.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let outcome = me.age_out(seq).await.unwrap_or_else(|e| {
+                            tracing::error!(seq, error = %e, "Recording a dead letter failed; will try again.");
+                            Outcome::RetryAt(now_ms() + 1000)
+                        });
+                        let _ = tx.send(Done { lane, outcome });
+                    });
+                    continue;
+                }
+                let budget = permits
+                    .entry(lane.0.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.cfg.concurrency)))
+                    .clone();
+                let permit = match (admitted, budget.try_acquire_owned()) {
+                    (true, Ok(permit)) => permit,
+                    _ => {
+                        if !admitted && expires != u64::MAX {
+                            timers.insert((expires, lane.clone()));
+                        }
+                        holding.insert(lane.clone());
+                        held.entry(lane.0.clone()).or_default().push_back(lane);
+                        continue;
+                    }
                 };
                 busy.insert(lane.clone());
                 // The newest later intent of the lane that makes this one stale, if any.
@@ -167,11 +217,12 @@ impl Deliverer {
                     let _ = tx.send(Done { lane, outcome });
                 });
             }
-            let next_timer = timers.first().map(|(t, _)| *t);
+            let next_timer = timers.first().map(|(t, _)| *t).into_iter().chain(self.health.next_wake(now)).min();
             let sleep =
                 next_timer.map_or(Duration::from_secs(3600), |t| Duration::from_millis(t.saturating_sub(now_ms())));
             tokio::select! {
                 _ = self.store.outbox_signal().notified() => {}
+                _ = self.health.changed().notified() => {}
                 Some(done) = done_rx.recv() => {
                     busy.remove(&done.lane);
                     if let Some(q) = lanes.get_mut(&done.lane) {
@@ -179,6 +230,7 @@ impl Deliverer {
                             Outcome::Closed => {
                                 if let Some((seq, _)) = q.pop_front() {
                                     decided.remove(&seq);
+                                    enqueued.remove(&seq);
                                 }
                             }
                             Outcome::RetryAt(at) => { if let Some(h) = q.front_mut() { h.1 = at; } }
@@ -196,10 +248,15 @@ impl Deliverer {
         }
         // Let in-flight attempts reach their recorded outcome before returning.
         let all = self.cfg.concurrency as u32;
-        let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            for p in permits.values() {
+                let _ = p.acquire_many(all).await;
+            }
+        })
+        .await;
     }
 
-    fn audit(
+    pub(super) fn audit(
         &self,
         intent: &Intent,
         seq: u64,
@@ -364,15 +421,28 @@ impl Deliverer {
         if !link_note.is_null() {
             how["link"] = link_note;
         }
+        let verdict = self.health.observe(&intent.target, failure.as_ref(), &calls);
         let Some(failure) = failure else {
             self.groups.delivered(&intent)?;
             how["took_ms"] = json!(started.elapsed().as_millis() as u64);
             return self.delivered(seq, &entry, &intent, &calls, overall(&effects), how);
         };
+        if let Verdict::Wait(wait) = verdict {
+            // The target is down or rate limiting: not this intent's fault, not charged.
+            let failed = super::outage::Failed { failure: &failure, calls: &calls, resume, how };
+            return self.wait_for_target(seq, entry, &intent, failed, wait);
+        }
         let attempt = entry.attempts + 1;
         let unit: f64 = rand::thread_rng().gen();
         match retry::decide(&failure, attempt, Duration::from_millis(age_ms), &self.cfg, unit) {
-            Decision::Bury(reason) => self.bury_with(seq, entry, &intent, &calls, reason, how),
+            Decision::Bury(reason) => {
+                if matches!(failure, crate::atlassian::Failure::Retryable { .. })
+                    && age_ms >= self.cfg.max_age.as_millis() as u64
+                {
+                    self.aged_alert(seq, &intent, age_ms, &reason);
+                }
+                self.bury_with(seq, entry, &intent, &calls, reason, how)
+            }
             Decision::Retry(wait) => {
                 let audit = self.audit(
                     &intent,
@@ -468,7 +538,7 @@ impl Deliverer {
         self.bury_with(seq, entry, intent, calls, reason, json!({}))
     }
 
-    fn bury_with(
+    pub(super) fn bury_with(
         &self,
         seq: u64,
         mut entry: OutboxEntry,

@@ -11,7 +11,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready when the store answers. Targets are reported but do not gate readiness: an IdP must
 /// be able to deliver a disable while Jira is down (the outbox holds it), so taking the pod out
-/// of service on a target outage would turn a delay into lost IdP events.
+/// of service on a target outage would turn a delay into lost IdP events. The body says each
+/// target's delivery state (up, down since, half-open) and how old the oldest pending intent is.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let targets: serde_json::Map<String, serde_json::Value> = state
         .target_health
@@ -28,8 +29,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 .collect()
         })
         .unwrap_or_default();
+    let mut targets = targets;
+    for (name, circuit) in state.delivery_health.snapshot() {
+        let entry = targets.entry(name).or_insert_with(|| serde_json::json!({}));
+        if let (Some(e), serde_json::Value::Object(c)) = (entry.as_object_mut(), circuit) {
+            e.extend(c);
+        }
+    }
     let ready = state.store.is_ready();
-    let body = serde_json::json!({"status": if ready { "ready" } else { "store unavailable" }, "store": ready, "targets": targets});
+    let outbox = serde_json::json!({
+        "pending": state.store.outbox_depth(),
+        "oldest_pending_age_secs": oldest_pending_age_secs(&state),
+    });
+    let body = serde_json::json!({"status": if ready { "ready" } else { "store unavailable" }, "store": ready, "targets": targets, "outbox": outbox});
     let mut res = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
     res.content_type("application/json").body(body.to_string())
 }
@@ -44,6 +56,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ("scimbridge_groups", "Groups stored.", groups),
         ("scimbridge_outbox_depth", "Intents waiting for delivery.", state.store.outbox_depth() as f64),
         ("scimbridge_dead_letters", "Intents that failed for good and wait for an operator.", state.store.dead_letter_count() as f64),
+        (
+            "scimbridge_outbox_oldest_pending_age_seconds",
+            "Age of the oldest intent waiting for delivery (0 when none): grows while a target is down.",
+            oldest_pending_age_secs(&state) as f64,
+        ),
         (
             "scimbridge_superseded_intents",
             "Intents not delivered because a newer one for the same user and target supersedes them.",
@@ -61,5 +78,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             state.store.cached_records() as f64,
         ),
     ]);
+    let text = text + &state.delivery_health.render_metrics();
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+}
+
+/// Seconds since the oldest pending intent was enqueued; 0 when nothing is pending.
+fn oldest_pending_age_secs(state: &AppState) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    state.store.outbox_oldest_enqueued_ms().map_or(0, |t| now.saturating_sub(t) / 1000)
 }

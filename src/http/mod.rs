@@ -49,6 +49,8 @@ pub struct AppState {
     pub limiters: Limiters,
     /// Each target's last health probe: `None` = reachable, `Some(error)` = not.
     pub target_health: TargetHealth,
+    /// Each target's delivery circuit (up, down since, half-open), for `/readyz` and `/metrics`.
+    pub delivery_health: Arc<crate::delivery::Health>,
 }
 
 pub type TargetHealth = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>>;

@@ -413,6 +413,13 @@ impl Store {
     pub fn dead_letter_count(&self) -> usize {
         self.t(tree::DEAD).len()
     }
+
+    /// When the oldest pending intent was enqueued (ms since the epoch): the outbox is keyed by
+    /// sequence, so its first entry is the oldest. `None` when nothing is pending.
+    pub fn outbox_oldest_enqueued_ms(&self) -> Option<u64> {
+        let (_, v) = self.t(tree::OUTBOX).first().ok()??;
+        outbox::OutboxEntry::decode(&v).ok().map(|e| e.enqueued_ms)
+    }
 }
 
 #[cfg(test)]

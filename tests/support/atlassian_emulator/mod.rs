@@ -191,6 +191,8 @@ pub(crate) struct State {
     pub received: Vec<Received>,
     pub faults: VecDeque<Fault>,
     pub down_until: Option<Instant>,
+    /// Hung: requests are read, then never answered (see [`Emulator::hang`]).
+    pub hung: tokio::sync::watch::Sender<bool>,
     pub delay: Duration,
     pub violations: Vec<String>,
     /// Polls a long task answers "in progress" before it completes.
@@ -503,6 +505,7 @@ impl Emulator {
             received: Vec::new(),
             faults: VecDeque::new(),
             down_until: None,
+            hung: tokio::sync::watch::channel(false).0,
             delay: Duration::ZERO,
             violations: Vec::new(),
             task_polls: 1,
@@ -857,6 +860,14 @@ impl Emulator {
     /// Every request answers 503 for `d` from now.
     pub fn down_for(&self, d: Duration) {
         self.lock().down_until = Some(Instant::now() + d);
+    }
+
+    /// Hung (`true`): every request is read and recorded, then never answered, as a Jira whose
+    /// request threads are all stuck (a database lock, a full GC, an exhausted pool) behaves: the
+    /// TCP connection is accepted and stays silent until the client gives up. Nothing is applied.
+    /// `false` ends it: held connections are closed without an answer, later requests are served.
+    pub fn hang(&self, on: bool) {
+        self.lock().hung.send_replace(on);
     }
 
     /// Every answer is delayed by `d` (zero to stop).

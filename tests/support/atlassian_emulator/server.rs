@@ -22,6 +22,8 @@ use super::{
 enum Outcome {
     Answer(Resp),
     Drop,
+    /// Say nothing until the hang ends (or the client gives up), then close.
+    Hang(tokio::sync::watch::Receiver<bool>),
 }
 
 pub(super) async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
@@ -34,6 +36,15 @@ pub(super) async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
     }
     match outcome {
         Outcome::Drop => drop(socket),
+        Outcome::Hang(mut hung) => {
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                _ = hung.wait_for(|h| !*h) => {}
+                // The client closed (its timeout): nothing more to hold.
+                _ = socket.read(&mut byte) => {}
+            }
+            drop(socket);
+        }
         Outcome::Answer(resp) => {
             let mut head = format!(
                 "HTTP/1.1 {} {}\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -127,7 +138,9 @@ fn decide(state: &Arc<Mutex<State>>, req: Req) -> (Outcome, Duration) {
     let raw_query = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let logged = if raw_query.is_empty() { relative.clone() } else { format!("{relative}?{raw_query}") };
     let mut delay = s.delay;
-    let outcome = if s.down_until.is_some_and(|t| Instant::now() < t) {
+    let outcome = if *s.hung.borrow() {
+        Outcome::Hang(s.hung.subscribe())
+    } else if s.down_until.is_some_and(|t| Instant::now() < t) {
         Outcome::Answer(Resp::json(503, json!({"message": "Service Unavailable"})))
     } else {
         match s.faults.pop_front() {
@@ -152,7 +165,7 @@ fn decide(state: &Arc<Mutex<State>>, req: Req) -> (Outcome, Duration) {
     };
     let status = match &outcome {
         Outcome::Answer(r) => Some(r.status),
-        Outcome::Drop => None,
+        Outcome::Drop | Outcome::Hang(_) => None,
     };
     s.received.push(Received { method: req.method.clone(), path: logged, status });
     (outcome, delay)
