@@ -27,6 +27,7 @@ mod lifecycle_bulk;
 mod lifecycle_cleanup;
 mod lifecycle_license;
 mod lifecycle_reconcile;
+mod lifecycle_warn;
 mod lifecycle_report_groups;
 mod linking;
 mod links_operations;

@@ -49,6 +49,8 @@ pub struct AppState {
     pub limiters: Limiters,
     /// Each target's last health probe: `None` = reachable, `Some(error)` = not.
     pub target_health: TargetHealth,
+    /// Now for the lifecycle runs the admin API starts (chosen by server assembly, never by a request).
+    pub clock: crate::clock::SharedClock,
 }
 
 pub type TargetHealth = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>>;

@@ -65,6 +65,16 @@ pub struct Finding {
     /// `deactivate`, `remove_license`, `restore_license`, `add_to_group`…, or `none` (report only).
     pub action: String,
     pub reason: String,
+    /// Warn first (`warn_days`, issue 12 §3): where the warning goes (or went), the account's
+    /// Atlassian email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_to: Option<String>,
+    /// When the warning was recorded (absent in a dry run: it would be warned now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_at: Option<String>,
+    /// When `action` falls due: the end of the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
 }
 
 /// One target's part of a run.
@@ -201,7 +211,7 @@ pub const KINDS: [&str; 8] = [
 ];
 
 /// The columns of one finding (`csv_row`), also the CLI's on-screen table.
-pub const FINDING_COLUMNS: [&str; 11] = [
+pub const FINDING_COLUMNS: [&str; 14] = [
     "target",
     "username",
     "user_id",
@@ -213,6 +223,9 @@ pub const FINDING_COLUMNS: [&str; 11] = [
     "directory",
     "action",
     "reason",
+    "warn_to",
+    "warned_at",
+    "due_at",
 ];
 
 /// The CSV file's columns after a finding's ([`FINDING_COLUMNS`]): the run's actor and run id.
@@ -241,6 +254,9 @@ pub fn csv_row(f: &Finding) -> String {
         o(&f.directory),
         f.action.clone(),
         f.reason.clone(),
+        o(&f.warn_to),
+        o(&f.warned_at),
+        o(&f.due_at),
     ]
     .iter()
     .map(|c| cell(c))
@@ -306,7 +322,7 @@ mod tests {
             reason: "inactive".into(),
             ..Finding::default()
         };
-        assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive");
+        assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive,,,");
     }
 
     #[test]
