@@ -255,8 +255,17 @@ pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) 
         None => None,
     };
     let limiters = Limiters::from_config(&config.limits);
-    let state =
-        Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics, limiters, target_health, clock });
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        registry,
+        config,
+        auth,
+        hook,
+        metrics,
+        limiters,
+        target_health,
+        clock,
+    });
     let weak_state = Arc::downgrade(&state);
     let tls_cert = match &state.config.tls {
         Some((cert, key)) => Some(ReloadableCert::new(cert.clone(), key.clone()).map_err(StartError::Tls)?),

@@ -185,7 +185,8 @@ async fn cleanup_warns_first_keeps_who_logs_in_during_grace_and_deactivates_the_
     );
     // The sweep's run report says who was kept and why, in the same words.
     let reports = stored_reports(&s).await;
-    let grace = reports.iter().find(|r| r["kind"] == "grace").unwrap_or_else(|| panic!("no grace report: {reports:#?}"));
+    let grace =
+        reports.iter().find(|r| r["kind"] == "grace").unwrap_or_else(|| panic!("no grace report: {reports:#?}"));
     assert_eq!(finding(grace, "returning")["reason"], KEPT_ACTIVE, "{grace:#}");
     assert_eq!(finding(grace, "returning")["action"], "none");
     assert_eq!(finding(grace, "old")["action"], "deactivate");
@@ -229,7 +230,10 @@ async fn licence_reclaims_warn_first_and_keep_a_holder_who_logs_in_during_grace(
     assert_eq!(applied["details"]["warned"], 2, "{applied:#}");
     assert_eq!(applied["details"]["seats_would_be_freed"], 0, "nothing is freed before the due date");
     let w = warnings(&s, "atlassian:quiet");
-    assert_eq!((w.len(), w[0]["what"].as_str(), w[0]["when"].as_str()), (1, Some("remove_license"), Some(due.as_str())));
+    assert_eq!(
+        (w.len(), w[0]["what"].as_str(), w[0]["when"].as_str()),
+        (1, Some("remove_license"), Some(due.as_str()))
+    );
     assert!(s.store().license_entry("reclaimed", "jira", "quiet").expect("licence state").is_none());
 
     clock.advance(chrono::Duration::days(2));

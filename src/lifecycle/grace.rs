@@ -67,8 +67,12 @@ pub fn user_warning_notice(entry: &GraceEntry, dry_run: bool) -> Value {
 fn send_user_warning(entry: &GraceEntry, dry_run: bool) {
     let notice = user_warning_notice(entry, dry_run);
     match &entry.email {
-        Some(_) => tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, notice = %notice, "User warned: the action falls due after the grace period unless they log in."),
-        None => tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but the account has no e-mail address: the warning cannot be delivered."),
+        Some(_) => {
+            tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, notice = %notice, "User warned: the action falls due after the grace period unless they log in.")
+        }
+        None => {
+            tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but the account has no e-mail address: the warning cannot be delivered.")
+        }
     }
 }
 
@@ -86,7 +90,12 @@ pub enum Recheck {
 /// The decision at due time for one warned account, from a fresh listing (`acc`, `None` when the
 /// target no longer lists it), whether it is now an admin or protected, and (licence reclaims)
 /// whether it still holds the licence group.
-pub fn recheck(entry: &GraceEntry, acc: Option<&ActivityRecord>, admin_or_protected: bool, holds: Option<bool>) -> Recheck {
+pub fn recheck(
+    entry: &GraceEntry,
+    acc: Option<&ActivityRecord>,
+    admin_or_protected: bool,
+    holds: Option<bool>,
+) -> Recheck {
     let Some(acc) = acc else {
         return Recheck::Closed(format!("no longer exists in {}: nothing to do", entry.target));
     };
@@ -244,8 +253,13 @@ impl Jobs {
             .clone()
             .filter(|_| lc.target.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(target)))
             .filter(|_| entries.iter().any(|e| e.kind == "license"));
-        let license_groups =
-            self.config.targets.iter().find(|t| t.spec.name == target).map(|t| t.license_groups.clone()).unwrap_or_default();
+        let license_groups = self
+            .config
+            .targets
+            .iter()
+            .find(|t| t.spec.name == target)
+            .map(|t| t.license_groups.clone())
+            .unwrap_or_default();
         let extra: Vec<String> = licence_group.iter().cloned().collect();
         let view = TargetView::read(conn, policy, &license_groups, &extra).await?;
         let wanted: Vec<String> = entries.iter().map(|e| e.username.to_lowercase()).collect();
@@ -264,14 +278,23 @@ impl Jobs {
             let p = prov.get(&lower);
             let groups = view.groups_of(&e.username, acc.and_then(|a| a.groups.as_deref()));
             let guarded = view.is_admin(&groups) || context::is_protected(policy, &e.username, &groups, p);
-            let holds = licence_group
-                .as_deref()
-                .filter(|_| e.kind == "license")
-                .map(|g| view.members(g).is_some_and(|m| m.contains(&lower)) || acc.and_then(|a| a.groups.as_ref()).is_some_and(|gs| contains_ci(gs, g)));
+            let holds = licence_group.as_deref().filter(|_| e.kind == "license").map(|g| {
+                view.members(g).is_some_and(|m| m.contains(&lower))
+                    || acc.and_then(|a| a.groups.as_ref()).is_some_and(|gs| contains_ci(gs, g))
+            });
             let decision = recheck(e, acc, guarded, holds);
             let fallback = ActivityRecord::placeholder(&e.username, now.timestamp_millis());
-            let mut f = super::cleanup::finding(target, acc.unwrap_or(&fallback), groups, p, e.action.clone(), e.reason.clone(), None);
-            f.user_id = p.map(|p| p.id.clone()).or_else(|| Some(e.user_id.clone()).filter(|u| !u.starts_with("atlassian:")));
+            let mut f = super::cleanup::finding(
+                target,
+                acc.unwrap_or(&fallback),
+                groups,
+                p,
+                e.action.clone(),
+                e.reason.clone(),
+                None,
+            );
+            f.user_id =
+                p.map(|p| p.id.clone()).or_else(|| Some(e.user_id.clone()).filter(|u| !u.starts_with("atlassian:")));
             annotate(&mut f, e);
             let base = json!({
                 "type": "grace", "at": rfc3339(now), "kind": e.kind, "target": e.target, "user_id": e.user_id,
@@ -281,7 +304,10 @@ impl Jobs {
             });
             match decision {
                 Recheck::Act => {
-                    let reason = format!("{}; warned at {}, no activity since; grace period ended {}", e.reason, e.warned_at, e.due_at);
+                    let reason = format!(
+                        "{}; warned at {}, no activity since; grace period ended {}",
+                        e.reason, e.warned_at, e.due_at
+                    );
                     let intents: Vec<(Intent, String)> = e
                         .intents
                         .iter()
@@ -445,7 +471,10 @@ mod tests {
         let reported = |a: ActivityRecord| ActivityRecord { activity_reported: true, ..a };
         assert_eq!(recheck(&e, None, false, None), Recheck::Closed("no longer exists in jira: nothing to do".into()));
         assert!(matches!(recheck(&e, Some(&reported(acc(Some(900), false))), false, None), Recheck::Closed(_)));
-        assert_eq!(recheck(&e, Some(&reported(acc(Some(1_003), true))), false, None), Recheck::Kept(KEPT_ACTIVE.into()));
+        assert_eq!(
+            recheck(&e, Some(&reported(acc(Some(1_003), true))), false, None),
+            Recheck::Kept(KEPT_ACTIVE.into())
+        );
         assert_eq!(recheck(&e, Some(&reported(acc(Some(900), true))), false, None), Recheck::Act);
         assert_eq!(recheck(&e, Some(&reported(acc(None, true))), false, None), Recheck::Act, "never logged in");
         assert!(matches!(recheck(&e, Some(&reported(acc(Some(900), true))), true, None), Recheck::Kept(_)));
