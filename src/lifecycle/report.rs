@@ -167,6 +167,20 @@ impl Report {
                 s.push_str(&format!("  delivery outcomes: scimbridge audit --run {}\n", op.run_id));
             }
         }
+        if let Some(days) = self.details.get("warn_days").and_then(Value::as_i64) {
+            // Warn first (issue 12 §3): the actions above wait out the grace period.
+            let n = |k: &str| self.details.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let verb = if self.mode == Mode::Apply { "warned now" } else { "would be warned now" };
+            s.push_str(&format!(
+                "  warn first (warn_days = {days}): {} {verb}, {} already warned and in their grace period; \
+                 nothing is done before each finding's due_at, and a login before then keeps the account\n",
+                n("warned"),
+                n("in_grace")
+            ));
+        }
+        if let Some(id) = self.details.get("grace_report").and_then(Value::as_u64) {
+            s.push_str(&format!("  grace periods that ended first: report {id}\n"));
+        }
         for t in &self.targets {
             if let Some(e) = &t.error {
                 s.push_str(&format!("  {}: NOT PROCESSED: {e}\n", t.target));
@@ -323,6 +337,15 @@ mod tests {
             ..Finding::default()
         };
         assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive,,,");
+    }
+
+    #[test]
+    fn a_warn_first_runs_summary_says_who_is_warned_and_that_nothing_is_done_yet() {
+        let mut r = Report::new("cleanup", Mode::Apply, Utc::now());
+        r.details = serde_json::json!({"warn_days": 7, "warned": 3, "in_grace": 2, "grace_report": 9});
+        let s = r.summary();
+        assert!(s.contains("warn first (warn_days = 7): 3 warned now, 2 already warned"), "{s}");
+        assert!(s.contains("report 9"), "{s}");
     }
 
     #[test]
