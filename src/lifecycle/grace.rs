@@ -246,7 +246,20 @@ impl Jobs {
         now: DateTime<Utc>,
     ) -> Result<(), LifecycleError> {
         let policy = &self.config.policy;
-        let conn = self.connector(target)?;
+        let Ok(conn) = self.connector(target) else {
+            // The target left the configuration: nothing can be (or needs to be) done there.
+            let why = format!("closed: target {target} is no longer configured, nothing to do");
+            for e in entries {
+                let rec = json!({
+                    "type": "grace", "at": rfc3339(now), "kind": e.kind, "target": e.target, "user_id": e.user_id,
+                    "username": e.username, "what": e.action, "outcome": "closed", "reason": why,
+                    "actor": e.operator.actor, "run_id": e.operator.run_id,
+                });
+                self.store.grace_close(e, &e.user_id, &rec)?;
+            }
+            summary.skipped.insert(why, entries.len() as u64);
+            return Ok(());
+        };
         let lc = &self.config.lifecycle.license;
         let licence_group = lc
             .license_group
