@@ -258,3 +258,31 @@ async fn licence_reclaims_warn_first_and_keep_a_holder_who_logs_in_during_grace(
     assert!(jira.violations().is_empty(), "{:?}", jira.violations());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warned_action_on_a_target_that_left_the_configuration_is_closed_not_taken() {
+    let clock = ManualClock::new(Utc::now());
+    let jira = Emulator::start(Product::Jira).await;
+    jira.seed_users([("old".to_string(), days_before(&clock, 200), true)]);
+    let tmp = tempfile::tempdir().expect("dir");
+    let env = [("ATL_TOKEN", ATL_TOKEN)];
+    let toml = format!("{}[cleanup]\ninactive_days = 90\nwarn_days = 7\n", target(&jira));
+    let s = TestServer::start_with_clock(config_with_toml(tmp.path(), &toml, &env), clock.clone()).await;
+    let applied = admin(&s, "/admin/cleanup?mode=apply").await;
+    assert_eq!(names(&applied), ["old"], "{applied:#}");
+    assert_eq!(s.store().grace_entries().expect("grace").len(), 1);
+    let kept_dir = s.stop_keep_dir().await;
+    // The same server, renamed: the warned target "jira" is gone from the configuration.
+    let renamed = toml.replace("name = \"jira\"", "name = \"jira-new\"");
+    let s = TestServer::start_with_clock(config_with_toml(tmp.path(), &renamed, &env), clock.clone()).await;
+    clock.advance(chrono::Duration::days(8));
+    eventually("the grace period ended", WAIT, || s.store().grace_entries().is_ok_and(|g| g.is_empty())).await;
+    let end = grace_end(&s, "atlassian:old").expect("old's grace record");
+    assert_eq!(end["outcome"], "closed", "{end}");
+    assert!(end["reason"].as_str().is_some_and(|r| r.contains("no longer configured")), "{end}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(jira.user("old").is_some_and(|u| u.active), "nothing was sent anywhere");
+    assert_eq!(s.store().outbox_depth(), 0);
+    s.stop().await;
+    drop(kept_dir);
+}
