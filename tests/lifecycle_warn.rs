@@ -145,7 +145,7 @@ async fn cleanup_warns_first_keeps_who_logs_in_during_grace_and_deactivates_the_
 
     // A restart during the grace period changes nothing.
     let kept_dir = s.stop_keep_dir().await;
-    let s = TestServer::start_with_clock(config.clone(), clock.clone()).await;
+    let s = TestServer::restart_with_clock(config.clone(), clock.clone()).await;
     assert_eq!(s.store().grace_entries().expect("grace").len(), 5);
     drop(kept_dir);
 
@@ -274,7 +274,7 @@ async fn a_warned_action_on_a_target_that_left_the_configuration_is_closed_not_t
     let kept_dir = s.stop_keep_dir().await;
     // The same server, renamed: the warned target "jira" is gone from the configuration.
     let renamed = toml.replace("name = \"jira\"", "name = \"jira-new\"");
-    let s = TestServer::start_with_clock(config_with_toml(tmp.path(), &renamed, &env), clock.clone()).await;
+    let s = TestServer::restart_with_clock(config_with_toml(tmp.path(), &renamed, &env), clock.clone()).await;
     clock.advance(chrono::Duration::days(8));
     eventually("the grace period ended", WAIT, || s.store().grace_entries().is_ok_and(|g| g.is_empty())).await;
     let end = grace_end(&s, "atlassian:old").expect("old's grace record");

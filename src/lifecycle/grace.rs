@@ -381,10 +381,13 @@ fn annotate(f: &mut Finding, e: &GraceEntry) {
     f.due_at = Some(e.due_at.clone());
 }
 
-/// The earliest pending due time after `now`, if any.
-fn next_due(jobs: &Jobs, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+/// The earliest pending due time after `swept_at` (the time the last sweep judged by), if any.
+/// Entries due by then that are still pending could not be re-checked (their target could not
+/// be read): they wait for the next regular wake-up instead of spinning. One that fell due
+/// between the sweep and now (the clock moved meanwhile) wakes the sweep at once.
+fn next_due(jobs: &Jobs, swept_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let entries = jobs.store.grace_entries().ok()?;
-    entries.iter().map(|e| e.due_ms).filter(|d| *d > now.timestamp_millis()).min().and_then(from_ms)
+    entries.iter().map(|e| e.due_ms).filter(|d| *d > swept_at.timestamp_millis()).min().and_then(from_ms)
 }
 
 /// The background sweep; `stop` ends it after the sweep in progress.
@@ -435,7 +438,7 @@ pub fn spawn(jobs: Jobs) -> Option<GraceHandle> {
                 Err(e) => tracing::error!(error = %e, "The grace-period sweep failed; it runs again shortly."),
             }
             let cap = jobs.now() + chrono::Duration::seconds(SWEEP_AT_LEAST_EVERY);
-            let wake = next_due(&jobs, jobs.now()).map_or(cap, |d| d.min(cap));
+            let wake = next_due(&jobs, now).map_or(cap, |d| d.min(cap));
             let clock = jobs.clock();
             tokio::select! {
                 _ = clock.sleep_until(wake) => {}

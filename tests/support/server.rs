@@ -73,6 +73,28 @@ impl TestServer {
     pub async fn start_with_clock(config: Config, clock: scimbridge::clock::SharedClock) -> TestServer {
         let dir = config.data_dir.clone();
         let running = scimbridge::server::start_with_clock(config, clock).await.expect("server starts");
+        Self::around(running, dir)
+    }
+
+    /// [`TestServer::start_with_clock`] again on a data dir a server of this process just
+    /// released: sled's own I/O threads can hold its file lock a moment after the last handle is
+    /// dropped (a restart in a new process never sees this), so a refusal for that is retried,
+    /// for at most 10 s.
+    pub async fn restart_with_clock(config: Config, clock: scimbridge::clock::SharedClock) -> TestServer {
+        let dir = config.data_dir.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match scimbridge::server::start_with_clock(config.clone(), clock.clone()).await {
+                Ok(running) => return Self::around(running, dir),
+                Err(scimbridge::server::StartError::StoreInUse { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("server restarts: {e}"),
+            }
+        }
+    }
+
+    fn around(running: Running, dir: PathBuf) -> TestServer {
         let root = format!("http://{}", running.addr);
         TestServer {
             base: format!("{root}/scim/v2"),
