@@ -13,6 +13,7 @@ pub mod cli_lifecycle;
 pub mod cli_links;
 pub mod cli_remote;
 pub mod cli_signals;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod http;

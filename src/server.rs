@@ -59,6 +59,8 @@ pub struct Running {
     worker: WorkerHandle,
     /// The lifecycle scheduler (`[cleanup]`, `[license]`, `[reconcile]`, `[activity]` schedules).
     scheduler: Option<crate::lifecycle::SchedulerHandle>,
+    /// The grace-period sweep (warned actions that fall due, `lifecycle/grace.rs`).
+    grace: Option<crate::lifecycle::GraceHandle>,
     /// The served certificate, when TLS is on; `reload` it on SIGHUP.
     pub tls: Option<Arc<ReloadableCert>>,
     /// The separate admin listener (`admin_listen`), if configured.
@@ -112,7 +114,7 @@ impl Running {
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        let Running { server, join, store, state, worker, scheduler, admin, .. } = self;
+        let Running { server, join, store, state, worker, scheduler, grace, admin, .. } = self;
         server.stop(true).await;
         let _ = join.await;
         if let Some((_, handle, join)) = admin {
@@ -121,6 +123,9 @@ impl Running {
         }
         if let Some(s) = scheduler {
             s.stop().await;
+        }
+        if let Some(g) = grace {
+            g.stop().await;
         }
         worker.stop().await;
         // Delivery outcomes and job writes since the last request flush reach the disk now,
@@ -145,6 +150,16 @@ impl Running {
 /// # Errors
 /// When the store cannot be opened, the address cannot be bound, or schemas are broken.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with_clock(config, crate::clock::SystemClock::shared()).await
+}
+
+/// [`start`] on `clock`: what the lifecycle jobs and the grace period take as now. Only Rust code
+/// that assembles a server chooses it (an in-process test passes a `ManualClock`); nothing a
+/// request or the CLI can reach changes it.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) -> Result<Running, StartError> {
     // Serving delivers to every target: each needs its credential (see `Config::require_credentials`).
     config.require_credentials(None)?;
     let store = Store::open_with_cache(&config.data_dir, config.cache_bytes).map_err(|e| {
@@ -241,11 +256,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     .spawn();
     // A job that fails to start is logged; serving goes on (the jobs also run on demand).
-    let scheduler = match crate::lifecycle::Jobs::new(store.clone(), config.clone()) {
-        Ok(jobs) => crate::lifecycle::spawn_scheduler(jobs),
+    let (scheduler, grace) = match crate::lifecycle::Jobs::new(store.clone(), config.clone()) {
+        Ok(jobs) => {
+            let jobs = jobs.with_clock(clock.clone());
+            (crate::lifecycle::spawn_scheduler(jobs.clone()), crate::lifecycle::spawn_grace(jobs))
+        }
         Err(e) => {
             tracing::error!(error = %e, "The lifecycle scheduler could not start.");
-            None
+            (None, None)
         }
     };
     let admin_listener = match config.admin_listen {
@@ -263,6 +281,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         limiters,
         target_health,
         delivery_health,
+        clock,
     });
     let weak_state = Arc::downgrade(&state);
     let tls_cert = match &state.config.tls {
@@ -302,6 +321,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         state: weak_state,
         worker,
         scheduler,
+        grace,
         admin,
         tls: tls_cert,
     })

@@ -28,6 +28,7 @@ mod lifecycle_cleanup;
 mod lifecycle_license;
 mod lifecycle_reconcile;
 mod lifecycle_report_groups;
+mod lifecycle_warn;
 mod linking;
 mod links_operations;
 mod offboarding;

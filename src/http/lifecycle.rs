@@ -8,7 +8,6 @@
 //! name and the forwarded CLI user) with a run id of its own.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
@@ -32,7 +31,8 @@ fn api_error(e: LifecycleError) -> ApiError {
 /// The jobs, attributed to the request's operator (a fresh run id per request).
 fn jobs(state: &AppState, req: &HttpRequest) -> ApiResult<Jobs> {
     let op = operator(req)?;
-    Ok(Jobs::new(state.store.clone(), state.config.clone()).map_err(api_error)?.with_operator(op))
+    let jobs = Jobs::new(state.store.clone(), state.config.clone()).map_err(api_error)?;
+    Ok(jobs.with_operator(op).with_clock(state.clock.clone()))
 }
 
 fn mode(req: &HttpRequest) -> ApiResult<Mode> {
@@ -51,7 +51,7 @@ fn answer(r: Result<Report, LifecycleError>) -> ApiResult<HttpResponse> {
 }
 
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    answer(jobs(&state, &req)?.refresh(target(&req).as_deref(), Utc::now()).await)
+    answer(jobs(&state, &req)?.refresh(target(&req).as_deref(), state.clock.now()).await)
 }
 
 pub async fn cleanup(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -63,16 +63,16 @@ pub async fn cleanup(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<
             return Err(ScimError::invalid_value(format!("orphans must be true or false, not '{other}'.")).into())
         }
     };
-    answer(jobs(&state, &req)?.cleanup_selecting(m, target(&req).as_deref(), orphans, Utc::now()).await)
+    answer(jobs(&state, &req)?.cleanup_selecting(m, target(&req).as_deref(), orphans, state.clock.now()).await)
 }
 
 pub async fn license_report(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    answer(jobs(&state, &req)?.license_report(Utc::now()).await)
+    answer(jobs(&state, &req)?.license_report(state.clock.now()).await)
 }
 
 pub async fn license_optimize(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let m = mode(&req)?;
-    answer(jobs(&state, &req)?.license_optimize(m, Utc::now()).await)
+    answer(jobs(&state, &req)?.license_optimize(m, state.clock.now()).await)
 }
 
 pub async fn license_grant(
@@ -80,7 +80,7 @@ pub async fn license_grant(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    answer(jobs(&state, &req)?.license_grant(&path, Utc::now()).await)
+    answer(jobs(&state, &req)?.license_grant(&path, state.clock.now()).await)
 }
 
 async fn bulk(
@@ -91,7 +91,7 @@ async fn bulk(
 ) -> ApiResult<HttpResponse> {
     let request: BulkRequest = serde_json::from_slice(&body)
         .map_err(|e| ScimError::invalid_value(format!("The body is not a bulk request: {e}.")))?;
-    answer(jobs(&state, &req)?.bulk(kind, &request, Utc::now()).await)
+    answer(jobs(&state, &req)?.bulk(kind, &request, state.clock.now()).await)
 }
 
 pub async fn deactivate(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -104,7 +104,7 @@ pub async fn reactivate(req: HttpRequest, body: web::Bytes, state: web::Data<App
 
 pub async fn reconcile(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let m = mode(&req)?;
-    answer(jobs(&state, &req)?.reconcile(m, Utc::now()).await)
+    answer(jobs(&state, &req)?.reconcile(m, state.clock.now()).await)
 }
 
 pub async fn reports(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

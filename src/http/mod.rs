@@ -51,6 +51,8 @@ pub struct AppState {
     pub target_health: TargetHealth,
     /// Each target's delivery circuit (up, down since, half-open), for `/readyz` and `/metrics`.
     pub delivery_health: Arc<crate::delivery::Health>,
+    /// Now for the lifecycle runs the admin API starts (chosen by server assembly, never by a request).
+    pub clock: crate::clock::SharedClock,
 }
 
 pub type TargetHealth = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>>;

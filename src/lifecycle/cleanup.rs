@@ -137,6 +137,7 @@ pub(crate) fn finding(
         // The reason word is the run's (`Report::reasoned`); this is the evidence.
         reason: String::new(),
         detail: reason,
+        ..Finding::default()
     }
 }
 
@@ -189,6 +190,13 @@ impl Jobs {
             orphans_only: orphans,
         };
         let mut report = Report::new("cleanup", mode, now);
+        if mode == Mode::Apply {
+            // What fell due is acted on (or kept) before anything new is selected.
+            let sweep = self.clone().with_operator(self.operator().next_run());
+            if let Some(r) = sweep.grace_sweep(now).await? {
+                report.details = serde_json::json!({"grace_report": r.id});
+            }
+        }
         self.select(&mut report, target, &criteria, cfg.action, Trigger::Cleanup, now).await?;
         self.finish(report)
     }
@@ -266,7 +274,21 @@ impl Jobs {
             found.sort_by(|a, b| b.inactive_days.cmp(&a.inactive_days).then_with(|| a.username.cmp(&b.username)));
             context::add_target_groups(conn, &mut found, self.config.delivery.concurrency).await;
             summary.affected = found.len() as u64;
-            if mode_is_apply(report) && !plan.is_empty() {
+            // Warn first (issue 12 §3): cleanup's own runs only, not bulk's inactivity selection.
+            let warn_days = self.config.lifecycle.cleanup.warn_days;
+            if trigger == Trigger::Cleanup && warn_days > 0 && !plan.is_empty() {
+                let selected = found
+                    .iter_mut()
+                    .map(|f| {
+                        let p = prov.get(&f.username.to_lowercase());
+                        let i = plan.iter().map(|a| intent(&view.name, &f.username, p, a.clone(), trigger, policy));
+                        let intents = i.collect();
+                        (f, intents)
+                    })
+                    .collect();
+                let warned = self.warn_first("cleanup", report.mode, warn_days, selected, now)?;
+                super::grace::count_warned(report, warn_days, warned);
+            } else if mode_is_apply(report) && !plan.is_empty() {
                 let mut intents = Vec::with_capacity(found.len() * plan.len());
                 for f in &found {
                     let p = prov.get(&f.username.to_lowercase());

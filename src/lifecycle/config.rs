@@ -51,7 +51,14 @@ pub struct CleanupFile {
     pub scope_groups: Vec<String>,
     pub scope_directories: Vec<String>,
     pub schedule: String,
+    /// Days between the warning and the action; 0 = act at once. Absent = [`WARN_DAYS_DEFAULT`].
+    pub warn_days: Option<i64>,
 }
+
+/// `warn_days` when the file does not say (issue 12 §3; see README "Warn first, then act"): 0,
+/// so an upgraded install acts exactly as before (the server says at start that it does not warn);
+/// the example configuration new installs start from sets 7.
+pub const WARN_DAYS_DEFAULT: i64 = 0;
 
 impl Default for CleanupFile {
     fn default() -> Self {
@@ -63,6 +70,7 @@ impl Default for CleanupFile {
             scope_groups: Vec::new(),
             scope_directories: Vec::new(),
             schedule: "daily 02:00".into(),
+            warn_days: None,
         }
     }
 }
@@ -81,6 +89,8 @@ pub struct LicenseFile {
     pub target: Option<String>,
     pub application_role: Option<String>,
     pub schedule: String,
+    /// As `[cleanup] warn_days`, for licence reclaims.
+    pub warn_days: Option<i64>,
 }
 
 impl Default for LicenseFile {
@@ -94,6 +104,7 @@ impl Default for LicenseFile {
             target: None,
             application_role: None,
             schedule: "daily 03:00".into(),
+            warn_days: None,
         }
     }
 }
@@ -129,6 +140,11 @@ pub struct CleanupConfig {
     pub scope_groups: Vec<String>,
     pub scope_directories: Vec<String>,
     pub schedule: Schedule,
+    /// The grace period between the warning and the action, in days; 0 = no warning.
+    pub warn_days: i64,
+    /// Whether `warn_days` was written in the file (else the default applies, and the server
+    /// says so at start: an upgraded install is told its runs now warn first).
+    pub warn_days_set: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +158,9 @@ pub struct LicenseConfig {
     pub target: Option<String>,
     pub application_role: Option<String>,
     pub schedule: Schedule,
+    /// As [`CleanupConfig::warn_days`].
+    pub warn_days: i64,
+    pub warn_days_set: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +209,17 @@ fn days(v: i64, key: &str, example: &str, issues: &mut Vec<Issue>) -> i64 {
     v
 }
 
+fn warn_days(v: Option<i64>, key: &str, issues: &mut Vec<Issue>) -> i64 {
+    let d = v.unwrap_or(WARN_DAYS_DEFAULT);
+    if !(0..=365).contains(&d) {
+        issues.push(Issue {
+            key: key.into(),
+            reason: "must be between 0 (no warning: act at once) and 365 days, e.g. warn_days = 7".into(),
+        });
+    }
+    d
+}
+
 fn group(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -209,6 +239,8 @@ pub fn validate(s: &Sections<'_>, targets: &[TargetPolicy]) -> Result<LifecycleC
         scope_groups: names(&c.scope_groups, "cleanup.scope_groups", &mut issues),
         scope_directories: names(&c.scope_directories, "cleanup.scope_directories", &mut issues),
         schedule: schedule(&c.schedule, "cleanup.schedule", &mut issues),
+        warn_days: warn_days(c.warn_days, "cleanup.warn_days", &mut issues),
+        warn_days_set: c.warn_days.is_some(),
     };
     if c.action == CleanupAction::RemoveLicense {
         for t in targets.iter().filter(|t| t.license_groups.is_empty()) {
@@ -282,6 +314,8 @@ pub fn validate(s: &Sections<'_>, targets: &[TargetPolicy]) -> Result<LifecycleC
         target,
         application_role: group(&l.application_role),
         schedule: schedule(&l.schedule, "license.schedule", &mut issues),
+        warn_days: warn_days(l.warn_days, "license.warn_days", &mut issues),
+        warn_days_set: l.warn_days.is_some(),
     };
     let reconcile = JobConfig {
         enabled: s.reconcile.enabled,
@@ -348,6 +382,17 @@ mod tests {
             ]
         );
         assert_eq!(keys(check("", "target = \"nope\"")), ["license.target"]);
+    }
+
+    #[test]
+    fn warn_days_defaults_to_no_warning_says_whether_it_was_written_and_is_bounded() {
+        let d = check("", "").expect("valid");
+        assert_eq!((d.cleanup.warn_days, d.cleanup.warn_days_set), (0, false));
+        assert_eq!((d.license.warn_days, d.license.warn_days_set), (0, false));
+        let on = check("warn_days = 7", "warn_days = 14").expect("valid");
+        assert_eq!((on.cleanup.warn_days, on.cleanup.warn_days_set), (7, true));
+        assert_eq!(on.license.warn_days, 14);
+        assert_eq!(keys(check("warn_days = -1", "warn_days = 400")), ["cleanup.warn_days", "license.warn_days"]);
     }
 
     #[test]

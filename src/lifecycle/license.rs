@@ -137,6 +137,24 @@ pub fn licence_withheld(store: &Store, lc: &LicenseConfig, target: &str, group: 
     [RECLAIMED, QUEUE].iter().any(|kind| store.license_entry(kind, n.target, username).ok().flatten().is_some())
 }
 
+/// Records a reclaim that a grace period let through (`grace.rs`): the `reclaimed` entry the way
+/// back relies on, and the history.
+///
+/// # Errors
+/// On a store error.
+pub(crate) fn record_reclaimed(
+    store: &Store,
+    e: &crate::store::GraceEntry,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), LifecycleError> {
+    let user_id = Some(e.user_id.clone()).filter(|u| !u.starts_with("atlassian:"));
+    let entry = json!({"username": e.username, "user_id": user_id, "reclaimed_at": rfc3339(now), "reclaimed_ms": now.timestamp_millis(), "reason": crate::reason::LICENSE_RECLAIMED, "detail": reason});
+    store.license_set(RECLAIMED, &e.target, &e.username, Some(&entry))?;
+    history(store, now, &e.target, &e.username, "reclaimed", reason);
+    Ok(())
+}
+
 impl Jobs {
     async fn read_seats(&self, conn: &Connector, lc: &LicenseConfig, group: &str) -> Result<Seats, LifecycleError> {
         let all = conn
@@ -162,6 +180,13 @@ impl Jobs {
         let policy = &self.config.policy;
         let conn = self.connector(n.target)?;
         let mut report = Report::new("license", mode, now);
+        if mode == Mode::Apply {
+            // Reclaims whose grace period ended are acted on (or kept) first.
+            let sweep = self.clone().with_operator(self.operator().next_run());
+            if let Some(r) = sweep.grace_sweep(now).await? {
+                report.details = json!({"grace_report": r.id});
+            }
+        }
         let seats = self.read_seats(conn, lc, n.license).await?;
         self.store.license_seats_put(n.target, &seats_json(&seats, lc.keep_free_seats, now))?;
         let view =
@@ -276,9 +301,32 @@ impl Jobs {
             }
             report.findings.push(finding(n.target, &acc, Vec::new(), p, action.into(), reason, None));
         }
-        let would_free = removals.len() as u64;
-        for (f, p) in removals {
+        // Warn first (issue 12 §3): the removals wait out the grace period instead.
+        if lc.warn_days > 0 && !removals.is_empty() {
+            let mut found: Vec<Finding> = removals.iter().map(|(f, _)| f.clone()).collect();
+            let selected = found
+                .iter_mut()
+                .zip(&removals)
+                .map(|(f, (_, p))| {
+                    let action = IntentAction::RemoveLicense { groups: vec![n.license.into()] };
+                    let i = intent(n.target, &f.username, *p, action, Trigger::LicenseReclaim, policy);
+                    (f, vec![i])
+                })
+                .collect();
+            let warned = self.warn_first("license", mode, lc.warn_days, selected, now)?;
             if mode == Mode::Apply {
+                let at = rfc3339(now);
+                for f in found.iter().filter(|f| f.warned_at.as_deref() == Some(at.as_str())) {
+                    history(&self.store, now, n.target, &f.username, "warned", &f.reason);
+                }
+            }
+            super::grace::count_warned(&mut report, lc.warn_days, warned);
+            removals = found.into_iter().map(|f| (f, None)).collect();
+        }
+        let warning = lc.warn_days > 0;
+        let would_free = if warning && mode == Mode::Apply { 0 } else { removals.len() as u64 };
+        for (f, p) in removals {
+            if mode == Mode::Apply && !warning {
                 intents.push((
                     intent(
                         n.target,
@@ -307,12 +355,17 @@ impl Jobs {
         }
         summary.affected = report.findings.len() as u64;
         report.targets.push(summary);
-        report.details = json!({
+        let mut details = json!({
             "seats": seats_json(&seats, lc.keep_free_seats, now),
             "inactive_holders": inactive_holders,
             "seats_would_be_freed": would_free,
             "queue": self.store.license_entries(QUEUE, n.target)?,
         });
+        // The grace sweep's report and the warn-first counts, when there are any.
+        if let (Some(d), Value::Object(extra)) = (details.as_object_mut(), report.details.take()) {
+            d.extend(extra);
+        }
+        report.details = details;
         self.finish(report)
     }
 

@@ -12,13 +12,14 @@
 //!
 //! Layout: `config.rs` (the TOML tables), `schedule.rs` (schedules and the scheduler task),
 //! `report.rs`, `context.rs` (what a job knows about a target and the IdP's users),
-//! `activity.rs` (refresh), `cleanup.rs`, `bulk.rs`, `license.rs`, `reconcile.rs`.
+//! `activity.rs` (refresh), `cleanup.rs`, `bulk.rs`, `license.rs`, `reconcile.rs`, `grace.rs` (warn first, then act after a grace period).
 
 mod activity;
 mod bulk;
 mod cleanup;
 mod config;
 mod context;
+mod grace;
 mod license;
 mod link_preview;
 mod reconcile;
@@ -30,6 +31,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::atlassian::{Connector, ReadPolicy, TargetError};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::store::{Operator, Store, StoreError};
 
@@ -39,6 +41,7 @@ pub use config::{
     validate, CleanupAction, CleanupConfig, CleanupFile, JobConfig, JobFile, LicenseConfig, LicenseFile,
     LifecycleConfig, Sections,
 };
+pub use grace::{recheck, spawn as spawn_grace, user_warning_notice, GraceHandle, Recheck, KEPT_ACTIVE};
 pub use license::{licence_withheld, on_idp_signal, GRANT_HINT};
 pub use link_preview::{Orphan, Preview, PreviewRow, TargetPreview};
 pub use report::{
@@ -72,6 +75,8 @@ pub struct Jobs {
     pub config: Arc<Config>,
     connectors: Arc<HashMap<String, Connector>>,
     operator: Operator,
+    /// What "now" is for runs started without an explicit time and for the grace period.
+    clock: SharedClock,
 }
 
 impl Jobs {
@@ -90,12 +95,28 @@ impl Jobs {
             config: Arc::new(config),
             connectors: Arc::new(connectors),
             operator: Operator::new("unattributed"),
+            clock: SystemClock::shared(),
         })
     }
 
     /// The same jobs, attributed to `op` (its run id names the runs made with it).
     pub fn with_operator(self, op: Operator) -> Jobs {
         Jobs { operator: op, ..self }
+    }
+
+    /// The same jobs on `clock` (the server's; a test's manual clock).
+    pub fn with_clock(self, clock: SharedClock) -> Jobs {
+        Jobs { clock, ..self }
+    }
+
+    /// The jobs' clock.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// Now, by the jobs' clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// Who the runs are attributed to.

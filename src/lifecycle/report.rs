@@ -71,6 +71,16 @@ pub struct Finding {
     /// The evidence in words (`no activity for 200 days (threshold 90)`).
     #[serde(default)]
     pub detail: String,
+    /// Warn first (`warn_days`, issue 12 §3): where the warning goes (or went), the account's
+    /// Atlassian email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_to: Option<String>,
+    /// When the warning was recorded (absent in a dry run: it would be warned now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_at: Option<String>,
+    /// When `action` falls due: the end of the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
 }
 
 /// The reason word of a finding with `action` in a run of `kind` (`crate::reason`); empty for
@@ -184,6 +194,20 @@ impl Report {
                 s.push_str(&format!("  delivery outcomes: scimbridge audit --run {}\n", op.run_id));
             }
         }
+        if let Some(days) = self.details.get("warn_days").and_then(Value::as_i64) {
+            // Warn first (issue 12 §3): the actions above wait out the grace period.
+            let n = |k: &str| self.details.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let verb = if self.mode == Mode::Apply { "warned now" } else { "would be warned now" };
+            s.push_str(&format!(
+                "  warn first (warn_days = {days}): {} {verb}, {} already warned and in their grace period; \
+                 nothing is done before each finding's due_at, and a login before then keeps the account\n",
+                n("warned"),
+                n("in_grace")
+            ));
+        }
+        if let Some(id) = self.details.get("grace_report").and_then(Value::as_u64) {
+            s.push_str(&format!("  grace periods that ended first: report {id}\n"));
+        }
         for t in &self.targets {
             if let Some(e) = &t.error {
                 s.push_str(&format!("  {}: NOT PROCESSED: {e}\n", t.target));
@@ -228,7 +252,7 @@ pub const KINDS: [&str; 8] = [
 ];
 
 /// The columns of one finding (`csv_row`), also the CLI's on-screen table.
-pub const FINDING_COLUMNS: [&str; 12] = [
+pub const FINDING_COLUMNS: [&str; 15] = [
     "target",
     "username",
     "user_id",
@@ -241,6 +265,9 @@ pub const FINDING_COLUMNS: [&str; 12] = [
     "action",
     "reason",
     "detail",
+    "warn_to",
+    "warned_at",
+    "due_at",
 ];
 
 /// The CSV file's columns after a finding's ([`FINDING_COLUMNS`]): the run's actor and run id.
@@ -270,6 +297,9 @@ pub fn csv_row(f: &Finding) -> String {
         f.action.clone(),
         f.reason.clone(),
         f.detail.clone(),
+        o(&f.warn_to),
+        o(&f.warned_at),
+        o(&f.due_at),
     ]
     .iter()
     .map(|c| cell(c))
@@ -337,10 +367,22 @@ mod tests {
             detail: "no activity for 91 days".into(),
             ..Finding::default()
         };
-        assert_eq!(csv_row(&f), "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive,no activity for 91 days");
+        assert_eq!(
+            csv_row(&f),
+            "jira,ann,,\"Ann, \"\"A\"\"\",,,91,a;b,,deactivate,inactive,no activity for 91 days,,,"
+        );
         assert_eq!(reason_of("license", "remove_license"), "license_reclaimed");
         assert_eq!(reason_of("deactivate", "deactivate"), "bulk");
         assert_eq!(reason_of("reconcile", "remove_from_group"), "reconcile");
+    }
+
+    #[test]
+    fn a_warn_first_runs_summary_says_who_is_warned_and_that_nothing_is_done_yet() {
+        let mut r = Report::new("cleanup", Mode::Apply, Utc::now());
+        r.details = serde_json::json!({"warn_days": 7, "warned": 3, "in_grace": 2, "grace_report": 9});
+        let s = r.summary();
+        assert!(s.contains("warn first (warn_days = 7): 3 warned now, 2 already warned"), "{s}");
+        assert!(s.contains("report 9"), "{s}");
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub fn spawn(jobs: Jobs) -> Option<SchedulerHandle> {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stopped.changed() => return,
             }
-            let now = Utc::now();
+            // The run's now is the jobs' clock (the server's); the waiting above is wall time.
+            let now = jobs.now();
             for entry in due.iter_mut().filter(|d| d.2 <= now) {
                 tracing::info!(job = ?entry.0, "Scheduled lifecycle job starting.");
                 // Each scheduled run is attributed to the scheduler, with a run id of its own.

@@ -17,6 +17,7 @@
 //! | `tokens` | token name → hashed token record |
 //! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
 //! | `dead_letters`, `superseded`, `dead_by_lane` | jobs out of the outbox (see `supersede.rs`) |
+//! | `grace` | actions waiting out a warning's grace period (see `grace.rs`) |
 //! | `managed_groups` | Atlassian groups scimbridge created or mapped, per target (`managed_groups.rs`) |
 //! | `links`, `links_by_account`, `links_by_ext`, `link_review`, `link_held` | account links (see `links.rs`) |
 //!
@@ -31,6 +32,7 @@ mod audit;
 mod backup;
 mod deactivations;
 mod error;
+mod grace;
 mod keys;
 mod links;
 mod managed_groups;
@@ -54,6 +56,7 @@ pub use audit::AuditRecord;
 pub use backup::{restore, BackupStats};
 pub use deactivations::Deactivation;
 pub use error::{StoreError, StoreResult};
+pub use grace::GraceEntry;
 pub use links::{Link, LinkSource, Review, HELD_STATE};
 pub use managed_groups::{GroupOrigin, ManagedGroup};
 pub use operator::{local_user, Operator, OPERATOR_HEADER};

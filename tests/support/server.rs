@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use scimbridge::config::{self, Config};
-use scimbridge::server::{start, Running};
+use scimbridge::server::Running;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
@@ -66,8 +66,17 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> TestServer {
+        Self::start_with_clock(config, scimbridge::clock::SystemClock::shared()).await
+    }
+
+    /// A server whose lifecycle jobs and grace periods live by `clock` (a test's `ManualClock`).
+    pub async fn start_with_clock(config: Config, clock: scimbridge::clock::SharedClock) -> TestServer {
         let dir = config.data_dir.clone();
-        let running = start(config).await.expect("server starts");
+        let running = scimbridge::server::start_with_clock(config, clock).await.expect("server starts");
+        Self::around(running, dir)
+    }
+
+    fn around(running: Running, dir: PathBuf) -> TestServer {
         let root = format!("http://{}", running.addr);
         TestServer {
             base: format!("{root}/scim/v2"),
