@@ -20,6 +20,7 @@ pub mod intake;
 pub mod intake_links;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod redact;
 pub mod scim;

@@ -59,6 +59,8 @@ pub struct Running {
     worker: WorkerHandle,
     /// The lifecycle scheduler (`[cleanup]`, `[license]`, `[reconcile]`, `[activity]` schedules).
     scheduler: Option<crate::lifecycle::SchedulerHandle>,
+    /// The notification sender (`[notify]`), when a channel is configured.
+    notifier: Option<crate::notify::SenderHandle>,
     /// The served certificate, when TLS is on; `reload` it on SIGHUP.
     pub tls: Option<Arc<ReloadableCert>>,
     /// The separate admin listener (`admin_listen`), if configured.
@@ -112,7 +114,7 @@ impl Running {
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        let Running { server, join, store, state, worker, scheduler, admin, .. } = self;
+        let Running { server, join, store, state, worker, scheduler, notifier, admin, .. } = self;
         server.stop(true).await;
         let _ = join.await;
         if let Some((_, handle, join)) = admin {
@@ -123,6 +125,9 @@ impl Running {
             s.stop().await;
         }
         worker.stop().await;
+        if let Some(n) = notifier {
+            n.stop().await;
+        }
         // Delivery outcomes and job writes since the last request flush reach the disk now,
         // not at the background flusher's next tick.
         if let Err(e) = store.flush_blocking() {
@@ -224,6 +229,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         link_existing: config.policy.link_existing,
     }
     .spawn();
+    let notifier = crate::notify::sender::start(&store, &config.notify);
     // A job that fails to start is logged; serving goes on (the jobs also run on demand).
     let scheduler = match crate::lifecycle::Jobs::new(store.clone(), config.clone()) {
         Ok(jobs) => crate::lifecycle::spawn_scheduler(jobs),
@@ -277,6 +283,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         state: weak_state,
         worker,
         scheduler,
+        notifier,
         admin,
         tls: tls_cert,
     })

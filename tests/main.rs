@@ -30,6 +30,7 @@ mod lifecycle_reconcile;
 mod lifecycle_report_groups;
 mod linking;
 mod links_operations;
+mod notify;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;

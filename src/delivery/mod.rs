@@ -6,6 +6,7 @@
 mod actions;
 mod groups;
 mod link;
+mod notices;
 mod restore;
 mod retry;
 mod worker;

@@ -18,6 +18,7 @@
 //! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
 //! | `dead_letters`, `superseded`, `dead_by_lane` | jobs out of the outbox (see `supersede.rs`) |
 //! | `managed_groups` | Atlassian groups scimbridge created or mapped, per target (`managed_groups.rs`) |
+//! | `notify_outbox`, `notify_sent` | notices waiting to be sent and sent ones (see `notices.rs`) |
 //! | `links`, `links_by_account`, `links_by_ext`, `link_review`, `link_held` | account links (see `links.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
@@ -36,6 +37,7 @@ mod managed_groups;
 mod member_counts;
 mod members;
 mod names;
+mod notices;
 mod operator;
 mod outbox;
 mod query;
@@ -54,6 +56,7 @@ pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
 pub use links::{Link, LinkSource, Review, HELD_STATE};
 pub use managed_groups::{GroupOrigin, ManagedGroup};
+pub use notices::{ChannelLog, NoticeRecord, NoticeRow};
 pub use operator::{local_user, Operator, OPERATOR_HEADER};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
@@ -147,6 +150,8 @@ struct Inner {
     member_counts: member_counts::MemberCounts,
     /// Recently read users and groups, for rendering (see `record_cache.rs`).
     records: record_cache::RecordCache,
+    /// The notification lane's wanted events and wake-up (see `notices.rs`).
+    notices: notices::NoticeLane,
 }
 
 /// Data dirs whose store the background flush thread holds at this moment. When the owner drops
@@ -255,6 +260,7 @@ impl Store {
                 names,
                 member_counts,
                 records: record_cache::RecordCache::new(record_cache),
+                notices: notices::NoticeLane::default(),
             }),
         };
         store.index_dead_lanes()?;
