@@ -327,3 +327,32 @@ async fn serve_refuses_to_start_when_a_notification_variable_is_not_set() {
     let text = err.to_string();
     assert!(text.contains("notify.webhook[0].url_env") && text.contains("HOOK_URL is not set"), "{text}");
 }
+
+#[tokio::test]
+async fn a_mail_server_that_is_down_keeps_the_notice_pending_and_visible_in_metrics() {
+    // A port with nothing listening: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let url = format!("smtp://{closed}?tls=none");
+    let s = TestServer::start_toml(SMTP_TOML, &[("SMTP_URL", &url)]).await;
+    s.store().enqueue_notice(&dead_letter(9, "eve")).expect("enqueue").expect("wanted");
+    eventually("an attempt recorded", WAIT, || {
+        s.store()
+            .pending_notices()
+            .is_ok_and(|p| p.first().is_some_and(|r| r.channels.get("smtp").is_some_and(|c| c.attempts >= 1)))
+    })
+    .await;
+    let pending = s.store().pending_notices().expect("pending");
+    assert!(pending[0].channels["smtp"].last_error.as_deref().is_some_and(|e| e.contains("SMTP")), "{pending:?}");
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.root))
+        .bearer_auth(crate::support::server::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics");
+    let text = r.text().await.expect("text");
+    assert!(text.contains("scimbridge_notifications_pending 1"), "{text}");
+    // SCIM is not held up by it.
+    assert!(!s.create_user("frank").await.is_empty());
+    s.stop().await;
+}

@@ -191,6 +191,11 @@ impl Store {
             .collect()
     }
 
+    /// How many notices wait for a channel (`/metrics`: a growing number means a channel fails).
+    pub fn pending_notice_count(&self) -> usize {
+        self.notice_tree().map(|t| t.len()).unwrap_or(0)
+    }
+
     /// Notices every channel is done with, oldest first.
     ///
     /// # Errors
