@@ -356,3 +356,42 @@ async fn a_mail_server_that_is_down_keeps_the_notice_pending_and_visible_in_metr
     assert!(!s.create_user("frank").await.is_empty());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_users_warning_is_emailed_to_that_user_only_with_replies_to_the_admins() {
+    let (smtp, hook) = (SmtpReceiver::start().await, WebhookReceiver::start().await);
+    let toml = format!("{SMTP_TOML}{}", json_hook(""));
+    let env = [("SMTP_URL", smtp.url()), ("HOOK_URL", hook.url()), ("HOOK_SECRET", SECRET.to_string())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = TestServer::start_toml(&toml, &env).await;
+    let warning = Notice::UserWarning {
+        to: "dana@example.com".into(),
+        username: "dana".into(),
+        display_name: Some("Dana Scully".into()),
+        target: "jira".into(),
+        product: Some("Jira".into()),
+        action: "deactivate".into(),
+        reason: "inactive".into(),
+        last_active: Some("2026-06-01".into()),
+        due_at: "2026-12-12T02:00:00Z".into(),
+        run_id: "run-42".into(),
+    };
+    s.store().enqueue_notice(&warning).expect("enqueue").expect("wanted while email is configured");
+    eventually("the warning email", WAIT, || smtp.messages().len() == 1).await;
+    let mail = &smtp.messages()[0];
+    assert_eq!(mail.to, vec!["dana@example.com".to_string()], "to the user only, not the admins");
+    let text = readable(mail);
+    assert!(text.contains("Reply-To: atlassian-admins@example.com, oncall@example.com"), "{text}");
+    for fact in [
+        "Hello Dana Scully",
+        "since 2026-06-01",
+        "deactivated on 2026-12-12T02:00:00Z",
+        "Logging in to Jira before then keeps your account",
+    ] {
+        assert!(text.contains(fact), "{fact} in {text}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hook.hits().is_empty(), "a user's warning never goes to a webhook");
+    assert!(s.store().pending_notices().expect("pending").is_empty());
+    s.stop().await;
+}

@@ -47,7 +47,8 @@ pub fn message_id(key: &str, from: &Mailbox) -> String {
     format!("<scimbridge-{key}@{}>", from.email.domain())
 }
 
-/// Sends `email` from `from` to `to` with the Message-ID `key` names.
+/// Sends `email` from `from` to `to` with the Message-ID `key` names; replies go to `reply_to`
+/// when given (a user's warning: to the admins, not to a no-reply sender).
 ///
 /// # Errors
 /// `Permanent` for a 5xx answer or an unusable address, `Transient` for anything worth
@@ -56,6 +57,7 @@ pub async fn send(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
     to: &[Mailbox],
+    reply_to: &[Mailbox],
     key: &str,
     email: &Email,
 ) -> Result<(), SendError> {
@@ -63,6 +65,9 @@ pub async fn send(
         Message::builder().from(from.clone()).subject(email.subject.clone()).message_id(Some(message_id(key, from)));
     for m in to {
         b = b.to(m.clone());
+    }
+    for m in reply_to {
+        b = b.reply_to(m.clone());
     }
     let message = b
         .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))

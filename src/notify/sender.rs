@@ -272,10 +272,10 @@ impl NotifySender {
                     let mail = render::user_email(notice)
                         .map_err(render_err)?
                         .ok_or_else(|| SendError::Permanent("no user email".into()))?;
-                    return email::send(smtp, &s.from, &[to], &key, &mail).await;
+                    return email::send(smtp, &s.from, &[to], &s.admins, &key, &mail).await;
                 }
                 let mail = render::admin_email(&facts).map_err(render_err)?;
-                email::send(smtp, &s.from, &s.admins, &key, &mail).await
+                email::send(smtp, &s.from, &s.admins, &[], &key, &mail).await
             }
             ChannelKind::Webhook(w) => {
                 let body = match w.format {
@@ -325,7 +325,7 @@ impl NotifySender {
         let at = text(now);
         let result = match &ch.kind {
             ChannelKind::Smtp(s) => match (&self.smtp, render::digest_email(&facts, &at)) {
-                (Some(smtp), Ok(mail)) => email::send(smtp, &s.from, &s.admins, &key, &mail).await,
+                (Some(smtp), Ok(mail)) => email::send(smtp, &s.from, &s.admins, &[], &key, &mail).await,
                 (None, _) => Err(SendError::Permanent("no SMTP transport".into())),
                 (_, Err(e)) => Err(SendError::Permanent(format!("template: {e}"))),
             },
