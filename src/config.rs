@@ -41,6 +41,8 @@ pub const ENV_VARS: &[&str] = &[
     // Read by the CLI's global flags (`--server`, `--ca`), not by the server.
     "SCIMBRIDGE_SERVER",
     "SCIMBRIDGE_CA",
+    // The variable the documented `[notify.smtp] url_env` names (read only when named there).
+    "SCIMBRIDGE_SMTP_URL",
 ];
 
 /// The file as written. Unknown keys are errors, so a typo fails at start.
