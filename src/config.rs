@@ -41,6 +41,8 @@ pub const ENV_VARS: &[&str] = &[
     // Read by the CLI's global flags (`--server`, `--ca`), not by the server.
     "SCIMBRIDGE_SERVER",
     "SCIMBRIDGE_CA",
+    // The variable the documented `[notify.smtp] url_env` names (read only when named there).
+    "SCIMBRIDGE_SMTP_URL",
 ];
 
 /// The file as written. Unknown keys are errors, so a typo fails at start.
@@ -89,6 +91,8 @@ pub struct FileConfig {
     pub groups: crate::policy::GroupsFile,
     /// `[[group_map]]`: IdP group → Atlassian group name, per target.
     pub group_map: Vec<crate::policy::GroupMapFile>,
+    /// `[notify]`, `[notify.smtp]`, `[[notify.webhook]]`: notifications (issue 12 §4).
+    pub notify: crate::notify::NotifyFile,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -281,6 +285,9 @@ pub struct Config {
     pub jwt: Vec<crate::auth::JwtIssuer>,
     pub delivery: Delivery,
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Validated `[notify]`: the channels whose variables are set (the others are in
+    /// `missing_credentials` under `[notify]`).
+    pub notify: crate::notify::NotifyConfig,
     /// Tokens given in the environment (`SCIMBRIDGE_TOKEN`, `SCIMBRIDGE_ADMIN_TOKEN`, `token_env`,
     /// `admin_token_env`), named `env:VAR#n`, so `token list` can show them and `token revoke`
     /// can say when a value also comes from there.
@@ -719,6 +726,10 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         crate::lifecycle::LifecycleConfig::default()
     });
     let jwt = crate::auth::jwt_config::validate_jwt(&file.jwt, &|var| lookup(env, var), &mut issues);
+    let mut notify_missing = Vec::new();
+    let notify =
+        crate::notify::config::validate(&file.notify, &|var| lookup(env, var), &mut issues, &mut notify_missing);
+    missing_credentials.extend(notify_missing.into_iter().map(|i| ("[notify]".to_string(), i)));
     if !issues.is_empty() {
         // Shown together, so one `check-config` lists every problem.
         issues.extend(missing_credentials.into_iter().map(|(_, i)| i));
@@ -744,6 +755,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         jwt,
         delivery,
         lifecycle,
+        notify,
         env_tokens,
         missing_credentials,
         server: None,

@@ -22,6 +22,7 @@ pub mod intake_links;
 pub mod intake_reasons;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod reason;
 pub mod redact;

@@ -61,6 +61,8 @@ pub struct Running {
     scheduler: Option<crate::lifecycle::SchedulerHandle>,
     /// The grace-period sweep (warned actions that fall due, `lifecycle/grace.rs`).
     grace: Option<crate::lifecycle::GraceHandle>,
+    /// The notification sender (`[notify]`), when a channel is configured.
+    notifier: Option<crate::notify::SenderHandle>,
     /// The served certificate, when TLS is on; `reload` it on SIGHUP.
     pub tls: Option<Arc<ReloadableCert>>,
     /// The separate admin listener (`admin_listen`), if configured.
@@ -114,7 +116,7 @@ impl Running {
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        let Running { server, join, store, state, worker, scheduler, grace, admin, .. } = self;
+        let Running { server, join, store, state, worker, scheduler, grace, notifier, admin, .. } = self;
         server.stop(true).await;
         let _ = join.await;
         if let Some((_, handle, join)) = admin {
@@ -128,6 +130,9 @@ impl Running {
             g.stop().await;
         }
         worker.stop().await;
+        if let Some(n) = notifier {
+            n.stop().await;
+        }
         // Delivery outcomes and job writes since the last request flush reach the disk now,
         // not at the background flusher's next tick.
         if let Err(e) = store.flush_blocking() {
@@ -255,6 +260,7 @@ pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) 
         health: delivery_health.clone(),
     }
     .spawn();
+    let notifier = crate::notify::sender::start(&store, &config.notify);
     // A job that fails to start is logged; serving goes on (the jobs also run on demand).
     let (scheduler, grace) = match crate::lifecycle::Jobs::new(store.clone(), config.clone()) {
         Ok(jobs) => {
@@ -322,6 +328,7 @@ pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) 
         worker,
         scheduler,
         grace,
+        notifier,
         admin,
         tls: tls_cert,
     })

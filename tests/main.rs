@@ -31,6 +31,7 @@ mod lifecycle_report_groups;
 mod lifecycle_warn;
 mod linking;
 mod links_operations;
+mod notify;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;

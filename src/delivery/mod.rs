@@ -9,6 +9,7 @@ mod actions;
 mod groups;
 mod health;
 mod link;
+mod notices;
 mod outage;
 mod restore;
 mod retry;

@@ -492,6 +492,11 @@ impl Deliverer {
         }
         let at = now_text();
         let audit = self.audit(intent, seq, entry, outcome, calls, extra);
+        if !no_account {
+            // Before the outcome is recorded: a crash in between delivers the (idempotent)
+            // intent again and repeats the notice rather than losing it.
+            super::notices::offboarded(&self.store, seq, entry, intent)?;
+        }
         let marked = self.store.outbox_deliver(seq, entry, &audit, &at)?;
         self.metrics.record_delivery_for(&intent.target, outcome, &entry.reason());
         for _ in &marked {
@@ -507,6 +512,7 @@ impl Deliverer {
         if is_offboarding(intent.trigger) {
             self.metrics.offboarding_latency.observe(latency_ms as f64 / 1000.0);
         }
+
         tracing::info!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, latency_ms, "Delivered an intent.");
         Ok(Outcome::Closed)
     }
@@ -551,7 +557,8 @@ impl Deliverer {
         entry.attempts += 1;
         entry.last_error = Some(reason.clone());
         entry.dead_at = Some(now_text());
-        self.store.outbox_bury(seq, &entry, &intent.user_id, &audit)?;
+        let notice = self.store.notice_row(&super::notices::dead_letter(seq, &entry, intent, &reason))?;
+        self.store.outbox_bury_noticed(seq, &entry, &intent.user_id, &audit, notice.as_ref())?;
         self.metrics.record_delivery_for(&intent.target, "dead", &entry.reason());
         tracing::error!(job = seq, target = %intent.target, username = %Pii(&intent.username), action = ?intent.action, error = %reason, "An intent became a dead letter; an operator must look at it (scimbridge jobs list).");
         Ok(Outcome::Closed)

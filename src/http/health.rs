@@ -73,6 +73,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ),
         ("scimbridge_link_held_intents", "Intents held until their user's review is resolved.", held as f64),
         (
+            "scimbridge_notifications_pending",
+            "Notifications not yet sent on every channel (email, webhooks); growing means a channel keeps failing.",
+            state.store.pending_notice_count() as f64,
+        ),
+        (
             "scimbridge_record_cache_records",
             "Users and groups held in the record cache; below users + groups, reads of the rest go to disk (raise cache_mb).",
             state.store.cached_records() as f64,

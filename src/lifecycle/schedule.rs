@@ -130,7 +130,13 @@ pub fn spawn(jobs: Jobs) -> Option<SchedulerHandle> {
                     _ = stopped.changed() => return,
                 };
                 match outcome {
-                    Ok(id) => tracing::info!(job = ?entry.0, report = id, "Scheduled lifecycle job finished."),
+                    Ok(report) => {
+                        tracing::info!(job = ?entry.0, report = report.id, "Scheduled lifecycle job finished.");
+                        // The activity refresh changes no account: not worth a message.
+                        if entry.0 != Job::Activity {
+                            run_finished(&jobs, &report);
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(job = ?entry.0, error = %e, "Scheduled lifecycle job failed; it runs again at its next time.")
                     }
@@ -144,20 +150,53 @@ pub fn spawn(jobs: Jobs) -> Option<SchedulerHandle> {
 
 /// One scheduled run; scheduled cleanup, licence and reconcile runs apply (that is what enabling
 /// them means), and each records its report.
-async fn run(jobs: &Jobs, job: Job, now: DateTime<Utc>) -> Result<u64, super::LifecycleError> {
+async fn run(jobs: &Jobs, job: Job, now: DateTime<Utc>) -> Result<super::Report, super::LifecycleError> {
     let report = match job {
         Job::Activity => jobs.refresh(None, now).await?,
         Job::Cleanup => jobs.cleanup(Mode::Apply, None, now).await?,
         Job::License => jobs.license_optimize(Mode::Apply, now).await?,
         Job::Reconcile => jobs.reconcile(Mode::Apply, now).await?,
     };
-    Ok(report.id)
+    Ok(report)
+}
+
+/// Queues the `run_finished` notice of a scheduled run (`[notify]`), with where its report is.
+fn run_finished(jobs: &Jobs, report: &super::Report) {
+    let link = report_link(jobs.config.public_url.as_deref(), report.id);
+    if let Err(e) = jobs.store.enqueue_notice(&run_finished_notice(report, link)) {
+        tracing::error!(report = report.id, error = %e, "Could not store the notification of a finished run.");
+    }
+}
+
+/// The admin API's URL of report `id` (its path when no `public_url` is configured).
+fn report_link(public_url: Option<&str>, id: u64) -> String {
+    match public_url {
+        Some(base) => format!("{base}/admin/reports/{id}"),
+        None => format!("/admin/reports/{id} on the admin API"),
+    }
+}
+
+/// The `run_finished` notice of `r`; `report` says where to read it in full.
+pub fn run_finished_notice(r: &super::Report, report: String) -> crate::notify::Notice {
+    crate::notify::Notice::RunFinished {
+        kind: r.kind.clone(),
+        run_id: r.operator.as_ref().map(|o| o.run_id.clone()).unwrap_or_default(),
+        report_id: r.id,
+        mode: r.mode.as_str().to_string(),
+        started_at: r.started_at.clone(),
+        finished_at: r.finished_at.clone(),
+        enqueued: r.enqueued,
+        affected: r.targets.iter().map(|t| t.affected).sum(),
+        errors: r.targets.iter().filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.target))).collect(),
+        report,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use serde_json::json;
 
     #[test]
     fn schedules_parse_daily_times_and_intervals() {
@@ -168,6 +207,36 @@ mod tests {
         for bad in ["", "daily", "daily 25:00", "weekly", "6x", "h", "10s"] {
             assert!(Schedule::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_finished_run_notice_sums_the_targets_and_links_the_report() {
+        let r = crate::lifecycle::Report {
+            id: 17,
+            kind: "cleanup".into(),
+            mode: Mode::Apply,
+            enqueued: 5,
+            targets: vec![
+                crate::lifecycle::TargetSummary { target: "jira".into(), affected: 3, ..Default::default() },
+                crate::lifecycle::TargetSummary {
+                    target: "wiki".into(),
+                    affected: 2,
+                    error: Some("timeout".into()),
+                    ..Default::default()
+                },
+            ],
+            operator: Some(crate::store::Operator { actor: "scheduler".into(), run_id: "run-1".into() }),
+            ..Default::default()
+        };
+        let link = report_link(Some("https://scim.example.com"), 17);
+        let n = serde_json::to_value(run_finished_notice(&r, link)).expect("json");
+        assert_eq!(n["event"], "run_finished");
+        assert_eq!(
+            (&n["affected"], &n["enqueued"], &n["run_id"], &n["mode"]),
+            (&json!(5), &json!(5), &json!("run-1"), &json!("apply"))
+        );
+        assert_eq!(n["report"], "https://scim.example.com/admin/reports/17");
+        assert_eq!(n["errors"], json!(["wiki: timeout"]));
     }
 
     #[test]

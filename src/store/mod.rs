@@ -19,6 +19,7 @@
 //! | `dead_letters`, `superseded`, `dead_by_lane` | jobs out of the outbox (see `supersede.rs`) |
 //! | `grace` | actions waiting out a warning's grace period (see `grace.rs`) |
 //! | `managed_groups` | Atlassian groups scimbridge created or mapped, per target (`managed_groups.rs`) |
+//! | `notify_outbox`, `notify_sent` | notices waiting to be sent and sent ones (see `notices.rs`) |
 //! | `links`, `links_by_account`, `links_by_ext`, `link_review`, `link_held` | account links (see `links.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
@@ -39,6 +40,7 @@ mod managed_groups;
 mod member_counts;
 mod members;
 mod names;
+mod notices;
 mod operator;
 mod outbox;
 mod query;
@@ -59,6 +61,7 @@ pub use error::{StoreError, StoreResult};
 pub use grace::GraceEntry;
 pub use links::{Link, LinkSource, Review, HELD_STATE};
 pub use managed_groups::{GroupOrigin, ManagedGroup};
+pub use notices::{ChannelLog, NoticeRecord, NoticeRow};
 pub use operator::{local_user, Operator, OPERATOR_HEADER};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
@@ -154,6 +157,8 @@ struct Inner {
     records: record_cache::RecordCache,
     /// The data dir, remembered when the store closes (see [`CLOSED_HERE`]).
     dir: std::path::PathBuf,
+    /// The notification lane's wanted events and wake-up (see `notices.rs`).
+    notices: notices::NoticeLane,
 }
 
 /// Data dirs whose store the background flush thread holds at this moment. When the owner drops
@@ -299,6 +304,7 @@ impl Store {
                 member_counts,
                 records: record_cache::RecordCache::new(record_cache),
                 dir: dir.to_path_buf(),
+                notices: notices::NoticeLane::default(),
             }),
         };
         store.index_dead_lanes()?;

@@ -147,15 +147,35 @@ impl Store {
 
     /// Removes a pending entry and writes its audit record, atomically.
     pub fn outbox_finish(&self, seq: u64, subject: &str, audit: &Value) -> StoreResult<()> {
-        self.outbox_close(seq, subject, audit, None)
+        self.outbox_close(seq, subject, audit, None, None)
     }
 
     /// Moves a pending entry to the dead letters with its audit record, atomically.
     pub fn outbox_bury(&self, seq: u64, entry: &OutboxEntry, subject: &str, audit: &Value) -> StoreResult<()> {
-        self.outbox_close(seq, subject, audit, Some(entry))
+        self.outbox_close(seq, subject, audit, Some(entry), None)
     }
 
-    fn outbox_close(&self, seq: u64, subject: &str, audit: &Value, dead: Option<&OutboxEntry>) -> StoreResult<()> {
+    /// As [`Store::outbox_bury`], with the dead letter's notice (`notices.rs`) in the same
+    /// transaction: a dead letter is never on disk without its notification.
+    pub fn outbox_bury_noticed(
+        &self,
+        seq: u64,
+        entry: &OutboxEntry,
+        subject: &str,
+        audit: &Value,
+        notice: Option<&super::NoticeRow>,
+    ) -> StoreResult<()> {
+        self.outbox_close(seq, subject, audit, Some(entry), notice)
+    }
+
+    fn outbox_close(
+        &self,
+        seq: u64,
+        subject: &str,
+        audit: &Value,
+        dead: Option<&OutboxEntry>,
+        notice: Option<&super::NoticeRow>,
+    ) -> StoreResult<()> {
         // Every write takes the writer lock, so a backup (which holds it) is one point in time.
         let _guard = self.lock();
         let audit_seq = self.next_seq();
@@ -163,10 +183,13 @@ impl Store {
         let index = index_keys(subject, audit, audit_seq);
         let dead_bytes = dead.map(OutboxEntry::encode).transpose()?;
         let lane = dead.map(|e| lane_key(e.target(), e.user_id(), seq));
-        let lanes = self.dead_lane_tree()?;
+        let (lanes, notices) = (self.dead_lane_tree()?, self.notice_tree()?);
         let (outbox, dead_tree, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, dead_tree, audit_tree, by_subject, &lanes).transaction(|(o, d, a, s, l)| {
+        (outbox, dead_tree, audit_tree, by_subject, &lanes, &notices).transaction(|(o, d, a, s, l, n)| {
+            if let Some(row) = notice {
+                row.put(n)?;
+            }
             o.remove(&seq.to_be_bytes())?;
             if let (Some(b), Some(lane)) = (&dead_bytes, &lane) {
                 d.insert(&seq.to_be_bytes(), b.as_slice())?;
@@ -179,6 +202,9 @@ impl Store {
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
+        if notice.is_some() {
+            self.notice_written();
+        }
         Ok(())
     }
 

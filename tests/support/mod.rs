@@ -4,3 +4,5 @@
 pub mod atlassian_emulator;
 pub mod child;
 pub mod server;
+pub mod smtp;
+pub mod webhook;
