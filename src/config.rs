@@ -89,6 +89,8 @@ pub struct FileConfig {
     pub groups: crate::policy::GroupsFile,
     /// `[[group_map]]`: IdP group → Atlassian group name, per target.
     pub group_map: Vec<crate::policy::GroupMapFile>,
+    /// `[retention]`: days audit records and run reports are kept (issue 11).
+    pub retention: crate::retention::RetentionFile,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -273,6 +275,8 @@ pub struct Config {
     pub jwt: Vec<crate::auth::JwtIssuer>,
     pub delivery: Delivery,
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// `[retention]`: days audit records and run reports are kept (0 = forever).
+    pub retention: crate::retention::Retention,
     /// Tokens given in the environment (`SCIMBRIDGE_TOKEN`, `SCIMBRIDGE_ADMIN_TOKEN`, `token_env`,
     /// `admin_token_env`), named `env:VAR#n`, so `token list` can show them and `token revoke`
     /// can say when a value also comes from there.
@@ -700,6 +704,10 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         crate::lifecycle::LifecycleConfig::default()
     });
     let jwt = crate::auth::jwt_config::validate_jwt(&file.jwt, &|var| lookup(env, var), &mut issues);
+    let retention = crate::retention::validate(&file.retention).unwrap_or_else(|found| {
+        issues.extend(found.into_iter().map(|(key, reason)| ConfigIssue { key, reason }));
+        crate::retention::Retention::default()
+    });
     if !issues.is_empty() {
         // Shown together, so one `check-config` lists every problem.
         issues.extend(missing_credentials.into_iter().map(|(_, i)| i));
@@ -725,6 +733,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         jwt,
         delivery,
         lifecycle,
+        retention,
         env_tokens,
         missing_credentials,
         server: None,

@@ -22,6 +22,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod redact;
+pub mod retention;
 pub mod scim;
 pub mod secret;
 pub mod server;

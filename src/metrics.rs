@@ -60,6 +60,8 @@ pub struct Metrics {
     /// Delivery outcomes by (target, outcome).
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
     pub offboarding_latency: Histogram,
+    /// What `[retention]` pruned (`retention.rs`).
+    pub retention: std::sync::Arc<crate::retention::Counters>,
 }
 
 impl Metrics {

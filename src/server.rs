@@ -59,6 +59,8 @@ pub struct Running {
     worker: WorkerHandle,
     /// The lifecycle scheduler (`[cleanup]`, `[license]`, `[reconcile]`, `[activity]` schedules).
     scheduler: Option<crate::lifecycle::SchedulerHandle>,
+    /// `[retention]` pruning in the background.
+    retention: Option<crate::retention::RetentionTask>,
     /// The served certificate, when TLS is on; `reload` it on SIGHUP.
     pub tls: Option<Arc<ReloadableCert>>,
     /// The separate admin listener (`admin_listen`), if configured.
@@ -112,7 +114,7 @@ impl Running {
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        let Running { server, join, store, state, worker, scheduler, admin, .. } = self;
+        let Running { server, join, store, state, worker, scheduler, retention, admin, .. } = self;
         server.stop(true).await;
         let _ = join.await;
         if let Some((_, handle, join)) = admin {
@@ -121,6 +123,9 @@ impl Running {
         }
         if let Some(s) = scheduler {
             s.stop().await;
+        }
+        if let Some(r) = retention {
+            r.stop().await;
         }
         worker.stop().await;
         // Delivery outcomes and job writes since the last request flush reach the disk now,
@@ -236,6 +241,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(a) => Some(std::net::TcpListener::bind(a).map_err(|e| StartError::Bind { addr: a, cause: e })?),
         None => None,
     };
+    let retention = crate::retention::RetentionTask::spawn(
+        store.clone(),
+        config.retention,
+        config.reports_dir.clone(),
+        metrics.retention.clone(),
+    );
     let limiters = Limiters::from_config(&config.limits);
     let state =
         Arc::new(AppState { store: store.clone(), registry, config, auth, hook, metrics, limiters, target_health });
@@ -277,6 +288,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         state: weak_state,
         worker,
         scheduler,
+        retention,
         admin,
         tls: tls_cert,
     })
