@@ -93,6 +93,8 @@ pub struct FileConfig {
     pub group_map: Vec<crate::policy::GroupMapFile>,
     /// `[notify]`, `[notify.smtp]`, `[[notify.webhook]]`: notifications (issue 12 §4).
     pub notify: crate::notify::NotifyFile,
+    /// `[retention]`: days audit records and run reports are kept (issue 11).
+    pub retention: crate::retention::RetentionFile,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -288,6 +290,8 @@ pub struct Config {
     /// Validated `[notify]`: the channels whose variables are set (the others are in
     /// `missing_credentials` under `[notify]`).
     pub notify: crate::notify::NotifyConfig,
+    /// `[retention]`: days audit records and run reports are kept (0 = forever).
+    pub retention: crate::retention::Retention,
     /// Tokens given in the environment (`SCIMBRIDGE_TOKEN`, `SCIMBRIDGE_ADMIN_TOKEN`, `token_env`,
     /// `admin_token_env`), named `env:VAR#n`, so `token list` can show them and `token revoke`
     /// can say when a value also comes from there.
@@ -730,6 +734,10 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     let notify =
         crate::notify::config::validate(&file.notify, &|var| lookup(env, var), &mut issues, &mut notify_missing);
     missing_credentials.extend(notify_missing.into_iter().map(|i| ("[notify]".to_string(), i)));
+    let retention = crate::retention::validate(&file.retention).unwrap_or_else(|found| {
+        issues.extend(found.into_iter().map(|(key, reason)| ConfigIssue { key, reason }));
+        crate::retention::Retention::default()
+    });
     if !issues.is_empty() {
         // Shown together, so one `check-config` lists every problem.
         issues.extend(missing_credentials.into_iter().map(|(_, i)| i));
@@ -756,6 +764,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         delivery,
         lifecycle,
         notify,
+        retention,
         env_tokens,
         missing_credentials,
         server: None,

@@ -26,6 +26,7 @@ pub mod notify;
 pub mod policy;
 pub mod reason;
 pub mod redact;
+pub mod retention;
 pub mod scim;
 pub mod secret;
 pub mod server;

@@ -63,6 +63,8 @@ pub struct Metrics {
     /// `crate::reason`, so the series stay bounded (targets × outcomes × reasons).
     by_reason: Mutex<BTreeMap<(String, String, String), u64>>,
     pub offboarding_latency: Histogram,
+    /// What `[retention]` pruned (`retention.rs`).
+    pub retention: std::sync::Arc<crate::retention::Counters>,
 }
 
 impl Metrics {

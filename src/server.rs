@@ -63,6 +63,8 @@ pub struct Running {
     grace: Option<crate::lifecycle::GraceHandle>,
     /// The notification sender (`[notify]`), when a channel is configured.
     notifier: Option<crate::notify::SenderHandle>,
+    /// `[retention]` pruning in the background.
+    retention: Option<crate::retention::RetentionTask>,
     /// The served certificate, when TLS is on; `reload` it on SIGHUP.
     pub tls: Option<Arc<ReloadableCert>>,
     /// The separate admin listener (`admin_listen`), if configured.
@@ -116,7 +118,7 @@ impl Running {
     /// Stops gracefully: in-flight requests finish, and the store is closed when this returns,
     /// so the same data dir can be opened again at once (a restart in-process).
     pub async fn stop(self) {
-        let Running { server, join, store, state, worker, scheduler, grace, notifier, admin, .. } = self;
+        let Running { server, join, store, state, worker, scheduler, grace, notifier, retention, admin, .. } = self;
         server.stop(true).await;
         let _ = join.await;
         if let Some((_, handle, join)) = admin {
@@ -128,6 +130,9 @@ impl Running {
         }
         if let Some(g) = grace {
             g.stop().await;
+        }
+        if let Some(r) = retention {
+            r.stop().await;
         }
         worker.stop().await;
         if let Some(n) = notifier {
@@ -276,6 +281,12 @@ pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) 
         Some(a) => Some(std::net::TcpListener::bind(a).map_err(|e| StartError::Bind { addr: a, cause: e })?),
         None => None,
     };
+    let retention = crate::retention::RetentionTask::spawn(
+        store.clone(),
+        config.retention,
+        config.reports_dir.clone(),
+        metrics.retention.clone(),
+    );
     let limiters = Limiters::from_config(&config.limits);
     let state = Arc::new(AppState {
         store: store.clone(),
@@ -329,6 +340,7 @@ pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) 
         scheduler,
         grace,
         notifier,
+        retention,
         admin,
         tls: tls_cert,
     })

@@ -50,6 +50,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let users = state.store.count(crate::store::Kind::User) as f64;
     let groups = state.store.count(crate::store::Kind::Group) as f64;
     let (review, held) = state.store.review_counts();
+    let oldest_audit_age = state
+        .store
+        .oldest_audit_at()
+        .ok()
+        .flatten()
+        .map_or(0.0, |t| (chrono::Utc::now() - t).num_seconds().max(0) as f64);
     let text = state.metrics.render(&[
         ("scimbridge_store_size_bytes", "Size of the embedded store on disk.", state.store.size_on_disk() as f64),
         ("scimbridge_users", "Users stored.", users),
@@ -82,8 +88,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "Users and groups held in the record cache; below users + groups, reads of the rest go to disk (raise cache_mb).",
             state.store.cached_records() as f64,
         ),
+        (
+            "scimbridge_audit_oldest_record_age_seconds",
+            "Age of the oldest audit record kept ([retention] audit_days prunes older ones).",
+            oldest_audit_age,
+        ),
     ]);
     let text = text + &state.delivery_health.render_metrics();
+    let text = text + &state.metrics.retention.render();
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
 }
 

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,6 @@ pub struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
-    /// How many keys have a bucket, readable without the lock: the failed-authentication
-    /// limiter is asked on every request and is nearly always empty.
-    keys: AtomicUsize,
 }
 
 /// Past this many keys, idle buckets are swept so an attacker cycling keys cannot grow memory.
@@ -23,12 +19,7 @@ const SWEEP_AT: usize = 10_000;
 
 impl RateLimiter {
     pub fn new(rate_per_sec: f64, burst: f64) -> RateLimiter {
-        RateLimiter {
-            rate: rate_per_sec,
-            burst: burst.max(1.0),
-            buckets: Mutex::new(HashMap::new()),
-            keys: AtomicUsize::new(0),
-        }
+        RateLimiter { rate: rate_per_sec, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
     }
 
     /// Takes one token for `key`; `Err(wait)` says how long until one is available.
@@ -41,7 +32,6 @@ impl RateLimiter {
         if !buckets.contains_key(key) {
             buckets.insert(key.to_string(), (self.burst, now));
         }
-        self.keys.store(buckets.len(), Ordering::Relaxed);
         let Some((tokens, at)) = buckets.get_mut(key) else { return Ok(()) };
         let refill = now.saturating_duration_since(*at).as_secs_f64() * self.rate;
         *tokens = (*tokens + refill).min(self.burst);
@@ -52,24 +42,6 @@ impl RateLimiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate.max(f64::MIN_POSITIVE)))
         }
-    }
-
-    /// Whether `key` has no token left, without taking one.
-    pub fn is_exhausted(&self, key: &str, now: Instant) -> Option<Duration> {
-        if self.is_empty() {
-            return None;
-        }
-        let Ok(buckets) = self.buckets.lock() else { return None };
-        let (tokens, at) = buckets.get(key)?;
-        let t = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
-        (t < 1.0).then(|| Duration::from_secs_f64((1.0 - t) / self.rate.max(f64::MIN_POSITIVE)))
-    }
-}
-
-impl RateLimiter {
-    /// No key has a bucket (nothing to look up).
-    pub fn is_empty(&self) -> bool {
-        self.keys.load(Ordering::Relaxed) == 0
     }
 }
 
@@ -140,7 +112,7 @@ mod tests {
         assert!(wait <= Duration::from_millis(500) && wait > Duration::ZERO);
         assert!(rl.check("other", t0).is_ok(), "keys are independent");
         assert!(rl.check("k", t0 + Duration::from_millis(500)).is_ok(), "refilled one token");
-        assert!(rl.is_exhausted("k", t0 + Duration::from_millis(500)).is_some());
+        assert!(rl.check("k", t0 + Duration::from_millis(500)).is_err(), "and that token is spent");
     }
 
     #[test]

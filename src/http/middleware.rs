@@ -133,8 +133,8 @@ fn wrong_listener(path: &str, role: Listener, separate_admin: bool) -> bool {
     }
 }
 
-/// Decides whether a request may reach its handler: the right listener, size limits, the
-/// failed-authentication limit of its address, its credential, and the credential's rate.
+/// Decides whether a request may reach its handler: the right listener, size limits, its
+/// credential (a failure counts toward its address's limit), and the credential's rate.
 /// `Ok(None)` for the unauthenticated health endpoints.
 async fn admit(
     req: &ServiceRequest,
@@ -152,28 +152,12 @@ async fn admit(
     let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.config.trusted_proxies);
     let client_key = || client.map(|c| c.to_string()).unwrap_or_default();
-    let limiter = &state.limiters.auth_failures;
-    // The key is formatted only when some address has failed at all.
-    let exhausted = if limiter.is_empty() { None } else { limiter.is_exhausted(&client_key(), Instant::now()) };
-    if let Some(wait) = exhausted {
-        tracing::warn!(client = %client_key(), "Refused a request: too many failed authentications from this address.");
-        return Err(refusal(429, "Too many failed authentications from this address; try again later.", Some(wait)));
-    }
+    // The credential is checked first (in constant time), so a valid one is never refused for
+    // what others sent from the same address (a NAT, a proxy not in `trusted_proxies`): only
+    // failures count toward the address's limit, and only failures are throttled.
     let principal = match state.auth.authenticate(bearer(req), scope).await {
         Ok(p) => p,
-        Err(failure) => {
-            let client_key = client_key();
-            state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = state.limiters.auth_failures.check(&client_key, Instant::now());
-            if let AuthFailure::InvalidJwt(r) = &failure {
-                tracing::warn!(client = %client_key, issuer = r.issuer.as_deref().unwrap_or("-"), reason = %r.reason, "Rejected a JWT bearer token.");
-            } else {
-                tracing::warn!(client = %client_key, has_credentials = failure != AuthFailure::Missing, "Rejected a request without a valid bearer token.");
-            }
-            let mut res = error_response(&ScimError::new(401, None, failure.detail()));
-            res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(failure.www_authenticate()));
-            return Err(res);
-        }
+        Err(failure) => return Err(refuse_failed_login(state, client_key(), &failure)),
     };
     if let Some(wait) =
         state.limiters.per_credential.as_ref().and_then(|l| l.check(&principal.name, Instant::now()).err())
@@ -182,6 +166,24 @@ async fn admit(
         return Err(refusal(429, "Too many requests for this credential; slow down.", Some(wait)));
     }
     Ok(Some(principal))
+}
+
+/// The answer to a request whose credential failed: 429 once its address is over its
+/// failed-authentication limit (that failure is counted too), 401 otherwise.
+fn refuse_failed_login(state: &AppState, client_key: String, failure: &AuthFailure) -> actix_web::HttpResponse {
+    state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Err(wait) = state.limiters.auth_failures.check(&client_key, Instant::now()) {
+        tracing::warn!(client = %client_key, "Refused a request: too many failed authentications from this address.");
+        return refusal(429, "Too many failed authentications from this address; try again later.", Some(wait));
+    }
+    if let AuthFailure::InvalidJwt(r) = failure {
+        tracing::warn!(client = %client_key, issuer = r.issuer.as_deref().unwrap_or("-"), reason = %r.reason, "Rejected a JWT bearer token.");
+    } else {
+        tracing::warn!(client = %client_key, has_credentials = *failure != AuthFailure::Missing, "Rejected a request without a valid bearer token.");
+    }
+    let mut res = error_response(&ScimError::new(401, None, failure.detail()));
+    res.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(failure.www_authenticate()));
+    res
 }
 
 /// [`admit`], unless the connection's head guard already refused the request.

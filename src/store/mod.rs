@@ -13,7 +13,7 @@
 //! | `audit` | sequence (u64 BE) → audit record JSON |
 //! | `audit_by_subject` | subject 0x00 sequence → (): a SCIM id or delivery lane, `name:` + folded userName, `username:` + folded Atlassian username, `token:` + name (see `audit.rs`) |
 //! | `outbox` | sequence (u64 BE) → intent JSON (written by the same transaction as the change) |
-//! | `meta` | `layout`, `seq`, `count:users`, `count:groups` |
+//! | `meta` | `layout`, `seq`, `count:users`, `count:groups`, `retention_sweep_below` (see `retention.rs`) |
 //! | `tokens` | token name → hashed token record |
 //! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
 //! | `dead_letters`, `superseded`, `dead_by_lane` | jobs out of the outbox (see `supersede.rs`) |
@@ -46,6 +46,7 @@ mod outbox;
 mod query;
 mod record_cache;
 mod records;
+mod retention;
 mod supersede;
 mod tokens;
 pub mod writes;
@@ -66,6 +67,7 @@ pub use operator::{local_user, Operator, OPERATOR_HEADER};
 pub use outbox::{OutboxEntry, OutboxItem};
 pub use query::{ListQuery, ListResult};
 pub use records::{Kind, RawRecord, Record, RecordMeta, StoredRecord};
+pub use retention::Pruned;
 pub use supersede::{Basis, Decided};
 pub use tokens::TokenRecord;
 pub use writes::{Actor, Change, ChangeHook, ChangeOp, MemberEdit, NoHook, Planned, WriteCtx, WriteOutcome};
