@@ -84,6 +84,7 @@ fn intent_trigger(t: &str) -> &str {
         T::GroupDeleted => "IdP group delete",
         T::ProfileUpdated => "IdP profile update",
         T::Renamed => "IdP rename",
+        T::Operator => "operator",
     }
 }
 

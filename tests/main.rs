@@ -41,4 +41,5 @@ mod real_server_requests;
 mod reports_dir;
 mod supersede;
 mod tls;
+mod undo;
 mod wrong_json_types;

@@ -6,6 +6,7 @@
 mod actions;
 mod groups;
 mod link;
+mod removed;
 mod restore;
 mod retry;
 mod worker;

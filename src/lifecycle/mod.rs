@@ -12,7 +12,8 @@
 //!
 //! Layout: `config.rs` (the TOML tables), `schedule.rs` (schedules and the scheduler task),
 //! `report.rs`, `context.rs` (what a job knows about a target and the IdP's users),
-//! `activity.rs` (refresh), `cleanup.rs`, `bulk.rs`, `license.rs`, `reconcile.rs`.
+//! `activity.rs` (refresh), `cleanup.rs`, `bulk.rs`, `license.rs`, `reconcile.rs`, `undo.rs` (undo
+//! of a run).
 
 mod activity;
 mod bulk;
@@ -25,6 +26,7 @@ mod reconcile;
 mod report;
 mod schedule;
 mod suggest;
+mod undo;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +63,9 @@ pub enum LifecycleError {
     Invalid(String),
     #[error("reading {target} failed: {reason}")]
     Read { target: String, reason: String },
+    /// `undo` of a run id no record names.
+    #[error("{0}")]
+    UnknownRun(String),
 }
 
 /// Everything a job needs: the store, the validated configuration, one connector per target, and

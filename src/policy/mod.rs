@@ -176,6 +176,8 @@ pub enum Trigger {
     ProfileUpdated,
     /// The IdP renamed the user and `rename = "follow"` renames the linked account.
     Renamed,
+    /// An operator's own decision outside any selection rule: `scimbridge undo` of a run.
+    Operator,
 }
 
 /// The product translation of an offboarding `action` (see `product.rs`), for jobs that are not

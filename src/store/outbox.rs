@@ -46,6 +46,10 @@ pub struct OutboxEntry {
     /// is followed to completion instead of being scheduled again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// The account's groups read before a run's first attempt at an action that can remove
+    /// groups (`delivery/removed.rs`), so the delivery record and `undo` know what it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_before: Option<Vec<String>>,
 }
 
 impl OutboxEntry {
@@ -62,6 +66,7 @@ impl OutboxEntry {
             basis: None,
             superseded_by: None,
             resume: None,
+            groups_before: None,
         }
     }
     /// The same entry, attributed to `op`.
