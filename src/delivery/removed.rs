@@ -31,7 +31,7 @@ pub(super) fn snapshots(intent: &Intent, entry: &OutboxEntry) -> bool {
     removes && !intent.dry_run && !intent.username.is_empty() && from_operator_run(entry)
 }
 
-/// The groups of `before` that the action removed, in `before`'s spelling and order: for a
+/// The groups of `before` that the action removed, in the action's order and `before`'s spelling: for a
 /// licence removal the licence groups the account held, for a group removal that group, for a
 /// deactivation the access groups its fallback removed (or found already gone after a crash),
 /// minus any it was refused.
@@ -54,7 +54,16 @@ pub(super) fn removed(action: &IntentAction, before: &[String], fallbacks: &[Fal
         }
         _ => Vec::new(),
     };
-    before.iter().filter(|g| contains_ci(&taken, g)).cloned().collect()
+    // In the action's order, in the target's spelling, once each.
+    let mut out: Vec<String> = Vec::new();
+    for t in &taken {
+        if let Some(g) = before.iter().find(|b| b.eq_ignore_ascii_case(t)) {
+            if !contains_ci(&out, g) {
+                out.push(g.clone());
+            }
+        }
+    }
+    out
 }
 
 impl Deliverer {
