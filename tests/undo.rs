@@ -284,3 +284,43 @@ async fn the_cli_undoes_through_a_running_server_and_on_a_stopped_store() {
     srv.stop().await;
     drop(keep);
 }
+
+#[tokio::test]
+async fn groups_recorded_before_a_change_survive_a_crash_between_the_change_and_its_record() {
+    use scimbridge::policy::{Intent, IntentAction, Trigger};
+    use scimbridge::store::{Operator, OutboxEntry};
+    let bb = Emulator::start(Product::Bitbucket).await;
+    bb.add_user("cr");
+    bb.add_member("cr", "team");
+    bb.add_user("other");
+    bb.add_member("other", "stash-users");
+    let srv =
+        TestServer::start_toml(&toml(&bb, "license_groups = [\"stash-users\"]\n"), &[("ATL_TOKEN", bb.secret())]).await;
+    // The attempt before the crash stored the snapshot, then took stash-users; its record was
+    // never written, so the repeated attempt finds nothing left to take.
+    let intent = Intent {
+        target: "bitbucket".into(),
+        user_id: "atlassian:cr".into(),
+        username: "cr".into(),
+        action: IntentAction::RemoveLicense { groups: vec!["stash-users".into()] },
+        trigger: Trigger::Bulk,
+        dry_run: false,
+    };
+    let op = Operator { actor: "cli:al".into(), run_id: "run-crashed".into() };
+    let mut entry =
+        OutboxEntry::new(serde_json::to_value(&intent).expect("intent"), "2026-01-01T00:00:00Z", 0).with_operator(&op);
+    entry.groups_before = Some(vec!["stash-users".into(), "team".into()]);
+    entry.attempts = 1;
+    let queued = json!({"type": "queued", "target": "bitbucket", "user_id": "atlassian:cr", "username": "cr",
+                        "action": intent.action, "trigger": "bulk", "reason": "listed in the CSV"});
+    srv.store().enqueue_audited(&[(entry, queued)]).expect("enqueue");
+    eventually("the repeated attempt is recorded", WAIT, || srv.store().outbox_depth() == 0).await;
+    let records = srv.store().audit_of_run("run-crashed").expect("audit").expect("records");
+    let rec = records.iter().find(|r| r["type"] == "delivery").expect("the delivery");
+    assert_eq!((rec["effect"].clone(), rec["groups_removed"].clone()), (json!("already_done"), json!(["stash-users"])));
+
+    let (status, done) = admin(&srv, "/admin/undo/run-crashed?mode=apply", None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(findings(&done), vec![(s("cr"), s("restore_license"), vec![s("stash-users")])], "{done:#}");
+    eventually("cr has stash-users back", WAIT, || groups(&bb, "cr") == set(&["stash-users", "team"])).await;
+}
