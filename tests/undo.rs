@@ -165,6 +165,13 @@ async fn undoing_a_bitbucket_bulk_run_puts_back_exactly_the_licence_groups_it_to
     assert!(delivered.iter().all(|r| r["trigger"] == "operator" && r["actor"] == done["actor"]), "{delivered:#?}");
     assert!(srv.store().report_of_run(&undo_id).expect("report").is_some_and(|r| r["kind"] == "undo"));
 
+    // The undone run's history names its undo; undoing it again is allowed, says so, and the
+    // IdP-disabled user is still left alone.
+    let (status, twice) = admin(&srv, &format!("/admin/undo/{run_id}"), None).await;
+    assert_eq!(status, 200, "{twice}");
+    assert_eq!(twice["details"]["earlier_undos"], json!([undo_id]), "{twice:#}");
+    assert_eq!(findings(&twice), findings(&dry));
+
     // An undo is not undone; an unknown run is an error.
     let (status, again) = admin(&srv, &format!("/admin/undo/{undo_id}?mode=apply"), None).await;
     assert_eq!(status, 400, "{again}");

@@ -186,7 +186,16 @@ impl Jobs {
         }
         let records = records.unwrap_or_default();
         let kind = stored.as_ref().and_then(|r| r["kind"].as_str()).unwrap_or("").to_string();
-        let undone = records.iter().find(|r| r["type"] == "operator" && r["action"] == UNDO);
+        // The undo record is indexed under both runs (`audit --run` of the undone run shows it):
+        // this run's own is an undo, another's is an earlier undo of this run.
+        let is_undo = |r: &&Value| r["type"] == "operator" && r["action"] == UNDO;
+        let undone = records.iter().filter(is_undo).find(|r| r["run_id"] == run_id);
+        let earlier: Vec<&str> = records
+            .iter()
+            .filter(is_undo)
+            .filter(|r| r["run_id"] != run_id)
+            .filter_map(|r| r["run_id"].as_str())
+            .collect();
         if kind == UNDO || undone.is_some() {
             let of = undone.and_then(|r| r["undo_of"].as_str()).unwrap_or("another run");
             return Err(LifecycleError::Invalid(format!(
@@ -267,6 +276,8 @@ impl Jobs {
             "not_restored": not_restored,
             "not_yet_delivered": pending,
             "nothing_to_undo": taken.is_empty(),
+            // Undoing again is safe (every restoration is idempotent) but worth knowing.
+            "earlier_undos": earlier,
         });
         if taken.is_empty() {
             tracing::info!(run_id, "Undo: the run changed no account, so there is nothing to undo.");
