@@ -331,3 +331,36 @@ async fn groups_recorded_before_a_change_survive_a_crash_between_the_change_and_
     assert_eq!(findings(&done), vec![(s("cr"), s("restore_license"), vec![s("stash-users")])], "{done:#}");
     eventually("cr has stash-users back", WAIT, || groups(&bb, "cr") == set(&["stash-users", "team"])).await;
 }
+
+#[tokio::test]
+async fn an_undo_names_the_jobs_of_the_run_not_delivered_yet_and_gives_back_nothing_it_has_not_taken() {
+    let jira = Emulator::start(Product::Jira).await;
+    jira.add_user("pat");
+    let srv = TestServer::start_toml(&toml(&jira, ""), &[("ATL_TOKEN", jira.secret())]).await;
+    use scimbridge::policy::{Intent, IntentAction, Trigger};
+    use scimbridge::store::{Operator, OutboxEntry};
+    // A run queued pat's deactivation just before Jira went down: it waits in the outbox.
+    jira.down_for(Duration::from_secs(3600));
+    let intent = Intent {
+        target: "jira".into(),
+        user_id: "atlassian:pat".into(),
+        username: "pat".into(),
+        action: IntentAction::Deactivate,
+        trigger: Trigger::Bulk,
+        dry_run: false,
+    };
+    let op = Operator { actor: "cli:al".into(), run_id: "run-pending".into() };
+    let entry =
+        OutboxEntry::new(serde_json::to_value(&intent).expect("intent"), "2026-01-01T00:00:00Z", 0).with_operator(&op);
+    let queued = json!({"type": "queued", "target": "jira", "user_id": "atlassian:pat", "username": "pat",
+                        "action": intent.action, "trigger": "bulk", "reason": "listed in the CSV"});
+    srv.store().enqueue_audited(&[(entry, queued)]).expect("enqueue");
+    let run_id = "run-pending";
+    let (status, dry) = admin(&srv, &format!("/admin/undo/{run_id}"), None).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["details"]["nothing_to_undo"], true, "{dry:#}");
+    let pending = dry["details"]["not_yet_delivered"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pending.len(), 1, "{dry:#}");
+    assert_eq!((pending[0]["username"].as_str(), pending[0]["state"].as_str()), (Some("pat"), Some("pending")));
+    assert!(findings(&dry).is_empty());
+}
