@@ -1,5 +1,5 @@
 //! The lifecycle commands' backend (`activity refresh`, `cleanup`, `license …`, `deactivate`,
-//! `reactivate`, `reconcile`): with a server running they call its admin API, otherwise they
+//! `reactivate`, `reconcile`, `undo`): with a server running they call its admin API, otherwise they
 //! open the store and run the same `lifecycle::Jobs` functions, so both give one answer.
 
 use std::path::{Path, PathBuf};
@@ -15,33 +15,14 @@ use crate::lifecycle::{BulkKind, BulkRequest, Jobs, Mode, Report};
 /// One lifecycle operation.
 #[derive(Debug, Clone)]
 pub enum LifecycleOp {
-    Refresh {
-        target: Option<String>,
-    },
-    Cleanup {
-        mode: Mode,
-        target: Option<String>,
-        orphans: bool,
-    },
+    Refresh { target: Option<String> },
+    Cleanup { mode: Mode, target: Option<String>, orphans: bool },
     LicenseReport,
-    LicenseOptimize {
-        mode: Mode,
-    },
-    LicenseGrant {
-        user: String,
-    },
-    Bulk {
-        kind: BulkKind,
-        request: BulkRequest,
-    },
-    Reconcile {
-        mode: Mode,
-    },
-    /// `undo RUN_ID`: reads the store and queues; calls no target.
-    Undo {
-        run_id: String,
-        mode: Mode,
-    },
+    LicenseOptimize { mode: Mode },
+    LicenseGrant { user: String },
+    Bulk { kind: BulkKind, request: BulkRequest },
+    Reconcile { mode: Mode },
+    Undo { run_id: String, mode: Mode },
 }
 
 fn with_target(path: String, target: &Option<String>) -> String {

@@ -4,8 +4,8 @@
 //! `GET /admin/license/report`, `POST /admin/license/optimize?mode=…`,
 //! `POST /admin/license/grant/{user}`, `POST /admin/deactivate` and `POST /admin/reactivate`
 //! (body: a `BulkRequest`), `POST /admin/reconcile?mode=…`, `GET /admin/reports[?limit=N]`,
-//! `GET /admin/reports/{id}`, `POST /admin/undo/{run_id}?mode=…`. Each run is attributed to the request's operator (the admin token's
-//! name and the forwarded CLI user) with a run id of its own.
+//! `GET /admin/reports/{id}`, `POST /admin/undo/{run_id}?mode=…`. Each run is attributed to the
+//! request's operator (the admin token's name and the forwarded CLI user) with a run id of its own.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
