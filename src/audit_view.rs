@@ -85,6 +85,7 @@ fn intent_trigger(t: &str) -> &str {
         T::ProfileUpdated => "IdP profile update",
         T::Renamed => "IdP rename",
         T::IdpSignal => "IdP signal after inactivity",
+        T::Operator => "operator",
     }
 }
 

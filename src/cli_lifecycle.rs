@@ -1,5 +1,5 @@
 //! The lifecycle commands' backend (`activity refresh`, `cleanup`, `license …`, `deactivate`,
-//! `reactivate`, `reconcile`): with a server running they call its admin API, otherwise they
+//! `reactivate`, `reconcile`, `undo`): with a server running they call its admin API, otherwise they
 //! open the store and run the same `lifecycle::Jobs` functions, so both give one answer.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ pub enum LifecycleOp {
     LicenseGrant { user: String },
     Bulk { kind: BulkKind, request: BulkRequest },
     Reconcile { mode: Mode },
+    Undo { run_id: String, mode: Mode },
 }
 
 fn with_target(path: String, target: &Option<String>) -> String {
@@ -69,6 +70,9 @@ impl LifecycleOp {
                 (M::POST, path.into(), serde_json::to_value(request).ok())
             }
             LifecycleOp::Reconcile { mode } => (M::POST, format!("/reconcile?mode={}", mode.as_str()), None),
+            LifecycleOp::Undo { run_id, mode } => {
+                (M::POST, format!("/undo/{}?mode={}", url_encode(run_id), mode.as_str()), None)
+            }
         }
     }
 }
@@ -83,7 +87,9 @@ impl Backend {
             Backend::Local(store) => {
                 // Run here, the job calls the targets itself: it needs their credentials (through
                 // a server, the server has them).
-                config.require_credentials(op.target())?;
+                if !matches!(op, LifecycleOp::Undo { .. }) {
+                    config.require_credentials(op.target())?;
+                }
                 let jobs = Jobs::new(store.clone(), config.clone())?.with_operator(crate::store::Operator::cli());
                 let now = Utc::now();
                 // The job calls the targets: on a runtime worker (see cli_signals.rs).
@@ -98,6 +104,7 @@ impl Backend {
                         LifecycleOp::LicenseGrant { user } => jobs.license_grant(&user, now).await,
                         LifecycleOp::Bulk { kind, request } => jobs.bulk(kind, &request, now).await,
                         LifecycleOp::Reconcile { mode } => jobs.reconcile(mode, now).await,
+                        LifecycleOp::Undo { run_id, mode } => jobs.undo(&run_id, mode, now).await,
                     }
                 };
                 Ok(crate::cli_signals::off_main_thread(run).await??)
@@ -162,6 +169,15 @@ pub enum ActivityCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// `scimbridge undo RUN_ID`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UndoArgs {
+    /// The run to undo: the `run_id` of its report (printed by every run, `scimbridge audit --run`).
+    pub run_id: String,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `scimbridge license …`.
@@ -335,6 +351,8 @@ mod tests {
         assert_eq!(p, "/cleanup?mode=dry-run&orphans=true");
         let (_, p, _) = LifecycleOp::LicenseGrant { user: "a@b".into() }.request();
         assert_eq!(p, "/license/grant/a%40b");
+        let (_, p, _) = LifecycleOp::Undo { run_id: "0190 x".into(), mode: Mode::Apply }.request();
+        assert_eq!(p, "/undo/0190%20x?mode=apply");
         let (_, p, b) = LifecycleOp::Bulk { kind: BulkKind::Reactivate, request: BulkRequest::default() }.request();
         assert_eq!(p, "/reactivate");
         assert!(b.is_some());

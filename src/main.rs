@@ -75,6 +75,8 @@ enum Command {
     Reactivate(lc::BulkArgs),
     /// Drift reconciliation: compare every target with the IdP's desired state; --apply repairs.
     Reconcile(lc::RunArgs),
+    /// Undo a run: reactivate what it deactivated and put back the groups it removed (--apply).
+    Undo(lc::UndoArgs),
     /// Links between SCIM users and existing Atlassian accounts: preview, list, set, clear.
     Links {
         #[command(subcommand)]
@@ -245,6 +247,11 @@ fn main() -> ExitCode {
             .and_then(|op| with_runtime(lc::run(&config, op, &a.run.out))),
         Command::Reconcile(r) => with_runtime(lc::run(&config, lc::LifecycleOp::Reconcile { mode: r.mode() }, &r.out)),
         Command::Links { action } => with_runtime(scimbridge::cli_links::run(&config, action)),
+        Command::Undo(u) => with_runtime(lc::run(
+            &config,
+            lc::LifecycleOp::Undo { run_id: u.run_id.clone(), mode: u.run.mode() },
+            &u.run.out,
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,6 +79,7 @@ pub fn for_trigger(trigger: &str) -> &'static str {
         "profile_updated" => PROFILE_UPDATED,
         "renamed" => RENAMED,
         "idp_signal" => IDP_SIGNAL,
+        "operator" => OPERATOR,
         _ => "unknown",
     }
 }

@@ -47,4 +47,5 @@ mod reports_dir;
 mod retention;
 mod supersede;
 mod tls;
+mod undo;
 mod wrong_json_types;

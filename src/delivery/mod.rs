@@ -11,6 +11,7 @@ mod health;
 mod link;
 mod notices;
 mod outage;
+mod removed;
 mod restore;
 mod retry;
 mod worker;

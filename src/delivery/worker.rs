@@ -271,7 +271,7 @@ impl Deliverer {
     /// One attempt at one outbox entry; writes its outcome to the store before returning.
     /// `superseded_by`: a later pending intent of the lane that makes this one stale.
     async fn attempt(&self, seq: u64, superseded_by: Option<u64>) -> StoreResult<Outcome> {
-        let Some(entry) = self.store.outbox_get(seq)? else { return Ok(Outcome::Closed) };
+        let Some(mut entry) = self.store.outbox_get(seq)? else { return Ok(Outcome::Closed) };
         let mut intent: Intent = match serde_json::from_value(entry.intent.clone()) {
             Ok(i) => i,
             Err(e) => {
@@ -338,6 +338,10 @@ impl Deliverer {
                     failure = Some(f);
                 }
             }
+        }
+        if failure.is_none() {
+            // What a run's action may take, recorded before it is taken (`removed.rs`).
+            failure = self.snapshot_groups(connector, seq, &mut entry, &intent).await?.err();
         }
         let mut notes = Vec::new();
         let mut effects = Vec::new();
@@ -413,6 +417,9 @@ impl Deliverer {
         let mut how = if fallbacks.is_empty() { json!({}) } else { json!({ "fallback": fallbacks }) };
         if !restored.is_empty() {
             how["restored_groups"] = json!(restored);
+        }
+        if let Some(before) = &entry.groups_before {
+            how["groups_removed"] = json!(super::removed::removed(&intent.action, before, &fallbacks));
         }
         // What the admin should know although the action succeeded (sessions not ended…).
         if !notes.is_empty() {

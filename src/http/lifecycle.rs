@@ -4,8 +4,8 @@
 //! `GET /admin/license/report`, `POST /admin/license/optimize?mode=…`,
 //! `POST /admin/license/grant/{user}`, `POST /admin/deactivate` and `POST /admin/reactivate`
 //! (body: a `BulkRequest`), `POST /admin/reconcile?mode=…`, `GET /admin/reports[?limit=N]`,
-//! `GET /admin/reports/{id}`. Each run is attributed to the request's operator (the admin token's
-//! name and the forwarded CLI user) with a run id of its own.
+//! `GET /admin/reports/{id}`, `POST /admin/undo/{run_id}?mode=…`. Each run is attributed to the
+//! request's operator (the admin token's name and the forwarded CLI user) with a run id of its own.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -21,6 +21,7 @@ fn api_error(e: LifecycleError) -> ApiError {
     match e {
         LifecycleError::Store(s) => s.into(),
         LifecycleError::Invalid(_) | LifecycleError::UnknownTarget(_) => ScimError::invalid_value(e.to_string()).into(),
+        LifecycleError::UnknownRun(_) => ScimError::not_found(e.to_string()).into(),
         LifecycleError::Read { .. } | LifecycleError::Target(_) => {
             tracing::warn!(error = %e, "A lifecycle job could not read a target.");
             ScimError::new(502, None, e.to_string()).into()
@@ -105,6 +106,12 @@ pub async fn reactivate(req: HttpRequest, body: web::Bytes, state: web::Data<App
 pub async fn reconcile(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let m = mode(&req)?;
     answer(jobs(&state, &req)?.reconcile(m, state.clock.now()).await)
+}
+
+/// `POST /admin/undo/{run_id}?mode=dry-run|apply`: the undo's own report.
+pub async fn undo(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let m = mode(&req)?;
+    answer(jobs(&state, &req)?.undo(&path, m, state.clock.now()).await)
 }
 
 pub async fn reports(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

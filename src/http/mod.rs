@@ -130,6 +130,7 @@ pub fn serve(
                     .route("/deactivate", web::post().to(lifecycle::deactivate))
                     .route("/reactivate", web::post().to(lifecycle::reactivate))
                     .route("/reconcile", web::post().to(lifecycle::reconcile))
+                    .route("/undo/{run_id}", web::post().to(lifecycle::undo))
                     .route("/reports", web::get().to(lifecycle::reports))
                     .route("/reports/{id}", web::get().to(lifecycle::report)),
             )

@@ -36,6 +36,7 @@ const WORDS: &[&str] = &[
     "deactivate",
     "reactivate",
     "reconcile",
+    "undo",
     "reports",
     "links",
     "preview",

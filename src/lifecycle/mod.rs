@@ -12,7 +12,8 @@
 //!
 //! Layout: `config.rs` (the TOML tables), `schedule.rs` (schedules and the scheduler task),
 //! `report.rs`, `context.rs` (what a job knows about a target and the IdP's users),
-//! `activity.rs` (refresh), `cleanup.rs`, `bulk.rs`, `license.rs`, `reconcile.rs`, `grace.rs` (warn first, then act after a grace period).
+//! `activity.rs` (refresh), `cleanup.rs`, `bulk.rs`, `license.rs`, `reconcile.rs`, `grace.rs` (warn
+//! first, then act after a grace period), `undo.rs` (undo of a run).
 
 mod activity;
 mod bulk;
@@ -26,6 +27,7 @@ mod reconcile;
 mod report;
 mod schedule;
 mod suggest;
+mod undo;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub enum LifecycleError {
     Invalid(String),
     #[error("reading {target} failed: {reason}")]
     Read { target: String, reason: String },
+    /// `undo` of a run id no record names.
+    #[error("{0}")]
+    UnknownRun(String),
 }
 
 /// Everything a job needs: the store, the validated configuration, one connector per target, and

@@ -92,6 +92,7 @@ pub fn reason_of(kind: &str, action: &str) -> &'static str {
         ("license" | "license-report" | "license-grant", _) => crate::reason::LICENSE_GRANTED,
         ("deactivate" | "reactivate", _) => crate::reason::BULK,
         ("reconcile", _) => crate::reason::RECONCILE,
+        ("undo", _) => crate::reason::OPERATOR,
         _ => "",
     }
 }
@@ -235,12 +236,13 @@ pub fn apply_hint(kind: &str) -> Option<&'static str> {
         "deactivate" => Some("scimbridge deactivate --apply (with the same --target and selector)"),
         "reactivate" => Some("scimbridge reactivate --apply (with the same --target and selector)"),
         "reconcile" => Some("scimbridge reconcile --apply"),
+        "undo" => Some("scimbridge undo RUN_ID --apply (the same RUN_ID)"),
         _ => None,
     }
 }
 
 /// Every report kind a run can have (for checking `apply_hint`).
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "activity-refresh",
     "cleanup",
     "license",
@@ -249,6 +251,7 @@ pub const KINDS: [&str; 8] = [
     "deactivate",
     "reactivate",
     "reconcile",
+    "undo",
 ];
 
 /// The columns of one finding (`csv_row`), also the CLI's on-screen table.

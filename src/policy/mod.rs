@@ -195,6 +195,8 @@ pub enum Trigger {
     /// Any IdP signal for an active user whose account on the target was deactivated for
     /// inactivity: it comes back (`comeback.rs`).
     IdpSignal,
+    /// An operator's own decision outside any selection rule: `scimbridge undo` of a run.
+    Operator,
 }
 
 impl Trigger {

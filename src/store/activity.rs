@@ -188,6 +188,21 @@ impl Store {
         self.lifecycle_tree(REPORTS)?.get(id.to_be_bytes())?.map(|v| decode(&v)).transpose()
     }
 
+    /// The newest stored report of run `run_id` (its `run_id` field), read one at a time from the
+    /// newest: a run's report is found without holding every report in memory.
+    ///
+    /// # Errors
+    /// On a sled error or an unreadable report.
+    pub fn report_of_run(&self, run_id: &str) -> StoreResult<Option<Value>> {
+        for kv in self.lifecycle_tree(REPORTS)?.iter().rev() {
+            let r: Value = decode(&kv?.1)?;
+            if r.get("run_id").and_then(Value::as_str) == Some(run_id) {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
     /// The newest `limit` reports, newest first.
     ///
     /// # Errors

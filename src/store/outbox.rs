@@ -51,6 +51,10 @@ pub struct OutboxEntry {
     /// then derives it from the intent's trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The account's groups read before a run's first attempt at an action that can remove
+    /// groups (`delivery/removed.rs`), so the delivery record and `undo` know what it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_before: Option<Vec<String>>,
 }
 
 impl OutboxEntry {
@@ -68,6 +72,7 @@ impl OutboxEntry {
             resume: None,
             reason: Some(crate::reason::of_intent(&intent, None)),
             intent,
+            groups_before: None,
         }
     }
     /// The same entry, attributed to `op`.

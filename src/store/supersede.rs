@@ -57,7 +57,8 @@ impl Basis {
         // or an operator's list, not from the user's access in the IdP: an IdP group change
         // after them does not contradict them (only a newer decision about the account does).
         let trigger = intent.get("trigger").and_then(Value::as_str).unwrap_or_default();
-        let access = access.filter(|_| !matches!(trigger, "cleanup" | "license_reclaim" | "license_grant" | "bulk"));
+        let access = access
+            .filter(|_| !matches!(trigger, "cleanup" | "license_reclaim" | "license_grant" | "bulk" | "operator"));
         Basis { batch, drives, access }
     }
 
