@@ -8,6 +8,7 @@ mod groups;
 mod link;
 mod restore;
 mod retry;
+mod store_gate;
 mod worker;
 
 pub use groups::GroupGuard;

@@ -153,7 +153,7 @@ impl Store {
         let lanes = self.dead_lane_tree()?;
         let (outbox, dead_tree, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, dead_tree, audit_tree, by_subject, &lanes).transaction(|(o, d, a, s, l)| {
+        (&*outbox, &*dead_tree, &*audit_tree, &*by_subject, &lanes).transaction(|(o, d, a, s, l)| {
             o.remove(&seq.to_be_bytes())?;
             if let (Some(b), Some(lane)) = (&dead_bytes, &lane) {
                 d.insert(&seq.to_be_bytes(), b.as_slice())?;
@@ -194,7 +194,7 @@ impl Store {
         }
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, audit_tree, by_subject).transaction(|(o, a, s)| {
+        (&*outbox, &*audit_tree, &*by_subject).transaction(|(o, a, s)| {
             for (seq, entry, audit_seq, record, index) in &rows {
                 o.insert(&seq.to_be_bytes(), entry.as_slice())?;
                 a.insert(&audit_seq.to_be_bytes(), record.as_slice())?;
@@ -315,7 +315,7 @@ impl Store {
         let lanes = self.dead_lane_tree()?;
         let (outbox, dead, a, b) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, dead, &sup, &lanes, a, b).transaction(|(o, d, s, l, a, b)| {
+        (&*outbox, &*dead, &sup, &lanes, &*a, &*b).transaction(|(o, d, s, l, a, b)| {
             o.insert(&new_seq.to_be_bytes(), fresh.as_slice())?;
             if from_dead {
                 d.remove(&seq.to_be_bytes())?;
@@ -356,7 +356,8 @@ impl Store {
         let bytes = encode(audit)?;
         let index = index_keys(subject, audit, audit_seq);
         let (sup, lanes, held) = (self.superseded_tree()?, self.dead_lane_tree()?, self.held_tree()?);
-        let trees = (self.t(tree::DEAD), &sup, &lanes, &held, self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        let (dead, audit_tree, by_subject) = (self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        let trees = (&*dead, &sup, &lanes, &held, &*audit_tree, &*by_subject);
         trees.transaction(|(d, su, l, h, a, s)| {
             match &place {
                 DropFrom::Dead(lane) => {
@@ -398,7 +399,7 @@ impl Store {
         let bytes = encode(audit)?;
         let index = index_keys(subject, audit, seq);
         let (a, s) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (a, s).transaction(|(a, s)| {
+        (&*a, &*s).transaction(|(a, s)| {
             a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
             for k in &index {
                 s.insert(k.as_slice(), &[])?;
