@@ -211,11 +211,11 @@ async fn a_full_disk_refuses_writes_with_503_stores_nothing_pauses_delivery_and_
 
     // Nothing answered 503 is stored; the IdP's retry creates it (201, not 409).
     for name in &refused {
-        let found = s.ids_matching("Users", &format!("userName eq \"{name}\"")).await;
+        let found = s.ids_matching("/Users", &format!("userName eq \"{name}\"")).await;
         assert!(found.is_empty(), "{name} was answered 503 but is stored");
     }
     for name in &accepted {
-        let found = s.ids_matching("Users", &format!("userName eq \"{name}\"")).await;
+        let found = s.ids_matching("/Users", &format!("userName eq \"{name}\"")).await;
         assert_eq!(found.len(), 1, "{name} was answered 201 and must be stored");
     }
     let renamed = s.get(&format!("/Users/{}", ids[0])).await;

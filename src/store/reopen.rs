@@ -81,6 +81,16 @@ impl Store {
         self.inner.health.reopens()
     }
 
+    /// `Ok` unless the open database may hold a write that failed (it is dropped by reopening
+    /// the store, which sled can only do once there is space again): then why.
+    pub fn readable(&self) -> Result<(), String> {
+        if self.inner.health.needs_reopen() {
+            Err(self.writable().err().unwrap_or_else(|| "the store is being reopened".into()))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Since when the store cannot write (RFC 3339), while it cannot.
     pub fn unwritable_since(&self) -> Option<String> {
         self.inner.health.since()
@@ -121,8 +131,14 @@ impl Store {
             return;
         }
         self.inner.health.failed(reason);
-        if let Err(e) = self.reopen() {
-            tracing::error!(error = %e, "Reopening the store after a failed write failed; retrying in the background.");
+        self.inner.health.set_needs_reopen(true);
+        // sled's recovery writes to its log, so it cannot open on a full disk: reopen now only
+        // when the failure was not for lack of space; otherwise the background thread reopens
+        // once its probe finds space (until then `readable` keeps requests off the failed state).
+        if health::probe_space(&self.inner.dir).is_ok() {
+            if let Err(e) = self.reopen() {
+                tracing::error!(error = %e, "Reopening the store after a failed write failed; retrying in the background.");
+            }
         }
     }
 
@@ -154,13 +170,15 @@ impl Store {
             None if present => Ok(()),
             None => Err(StoreError::Unwritable(why())),
             // The failure reopened the store and sled had got the write to disk: the reopen
-            // synced it (or this sync does), so it is durable and acknowledged.
-            Some(e) if present && e.unwritable_reason().is_some() && !matches!(e, StoreError::Unwritable(_)) => {
-                if !self.inner.health.needs_reopen() || self.inner.gen().sync_log().is_ok() {
-                    Ok(())
-                } else {
-                    Err(StoreError::Unwritable(why()))
-                }
+            // synced it, so it is durable and acknowledged. While the reopen is pending, the
+            // write is present only in the failed database's memory: not durable.
+            Some(e)
+                if present
+                    && !self.inner.health.needs_reopen()
+                    && e.unwritable_reason().is_some()
+                    && !matches!(e, StoreError::Unwritable(_)) =>
+            {
+                Ok(())
             }
             Some(e) => Err(StoreError::Unwritable(e.unwritable_reason().unwrap_or_else(why))),
         }
