@@ -5,7 +5,7 @@ use crate::scim::ScimError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", sled_text(.0))]
     Sled(#[from] sled::Error),
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
@@ -19,6 +19,17 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// sled's text, led by what an I/O failure means for the operator (`out of space`): the CLI
+/// prints this when a command cannot write.
+fn sled_text(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) if !io.to_string().starts_with("could not acquire lock") => {
+            format!("{} ({io})", super::health::describe_io(io))
+        }
+        other => other.to_string(),
+    }
+}
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
     fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
@@ -78,6 +89,7 @@ mod tests {
         let refused = StoreError::Unwritable("the store is out of space (no space left on device)".into());
         assert_eq!(refused.to_scim().status, 503);
         assert!(refused.to_scim().detail.contains("out of space"));
+        assert!(e.to_string().contains("out of space"), "the CLI's message names the cause: {e}");
     }
 
     #[test]
