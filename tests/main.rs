@@ -20,6 +20,7 @@ mod entra_sequences;
 mod fallback;
 mod filter_roundtrip;
 mod filters;
+mod full_disk;
 mod group_sync;
 mod hostile;
 mod jwt_auth;

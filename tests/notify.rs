@@ -87,8 +87,9 @@ async fn a_dead_letter_is_emailed_over_real_smtp_and_posted_signed_to_a_json_web
     for fact in ["Who: hank (SCIM id", "What: deactivate on jira", "Why: disabled", "403", "scimbridge jobs retry"] {
         assert!(text.contains(fact), "{fact} in {text}");
     }
+    // Each channel's outcome is recorded right after its receiver answered.
+    eventually("the notice recorded as sent", WAIT, || s.store().sent_notices().is_ok_and(|n| n.len() == 1)).await;
     let sent = s.store().sent_notices().expect("sent");
-    assert_eq!(sent.len(), 1);
     let notice_id = sent[0].id;
     assert_eq!(mail.header("Message-ID"), Some(format!("<scimbridge-notice-{notice_id}@example.com>")));
     assert_eq!(sent[0].channels["smtp"].outcome.as_deref(), Some("sent"));
@@ -171,6 +172,7 @@ async fn failing_receivers_are_retried_with_backoff_and_each_gets_the_notice_onc
     assert_eq!(hook.hits().iter().map(|h| h.status).collect::<Vec<_>>(), vec![503, 503, 200]);
     let text = readable(&smtp.messages()[0]);
     assert!(text.contains("4950 destructive actions held") && text.contains("scimbridge held approve --all"), "{text}");
+    eventually("the notice recorded as sent", WAIT, || s.store().sent_notices().is_ok_and(|n| n.len() == 1)).await;
     let sent = s.store().sent_notices().expect("sent");
     assert_eq!(sent.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
     assert_eq!(sent[0].channels["smtp"].attempts, 2);

@@ -14,6 +14,7 @@ mod outage;
 mod removed;
 mod restore;
 mod retry;
+mod store_gate;
 mod worker;
 
 pub use groups::GroupGuard;

@@ -121,7 +121,16 @@ impl Deliverer {
         // Per pending intent, what tells whether a later one in its lane supersedes it.
         let mut decided: HashMap<u64, Decided> = HashMap::new();
         let mut high_water = 0u64;
+        let mut seen = super::store_gate::Seen::default();
         loop {
+            if seen.must_pause(&self.store) {
+                let all = self.cfg.concurrency as u32;
+                if !seen.pause(&self.store, &permits, all, &mut done_rx, &mut stopped).await {
+                    break;
+                }
+                (lanes, busy, timers, ready, decided, high_water) = Default::default();
+                (held, holding, enqueued) = Default::default();
+            }
             // Take in everything committed since the last look.
             match self.store.outbox_after(high_water) {
                 Ok(items) => {

@@ -112,7 +112,7 @@ fn error_result(op: &Op, e: &ScimError) -> Value {
     r
 }
 
-/// Runs one operation; returns (status, location, version) or the error.
+/// Runs one operation; returns (status, location, version, the write's sequence) or the error.
 fn run(
     state: &AppState,
     who: &Principal,
@@ -120,7 +120,7 @@ fn run(
     path: &str,
     data: Option<&Value>,
     base: &str,
-) -> ScimResult<(u16, Option<String>, Option<String>)> {
+) -> ScimResult<(u16, Option<String>, Option<String>, u64)> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let kind = parts
         .first()
@@ -132,19 +132,19 @@ fn run(
     match (op.method.as_str(), parts.get(1)) {
         ("POST", None) => {
             let w = ops::create(state, who, kind, data()?).map_err(store_err)?;
-            Ok((201, located(&w.record.id), Some(w.record.meta.etag())))
+            Ok((201, located(&w.record.id), Some(w.record.meta.etag()), w.seq))
         }
         ("PUT", Some(id)) => {
             let w = ops::replace(state, who, kind, id, data()?, op.version.as_deref()).map_err(store_err)?;
-            Ok((200, located(id), Some(w.record.meta.etag())))
+            Ok((200, located(id), Some(w.record.meta.etag()), w.seq))
         }
         ("PATCH", Some(id)) => {
             let w = ops::patch(state, who, kind, id, data()?, op.version.as_deref()).map_err(store_err)?;
-            Ok((200, located(id), Some(w.record.meta.etag())))
+            Ok((200, located(id), Some(w.record.meta.etag()), w.seq))
         }
         ("DELETE", Some(id)) => {
-            ops::delete(state, who, kind, id, op.version.as_deref()).map_err(store_err)?;
-            Ok((204, located(id), None))
+            let seq = ops::delete(state, who, kind, id, op.version.as_deref()).map_err(store_err)?;
+            Ok((204, located(id), None, seq))
         }
         _ => Err(ScimError::invalid_syntax(format!("{} {path} is not a valid bulk operation.", op.method))),
     }
@@ -171,6 +171,7 @@ pub async fn handle(state: &AppState, req: &HttpRequest, payload: web::Payload) 
     let mut results: Vec<Option<Value>> = vec![None; ops.len()];
     let mut pending: Vec<&Op> = ops.iter().collect();
     let mut errors = 0usize;
+    let mut written: Vec<(&Op, u64)> = Vec::new();
     'passes: while !pending.is_empty() {
         let mut waiting = Vec::new();
         let before = pending.len();
@@ -188,7 +189,8 @@ pub async fn handle(state: &AppState, req: &HttpRequest, payload: web::Payload) 
                 }
             };
             let result = match run(state, &who, op, &path, data.as_ref(), &base) {
-                Ok((status, location, version)) => {
+                Ok((status, location, version, seq)) => {
+                    written.push((op, seq));
                     if let (Some(b), Some(loc)) = (&op.bulk_id, &location) {
                         if let Some(id) = loc.rsplit('/').next() {
                             ids.insert(b.clone(), id.to_string());
@@ -227,7 +229,14 @@ pub async fn handle(state: &AppState, req: &HttpRequest, payload: web::Payload) 
         }
         pending = waiting;
     }
-    state.store.flush().await?;
+    // One flush for the whole request; an operation whose write did not become durable (the
+    // store could not write) is answered with that error, never as done.
+    let flushed = state.store.flush().await;
+    for (op, seq) in written {
+        if let Err(e) = state.store.write_durable(seq, flushed.as_ref().err()) {
+            results[op.index] = Some(error_result(op, &e.to_scim()));
+        }
+    }
     let done: Vec<Value> = results.into_iter().flatten().collect();
     let body = json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": done});
     Ok(HttpResponse::Ok().content_type(SCIM_JSON).body(body.to_string()))

@@ -1,5 +1,9 @@
-//! `/healthz` (liveness, no auth), `/readyz` (the store answers; no auth) and `/metrics`
-//! (admin token).
+//! `/healthz` (liveness, no auth), `/readyz` (the store answers and can write; no auth) and
+//! `/metrics` (admin token).
+//!
+//! A store that cannot write (a full disk) fails readiness, not liveness: the process is fine
+//! and recovers by itself once space is free (`store/reopen.rs`), so restarting it would gain
+//! nothing, while taking it out of service tells the orchestrator and the admin at once.
 
 use actix_web::{web, HttpResponse};
 
@@ -41,7 +45,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "pending": state.store.outbox_depth(),
         "oldest_pending_age_secs": oldest_pending_age_secs(&state),
     });
-    let body = serde_json::json!({"status": if ready { "ready" } else { "store unavailable" }, "store": ready, "targets": targets, "outbox": outbox});
+    let mut body = serde_json::json!({"status": if ready { "ready" } else { "store unavailable" }, "store": ready, "targets": targets, "outbox": outbox});
+    if let Err(why) = state.store.writable() {
+        body["status"] = serde_json::json!(format!("store not writable: {why}"));
+        body["store_writable"] = serde_json::json!(false);
+        body["store_error"] = serde_json::json!(why);
+        body["store_unwritable_since"] = serde_json::json!(state.store.unwritable_since());
+    } else {
+        body["store_writable"] = serde_json::json!(true);
+    }
     let mut res = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
     res.content_type("application/json").body(body.to_string())
 }
@@ -58,6 +70,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .map_or(0.0, |t| (chrono::Utc::now() - t).num_seconds().max(0) as f64);
     let text = state.metrics.render(&[
         ("scimbridge_store_size_bytes", "Size of the embedded store on disk.", state.store.size_on_disk() as f64),
+        (
+            "scimbridge_store_writable",
+            "1 while the store can make writes durable, 0 while it cannot (full disk, I/O error): writes answer 503 and delivery pauses.",
+            if state.store.writable().is_ok() { 1.0 } else { 0.0 },
+        ),
         ("scimbridge_users", "Users stored.", users),
         ("scimbridge_groups", "Groups stored.", groups),
         ("scimbridge_outbox_depth", "Intents waiting for delivery.", state.store.outbox_depth() as f64),

@@ -194,10 +194,19 @@ async fn admit_or_refuse(
     path: &str,
     guard_refusal: Option<Oversized>,
 ) -> Result<Option<Principal>, actix_web::HttpResponse> {
-    match guard_refusal {
+    let admitted = match guard_refusal {
         Some(why) => Err(too_large(why, &state.config.limits)),
         None => admit(req, state, role, path).await,
+    }?;
+    // While the store holds a write it could not make durable (until it can be reopened, see
+    // store/reopen.rs), reads could show it: SCIM and admin requests wait for the recovery.
+    if let Err(why) = state.store.readable() {
+        if path.starts_with("/scim/") || path.starts_with("/admin") {
+            let detail = format!("The store is recovering from a failed write: {why}. Retry later.");
+            return Err(super::error::error_response(&crate::scim::ScimError::new(503, None, detail)));
+        }
     }
+    Ok(admitted)
 }
 
 pub async fn authenticate(

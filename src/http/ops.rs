@@ -49,6 +49,8 @@ fn member_edits(ops: Vec<MemberOp>, schema: &ResourceSchema) -> Vec<MemberEdit> 
 
 pub struct Written {
     pub record: Record,
+    /// The write's sequence number, for `Store::flush_write`.
+    pub seq: u64,
 }
 
 fn ctx<'a>(state: &'a AppState, actor: &'a Actor, now: &'a str, if_match: Option<&'a str>) -> WriteCtx<'a> {
@@ -66,7 +68,7 @@ pub fn create(state: &AppState, who: &Principal, kind: Kind, body: &Value) -> Re
     };
     let (actor, now) = (Actor(who.name.clone()), now());
     let out = state.store.create(kind, incoming.attrs, members, &ctx(state, &actor, &now, None))?;
-    Ok(Written { record: out.record })
+    Ok(Written { record: out.record, seq: out.seq })
 }
 
 /// PUT: full replace of the client-owned attributes. `id`, `meta` and other readOnly
@@ -101,7 +103,7 @@ pub fn replace(
         };
         Ok((attrs, edits))
     })?;
-    Ok(Written { record: out.record })
+    Ok(Written { record: out.record, seq: out.seq })
 }
 
 /// PATCH: RFC 7644 §3.5.2, atomically.
@@ -125,20 +127,19 @@ pub fn patch(
         }
         Ok((attrs, member_edits(effect.members, schema)))
     })?;
-    Ok(Written { record: out.record })
+    Ok(Written { record: out.record, seq: out.seq })
 }
 
-/// DELETE.
+/// DELETE; returns the write's sequence number.
 pub fn delete(
     state: &AppState,
     who: &Principal,
     kind: Kind,
     id: &str,
     if_match: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let (actor, now) = (Actor(who.name.clone()), now());
-    state.store.delete(kind, id, &ctx(state, &actor, &now, if_match))?;
-    Ok(())
+    Ok(state.store.delete(kind, id, &ctx(state, &actor, &now, if_match))?.seq)
 }
 
 /// One resource as stored, or 404.

@@ -199,7 +199,7 @@ async fn create(state: &AppState, req: &HttpRequest, kind: Kind, payload: web::P
     let bytes = body::read(req, payload, state.config.limits.max_body_bytes).await?;
     let value = body::json(&bytes)?;
     let written = ops::create(state, &who, kind, &value)?;
-    state.store.flush().await?;
+    state.store.flush_write(written.seq).await?;
     let body = resource_body(state, &base_url(state, req), kind, &StoredRecord::from_record(&written.record)?, &proj)?;
     let location = format!("{}/{}/{}", base_url(state, req), kind.endpoint(), written.record.id);
     Ok(respond(StatusCode::CREATED, written.record.meta.etag(), body, Some(location)))
@@ -223,7 +223,7 @@ async fn write(
     } else {
         ops::replace(state, &who, kind, id, &value, im.as_deref())?
     };
-    state.store.flush().await?;
+    state.store.flush_write(written.seq).await?;
     // Groups answer PATCH with 204 (what Entra ID expects) unless attributes were asked for.
     if is_patch && kind == Kind::Group && proj.is_default() {
         return Ok(HttpResponse::NoContent().insert_header((header::ETAG, written.record.meta.etag())).finish());
@@ -234,8 +234,8 @@ async fn write(
 
 async fn delete(state: &AppState, req: &HttpRequest, kind: Kind, id: &str) -> ApiResult<HttpResponse> {
     let who = principal(req)?;
-    ops::delete(state, &who, kind, id, if_match(req).as_deref())?;
-    state.store.flush().await?;
+    let seq = ops::delete(state, &who, kind, id, if_match(req).as_deref())?;
+    state.store.flush_write(seq).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -94,7 +94,7 @@ fn triple(a: &str, b: &str, c: &str) -> Vec<u8> {
 
 impl Store {
     fn lifecycle_tree(&self, name: &str) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(name)?)
+        Ok(self.inner.db().open_tree(name)?)
     }
 
     /// Writes one account seen by a refresh, keeping the `first_seen_ms` of an earlier record.

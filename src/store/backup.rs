@@ -40,10 +40,10 @@ impl Store {
         writeln!(out, "{header}").map_err(io)?;
         let mut digest = Sha256::new();
         let mut entries = 0u64;
-        let mut names: Vec<Vec<u8>> = self.inner.db.tree_names().into_iter().map(|n| n.to_vec()).collect();
+        let mut names: Vec<Vec<u8>> = self.inner.db().tree_names().into_iter().map(|n| n.to_vec()).collect();
         names.sort();
         for name in &names {
-            let tree = self.inner.db.open_tree(name)?;
+            let tree = self.inner.db().open_tree(name)?;
             let tname = String::from_utf8_lossy(name).into_owned();
             for kv in tree.iter() {
                 let (k, v) = kv?;

@@ -106,7 +106,7 @@ pub(crate) fn apply(t: &sled::transaction::TransactionalTree, e: &Effect) -> Res
 
 impl Store {
     pub(crate) fn deactivations_tree(&self) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(DEACTIVATIONS)?)
+        Ok(self.inner.db().open_tree(DEACTIVATIONS)?)
     }
 
     /// The recorded last offboarding of `user_id`'s account on `target`, in any state.

@@ -63,7 +63,7 @@ fn decode(v: &[u8]) -> StoreResult<GraceEntry> {
 
 impl Store {
     fn grace_tree(&self) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(GRACE)?)
+        Ok(self.inner.db().open_tree(GRACE)?)
     }
 
     /// The pending entry of one account, if it was warned and its action has not ended.
@@ -131,7 +131,8 @@ impl Store {
         let seq = self.next_seq();
         let bytes = encode(audit)?;
         let index = index_keys(subject, audit, seq);
-        (grace, self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT)).transaction(|(g, a, s)| {
+        let (audit_tree, by_subject) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        (grace, &*audit_tree, &*by_subject).transaction(|(g, a, s)| {
             change(g)?;
             a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
             for k in &index {

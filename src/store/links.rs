@@ -112,7 +112,7 @@ type TxResult = Result<(), sled::transaction::ConflictableTransactionError<Store
 
 impl Store {
     fn named(&self, name: &str) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(name)?)
+        Ok(self.inner.db().open_tree(name)?)
     }
 
     /// The link of `user_id` on `target`.
@@ -206,7 +206,7 @@ impl Store {
         let audit_bytes = encode(audit)?;
         let index = index_keys(&link.user_id, audit, audit_seq);
         let (audit_tree, by_subject) = (self.t(super::tree::AUDIT), self.t(super::tree::AUDIT_BY_SUBJECT));
-        (&links, &by_account, &by_ext, &review, audit_tree, by_subject).transaction(|(l, a, e, r, at, s)| {
+        (&links, &by_account, &by_ext, &review, &*audit_tree, &*by_subject).transaction(|(l, a, e, r, at, s)| {
             if let Some(old) = &retired {
                 l.remove(keys::pair(&old.user_id, &old.target))?;
                 if let Some(x) = &old.external_id {
@@ -253,7 +253,7 @@ impl Store {
         let audit_bytes = encode(audit)?;
         let index = index_keys(user_id, audit, audit_seq);
         let (audit_tree, by_subject) = (self.t(super::tree::AUDIT), self.t(super::tree::AUDIT_BY_SUBJECT));
-        (&links, &by_account, &by_ext, &review, audit_tree, by_subject).transaction(|(l, a, e, r, at, s)| {
+        (&links, &by_account, &by_ext, &review, &*audit_tree, &*by_subject).transaction(|(l, a, e, r, at, s)| {
             if let Some(p) = &previous {
                 l.remove(keys::pair(user_id, target))?;
                 a.remove(keys::pair(target, &fold(&p.username)))?;
@@ -364,7 +364,7 @@ impl Store {
         held_key.extend_from_slice(&seq.to_be_bytes());
         let (outbox, audit_tree, by_subject) =
             (self.t(super::tree::OUTBOX), self.t(super::tree::AUDIT), self.t(super::tree::AUDIT_BY_SUBJECT));
-        (&review_tree, &held, outbox, audit_tree, by_subject).transaction(|(r, h, o, at, s)| {
+        (&review_tree, &held, &*outbox, &*audit_tree, &*by_subject).transaction(|(r, h, o, at, s)| {
             if let Some(b) = &review_bytes {
                 r.insert(keys::pair(target, user_id), b.as_slice())?;
             }
@@ -491,7 +491,7 @@ impl Store {
             records.push((seq, encode(&record)?, index_keys(user_id, &record, seq)));
         }
         let (audit_tree, by_subject) = (self.t(super::tree::AUDIT), self.t(super::tree::AUDIT_BY_SUBJECT));
-        (&held, outbox, audit_tree, by_subject).transaction(|(h, o, at, s)| {
+        (&held, &*outbox, &*audit_tree, &*by_subject).transaction(|(h, o, at, s)| {
             for (k, _) in &items {
                 h.remove(k)?;
             }

@@ -51,7 +51,7 @@ fn key(target: &str, group: &str) -> Vec<u8> {
 
 impl Store {
     fn managed_tree(&self) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(MANAGED_GROUPS)?)
+        Ok(self.inner.db().open_tree(MANAGED_GROUPS)?)
     }
 
     /// The record of `group` in `target`, if scimbridge manages it.

@@ -29,6 +29,12 @@ impl MemberCounts {
         Ok(MemberCounts(RwLock::new(Some(map))))
     }
 
+    /// Takes over `fresh`'s counts (after the store was reopened from disk).
+    pub(crate) fn replace_with(&self, fresh: MemberCounts) {
+        let theirs = fresh.0.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = theirs;
+    }
+
     /// True only when `member` is certainly in no group.
     pub(crate) fn in_no_group(&self, member: &str) -> bool {
         match (self.0.read().as_deref(), uuid_of(member)) {

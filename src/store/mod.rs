@@ -34,6 +34,7 @@ mod backup;
 mod deactivations;
 mod error;
 mod grace;
+mod health;
 mod keys;
 mod links;
 mod managed_groups;
@@ -46,6 +47,7 @@ mod outbox;
 mod query;
 mod record_cache;
 mod records;
+mod reopen;
 mod retention;
 mod supersede;
 mod tokens;
@@ -132,10 +134,14 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// What lives as long as the store, across reopens (see `reopen.rs`): the locks, counters and
+/// in-memory mirrors every clone shares. The sled database itself is in `gen`.
 struct Inner {
-    db: sled::Db,
-    trees: Vec<sled::Tree>,
-    tokens: sled::Tree,
+    dir: std::path::PathBuf,
+    sled_cache: u64,
+    /// The sled database now open. Replaced when the store is reopened after a failed write
+    /// (`reopen.rs`); `None` only while that happens.
+    gen: std::sync::RwLock<Option<Arc<Gen>>>,
     /// Serialises read-modify-write of SCIM resources; held only while the transaction runs,
     /// never across the flush, so durability waits overlap.
     writer: std::sync::Mutex<()>,
@@ -147,8 +153,6 @@ struct Inner {
     flushed: AtomicU64,
     /// One flush at a time; the others wait for it and usually find their writes covered.
     flusher: tokio::sync::Mutex<()>,
-    /// sled's log file, opened once for `fdatasync`.
-    log_file: Option<std::fs::File>,
     /// Bumped whenever a token is issued or revoked, so authentication can cache the set.
     tokens_version: AtomicU64,
     /// The unique-name indexes mirrored in memory (see `names.rs`).
@@ -157,10 +161,52 @@ struct Inner {
     member_counts: member_counts::MemberCounts,
     /// Recently read users and groups, for rendering (see `record_cache.rs`).
     records: record_cache::RecordCache,
-    /// The data dir, remembered when the store closes (see [`CLOSED_HERE`]).
-    dir: std::path::PathBuf,
     /// The notification lane's wanted events and wake-up (see `notices.rs`).
     notices: notices::NoticeLane,
+    /// Whether the store can write now, and why not (see `health.rs`).
+    health: health::Health,
+}
+
+/// One opening of the sled database.
+pub(crate) struct Gen {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    tokens: sled::Tree,
+    /// sled's log file, opened once for `fdatasync`.
+    log_file: Option<std::fs::File>,
+}
+
+impl Inner {
+    /// The sled database now open (waits out a reopen in progress).
+    fn gen(&self) -> Arc<Gen> {
+        loop {
+            if let Some(g) = self.gen.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+                return g.clone();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn db(&self) -> sled::Db {
+        self.gen().db.clone()
+    }
+}
+
+/// A tree of the open database; holds that opening alive while in use.
+pub(crate) struct TreeRef {
+    gen: Arc<Gen>,
+    index: usize,
+}
+
+impl std::ops::Deref for TreeRef {
+    type Target = sled::Tree;
+    fn deref(&self) -> &sled::Tree {
+        if self.index == usize::MAX {
+            &self.gen.tokens
+        } else {
+            &self.gen.trees[self.index]
+        }
+    }
 }
 
 /// Data dirs whose store the background flush thread holds at this moment. When the owner drops
@@ -257,56 +303,29 @@ impl Store {
         wait_for_background_flush(dir);
         wait_for_sled_release(dir);
         let (page_cache, record_cache) = cache_split(cache_bytes);
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .cache_capacity(page_cache)
-            .open()?;
+        let gen = reopen::open_gen(dir, page_cache)?;
         // Open here now: a second open of it must fail at once again.
         CLOSED_HERE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|d| d != dir);
-        let trees = tree::NAMES.iter().map(|n| db.open_tree(n)).collect::<Result<Vec<_>, _>>()?;
-        let tokens = db.open_tree("tokens")?;
-        let meta = &trees[tree::META];
-        match meta.get(b"layout")? {
-            None => {
-                meta.insert(b"layout", &LAYOUT_VERSION.to_be_bytes())?;
-            }
-            Some(v) => {
-                let found = keys::decode_u64(&v);
-                if found > LAYOUT_VERSION {
-                    return Err(StoreError::Layout(found));
-                }
-            }
-        }
-        // The counter is persisted with each SCIM write; delivery records take numbers between
-        // those writes, so also look at the newest keys of the sequence-keyed trees.
-        let mut seq = meta.get(b"seq")?.map(|v| keys::decode_u64(&v)).unwrap_or(0);
-        for t in [tree::AUDIT, tree::OUTBOX, tree::DEAD] {
-            if let Some((k, _)) = trees[t].last()? {
-                seq = seq.max(keys::decode_u64(&k));
-            }
-        }
-        let names = names::NameIndex::load(&trees[tree::USER_BY_NAME], &trees[tree::GROUP_BY_NAME])?;
-        let member_counts = member_counts::MemberCounts::load(&trees[tree::MEMBER_OF])?;
+        let seq = gen.last_seq()?;
+        let names = names::NameIndex::load(&gen.trees[tree::USER_BY_NAME], &gen.trees[tree::GROUP_BY_NAME])?;
+        let member_counts = member_counts::MemberCounts::load(&gen.trees[tree::MEMBER_OF])?;
         let store = Store {
             inner: Arc::new(Inner {
-                db,
-                trees,
-                tokens,
+                dir: dir.to_path_buf(),
+                sled_cache: page_cache,
+                gen: std::sync::RwLock::new(Some(Arc::new(gen))),
                 writer: std::sync::Mutex::new(()),
                 seq: AtomicU64::new(seq),
                 outbox_signal: tokio::sync::Notify::new(),
                 committed: AtomicU64::new(0),
                 flushed: AtomicU64::new(0),
                 flusher: tokio::sync::Mutex::new(()),
-                log_file: std::fs::File::open(dir.join("db")).ok(),
                 tokens_version: AtomicU64::new(0),
                 names,
                 member_counts,
                 records: record_cache::RecordCache::new(record_cache),
-                dir: dir.to_path_buf(),
                 notices: notices::NoticeLane::default(),
+                health: health::Health::default(),
             }),
         };
         store.index_dead_lanes()?;
@@ -331,11 +350,7 @@ impl Store {
             // Taken under the registry's lock, so a reopen either sees the hold or finds the
             // store gone (see `wait_for_background_flush`).
             let Some(store) = background_hold(&dir, || weak.upgrade().map(|inner| Store { inner })) else { break };
-            if store.inner.flushed.load(Ordering::SeqCst) < store.inner.committed.load(Ordering::SeqCst) {
-                if let Err(e) = store.flush_blocking() {
-                    tracing::error!(error = %e, "Background flush failed.");
-                }
-            }
+            store.background_tick();
             drop(store);
             background_release(&dir);
         });
@@ -344,8 +359,13 @@ impl Store {
         }
     }
 
-    pub(crate) fn t(&self, index: usize) -> &sled::Tree {
-        &self.inner.trees[index]
+    pub(crate) fn t(&self, index: usize) -> TreeRef {
+        TreeRef { gen: self.inner.gen(), index }
+    }
+
+    /// The tokens tree.
+    pub(crate) fn tokens_tree(&self) -> TreeRef {
+        TreeRef { gen: self.inner.gen(), index: usize::MAX }
     }
 
     pub(crate) fn next_seq(&self) -> u64 {
@@ -364,7 +384,7 @@ impl Store {
             return Ok(());
         }
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.flush_blocking())
+        tokio::task::spawn_blocking(move || store.flush_or_reopen())
             .await
             .map_err(|e| StoreError::Corrupt(format!("flush task failed: {e}")))?
     }
@@ -373,16 +393,19 @@ impl Store {
     /// start while a flush holds its concurrency-control read lock (seen here under load: the
     /// flush waits for an I/O buffer whose writer waits behind the transaction). So flushes and
     /// transactions never overlap, and sled's own background flusher is off (`flush_every_ms`).
+    ///
+    /// A failure leaves sled unable to write until it is reopened (its global error); the caller
+    /// decides whether to reopen (`flush_or_reopen`).
     pub fn flush_blocking(&self) -> StoreResult<()> {
+        self.ensure_writable()?;
         let _guard = self.lock();
         let upto = self.inner.committed.load(Ordering::SeqCst);
-        self.inner.db.flush()?;
+        let gen = self.inner.gen();
+        gen.db.flush()?;
         // sled 0.34 makes its log stable with sync_file_range, which neither flushes the
         // device's write cache nor the file's metadata; an acknowledged write must survive a
         // power cut too, so fdatasync the log file itself.
-        if let Some(f) = &self.inner.log_file {
-            f.sync_data().map_err(|e| StoreError::Corrupt(format!("fdatasync of the store failed: {e}")))?;
-        }
+        gen.sync_log()?;
         self.inner.flushed.fetch_max(upto, Ordering::SeqCst);
         Ok(())
     }
@@ -394,7 +417,7 @@ impl Store {
 
     /// Approximate size of the store on disk, in bytes.
     pub fn size_on_disk(&self) -> u64 {
-        self.inner.db.size_on_disk().unwrap_or(0)
+        self.inner.gen().db.size_on_disk().unwrap_or(0)
     }
 
     /// Users and groups the record cache holds; fewer than are stored means reads of the rest go
@@ -408,9 +431,9 @@ impl Store {
         self.t(tree::META).get(kind.count_key()).ok().flatten().map(|v| keys::decode_u64(&v)).unwrap_or(0)
     }
 
-    /// Whether the store answers reads (readiness).
+    /// Whether the store answers reads and can write (readiness).
     pub fn is_ready(&self) -> bool {
-        self.t(tree::META).get(b"layout").is_ok()
+        self.writable().is_ok() && self.t(tree::META).get(b"layout").is_ok()
     }
 }
 
@@ -444,7 +467,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("round {round}: {e}"));
             // Writes leave log buffers for sled's own threads to write out after the close.
             for i in 0..20u32 {
-                store.inner.trees[super::tree::META].insert(format!("k{round}-{i}"), &[0u8; 512][..]).expect("insert");
+                store.t(super::tree::META).insert(format!("k{round}-{i}"), &[0u8; 512][..]).expect("insert");
             }
             drop(store);
         }

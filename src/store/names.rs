@@ -36,6 +36,14 @@ impl NameIndex {
         Ok(NameIndex { users: RwLock::new(mirror(users)?), groups: RwLock::new(mirror(groups)?) })
     }
 
+    /// Takes over `fresh`'s contents (after the store was reopened from disk).
+    pub(crate) fn replace_with(&self, fresh: NameIndex) {
+        for (mine, theirs) in [(&self.users, fresh.users), (&self.groups, fresh.groups)] {
+            let theirs = theirs.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *mine.write().unwrap_or_else(std::sync::PoisonError::into_inner) = theirs;
+        }
+    }
+
     fn side(&self, kind: Kind) -> &RwLock<Option<HashMap<Box<str>, Uuid>>> {
         match kind {
             Kind::User => &self.users,

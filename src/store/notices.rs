@@ -134,11 +134,11 @@ impl Store {
     /// # Errors
     /// On a storage error.
     pub fn notice_tree(&self) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(NOTIFY_OUTBOX)?)
+        Ok(self.inner.db().open_tree(NOTIFY_OUTBOX)?)
     }
 
     fn notice_sent_tree(&self) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(NOTIFY_SENT)?)
+        Ok(self.inner.db().open_tree(NOTIFY_SENT)?)
     }
 
     /// Prepares `notice` (anything serialising to `{"event": ..., ...}`, i.e. `notify::Notice`)
@@ -155,7 +155,7 @@ impl Store {
         }
         let (at, at_ms) = now();
         let record = NoticeRecord { id: 0, notice, at, at_ms, channels: BTreeMap::new() };
-        Ok(Some(NoticeRow { id: self.inner.db.generate_id()?, bytes: record.encode()? }))
+        Ok(Some(NoticeRow { id: self.inner.db().generate_id()?, bytes: record.encode()? }))
     }
 
     /// Wakes the sender after a transaction wrote a [`NoticeRow`].

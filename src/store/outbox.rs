@@ -191,7 +191,7 @@ impl Store {
         let (lanes, notices) = (self.dead_lane_tree()?, self.notice_tree()?);
         let (outbox, dead_tree, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, dead_tree, audit_tree, by_subject, &lanes, &notices).transaction(|(o, d, a, s, l, n)| {
+        (&*outbox, &*dead_tree, &*audit_tree, &*by_subject, &lanes, &notices).transaction(|(o, d, a, s, l, n)| {
             if let Some(row) = notice {
                 row.put(n)?;
             }
@@ -241,7 +241,7 @@ impl Store {
         let deact_tree = self.deactivations_tree()?;
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, audit_tree, by_subject, &deact_tree).transaction(|(o, a, s, z)| {
+        (&*outbox, &*audit_tree, &*by_subject, &deact_tree).transaction(|(o, a, s, z)| {
             for (seq, entry, audit_seq, record, index, deact) in &rows {
                 if let Some(e) = deact {
                     super::deactivations::apply(z, e)?;
@@ -367,7 +367,7 @@ impl Store {
         let lanes = self.dead_lane_tree()?;
         let (outbox, dead, a, b) =
             (self.t(tree::OUTBOX), self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, dead, &sup, &lanes, a, b).transaction(|(o, d, s, l, a, b)| {
+        (&*outbox, &*dead, &sup, &lanes, &*a, &*b).transaction(|(o, d, s, l, a, b)| {
             o.insert(&new_seq.to_be_bytes(), fresh.as_slice())?;
             if from_dead {
                 d.remove(&seq.to_be_bytes())?;
@@ -408,7 +408,8 @@ impl Store {
         let bytes = encode(audit)?;
         let index = index_keys(subject, audit, audit_seq);
         let (sup, lanes, held) = (self.superseded_tree()?, self.dead_lane_tree()?, self.held_tree()?);
-        let trees = (self.t(tree::DEAD), &sup, &lanes, &held, self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        let (dead, audit_tree, by_subject) = (self.t(tree::DEAD), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        let trees = (&*dead, &sup, &lanes, &held, &*audit_tree, &*by_subject);
         trees.transaction(|(d, su, l, h, a, s)| {
             match &place {
                 DropFrom::Dead(lane) => {
@@ -450,7 +451,7 @@ impl Store {
         let bytes = encode(audit)?;
         let index = index_keys(subject, audit, seq);
         let (a, s) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (a, s).transaction(|(a, s)| {
+        (&*a, &*s).transaction(|(a, s)| {
             a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
             for k in &index {
                 s.insert(k.as_slice(), &[])?;

@@ -77,6 +77,18 @@ impl RecordCache {
         self.shards.iter().filter_map(|s| s.lock().ok().map(|r| r.map.len())).sum()
     }
 
+    /// Forgets every record (the store was reopened from disk: what is cached may be gone).
+    pub(crate) fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for shard in &self.shards {
+            if let Ok(mut ring) = shard.lock() {
+                ring.map.clear();
+                ring.buf = Vec::new();
+                (ring.head, ring.tail) = (0, 0);
+            }
+        }
+    }
+
     /// A committed write changed or removed this record.
     pub(crate) fn changed(&self, kind: Kind, id: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -243,7 +243,7 @@ impl Store {
         batch: usize,
         stop: &AtomicBool,
     ) -> StoreResult<Pruned> {
-        let reports = self.inner.db.open_tree(super::activity::REPORTS)?;
+        let reports = self.inner.db().open_tree(super::activity::REPORTS)?;
         let mut out = Pruned::default();
         let mut from: Vec<u8> = Vec::new();
         loop {
@@ -290,7 +290,7 @@ impl Store {
     /// # Errors
     /// On a storage error.
     pub fn oldest_report_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let Some((_, v)) = self.inner.db.open_tree(super::activity::REPORTS)?.first()? else { return Ok(None) };
+        let Some((_, v)) = self.inner.db().open_tree(super::activity::REPORTS)?.first()? else { return Ok(None) };
         let Ok(h) = serde_json::from_slice::<Head>(&v) else { return Ok(None) };
         let when = h.finished_at.filter(|s| !s.is_empty()).or(h.started_at);
         Ok(when.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc)))

@@ -132,11 +132,11 @@ type TxResult = Result<(), sled::transaction::ConflictableTransactionError<Store
 
 impl Store {
     pub(crate) fn superseded_tree(&self) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(SUPERSEDED)?)
+        Ok(self.inner.db().open_tree(SUPERSEDED)?)
     }
 
     pub(crate) fn dead_lane_tree(&self) -> StoreResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(DEAD_BY_LANE)?)
+        Ok(self.inner.db().open_tree(DEAD_BY_LANE)?)
     }
 
     /// Builds the dead-letter lane index of a store written before it existed, or rebuilds one
@@ -217,7 +217,7 @@ impl Store {
         let index = super::audit::index_keys(&subject, audit, audit_seq);
         let sup = self.superseded_tree()?;
         let (o, s, a, by_subject) = (self.t(tree::OUTBOX), &sup, self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (o, s, a, by_subject).transaction(|(o, s, a, b)| {
+        (&*o, s, &*a, &*by_subject).transaction(|(o, s, a, b)| {
             o.remove(&seq.to_be_bytes())?;
             s.insert(&seq.to_be_bytes(), bytes.as_slice())?;
             a.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
@@ -266,15 +266,9 @@ impl Store {
         // Why the account went (or that it is back), with the delivery (`deactivations.rs`).
         let (deact, deact_effect) =
             (self.deactivations_tree()?, super::deactivations::effect(audit, seq, "delivered")?);
-        let trees = (
-            self.t(tree::OUTBOX),
-            self.t(tree::DEAD),
-            &sup,
-            &lanes,
-            self.t(tree::AUDIT),
-            self.t(tree::AUDIT_BY_SUBJECT),
-            &deact,
-        );
+        let (outbox, dead_tree) = (self.t(tree::OUTBOX), self.t(tree::DEAD));
+        let (audit_tree, by_subject) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        let trees = (&*outbox, &*dead_tree, &sup, &lanes, &*audit_tree, &*by_subject, &deact);
         trees.transaction(|(o, d, s, l, a, b, z)| {
             if let Some(e) = &deact_effect {
                 super::deactivations::apply(z, e)?;

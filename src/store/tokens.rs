@@ -26,7 +26,7 @@ impl Store {
         let bytes = serde_json::to_vec(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         {
             let _guard = self.lock();
-            self.inner.tokens.insert(rec.name.as_bytes(), bytes)?;
+            self.tokens_tree().insert(rec.name.as_bytes(), bytes)?;
             self.mark_committed();
             self.inner.tokens_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
@@ -38,7 +38,7 @@ impl Store {
     pub fn revoke_token(&self, name: &str) -> StoreResult<bool> {
         let existed = {
             let _guard = self.lock();
-            let existed = self.inner.tokens.remove(name.as_bytes())?.is_some();
+            let existed = self.tokens_tree().remove(name.as_bytes())?.is_some();
             self.mark_committed();
             self.inner.tokens_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             existed
@@ -53,8 +53,7 @@ impl Store {
     }
 
     pub fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        self.inner
-            .tokens
+        self.tokens_tree()
             .iter()
             .map(|kv| {
                 let (_, v) = kv?;

@@ -261,20 +261,24 @@ impl Store {
         members: Vec<MemberEdit>,
         ctx: &WriteCtx<'_>,
     ) -> StoreResult<WriteOutcome> {
+        self.ensure_writable()?;
         let id = uuid::Uuid::now_v7().to_string();
-        let _guard = self.lock();
-        let name = unique_name(kind, &attrs)?;
-        self.check_unique(kind, &name, &id)?;
-        let (added, _) =
-            if kind == Kind::Group { self.resolve_members(&id, members)? } else { (Vec::new(), Vec::new()) };
-        let seq = self.next_seq();
-        let record = Record {
-            id: id.clone(),
-            attrs,
-            meta: RecordMeta { created: ctx.now.to_string(), last_modified: ctx.now.to_string(), version: seq },
-            link: None,
-        };
-        self.commit(kind, ChangeOp::Create, None, Some(&record), &added, &[], &[], seq, ctx)
+        let written = (|| {
+            let _guard = self.lock();
+            let name = unique_name(kind, &attrs)?;
+            self.check_unique(kind, &name, &id)?;
+            let (added, _) =
+                if kind == Kind::Group { self.resolve_members(&id, members)? } else { (Vec::new(), Vec::new()) };
+            let seq = self.next_seq();
+            let record = Record {
+                id: id.clone(),
+                attrs,
+                meta: RecordMeta { created: ctx.now.to_string(), last_modified: ctx.now.to_string(), version: seq },
+                link: None,
+            };
+            self.commit(kind, ChangeOp::Create, None, Some(&record), &added, &[], &[], seq, ctx)
+        })();
+        self.settle(written)
     }
 
     /// Changes a resource: `f` gets the current record and returns the new attributes and any
@@ -286,22 +290,30 @@ impl Store {
     where
         F: FnOnce(&Record) -> Result<(Map<String, Value>, Vec<MemberEdit>), ScimError>,
     {
-        let _guard = self.lock();
-        let before = self.read(kind, id)?.ok_or_else(|| not_found(kind, id))?;
-        precondition(ctx, &before)?;
-        let (attrs, edits) = f(&before)?;
-        let name = unique_name(kind, &attrs)?;
-        self.check_unique(kind, &name, id)?;
-        let (added, removed) =
-            if kind == Kind::Group { self.resolve_members(id, edits)? } else { (Vec::new(), Vec::new()) };
-        let seq = self.next_seq();
-        let after = Record {
-            id: id.to_string(),
-            attrs,
-            meta: RecordMeta { created: before.meta.created.clone(), last_modified: ctx.now.to_string(), version: seq },
-            link: before.link.clone(),
-        };
-        self.commit(kind, op, Some(&before), Some(&after), &added, &removed, &[], seq, ctx)
+        self.ensure_writable()?;
+        let written = (|| {
+            let _guard = self.lock();
+            let before = self.read(kind, id)?.ok_or_else(|| not_found(kind, id))?;
+            precondition(ctx, &before)?;
+            let (attrs, edits) = f(&before)?;
+            let name = unique_name(kind, &attrs)?;
+            self.check_unique(kind, &name, id)?;
+            let (added, removed) =
+                if kind == Kind::Group { self.resolve_members(id, edits)? } else { (Vec::new(), Vec::new()) };
+            let seq = self.next_seq();
+            let after = Record {
+                id: id.to_string(),
+                attrs,
+                meta: RecordMeta {
+                    created: before.meta.created.clone(),
+                    last_modified: ctx.now.to_string(),
+                    version: seq,
+                },
+                link: before.link.clone(),
+            };
+            self.commit(kind, op, Some(&before), Some(&after), &added, &removed, &[], seq, ctx)
+        })();
+        self.settle(written)
     }
 
     /// Deletes a resource with its memberships.
@@ -309,19 +321,32 @@ impl Store {
     /// # Errors
     /// 404 for an unknown id, 412 on an `If-Match` mismatch, storage errors.
     pub fn delete(&self, kind: Kind, id: &str, ctx: &WriteCtx<'_>) -> StoreResult<WriteOutcome> {
-        let _guard = self.lock();
-        let before = self.read(kind, id)?.ok_or_else(|| not_found(kind, id))?;
-        precondition(ctx, &before)?;
-        let removed: Vec<String> = match kind {
-            Kind::Group => self.member_ids(id)?,
-            Kind::User => Vec::new(),
-        };
-        let groups_left: Vec<String> = self.group_ids_of(id)?;
-        let seq = self.next_seq();
-        let mut out =
-            self.commit(kind, ChangeOp::Delete, Some(&before), None, &[], &removed, &groups_left, seq, ctx)?;
-        out.record = before;
-        Ok(out)
+        self.ensure_writable()?;
+        let written = (|| {
+            let _guard = self.lock();
+            let before = self.read(kind, id)?.ok_or_else(|| not_found(kind, id))?;
+            precondition(ctx, &before)?;
+            let removed: Vec<String> = match kind {
+                Kind::Group => self.member_ids(id)?,
+                Kind::User => Vec::new(),
+            };
+            let groups_left: Vec<String> = self.group_ids_of(id)?;
+            let seq = self.next_seq();
+            let mut out =
+                self.commit(kind, ChangeOp::Delete, Some(&before), None, &[], &removed, &groups_left, seq, ctx)?;
+            out.record = before;
+            Ok(out)
+        })();
+        self.settle(written)
+    }
+
+    /// A write that failed on an I/O error leaves sled unable to write and possibly half-applied
+    /// in memory: reopen the store (with the writer lock released) before answering.
+    fn settle(&self, written: StoreResult<WriteOutcome>) -> StoreResult<WriteOutcome> {
+        if let Err(e) = &written {
+            self.note_error(e);
+        }
+        written
     }
 
     /// The one transaction behind every write.
@@ -383,7 +408,8 @@ impl Store {
                 super::outbox::OutboxEntry::decided(intent, ctx.now, enqueued_ms, seq).with_operator(&cause).encode()
             })
             .collect::<StoreResult<_>>()?;
-        let trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
+        let gen = self.inner.gen();
+        let trees: Vec<&sled::Tree> = gen.trees.iter().collect();
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
         let (before_name, after_name) =
             (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
