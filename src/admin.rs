@@ -47,7 +47,7 @@ pub fn list_jobs(store: &Store, filter: JobFilter) -> StoreResult<Vec<Value>> {
             JobFilter::Pending => j.state == "pending",
             JobFilter::Dead => j.state == "dead",
             JobFilter::Superseded => j.state == "superseded",
-            JobFilter::Held => j.state == crate::store::HELD_STATE,
+            JobFilter::Held => j.state == crate::store::HELD_STATE || j.state == crate::store::GUARD_HELD_STATE,
         })
         .map(|j| serde_json::to_value(j).unwrap_or(Value::Null))
         .collect())

@@ -34,7 +34,10 @@ impl Backend {
             return Err(crate::cli_remote::no_store(&config.data_dir));
         }
         match Store::open_with_cache(&config.data_dir, config.cache_bytes) {
-            Ok(store) => Ok(Backend::Local(store)),
+            Ok(store) => {
+                store.set_guard(config.guard);
+                Ok(Backend::Local(store))
+            }
             Err(e) if e.is_locked() => Ok(Backend::Remote(RemoteApi::discovered(config)?)),
             Err(e) => Err(anyhow!("cannot open the store in {}: {e}", config.data_dir.display())),
         }

@@ -89,6 +89,8 @@ pub struct FileConfig {
     pub groups: crate::policy::GroupsFile,
     /// `[[group_map]]`: IdP group → Atlassian group name, per target.
     pub group_map: Vec<crate::policy::GroupMapFile>,
+    /// `[guard]`: the mass-offboarding brake (issue 12).
+    pub guard: crate::guard::GuardFile,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -273,6 +275,8 @@ pub struct Config {
     pub jwt: Vec<crate::auth::JwtIssuer>,
     pub delivery: Delivery,
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// `[guard]`: the mass-offboarding brake.
+    pub guard: crate::guard::Guard,
     /// Tokens given in the environment (`SCIMBRIDGE_TOKEN`, `SCIMBRIDGE_ADMIN_TOKEN`, `token_env`,
     /// `admin_token_env`), named `env:VAR#n`, so `token list` can show them and `token revoke`
     /// can say when a value also comes from there.
@@ -699,6 +703,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         issues.extend(found.into_iter().map(|i| ConfigIssue { key: i.key, reason: i.reason }));
         crate::lifecycle::LifecycleConfig::default()
     });
+    let guard = crate::guard::validate(&file.guard, &mut issues);
     let jwt = crate::auth::jwt_config::validate_jwt(&file.jwt, &|var| lookup(env, var), &mut issues);
     if !issues.is_empty() {
         // Shown together, so one `check-config` lists every problem.
@@ -725,6 +730,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         jwt,
         delivery,
         lifecycle,
+        guard,
         env_tokens,
         missing_credentials,
         server: None,

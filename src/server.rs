@@ -155,6 +155,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             StartError::Store { dir, cause: e }
         }
     })?;
+    store.set_guard(config.guard);
     let registry = Registry::load().map_err(StartError::Schemas)?;
     let mut auth = TokenAuth::new(store.clone(), &config.tokens, &config.admin_tokens);
     if !config.jwt.is_empty() {

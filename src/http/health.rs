@@ -38,6 +38,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let users = state.store.count(crate::store::Kind::User) as f64;
     let groups = state.store.count(crate::store::Kind::Group) as f64;
     let (review, held) = state.store.review_counts();
+    let guard = state.store.guard_status();
     let text = state.metrics.render(&[
         ("scimbridge_store_size_bytes", "Size of the embedded store on disk.", state.store.size_on_disk() as f64),
         ("scimbridge_users", "Users stored.", users),
@@ -55,6 +56,26 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             review as f64,
         ),
         ("scimbridge_link_held_intents", "Intents held until their user's review is resolved.", held as f64),
+        (
+            "scimbridge_held_intents",
+            "Destructive intents held by the mass-offboarding brake ([guard]) until `held approve` or `held reject`.",
+            guard.held as f64,
+        ),
+        (
+            "scimbridge_guard_brake_engaged",
+            "1 while the mass-offboarding brake holds anything, else 0.",
+            if guard.held > 0 { 1.0 } else { 0.0 },
+        ),
+        (
+            "scimbridge_guard_window_offboardings",
+            "Destructive intents let through in the brake's current window (window_secs).",
+            guard.used as f64,
+        ),
+        (
+            "scimbridge_guard_limit",
+            "Destructive intents the brake lets through per window; 0 = no brake.",
+            guard.limit.unwrap_or(0) as f64,
+        ),
         (
             "scimbridge_record_cache_records",
             "Users and groups held in the record cache; below users + groups, reads of the rest go to disk (raise cache_mb).",

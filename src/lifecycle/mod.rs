@@ -19,6 +19,7 @@ mod bulk;
 mod cleanup;
 mod config;
 mod context;
+mod guard_check;
 mod license;
 mod link_preview;
 mod reconcile;
@@ -61,6 +62,10 @@ pub enum LifecycleError {
     Invalid(String),
     #[error("reading {target} failed: {reason}")]
     Read { target: String, reason: String },
+    /// An `--apply` the mass-offboarding brake refuses up front (the message says how many and
+    /// the flag that allows it).
+    #[error("{0}")]
+    OverGuard(String),
 }
 
 /// Everything a job needs: the store, the validated configuration, one connector per target, and
@@ -72,6 +77,8 @@ pub struct Jobs {
     pub config: Arc<Config>,
     connectors: Arc<HashMap<String, Connector>>,
     operator: Operator,
+    /// `--allow-over-guard`: an `--apply` over the brake's limit queues anyway (audited).
+    allow_over_guard: bool,
 }
 
 impl Jobs {
@@ -90,6 +97,7 @@ impl Jobs {
             config: Arc::new(config),
             connectors: Arc::new(connectors),
             operator: Operator::new("unattributed"),
+            allow_over_guard: false,
         })
     }
 

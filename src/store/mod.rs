@@ -18,6 +18,7 @@
 //! | `activity`, `activity_runs`, `reports`, `license` | lifecycle jobs' state (see `activity.rs`) |
 //! | `dead_letters`, `superseded`, `dead_by_lane` | jobs out of the outbox (see `supersede.rs`) |
 //! | `managed_groups` | Atlassian groups scimbridge created or mapped, per target (`managed_groups.rs`) |
+//! | `guard_held`, `guard_held_by_lane`, `guard_window` | intents the mass-offboarding brake holds (`guard_held.rs`) |
 //! | `links`, `links_by_account`, `links_by_ext`, `link_review`, `link_held` | account links (see `links.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
@@ -30,6 +31,7 @@ mod activity;
 mod audit;
 mod backup;
 mod error;
+mod guard_held;
 mod keys;
 mod links;
 mod managed_groups;
@@ -52,6 +54,7 @@ pub use activity::ActivityRecord;
 pub use audit::AuditRecord;
 pub use backup::{restore, BackupStats};
 pub use error::{StoreError, StoreResult};
+pub use guard_held::{GuardStatus, HeldDecision, GUARD_HELD_STATE, GUARD_SUBJECT};
 pub use links::{Link, LinkSource, Review, HELD_STATE};
 pub use managed_groups::{GroupOrigin, ManagedGroup};
 pub use operator::{local_user, Operator, OPERATOR_HEADER};
@@ -147,6 +150,8 @@ struct Inner {
     member_counts: member_counts::MemberCounts,
     /// Recently read users and groups, for rendering (see `record_cache.rs`).
     records: record_cache::RecordCache,
+    /// The mass-offboarding brake's held queue and window (see `guard_held.rs`).
+    guard: guard_held::GuardCell,
 }
 
 /// Data dirs whose store the background flush thread holds at this moment. When the owner drops
@@ -237,6 +242,8 @@ impl Store {
                 seq = seq.max(keys::decode_u64(&k));
             }
         }
+        let (guard, last_held) = guard_held::GuardCell::open(&db)?;
+        seq = seq.max(last_held);
         let names = names::NameIndex::load(&trees[tree::USER_BY_NAME], &trees[tree::GROUP_BY_NAME])?;
         let member_counts = member_counts::MemberCounts::load(&trees[tree::MEMBER_OF])?;
         let store = Store {
@@ -255,6 +262,7 @@ impl Store {
                 names,
                 member_counts,
                 records: record_cache::RecordCache::new(record_cache),
+                guard,
             }),
         };
         store.index_dead_lanes()?;
