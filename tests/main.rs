@@ -21,6 +21,7 @@ mod fallback;
 mod filter_roundtrip;
 mod filters;
 mod group_sync;
+mod guard_brake;
 mod hostile;
 mod jwt_auth;
 mod lifecycle_bulk;

@@ -503,3 +503,86 @@ impl Store {
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Intent, IntentAction, Trigger};
+    use std::time::Duration;
+
+    fn entry(user: &str, action: IntentAction) -> OutboxEntry {
+        let intent = Intent {
+            target: "jira".into(),
+            user_id: user.into(),
+            username: user.into(),
+            action,
+            trigger: Trigger::Disabled,
+            dry_run: false,
+        };
+        OutboxEntry::new(serde_json::to_value(intent).expect("intent"), "t", now_ms())
+    }
+
+    fn store(max: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("store");
+        store.set_guard(Guard { max_offboardings: max, window: Duration::from_secs(3600), max_fraction: None });
+        (dir, store)
+    }
+
+    #[test]
+    fn beyond_the_limit_destructive_intents_are_held_and_the_rest_flow() {
+        let (_d, store) = store(2);
+        for u in ["a", "b", "c", "d"] {
+            store.enqueue(&[entry(u, IntentAction::Deactivate)]).expect("enqueue");
+        }
+        store.enqueue(&[entry("e", IntentAction::AddToGroup { group: "g".into() })]).expect("enqueue");
+        let mut dry = entry("f", IntentAction::Delete);
+        dry.intent["dry_run"] = Value::Bool(true);
+        store.enqueue(&[dry]).expect("enqueue");
+        assert_eq!(store.outbox_depth(), 4, "two deactivations, the group add and the dry run");
+        let held: Vec<String> =
+            store.guard_held().expect("held").iter().map(|h| h.entry.user_id().to_string()).collect();
+        assert_eq!(held, vec!["c", "d"]);
+        let s = store.guard_status();
+        assert_eq!((s.held, s.used, s.limit), (2, 2, Some(2)));
+        // A newer decision about a held user's account replaces the held one, and is held itself.
+        let c_first = store.guard_held().expect("held")[0].seq;
+        store.enqueue(&[entry("c", IntentAction::Delete)]).expect("enqueue");
+        assert_eq!(store.guard_status().held, 2);
+        assert_eq!(store.job(c_first).expect("job").expect("kept").state, "superseded");
+    }
+
+    #[test]
+    fn a_reactivation_supersedes_the_held_deactivation_and_approval_skips_it() {
+        let (dir, store) = store(1);
+        store.enqueue(&[entry("a", IntentAction::Deactivate)]).expect("enqueue");
+        let b = store.enqueue(&[entry("b", IntentAction::Deactivate)]).expect("enqueue")[0];
+        let c = store.enqueue(&[entry("c", IntentAction::Deactivate)]).expect("enqueue")[0];
+        let r = store.enqueue(&[entry("b", IntentAction::Reactivate)]).expect("enqueue")[0];
+        let job = store.job(b).expect("job").expect("kept");
+        assert_eq!((job.state, job.entry.superseded_by), ("superseded", Some(r)));
+        assert_eq!(store.guard_status().held, 1);
+        let op = Operator { actor: "t".into(), run_id: "run-1".into() };
+        let d = store.guard_decide(None, true, &op, "t", now_ms()).expect("approve");
+        assert_eq!(d.approved.len(), 1);
+        assert_eq!(d.approved[0].0, c);
+        let pending = store.outbox_get(d.approved[0].1).expect("get").expect("queued");
+        assert_eq!(pending.operator, Some(op.clone()), "the approval's run");
+        assert!(store
+            .audit_of_run("run-1")
+            .expect("audit")
+            .expect("run")
+            .iter()
+            .any(|r| r["action"] == "held_approve"));
+        assert_eq!(store.guard_status().held, 0);
+        // The window and the held queue survive a reopen.
+        store.enqueue(&[entry("x", IntentAction::Deactivate)]).expect("enqueue");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        store.set_guard(Guard { max_offboardings: 1, ..Guard::default() });
+        let s = store.guard_status();
+        assert_eq!((s.held, s.used), (1, 1));
+        let seq = store.enqueue(&[entry("y", IntentAction::Deactivate)]).expect("enqueue")[0];
+        assert!(seq > store.guard_held().expect("held")[0].seq, "numbers keep rising after a reopen");
+    }
+}
