@@ -550,6 +550,12 @@ mod tests {
         store.enqueue(&[entry("c", IntentAction::Delete)]).expect("enqueue");
         assert_eq!(store.guard_status().held, 2);
         assert_eq!(store.job(c_first).expect("job").expect("kept").state, "superseded");
+        // `jobs drop` of a held job rejects it.
+        let op = Operator { actor: "t".into(), run_id: "run-2".into() };
+        let last = store.guard_held().expect("held")[1].seq;
+        assert!(crate::admin::drop_job(&store, last, &op).expect("drop"));
+        assert_eq!(store.guard_status().held, 1);
+        assert!(store.audit_of_run("run-2").expect("audit").expect("run").iter().any(|r| r["action"] == "held_reject"));
     }
 
     #[test]
