@@ -49,6 +49,8 @@ pub(crate) struct GuardCell {
     held: sled::Tree,
     lanes: sled::Tree,
     window: sled::Tree,
+    /// The superseded jobs (`supersede.rs`), kept open for the writers' transactions.
+    superseded: sled::Tree,
     state: Mutex<GuardState>,
 }
 
@@ -96,7 +98,8 @@ impl GuardCell {
         let last = held.last()?.map(|(k, _)| keys::decode_u64(&k)).unwrap_or(0);
         let state =
             GuardState { rule: Guard::default(), window: w, held: held.len() as u64, allowed_runs: HashSet::new() };
-        Ok((GuardCell { held, lanes, window, state: Mutex::new(state) }, last))
+        let superseded = db.open_tree(super::supersede::SUPERSEDED)?;
+        Ok((GuardCell { held, lanes, window, superseded, state: Mutex::new(state) }, last))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, GuardState> {
@@ -493,10 +496,10 @@ impl Store {
         Ok(())
     }
 
-    /// The brake's trees, for writers whose transaction spans them.
-    pub(crate) fn guard_trees(&self) -> [&sled::Tree; 3] {
+    /// The brake's trees and the superseded jobs, for writers whose transaction spans them.
+    pub(crate) fn guard_trees(&self) -> [&sled::Tree; 4] {
         let c = &self.inner.guard;
-        [&c.held, &c.lanes, &c.window]
+        [&c.held, &c.lanes, &c.window, &c.superseded]
     }
 }
 

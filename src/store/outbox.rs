@@ -203,11 +203,10 @@ impl Store {
         }
         let items: Vec<(u64, &OutboxEntry)> = rows.iter().map(|r| r.0).zip(entries.iter().map(|e| &e.0)).collect();
         let guard = self.guard_plan(&items, &now_text(), now_ms())?;
-        let sup = self.superseded_tree()?;
-        let [held, lanes, window] = self.guard_trees();
+        let [held, lanes, window, sup] = self.guard_trees();
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, audit_tree, by_subject, held, lanes, window, &sup).transaction(|(o, a, s, h, l, w, su)| {
+        (outbox, audit_tree, by_subject, held, lanes, window, sup).transaction(|(o, a, s, h, l, w, su)| {
             for (i, (seq, entry, audit_seq, record, index)) in rows.iter().enumerate() {
                 if !guard.is_held(i) {
                     o.insert(&seq.to_be_bytes(), entry.as_slice())?;
@@ -248,11 +247,10 @@ impl Store {
         let bytes: Vec<Vec<u8>> = decided.iter().map(OutboxEntry::encode).collect::<StoreResult<_>>()?;
         let items: Vec<(u64, &OutboxEntry)> = seqs.iter().copied().zip(&decided).collect();
         let guard = self.guard_plan(&items, &now_text(), now_ms())?;
-        let sup = self.superseded_tree()?;
-        let [held, lanes, window] = self.guard_trees();
+        let [held, lanes, window, sup] = self.guard_trees();
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (outbox, audit_tree, by_subject, held, lanes, window, &sup).transaction(|(o, a, s, h, l, w, su)| {
+        (outbox, audit_tree, by_subject, held, lanes, window, sup).transaction(|(o, a, s, h, l, w, su)| {
             for (i, (seq, b)) in seqs.iter().zip(&bytes).enumerate() {
                 if !guard.is_held(i) {
                     o.insert(&seq.to_be_bytes(), b.as_slice())?;

@@ -385,11 +385,9 @@ impl Store {
         // The mass-offboarding brake: which intents are held instead (same transaction).
         let guard_items: Vec<(u64, &super::outbox::OutboxEntry)> = intent_seqs.iter().copied().zip(&entries).collect();
         let guard = self.guard_plan(&guard_items, ctx.now, enqueued_ms)?;
-        let superseded = self.superseded_tree()?;
         let mut trees: Vec<&sled::Tree> = self.inner.trees.iter().collect();
         let guard_at = trees.len();
         trees.extend(self.guard_trees());
-        trees.push(&superseded);
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
         let (before_name, after_name) =
             (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
