@@ -4,7 +4,8 @@
 //! emulated Jira. Latency is "SCIM request accepted → Jira confirmed", as the worker records it
 //! per intent in the audit log. Prints figures; asserts nothing.
 //!
-//! Run: `cargo bench --bench offboarding` (release build). `OFFBOARD_USERS` changes the count.
+//! Run: `cargo bench --bench offboarding` (release build). `OFFBOARD_USERS` changes the count;
+//! `OFFBOARD_GUARD=off` turns the mass-offboarding brake off (the default counts every intent).
 //! The server is the release binary in its own process; the emulator and the clients share
 //! this one.
 //!
@@ -66,8 +67,14 @@ async fn latency() {
         jira.add_user(&format!("off{i}"));
     }
     let tmp = tempfile::tempdir().expect("temp dir");
+    // The mass-offboarding brake (issue 12): `OFFBOARD_GUARD=on` (default) counts every
+    // deactivation against a limit above the run's size, so its cost is measured and nothing is
+    // held; `off` is `max_offboardings = 0` (no brake), the baseline to compare with.
+    let guard_on = std::env::var("OFFBOARD_GUARD").map_or(true, |v| v != "off");
+    let max_offboardings = if guard_on { users as u64 + 1 } else { 0 };
+    println!("guard: {} (max_offboardings = {max_offboardings})", if guard_on { "on" } else { "off" });
     let toml = format!(
-        "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n[policy]\ncreate_users = false\n[delivery]\nconcurrency = 32\n",
+        "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n[policy]\ncreate_users = false\n[delivery]\nconcurrency = 32\n[guard]\nmax_offboardings = {max_offboardings}\n",
         jira.base_url()
     );
     let cfg = tmp.path().join("scimbridge.toml");

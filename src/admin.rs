@@ -47,7 +47,7 @@ pub fn list_jobs(store: &Store, filter: JobFilter) -> StoreResult<Vec<Value>> {
             JobFilter::Pending => j.state == "pending",
             JobFilter::Dead => j.state == "dead",
             JobFilter::Superseded => j.state == "superseded",
-            JobFilter::Held => j.state == crate::store::HELD_STATE,
+            JobFilter::Held => j.state == crate::store::HELD_STATE || j.state == crate::store::GUARD_HELD_STATE,
         })
         .map(|j| serde_json::to_value(j).unwrap_or(Value::Null))
         .collect())
@@ -168,7 +168,12 @@ pub fn retry_all(store: &Store, target: Option<&str>, op: &Operator) -> StoreRes
 /// Removes a job without delivering it; the drop is audited under the job's user with `op`.
 pub fn drop_job(store: &Store, id: u64, op: &Operator) -> StoreResult<bool> {
     let Some(job) = store.job(id)? else { return Ok(false) };
-    let (text, _) = now();
+    let (text, ms) = now();
+    if job.state == crate::store::GUARD_HELD_STATE {
+        // Held by the brake: dropping it is rejecting it (`held reject`), audited as such.
+        let d = store.guard_decide(Some(&[id]), false, op, &text, ms)?;
+        return Ok(!d.rejected.is_empty());
+    }
     let audit = json!({
         "type": "delivery", "at": text, "job": id, "outcome": "dropped", "actor": op.actor, "run_id": op.run_id,
         "target": job.entry.target(), "user_id": job.entry.user_id(), "username": job.entry.intent.get("username"),

@@ -37,6 +37,7 @@ impl Backend {
             Ok(store) => {
                 // Notices a local run raises (a user's warning...) are kept for `serve` to send.
                 store.want_notices(config.notify.wanted_events());
+                store.set_guard(config.guard);
                 Ok(Backend::Local(store))
             }
             Err(e) if e.is_locked() => Ok(Backend::Remote(RemoteApi::discovered(config)?)),

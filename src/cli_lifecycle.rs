@@ -83,6 +83,20 @@ impl Backend {
     /// # Errors
     /// The job's error, or the server's answer when it is not a report.
     pub async fn lifecycle(&self, config: &Config, op: LifecycleOp) -> anyhow::Result<Report> {
+        self.lifecycle_over_guard(config, op, false).await
+    }
+
+    /// [`Backend::lifecycle`]; `allow_over_guard` lets an `--apply` over the mass-offboarding
+    /// brake's limit queue anyway (audited on the run).
+    ///
+    /// # Errors
+    /// As [`Backend::lifecycle`]; the brake's refusal.
+    pub async fn lifecycle_over_guard(
+        &self,
+        config: &Config,
+        op: LifecycleOp,
+        allow_over_guard: bool,
+    ) -> anyhow::Result<Report> {
         match self {
             Backend::Local(store) => {
                 // Run here, the job calls the targets itself: it needs their credentials (through
@@ -90,7 +104,9 @@ impl Backend {
                 if !matches!(op, LifecycleOp::Undo { .. }) {
                     config.require_credentials(op.target())?;
                 }
-                let jobs = Jobs::new(store.clone(), config.clone())?.with_operator(crate::store::Operator::cli());
+                let jobs = Jobs::new(store.clone(), config.clone())?
+                    .with_operator(crate::store::Operator::cli())
+                    .with_allow_over_guard(allow_over_guard);
                 let now = Utc::now();
                 // The job calls the targets: on a runtime worker (see cli_signals.rs).
                 let run = async move {
@@ -110,7 +126,11 @@ impl Backend {
                 Ok(crate::cli_signals::off_main_thread(run).await??)
             }
             Backend::Remote(api) => {
-                let (method, path, body) = op.request();
+                let (method, mut path, body) = op.request();
+                if allow_over_guard {
+                    path.push(if path.contains('?') { '&' } else { '?' });
+                    path.push_str("allow_over_guard=true");
+                }
                 let v = api.call(method.clone(), &path, body.as_ref()).await?;
                 serde_json::from_value(v).map_err(|e| {
                     anyhow::anyhow!("{method} {}{path} answered JSON that is not a run's report: {e}", api.base())
@@ -129,6 +149,10 @@ pub struct RunArgs {
     /// Queue the actions for delivery (through the outbox: retries, audit, dry run all apply).
     #[arg(long)]
     pub apply: bool,
+    /// With --apply: queue even when the run would take access away from more accounts than
+    /// the mass-offboarding brake ([guard]) lets through (audited on the run).
+    #[arg(long, requires = "apply")]
+    pub allow_over_guard: bool,
     /// Folder for the CSV and JSON reports (default: `reports_dir`, `./reports`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -287,9 +311,22 @@ impl ReportDir for Option<PathBuf> {
 /// # Errors
 /// The job's error, or the report files cannot be written.
 pub async fn run(config: &Config, op: LifecycleOp, out: &(impl ReportDir + ?Sized)) -> anyhow::Result<()> {
+    run_over_guard(config, op, false, out).await
+}
+
+/// [`run`]; `allow_over_guard` is `--allow-over-guard` (see [`Backend::lifecycle_over_guard`]).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_over_guard(
+    config: &Config,
+    op: LifecycleOp,
+    allow_over_guard: bool,
+    out: &(impl ReportDir + ?Sized),
+) -> anyhow::Result<()> {
     let out = out.resolve(config);
     let backend = Backend::connect(config)?;
-    let report = backend.lifecycle(config, op).await?;
+    let report = backend.lifecycle_over_guard(config, op, allow_over_guard).await?;
     // The files first: a reader that stops early (`| head`) ends the process at the next print.
     let (csv, json) = crate::lifecycle::write_files(&report, out)
         .with_context(|| format!("while writing the report into {}", out.display()))?;

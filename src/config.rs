@@ -95,6 +95,8 @@ pub struct FileConfig {
     pub notify: crate::notify::NotifyFile,
     /// `[retention]`: days audit records and run reports are kept (issue 11).
     pub retention: crate::retention::RetentionFile,
+    /// `[guard]`: the mass-offboarding brake (issue 12).
+    pub guard: crate::guard::GuardFile,
 }
 
 /// `[delivery]`: how the outbox worker retries.
@@ -292,6 +294,8 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     /// `[retention]`: days audit records and run reports are kept (0 = forever).
     pub retention: crate::retention::Retention,
+    /// `[guard]`: the mass-offboarding brake.
+    pub guard: crate::guard::Guard,
     /// Tokens given in the environment (`SCIMBRIDGE_TOKEN`, `SCIMBRIDGE_ADMIN_TOKEN`, `token_env`,
     /// `admin_token_env`), named `env:VAR#n`, so `token list` can show them and `token revoke`
     /// can say when a value also comes from there.
@@ -729,6 +733,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         issues.extend(found.into_iter().map(|i| ConfigIssue { key: i.key, reason: i.reason }));
         crate::lifecycle::LifecycleConfig::default()
     });
+    let guard = crate::guard::validate(&file.guard, &mut issues);
     let jwt = crate::auth::jwt_config::validate_jwt(&file.jwt, &|var| lookup(env, var), &mut issues);
     let mut notify_missing = Vec::new();
     let notify =
@@ -765,6 +770,7 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
         lifecycle,
         notify,
         retention,
+        guard,
         env_tokens,
         missing_credentials,
         server: None,

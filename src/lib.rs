@@ -3,12 +3,14 @@
 //! http → scim → policy → store (one transaction) → delivery → atlassian.
 
 pub mod admin;
+pub mod admin_held;
 pub mod admin_links;
 pub mod admin_tokens;
 pub mod atlassian;
 pub mod audit_view;
 pub mod auth;
 pub mod cli;
+pub mod cli_held;
 pub mod cli_lifecycle;
 pub mod cli_links;
 pub mod cli_remote;
@@ -16,6 +18,7 @@ pub mod cli_signals;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod guard;
 pub mod http;
 pub mod intake;
 pub mod intake_links;

@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: scimbridge::cli_links::LinksCmd,
     },
+    /// Intents held by the mass-offboarding brake ([guard]): list, approve, reject.
+    Held {
+        #[command(subcommand)]
+        action: scimbridge::cli_held::HeldCmd,
+    },
     /// A person's whole history, from IdP event to Atlassian effect, with who caused each step and why.
     // One of --user and --run: as a group, so a bare `audit` names both rather than only --user.
     #[command(group(clap::ArgGroup::new("whose").required(true).args(["user", "run"])))]
@@ -225,15 +230,17 @@ fn main() -> ExitCode {
         Command::Activity { action: lc::ActivityCmd::Refresh { target, out } } => {
             with_runtime(lc::run(&config, lc::LifecycleOp::Refresh { target: target.clone() }, out))
         }
-        Command::Cleanup(a) => with_runtime(lc::run(
+        Command::Cleanup(a) => with_runtime(lc::run_over_guard(
             &config,
             lc::LifecycleOp::Cleanup { mode: a.run.mode(), target: a.target.clone(), orphans: a.orphans },
+            a.run.allow_over_guard,
             &a.run.out,
         )),
         Command::License { action } => match action {
             lc::LicenseCmd::Report { out } => with_runtime(lc::run(&config, lc::LifecycleOp::LicenseReport, out)),
             lc::LicenseCmd::Optimize(r) => {
-                with_runtime(lc::run(&config, lc::LifecycleOp::LicenseOptimize { mode: r.mode() }, &r.out))
+                let op = lc::LifecycleOp::LicenseOptimize { mode: r.mode() };
+                with_runtime(lc::run_over_guard(&config, op, r.allow_over_guard, &r.out))
             }
             lc::LicenseCmd::Grant { user, out } => {
                 with_runtime(lc::run(&config, lc::LifecycleOp::LicenseGrant { user: user.clone() }, out))
@@ -241,10 +248,13 @@ fn main() -> ExitCode {
         },
         Command::Deactivate(a) => a
             .request(scimbridge::lifecycle::BulkKind::Deactivate)
-            .and_then(|op| with_runtime(lc::run(&config, op, &a.run.out))),
+            .and_then(|op| with_runtime(lc::run_over_guard(&config, op, a.run.allow_over_guard, &a.run.out))),
         Command::Reactivate(a) => a
             .request(scimbridge::lifecycle::BulkKind::Reactivate)
-            .and_then(|op| with_runtime(lc::run(&config, op, &a.run.out))),
+            .and_then(|op| with_runtime(lc::run_over_guard(&config, op, a.run.allow_over_guard, &a.run.out))),
+        Command::Reconcile(r) if r.allow_over_guard => Err(anyhow::anyhow!(
+            "--allow-over-guard applies to cleanup, license optimize and deactivate; reconcile's deactivations pass the mass-offboarding brake like the IdP's (see `scimbridge held list`)"
+        )),
         Command::Reconcile(r) => with_runtime(lc::run(&config, lc::LifecycleOp::Reconcile { mode: r.mode() }, &r.out)),
         Command::Links { action } => with_runtime(scimbridge::cli_links::run(&config, action)),
         Command::Undo(u) => with_runtime(lc::run(
@@ -252,6 +262,7 @@ fn main() -> ExitCode {
             lc::LifecycleOp::Undo { run_id: u.run_id.clone(), mode: u.run.mode() },
             &u.run.out,
         )),
+        Command::Held { action } => with_runtime(scimbridge::cli_held::run(&config, action)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

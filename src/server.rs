@@ -180,6 +180,7 @@ pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) 
             StartError::Store { dir, cause: e }
         }
     })?;
+    store.set_guard(config.guard);
     let registry = Registry::load().map_err(StartError::Schemas)?;
     let mut auth = TokenAuth::new(store.clone(), &config.tokens, &config.admin_tokens);
     if !config.jwt.is_empty() {

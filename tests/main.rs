@@ -22,6 +22,7 @@ mod filter_roundtrip;
 mod filters;
 mod full_disk;
 mod group_sync;
+mod guard_brake;
 mod hostile;
 mod jwt_auth;
 mod lifecycle_bulk;

@@ -1,5 +1,5 @@
 //! `kill -9` the real binary with 1,000 deactivations pending (Jira is down), restart it: every
-//! intent is delivered, none twice.
+//! intent is delivered, none twice. (The mass-offboarding brake is off: every disable is delivered.)
 
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ async fn kill_9_with_a_thousand_intents_pending_loses_none_and_applies_none_twic
     std::fs::write(
         &cfg,
         format!(
-            "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n\n[policy]\ncreate_users = false\n\n[delivery]\nbackoff_initial_ms = 200\nbackoff_max_secs = 1\nmax_attempts = 100000\nconcurrency = 16\n",
+            "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n\n[policy]\ncreate_users = false\n\n[delivery]\nbackoff_initial_ms = 200\nbackoff_max_secs = 1\nmax_attempts = 100000\nconcurrency = 16\n\n[guard]\nmax_offboardings = 0\n",
             jira.base_url()
         ),
     )

@@ -68,6 +68,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .ok()
         .flatten()
         .map_or(0.0, |t| (chrono::Utc::now() - t).num_seconds().max(0) as f64);
+    let guard = state.store.guard_status();
     let text = state.metrics.render(&[
         ("scimbridge_store_size_bytes", "Size of the embedded store on disk.", state.store.size_on_disk() as f64),
         (
@@ -99,6 +100,26 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "scimbridge_notifications_pending",
             "Notifications not yet sent on every channel (email, webhooks); growing means a channel keeps failing.",
             state.store.pending_notice_count() as f64,
+        ),
+        (
+            "scimbridge_held_intents",
+            "Destructive intents held by the mass-offboarding brake ([guard]) until `held approve` or `held reject`.",
+            guard.held as f64,
+        ),
+        (
+            "scimbridge_guard_brake_engaged",
+            "1 while the mass-offboarding brake holds anything, else 0.",
+            if guard.held > 0 { 1.0 } else { 0.0 },
+        ),
+        (
+            "scimbridge_guard_window_offboardings",
+            "Destructive intents let through in the brake's current window (window_secs).",
+            guard.used as f64,
+        ),
+        (
+            "scimbridge_guard_limit",
+            "Destructive intents the brake lets through per window; 0 = no brake.",
+            guard.limit.unwrap_or(0) as f64,
         ),
         (
             "scimbridge_record_cache_records",

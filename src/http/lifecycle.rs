@@ -6,6 +6,8 @@
 //! (body: a `BulkRequest`), `POST /admin/reconcile?mode=…`, `GET /admin/reports[?limit=N]`,
 //! `GET /admin/reports/{id}`, `POST /admin/undo/{run_id}?mode=…`. Each run is attributed to the
 //! request's operator (the admin token's name and the forwarded CLI user) with a run id of its own.
+//! An apply over the mass-offboarding brake's limit answers 409 unless the request says
+//! `allow_over_guard=true` (audited).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -22,6 +24,7 @@ fn api_error(e: LifecycleError) -> ApiError {
         LifecycleError::Store(s) => s.into(),
         LifecycleError::Invalid(_) | LifecycleError::UnknownTarget(_) => ScimError::invalid_value(e.to_string()).into(),
         LifecycleError::UnknownRun(_) => ScimError::not_found(e.to_string()).into(),
+        LifecycleError::OverGuard(_) => ScimError::new(409, None, e.to_string()).into(),
         LifecycleError::Read { .. } | LifecycleError::Target(_) => {
             tracing::warn!(error = %e, "A lifecycle job could not read a target.");
             ScimError::new(502, None, e.to_string()).into()
@@ -32,8 +35,21 @@ fn api_error(e: LifecycleError) -> ApiError {
 /// The jobs, attributed to the request's operator (a fresh run id per request).
 fn jobs(state: &AppState, req: &HttpRequest) -> ApiResult<Jobs> {
     let op = operator(req)?;
-    let jobs = Jobs::new(state.store.clone(), state.config.clone()).map_err(api_error)?;
-    Ok(jobs.with_operator(op).with_clock(state.clock.clone()))
+    // `allow_over_guard=true`: an apply over the mass-offboarding brake's limit queues anyway.
+    let allow = match param(&parse_pairs(req.query_string()), "allow_over_guard") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(
+                ScimError::invalid_value(format!("allow_over_guard must be true or false, not '{other}'.")).into()
+            )
+        }
+    };
+    Ok(Jobs::new(state.store.clone(), state.config.clone())
+        .map_err(api_error)?
+        .with_operator(op)
+        .with_clock(state.clock.clone())
+        .with_allow_over_guard(allow))
 }
 
 fn mode(req: &HttpRequest) -> ApiResult<Mode> {

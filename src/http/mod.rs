@@ -5,6 +5,7 @@
 //! The server takes an already bound listener, so tests bind port 0.
 
 mod admin;
+mod admin_held;
 mod admin_links;
 mod body;
 mod bulk;
@@ -118,6 +119,9 @@ pub fn serve(
                     .route("/links", web::post().to(admin_links::set))
                     .route("/links", web::delete().to(admin_links::clear))
                     .route("/links/preview", web::get().to(admin_links::preview))
+                    .route("/held", web::get().to(admin_held::list))
+                    .route("/held/approve", web::post().to(admin_held::approve))
+                    .route("/held/reject", web::post().to(admin_held::reject))
                     .route("/backup", web::get().to(admin::backup))
                     .route("/tokens", web::get().to(admin::tokens))
                     .route("/tokens", web::post().to(admin::token_new))

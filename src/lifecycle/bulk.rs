@@ -272,6 +272,7 @@ impl Jobs {
         summary.not_found = not_found;
         report.targets.push(summary);
         if report.mode == Mode::Apply {
+            self.check_guard(intents.iter().map(|(i, _)| i), now)?;
             report.enqueued = context::enqueue(&self.store, self.operator(), &intents, now)?;
         }
         self.finish(report)

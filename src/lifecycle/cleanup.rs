@@ -215,6 +215,8 @@ impl Jobs {
     ) -> Result<(), LifecycleError> {
         let policy = &self.config.policy;
         let prov = context::provisioned(&self.store, policy)?;
+        // Queued together after every target is read, so the brake can refuse the run up front.
+        let mut queued = Vec::new();
         for t in self.targets(target)? {
             let conn = self.connector(&t.spec.name)?;
             let mut summary = TargetSummary { target: t.spec.name.clone(), ..TargetSummary::default() };
@@ -298,10 +300,14 @@ impl Jobs {
                         }),
                     );
                 }
-                report.enqueued += context::enqueue(&self.store, self.operator(), &intents, now)?;
+                queued.extend(intents);
             }
             report.findings.extend(found);
             report.targets.push(summary);
+        }
+        if !queued.is_empty() {
+            self.check_guard(queued.iter().map(|(i, _)| i), now)?;
+            report.enqueued += context::enqueue(&self.store, self.operator(), &queued, now)?;
         }
         Ok(())
     }

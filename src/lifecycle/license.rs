@@ -242,6 +242,17 @@ impl Jobs {
         }
         removals
             .sort_by(|a, b| b.0.inactive_days.cmp(&a.0.inactive_days).then_with(|| a.0.username.cmp(&b.0.username)));
+        if mode == Mode::Apply {
+            // Before anything is recorded: the brake refuses the whole run up front.
+            let reclaims: Vec<_> = removals
+                .iter()
+                .map(|(f, p)| {
+                    let action = IntentAction::RemoveLicense { groups: vec![n.license.into()] };
+                    intent(n.target, &f.username, *p, action, Trigger::LicenseReclaim, policy)
+                })
+                .collect();
+            self.check_guard(&reclaims, now)?;
+        }
 
         // Grants: the queue first (oldest first), then reclaimed users whose activity resumed.
         let mut queue = self.store.license_entries(QUEUE, n.target)?;

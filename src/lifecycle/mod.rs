@@ -21,6 +21,7 @@ mod cleanup;
 mod config;
 mod context;
 mod grace;
+mod guard_check;
 mod license;
 mod link_preview;
 mod reconcile;
@@ -69,6 +70,10 @@ pub enum LifecycleError {
     /// `undo` of a run id no record names.
     #[error("{0}")]
     UnknownRun(String),
+    /// An `--apply` the mass-offboarding brake refuses up front (the message says how many and
+    /// the flag that allows it).
+    #[error("{0}")]
+    OverGuard(String),
 }
 
 /// Everything a job needs: the store, the validated configuration, one connector per target, and
@@ -82,6 +87,8 @@ pub struct Jobs {
     operator: Operator,
     /// What "now" is for runs started without an explicit time and for the grace period.
     clock: SharedClock,
+    /// `--allow-over-guard`: an `--apply` over the brake's limit queues anyway (audited).
+    allow_over_guard: bool,
 }
 
 impl Jobs {
@@ -101,6 +108,7 @@ impl Jobs {
             connectors: Arc::new(connectors),
             operator: Operator::new("unattributed"),
             clock: SystemClock::shared(),
+            allow_over_guard: false,
         })
     }
 

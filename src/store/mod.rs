@@ -20,6 +20,7 @@
 //! | `grace` | actions waiting out a warning's grace period (see `grace.rs`) |
 //! | `managed_groups` | Atlassian groups scimbridge created or mapped, per target (`managed_groups.rs`) |
 //! | `notify_outbox`, `notify_sent` | notices waiting to be sent and sent ones (see `notices.rs`) |
+//! | `guard_held`, `guard_held_by_lane`, `guard_window` | intents the mass-offboarding brake holds (`guard_held.rs`) |
 //! | `links`, `links_by_account`, `links_by_ext`, `link_review`, `link_held` | account links (see `links.rs`) |
 //!
 //! Invariants: every index entry points at an existing record and every record has its index
@@ -34,6 +35,7 @@ mod backup;
 mod deactivations;
 mod error;
 mod grace;
+mod guard_held;
 mod health;
 mod keys;
 mod links;
@@ -62,6 +64,7 @@ pub use backup::{restore, BackupStats};
 pub use deactivations::Deactivation;
 pub use error::{StoreError, StoreResult};
 pub use grace::GraceEntry;
+pub use guard_held::{GuardStatus, HeldDecision, GUARD_HELD_STATE, GUARD_SUBJECT};
 pub use links::{Link, LinkSource, Review, HELD_STATE};
 pub use managed_groups::{GroupOrigin, ManagedGroup};
 pub use notices::{ChannelLog, NoticeRecord, NoticeRow};
@@ -165,6 +168,8 @@ struct Inner {
     notices: notices::NoticeLane,
     /// Whether the store can write now, and why not (see `health.rs`).
     health: health::Health,
+    /// The mass-offboarding brake's held queue and window (see `guard_held.rs`).
+    guard: guard_held::GuardCell,
 }
 
 /// One opening of the sled database.
@@ -306,7 +311,9 @@ impl Store {
         let gen = reopen::open_gen(dir, page_cache)?;
         // Open here now: a second open of it must fail at once again.
         CLOSED_HERE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|d| d != dir);
-        let seq = gen.last_seq()?;
+        // Held jobs keep their numbers: the counter starts above them too.
+        let (guard, last_held) = guard_held::GuardCell::open(&gen.db)?;
+        let seq = gen.last_seq()?.max(last_held);
         let names = names::NameIndex::load(&gen.trees[tree::USER_BY_NAME], &gen.trees[tree::GROUP_BY_NAME])?;
         let member_counts = member_counts::MemberCounts::load(&gen.trees[tree::MEMBER_OF])?;
         let store = Store {
@@ -326,6 +333,7 @@ impl Store {
                 records: record_cache::RecordCache::new(record_cache),
                 notices: notices::NoticeLane::default(),
                 health: health::Health::default(),
+                guard,
             }),
         };
         store.index_dead_lanes()?;

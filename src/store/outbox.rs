@@ -10,6 +10,7 @@ use sled::Transactional;
 
 use super::audit::{encode, index_keys};
 use super::error::{StoreError, StoreResult};
+use super::guard_held::GuardTx;
 use super::keys;
 use super::operator::Operator;
 use super::supersede::{lane_key, Basis};
@@ -119,6 +120,14 @@ fn decode_item(k: &[u8], v: &[u8], state: &'static str) -> StoreResult<OutboxIte
     // Listed with its reason, also when written before reasons were kept.
     entry.reason = Some(entry.reason());
     Ok(OutboxItem { seq: keys::decode_u64(k), state, entry })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl Store {
@@ -238,23 +247,31 @@ impl Store {
             let deact = super::deactivations::effect(&record, seq, "queued")?;
             rows.push((seq, entry.encode()?, audit_seq, encode(&record)?, index, deact));
         }
+        let items: Vec<(u64, &OutboxEntry)> = rows.iter().map(|r| r.0).zip(entries.iter().map(|e| &e.0)).collect();
+        let guard = self.guard_plan(&items, &now_text(), now_ms())?;
+        let g = self.guard_trees()?;
         let deact_tree = self.deactivations_tree()?;
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (&*outbox, &*audit_tree, &*by_subject, &deact_tree).transaction(|(o, a, s, z)| {
-            for (seq, entry, audit_seq, record, index, deact) in &rows {
+        let trees = (&*outbox, &*audit_tree, &*by_subject, &g.held, &g.lanes, &g.window, &g.superseded, &deact_tree);
+        trees.transaction(|(o, a, s, h, l, w, su, z)| {
+            for (i, (seq, entry, audit_seq, record, index, deact)) in rows.iter().enumerate() {
                 if let Some(e) = deact {
                     super::deactivations::apply(z, e)?;
                 }
-                o.insert(&seq.to_be_bytes(), entry.as_slice())?;
+                if !guard.is_held(i) {
+                    o.insert(&seq.to_be_bytes(), entry.as_slice())?;
+                }
                 a.insert(&audit_seq.to_be_bytes(), record.as_slice())?;
                 for k in index {
                     s.insert(k.as_slice(), &[])?;
                 }
             }
+            guard.write(&GuardTx { held: h, lanes: l, window: w, superseded: su, audit: a, by_subject: s })?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
+        self.guard_applied(guard);
         if !rows.is_empty() {
             self.inner.outbox_signal.notify_one();
         }
@@ -266,23 +283,36 @@ impl Store {
     pub fn enqueue(&self, entries: &[OutboxEntry]) -> StoreResult<Vec<u64>> {
         let _guard = self.lock();
         let mut seqs = Vec::with_capacity(entries.len());
-        let mut batch = sled::Batch::default();
+        let mut decided = Vec::with_capacity(entries.len());
         let mut decision = None;
         for e in entries {
             let seq = self.next_seq();
             // Entries without a basis are one decision: the call's first job number names it.
             let decision = *decision.get_or_insert(seq);
-            match &e.basis {
-                Some(_) => batch.insert(&seq.to_be_bytes(), e.encode()?),
-                None => batch.insert(
-                    &seq.to_be_bytes(),
-                    OutboxEntry { basis: Some(Basis::of(&e.intent, decision)), ..e.clone() }.encode()?,
-                ),
-            }
+            decided.push(match &e.basis {
+                Some(_) => e.clone(),
+                None => OutboxEntry { basis: Some(Basis::of(&e.intent, decision)), ..e.clone() },
+            });
             seqs.push(seq);
         }
-        self.t(tree::OUTBOX).apply_batch(batch)?;
+        let bytes: Vec<Vec<u8>> = decided.iter().map(OutboxEntry::encode).collect::<StoreResult<_>>()?;
+        let items: Vec<(u64, &OutboxEntry)> = seqs.iter().copied().zip(&decided).collect();
+        let guard = self.guard_plan(&items, &now_text(), now_ms())?;
+        let g = self.guard_trees()?;
+        let (outbox, audit_tree, by_subject) =
+            (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
+        let trees = (&*outbox, &*audit_tree, &*by_subject, &g.held, &g.lanes, &g.window, &g.superseded);
+        trees.transaction(|(o, a, s, h, l, w, su)| {
+            for (i, (seq, b)) in seqs.iter().zip(&bytes).enumerate() {
+                if !guard.is_held(i) {
+                    o.insert(&seq.to_be_bytes(), b.as_slice())?;
+                }
+            }
+            guard.write(&GuardTx { held: h, lanes: l, window: w, superseded: su, audit: a, by_subject: s })?;
+            Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
         self.mark_committed();
+        self.guard_applied(guard);
         if !seqs.is_empty() {
             self.inner.outbox_signal.notify_one();
         }
@@ -300,6 +330,7 @@ impl Store {
         }
         out.extend(self.superseded_items()?);
         out.extend(self.held_items()?);
+        out.extend(self.guard_held()?);
         out.sort_by_key(|i| i.seq);
         Ok(out)
     }
@@ -313,6 +344,9 @@ impl Store {
         }
         if let Some(v) = self.superseded_tree()?.get(seq.to_be_bytes())? {
             return Ok(Some(decode_item(&seq.to_be_bytes(), &v, "superseded")?));
+        }
+        if let Some(e) = self.guard_held_get(seq)? {
+            return Ok(Some(OutboxItem { seq, state: super::GUARD_HELD_STATE, entry: e }));
         }
         Ok(self.held_items()?.into_iter().find(|i| i.seq == seq))
     }

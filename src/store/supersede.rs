@@ -195,6 +195,12 @@ impl Store {
         }
         // A newer decision held for a link review counts too: once released it is delivered
         // before anything retried now, which would otherwise replay the stale state after it.
+        // So does one the mass-offboarding brake holds (`guard_held.rs`).
+        for item in self.guard_held_in_lane(entry.target(), entry.user_id())? {
+            if item.seq > seq && item.entry.supersedes(item.seq, entry, seq) {
+                newest = newest.max(Some(item.seq));
+            }
+        }
         for item in self.held_in_lane(entry.target(), entry.user_id())? {
             if item.seq > seq && item.entry.supersedes(item.seq, entry, seq) {
                 newest = newest.max(Some(item.seq));

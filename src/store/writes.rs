@@ -402,14 +402,19 @@ impl Store {
         if intent_count > 0 {
             audit_index.insert(audit::run_subject(&cause.run_id));
         }
-        let intent_bytes: Vec<Vec<u8>> = intents
+        let entries: Vec<super::outbox::OutboxEntry> = intents
             .into_iter()
-            .map(|intent| {
-                super::outbox::OutboxEntry::decided(intent, ctx.now, enqueued_ms, seq).with_operator(&cause).encode()
-            })
-            .collect::<StoreResult<_>>()?;
+            .map(|intent| super::outbox::OutboxEntry::decided(intent, ctx.now, enqueued_ms, seq).with_operator(&cause))
+            .collect();
+        let intent_bytes: Vec<Vec<u8>> = entries.iter().map(|e| e.encode()).collect::<StoreResult<_>>()?;
+        // The mass-offboarding brake: which intents are held instead (same transaction).
+        let guard_items: Vec<(u64, &super::outbox::OutboxEntry)> = intent_seqs.iter().copied().zip(&entries).collect();
+        let guard = self.guard_plan(&guard_items, ctx.now, enqueued_ms)?;
         let gen = self.inner.gen();
-        let trees: Vec<&sled::Tree> = gen.trees.iter().collect();
+        let g = super::guard_held::guard_trees_of(&gen.db)?;
+        let mut trees: Vec<&sled::Tree> = gen.trees.iter().collect();
+        let guard_at = trees.len();
+        trees.extend([&g.held, &g.lanes, &g.window, &g.superseded]);
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
         let (before_name, after_name) =
             (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
@@ -466,9 +471,19 @@ impl Store {
             for subject in &audit_index {
                 t(tree::AUDIT_BY_SUBJECT).insert(keys::seq_pair(subject, seq), &[])?;
             }
-            for (s, b) in intent_seqs.iter().zip(&intent_bytes) {
-                t(tree::OUTBOX).insert(&s.to_be_bytes(), b.as_slice())?;
+            for (i, (s, b)) in intent_seqs.iter().zip(&intent_bytes).enumerate() {
+                if !guard.is_held(i) {
+                    t(tree::OUTBOX).insert(&s.to_be_bytes(), b.as_slice())?;
+                }
             }
+            guard.write(&super::guard_held::GuardTx {
+                held: t(guard_at),
+                lanes: t(guard_at + 1),
+                window: t(guard_at + 2),
+                superseded: t(guard_at + 3),
+                audit: t(tree::AUDIT),
+                by_subject: t(tree::AUDIT_BY_SUBJECT),
+            })?;
             t(tree::META).insert(b"seq", &last_seq.to_be_bytes())?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
@@ -485,6 +500,7 @@ impl Store {
             );
         }
         self.mark_committed();
+        self.guard_applied(guard);
         if intent_count > 0 {
             self.inner.outbox_signal.notify_one();
         }
