@@ -38,6 +38,32 @@ async fn pending(client: &reqwest::Client, root: &str) -> u64 {
 }
 const CONNECTIONS: usize = 32;
 
+/// Creates `users` active SCIM users named `{prefix}{i}` through /Bulk, 500 a request; their ids.
+async fn provision(client: &reqwest::Client, base: &str, prefix: &str, users: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(users);
+    for chunk in (0..users).collect::<Vec<_>>().chunks(500) {
+        let ops: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"method": "POST", "bulkId": format!("b{i}"), "path": "/Users",
+                            "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{prefix}{i}"), "active": true}}))
+            .collect();
+        let r: Value = client
+            .post(format!("{base}/Bulk"))
+            .bearer_auth(SCIM_TOKEN)
+            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
+            .send()
+            .await
+            .expect("bulk")
+            .json()
+            .await
+            .expect("bulk body");
+        for op in r["Operations"].as_array().expect("operations") {
+            ids.push(op["location"].as_str().expect("location").rsplit('/').next().expect("id").to_string());
+        }
+    }
+    ids
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -108,27 +134,7 @@ async fn latency() {
 
     // Provision through /Bulk (no intents: create_users = false).
     let t = Instant::now();
-    let mut ids = Vec::with_capacity(users);
-    for chunk in (0..users).collect::<Vec<_>>().chunks(500) {
-        let ops: Vec<Value> = chunk
-            .iter()
-            .map(|i| json!({"method": "POST", "bulkId": format!("b{i}"), "path": "/Users",
-                            "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("off{i}"), "active": true}}))
-            .collect();
-        let r: Value = client
-            .post(format!("{base}/Bulk"))
-            .bearer_auth(SCIM_TOKEN)
-            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
-            .send()
-            .await
-            .expect("bulk")
-            .json()
-            .await
-            .expect("bulk body");
-        for op in r["Operations"].as_array().expect("operations") {
-            ids.push(op["location"].as_str().expect("location").rsplit('/').next().expect("id").to_string());
-        }
-    }
+    let ids = provision(&client, &base, "off", users).await;
     println!("provisioned {users} users in {:.1}s", t.elapsed().as_secs_f64());
 
     // Disable everyone, up to 32 requests in flight, paced at OFFBOARD_RATE disables a second

@@ -73,27 +73,7 @@ pub async fn run(binary: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut ids = Vec::with_capacity(users);
-    for chunk in (0..users).collect::<Vec<_>>().chunks(500) {
-        let ops: Vec<Value> = chunk
-            .iter()
-            .map(|i| json!({"method": "POST", "bulkId": format!("b{i}"), "path": "/Users",
-                            "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("out{i}"), "active": true}}))
-            .collect();
-        let r: Value = client
-            .post(format!("{base}/Bulk"))
-            .bearer_auth(SCIM_TOKEN)
-            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
-            .send()
-            .await
-            .expect("bulk")
-            .json()
-            .await
-            .expect("bulk body");
-        for op in r["Operations"].as_array().expect("operations") {
-            ids.push(op["location"].as_str().expect("location").rsplit('/').next().expect("id").to_string());
-        }
-    }
+    let ids = super::provision(&client, &base, "out", users).await;
     // Let the start-up health read go out before the outage, so every call counted is delivery's.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mark = jira.received().len();
