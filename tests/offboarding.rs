@@ -206,11 +206,15 @@ async fn a_jira_outage_of_thirty_seconds_delays_delivery_but_delivers_every_inte
         .filter(|r| r.method == "PUT" && r.path.starts_with("/rest/api/2/user") && r.status == Some(200))
         .count();
     assert_eq!(puts_ok, 3, "each deactivation applied exactly once: {:#?}", jira.received());
+    // The attempts that found Jira down are audited as retries; intents that then waited behind
+    // the open circuit (issue 11) have no failed attempt to record.
+    let mut retries = 0;
     for id in &ids {
         let recs = delivery_records(&s, id).await;
-        assert!(recs.iter().any(|r| r["outcome"] == "retry"), "retries are audited: {recs:#?}");
-        assert_eq!(recs.iter().filter(|r| r["outcome"] == "delivered").count(), 1);
+        retries += recs.iter().filter(|r| r["outcome"] == "retry").count();
+        assert_eq!(recs.iter().filter(|r| r["outcome"] == "delivered").count(), 1, "{recs:#?}");
     }
+    assert!(retries >= 1, "the attempt that met the outage is audited");
     assert_eq!(s.store().outbox_depth(), 0);
 }
 
