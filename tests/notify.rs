@@ -239,6 +239,7 @@ fn dead_letter(job: u64, username: &str) -> Notice {
         username: username.into(),
         action: "deactivate".into(),
         trigger: "disabled".into(),
+        reason: "idp_disabled".into(),
         error: "403 Forbidden".into(),
         actor: None,
         run_id: None,
