@@ -37,7 +37,7 @@ fn json_hook(extra: &str) -> String {
 }
 
 /// The message's text with headers unfolded and quoted-printable soft breaks and escapes undone.
-fn readable(m: &Received) -> String {
+pub(crate) fn readable(m: &Received) -> String {
     let unfolded = m.data.replace("\r\n ", " ").replace("\r\n\t", " ").replace("=\r\n", "").replace("=\n", "");
     let mut out = String::new();
     let mut chars = unfolded.chars().peekable();
@@ -84,7 +84,8 @@ async fn a_dead_letter_is_emailed_over_real_smtp_and_posted_signed_to_a_json_web
         text.contains("multipart/alternative") && text.contains("text/plain") && text.contains("text/html"),
         "{text}"
     );
-    for fact in ["Who: hank (SCIM id", "What: deactivate on jira", "Why: disabled", "403", "scimbridge jobs retry"] {
+    for fact in ["Who: hank (SCIM id", "What: deactivate on jira", "Why: idp_disabled", "403", "scimbridge jobs retry"]
+    {
         assert!(text.contains(fact), "{fact} in {text}");
     }
     // Each channel's outcome is recorded right after its receiver answered.
