@@ -119,11 +119,13 @@ async fn entra_disabling_5000_of_5000_users_delivers_the_limit_holds_the_rest_an
     assert_eq!((mails.len(), hits.len()), (1, 1), "exactly one notification each: {mails:#?} {hits:#?}");
     let text = crate::notify::readable(&mails[0]);
     assert!(text.contains("Subject: [scimbridge] Offboarding brake engaged"), "{text}");
-    assert!(text.contains("Held: ") && text.contains("scimbridge held approve --all"), "{text}");
+    assert!(text.contains("Held when it engaged: ") && text.contains("scimbridge held approve --all"), "{text}");
     assert!(text.contains("Limit: 50 per 1 h") && text.contains("scimbridge held reject --all"), "{text}");
     let body = hits[0].json();
     assert_eq!((&body["event"], &body["data"]["limit"]), (&json!("held"), &json!(50)), "{body}");
-    assert!(body["data"]["held"].as_u64().is_some_and(|h| h >= 1), "{body}");
+    let first_held = body["data"]["held"].as_u64().expect("held count");
+    assert!(first_held >= 1, "{body}");
+    assert!(text.contains(&format!("Held when it engaged: {first_held}")), "{text}");
     assert_eq!(hits[0].header("X-Scimbridge-Event"), Some("held"));
 
     // Loud, but ready.

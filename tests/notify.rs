@@ -105,6 +105,7 @@ async fn a_dead_letter_is_emailed_over_real_smtp_and_posted_signed_to_a_json_web
     let body = hit.json();
     assert_eq!((&body["event"], &body["id"]), (&json!("dead_letter"), &json!(notice_id)), "{body}");
     assert_eq!((&body["data"]["username"], &body["data"]["target"]), (&json!("hank"), &json!("jira")));
+    assert_eq!((&body["data"]["trigger"], &body["data"]["reason"]), (&json!("disabled"), &json!("idp_disabled")));
     assert!(
         body["data"]["job"].as_u64().is_some() && body["data"]["error"].as_str().is_some_and(|e| e.contains("403"))
     );
@@ -133,6 +134,7 @@ async fn offboardings_go_only_to_channels_that_list_them_and_each_format_has_its
     assert!(msg["text"].as_str().is_some_and(|t| t.contains("ivy offboarded on jira (deactivate)")), "{msg}");
     assert_eq!(msg["blocks"][0]["type"], "header");
     assert!(msg["blocks"].to_string().contains("*Who*\\nivy (SCIM id"), "{msg}");
+    assert!(msg["blocks"].to_string().contains("*Why*\\nidp_disabled"), "the reason word: {msg}");
 
     let jon = s.create_user("jon").await;
     jira.fail_next(1, Fault::status(403));

@@ -56,14 +56,15 @@ fn duration(secs: u64) -> String {
 pub fn facts(id: u64, at: &str, notice: &Notice) -> Facts {
     let (title, summary, rows, action): (String, String, Vec<(&str, String)>, Option<String>) = match notice {
         Notice::Held { held, limit, window_secs, source } => (
-            format!("Offboarding brake engaged: {held} destructive actions held"),
+            format!("Offboarding brake engaged: {held} destructive actions held so far"),
             format!(
                 "More than {limit} deactivations, deletions, anonymizations or licence removals were requested within {}; \
                  scimbridge holds the rest. Nothing held reaches Atlassian until an operator approves it; creates, \
-                 group additions and reactivations keep flowing.",
+                 group additions and reactivations keep flowing. This is the one notice for this engagement: a \
+                 surge still arriving is held too, and `scimbridge held list` counts it.",
                 duration(*window_secs)
             ),
-            [("Held", held.to_string()), ("Limit", format!("{limit} per {}", duration(*window_secs)))]
+            [("Held when it engaged", held.to_string()), ("Limit", format!("{limit} per {}", duration(*window_secs)))]
                 .into_iter()
                 .chain(source.iter().map(|s| ("Source", s.clone())))
                 .collect(),

@@ -589,6 +589,25 @@ mod tests {
     }
 
     #[test]
+    fn each_engagement_stores_one_held_notice_with_the_holding_write() {
+        let (_d, store) = store(2);
+        store.want_notices(["held".to_string()]);
+        for u in ["a", "b", "c", "d", "e"] {
+            store.enqueue(&[entry(u, IntentAction::Deactivate)]).expect("enqueue");
+        }
+        let notices: Vec<Value> = store.pending_notices().expect("notices").into_iter().map(|n| n.notice).collect();
+        assert_eq!(notices.len(), 1, "one per engagement, not per held intent: {notices:?}");
+        assert_eq!(notices[0], json!({"event": "held", "held": 1, "limit": 2, "window_secs": 3600}));
+        // Released (all rejected) and engaged again: a second engagement, a second notice.
+        let op = Operator { actor: "t".into(), run_id: "run-1".into() };
+        store.guard_decide(None, false, &op, "t", now_ms()).expect("reject");
+        store.enqueue(&[entry("f", IntentAction::Deactivate), entry("g", IntentAction::Delete)]).expect("enqueue");
+        let notices = store.pending_notices().expect("notices");
+        assert_eq!(notices.len(), 2);
+        assert_eq!(notices[1].notice["held"], 2);
+    }
+
+    #[test]
     fn a_reactivation_supersedes_the_held_deactivation_and_approval_skips_it() {
         let (dir, store) = store(1);
         store.enqueue(&[entry("a", IntentAction::Deactivate)]).expect("enqueue");
