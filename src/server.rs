@@ -208,7 +208,7 @@ pub async fn start_with_clock(config: Config, clock: crate::clock::SharedClock) 
     let target_health: TargetHealth = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
     // Each target's delivery circuit (issue 11); shown by /readyz and /metrics.
     let delivery_health = crate::delivery::Health::new(
-        crate::delivery::HealthConfig::from_delivery(&config.delivery),
+        crate::delivery::HealthConfig::from_delivery(&config.delivery).with_target_down(config.notify.target_down),
         connectors.clone(),
         store.clone(),
     );

@@ -2,7 +2,8 @@
 //! limit reaches Jira and the rest is held; `held approve --all` delivers the rest in order,
 //! `held reject` leaves accounts as they are; an IdP re-enable supersedes a held deactivation;
 //! a bulk `--apply` over the limit refuses up front unless `--allow-over-guard`; the CLI works on a
-//! stopped store and through the running server; the admin API wants an admin token.
+//! stopped store and through the running server; the admin API wants an admin token. The brake
+//! engaging is notified once, by email (a real SMTP conversation) and by webhook.
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use serde_json::{json, Value};
 use crate::support::atlassian_emulator::{Emulator, TOKEN as ATL_TOKEN};
 use crate::support::child::cli;
 use crate::support::server::{eventually, TestServer, ADMIN_TOKEN, TOKEN};
+use crate::support::smtp::SmtpReceiver;
+use crate::support::webhook::WebhookReceiver;
 use scimbridge::atlassian::Product;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -82,12 +85,24 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
 
+/// `[notify]` with an SMTP server and a JSON webhook, both started by the test.
+const NOTIFY: &str = "[notify.smtp]\nurl_env = \"SMTP_URL\"\nfrom = \"scimbridge@example.com\"\nadmins = [\"atlassian-admins@example.com\"]\n[[notify.webhook]]\nurl_env = \"HOOK_URL\"\nformat = \"json\"\nsecret_env = \"HOOK_SECRET\"\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entra_disabling_5000_of_5000_users_delivers_the_limit_holds_the_rest_and_approve_all_delivers_them_in_order() {
     const N: usize = 5000;
+    /// Held intents rejected before the rest are approved: their accounts stay as they are.
+    const REJECTED: usize = 100;
     let jira = Emulator::start(Product::Jira).await;
+    let (smtp, hook) = (SmtpReceiver::start().await, WebhookReceiver::start().await);
     // The default guard: no [guard] section at all.
-    let s = TestServer::start_toml(&toml(&jira, ""), &[("ATL_TOKEN", ATL_TOKEN)]).await;
+    let env = [
+        ("ATL_TOKEN", ATL_TOKEN),
+        ("SMTP_URL", &smtp.url()),
+        ("HOOK_URL", &hook.url()),
+        ("HOOK_SECRET", "k3y-for-the-json-webhook-0123456789"),
+    ];
+    let s = TestServer::start_toml(&format!("{}{NOTIFY}", toml(&jira, "")), &env).await;
     let ids = provision(&s, &jira, "u", N).await;
     entra_disable_all(&s, &ids).await;
 
@@ -95,6 +110,23 @@ async fn entra_disabling_5000_of_5000_users_delivers_the_limit_holds_the_rest_an
     let status = s.store().guard_status();
     assert_eq!((status.held, status.used, status.limit), ((N - 50) as u64, 50, Some(50)));
     assert_eq!(inactive(&jira, "u", N), 50, "at most the limit reached Jira");
+
+    // One notification per channel for the engagement, not one per held intent (4,950).
+    eventually("the brake's email and webhook", WAIT, || !smtp.messages().is_empty() && !hook.accepted().is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mails, hits) = (smtp.messages(), hook.accepted());
+    assert_eq!((mails.len(), hits.len()), (1, 1), "exactly one notification each: {mails:#?} {hits:#?}");
+    let text = crate::notify::readable(&mails[0]);
+    assert!(text.contains("Subject: [scimbridge] Offboarding brake engaged"), "{text}");
+    assert!(text.contains("Held when it engaged: ") && text.contains("scimbridge held approve --all"), "{text}");
+    assert!(text.contains("Limit: 50 per 1 h") && text.contains("scimbridge held reject --all"), "{text}");
+    let body = hits[0].json();
+    assert_eq!((&body["event"], &body["data"]["limit"]), (&json!("held"), &json!(50)), "{body}");
+    let first_held = body["data"]["held"].as_u64().expect("held count");
+    assert!(first_held >= 1, "{body}");
+    assert!(text.contains(&format!("Held when it engaged: {first_held}")), "{text}");
+    assert_eq!(hits[0].header("X-Scimbridge-Event"), Some("held"));
 
     // Loud, but ready.
     let m = s.client.get(format!("{}/metrics", s.root)).bearer_auth(ADMIN_TOKEN).send().await.expect("metrics");
@@ -114,10 +146,26 @@ async fn entra_disabling_5000_of_5000_users_delivers_the_limit_holds_the_rest_an
 
     let (code, list) = admin(&s, reqwest::Method::GET, "/held", None, ADMIN_TOKEN).await;
     assert_eq!(code, 200);
-    let held: Vec<u64> =
+    let mut held: Vec<u64> =
         list["held"].as_array().expect("held").iter().map(|h| h["seq"].as_u64().expect("seq")).collect();
     assert_eq!(held.len(), N - 50);
     assert!(held.windows(2).all(|w| w[0] < w[1]), "oldest first");
+
+    // Reject the last ones: recorded, and their accounts are left as they are.
+    let rejected = held.split_off(held.len() - REJECTED);
+    let spared: Vec<String> = s
+        .store()
+        .guard_held()
+        .expect("held")
+        .iter()
+        .filter(|h| rejected.contains(&h.seq))
+        .map(|h| h.entry.intent["username"].as_str().expect("username").to_string())
+        .collect();
+    assert_eq!(spared.len(), REJECTED);
+    let (code, done) =
+        admin(&s, reqwest::Method::POST, "/held/reject", Some(json!({"ids": rejected})), ADMIN_TOKEN).await;
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(done["still_held"], N - 50 - REJECTED);
 
     let (code, done) = admin(&s, reqwest::Method::POST, "/held/approve", Some(json!({"all": true})), ADMIN_TOKEN).await;
     assert_eq!(code, 200, "{done}");
@@ -132,14 +180,19 @@ async fn entra_disabling_5000_of_5000_users_delivers_the_limit_holds_the_rest_an
     let run = done["run_id"].as_str().expect("run id").to_string();
     assert_eq!(done["still_held"], 0);
 
-    eventually("every user inactive in Jira", WAIT, || inactive(&jira, "u", N) == N).await;
+    eventually("every approved user inactive in Jira", WAIT, || inactive(&jira, "u", N) == N - REJECTED).await;
     eventually("the outbox drains", WAIT, || s.store().outbox_depth() == 0).await;
+    assert!(spared.iter().all(|u| jira.user(u).is_some_and(|u| u.active)), "rejected accounts stay active");
     assert_eq!(s.store().guard_status().held, 0, "approved intents are not held again");
     // The approval is a run of its own: its deliveries and decisions carry its id and the actor.
     let records = s.store().audit_of_run(&run).expect("audit").expect("run");
     let approvals = records.iter().filter(|r| r["action"] == "held_approve").count();
     let delivered = records.iter().filter(|r| r["type"] == "delivery" && r["outcome"] == "delivered").count();
-    assert_eq!((approvals, delivered), (N - 50, N - 50));
+    assert_eq!((approvals, delivered), (N - 50 - REJECTED, N - 50 - REJECTED));
+    let rejections = s.store().audit_tail(50_000).expect("audit").into_iter().filter(|r| r["action"] == "held_reject");
+    assert_eq!(rejections.count(), REJECTED, "each rejection is recorded");
+    // Approving and rejecting notify nobody: still the one notification per channel.
+    assert_eq!((smtp.messages().len(), hook.accepted().len()), (1, 1));
     assert!(records.iter().all(|r| r["actor"] == "admin" || r["actor"].as_str().is_some_and(|a| !a.is_empty())));
     s.stop().await;
 }

@@ -35,6 +35,7 @@ mod linking;
 mod links_operations;
 mod login_limiter;
 mod notify;
+mod notify_target_down;
 mod offboarding;
 mod offboarding_crash;
 mod okta_sequences;

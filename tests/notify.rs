@@ -37,7 +37,7 @@ fn json_hook(extra: &str) -> String {
 }
 
 /// The message's text with headers unfolded and quoted-printable soft breaks and escapes undone.
-fn readable(m: &Received) -> String {
+pub(crate) fn readable(m: &Received) -> String {
     let unfolded = m.data.replace("\r\n ", " ").replace("\r\n\t", " ").replace("=\r\n", "").replace("=\n", "");
     let mut out = String::new();
     let mut chars = unfolded.chars().peekable();
@@ -84,7 +84,8 @@ async fn a_dead_letter_is_emailed_over_real_smtp_and_posted_signed_to_a_json_web
         text.contains("multipart/alternative") && text.contains("text/plain") && text.contains("text/html"),
         "{text}"
     );
-    for fact in ["Who: hank (SCIM id", "What: deactivate on jira", "Why: disabled", "403", "scimbridge jobs retry"] {
+    for fact in ["Who: hank (SCIM id", "What: deactivate on jira", "Why: idp_disabled", "403", "scimbridge jobs retry"]
+    {
         assert!(text.contains(fact), "{fact} in {text}");
     }
     // Each channel's outcome is recorded right after its receiver answered.
@@ -104,6 +105,7 @@ async fn a_dead_letter_is_emailed_over_real_smtp_and_posted_signed_to_a_json_web
     let body = hit.json();
     assert_eq!((&body["event"], &body["id"]), (&json!("dead_letter"), &json!(notice_id)), "{body}");
     assert_eq!((&body["data"]["username"], &body["data"]["target"]), (&json!("hank"), &json!("jira")));
+    assert_eq!((&body["data"]["trigger"], &body["data"]["reason"]), (&json!("disabled"), &json!("idp_disabled")));
     assert!(
         body["data"]["job"].as_u64().is_some() && body["data"]["error"].as_str().is_some_and(|e| e.contains("403"))
     );
@@ -132,6 +134,7 @@ async fn offboardings_go_only_to_channels_that_list_them_and_each_format_has_its
     assert!(msg["text"].as_str().is_some_and(|t| t.contains("ivy offboarded on jira (deactivate)")), "{msg}");
     assert_eq!(msg["blocks"][0]["type"], "header");
     assert!(msg["blocks"].to_string().contains("*Who*\\nivy (SCIM id"), "{msg}");
+    assert!(msg["blocks"].to_string().contains("*Why*\\nidp_disabled"), "the reason word: {msg}");
 
     let jon = s.create_user("jon").await;
     jira.fail_next(1, Fault::status(403));
@@ -239,6 +242,7 @@ fn dead_letter(job: u64, username: &str) -> Notice {
         username: username.into(),
         action: "deactivate".into(),
         trigger: "disabled".into(),
+        reason: "idp_disabled".into(),
         error: "403 Forbidden".into(),
         actor: None,
         run_id: None,

@@ -86,6 +86,8 @@ struct Circuit {
     probes: u64,
     /// Intents dead-lettered by `max_age_secs` since start.
     aged_out: u64,
+    /// The outage (its `since_ms`) whose `target_down` notice is stored: one per outage.
+    down_noticed: Option<u64>,
 }
 
 impl Circuit {
@@ -98,6 +100,7 @@ impl Circuit {
             probing: false,
             probes: 0,
             aged_out: 0,
+            down_noticed: None,
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct HealthConfig {
     pub down_after: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// A target down this long gets one `target_down` notice (`[notify] target_down_secs`).
+    pub target_down: Duration,
 }
 
 impl HealthConfig {
@@ -118,7 +123,13 @@ impl HealthConfig {
             down_after: d.down_after_failures,
             backoff_initial: d.backoff_initial,
             backoff_max: d.backoff_max,
+            target_down: Duration::from_secs(crate::notify::config::DEFAULT_TARGET_DOWN_SECS),
         }
+    }
+
+    /// With `[notify] target_down_secs`.
+    pub fn with_target_down(self, target_down: Duration) -> HealthConfig {
+        HealthConfig { target_down, ..self }
     }
 }
 
@@ -258,11 +269,14 @@ impl Health {
 
     /// Logs the moment a target goes down or comes back, records it in the audit log and hands
     /// the facts to [`target_notice`].
-    fn announce(&self, target: &str, event: Event, state: State, error: Option<String>, now: u64) {
+    fn announce(self: &Arc<Self>, target: &str, event: Event, state: State, error: Option<String>, now: u64) {
         let since_ms = match state {
             State::Down { since_ms } | State::HalfOpen { since_ms } => since_ms,
             State::Up => now,
         };
+        if event == Event::Down {
+            self.watch_outage(target, since_ms);
+        }
         let (store, target_name) = (self.store.clone(), target.to_string());
         let facts = move |pending: usize| match event {
             Event::Down => json!({
@@ -295,6 +309,60 @@ impl Health {
             }
             target_notice(&facts);
         });
+    }
+
+    /// Once the outage that began at `since_ms` has lasted `target_down`, stores ONE
+    /// `target_down` notice for it; nothing if the target is back sooner. A half-open target
+    /// (a probe answered, real calls not yet confirmed) is looked at again a probe later.
+    fn watch_outage(self: &Arc<Self>, target: &str, since_ms: u64) {
+        let (weak, target) = (Arc::downgrade(self), target.to_string());
+        let due = since_ms.saturating_add(self.cfg.target_down.as_millis() as u64);
+        let recheck = self.cfg.probe_interval.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(due.saturating_sub(now_ms()))).await;
+            loop {
+                let Some(h) = weak.upgrade() else { return };
+                match h.outage_lasted(&target, since_ms) {
+                    Some(true) => drop(h),
+                    Some(false) => return,
+                    None => {
+                        let (store, notice) = (h.store.clone(), h.down_notice(&target, since_ms));
+                        let stored = tokio::task::spawn_blocking(move || store.enqueue_notice(&notice)).await;
+                        if let Ok(Err(e)) = stored {
+                            tracing::error!(target_name = %target, error = %e, "Could not store the target_down notification.");
+                        }
+                        return;
+                    }
+                }
+                tokio::time::sleep(recheck).await;
+            }
+        });
+    }
+
+    /// Whether the outage since `since_ms` is still on: None when it is down and not yet
+    /// notified (marked notified now), Some(true) when half-open (look again), Some(false) when
+    /// over or already notified.
+    fn outage_lasted(&self, target: &str, since_ms: u64) -> Option<bool> {
+        let mut map = self.lock();
+        let c = map.get_mut(target)?;
+        match c.state {
+            State::Down { since_ms: s } if s == since_ms && c.down_noticed != Some(since_ms) => {
+                c.down_noticed = Some(since_ms);
+                None
+            }
+            State::HalfOpen { since_ms: s } if s == since_ms => Some(true),
+            _ => Some(false),
+        }
+    }
+
+    fn down_notice(&self, target: &str, since_ms: u64) -> crate::notify::Notice {
+        let error = self.lock().get(target).and_then(|c| c.last_error.clone()).unwrap_or_default();
+        crate::notify::Notice::TargetDown {
+            target: target.to_string(),
+            since: rfc3339(since_ms),
+            down_secs: now_ms().saturating_sub(since_ms) / 1000,
+            error,
+        }
     }
 
     /// Each target's state for `/readyz`.
@@ -440,10 +508,11 @@ async fn probe_loop(health: Weak<Health>, target: String, connector: Arc<Connect
     }
 }
 
-/// The notice seam (ROUND3 "Seams"): called once when a target goes down (`event:
-/// "target_down"`, with `since`, `pending`, `error`) and once when it is back up
-/// (`"target_up"`, with `since`, `down_for_secs`, `pending`). The facts are already logged and
-/// in the audit log (subject `target:<name>`); the notifier is wired here.
+/// The transition facts: called once when a target goes down (`event: "target_down"`, with
+/// `since`, `pending`, `error`) and once when it is back up (`"target_up"`, with `since`,
+/// `down_for_secs`, `pending`). The facts are already logged and in the audit log (subject
+/// `target:<name>`). The admins' notification is not sent from here: it waits until the outage
+/// has lasted `target_down_secs` (`Health::watch_outage`), so a short blip notifies nobody.
 pub fn target_notice(facts: &Value) -> Value {
     facts.clone()
 }
@@ -458,6 +527,7 @@ mod tests {
             down_after: 3,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
+            target_down: Duration::from_secs(300),
         }
     }
 

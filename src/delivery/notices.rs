@@ -22,6 +22,7 @@ pub(super) fn dead_letter(seq: u64, entry: &OutboxEntry, intent: &Intent, error:
         username: intent.username.clone(),
         action: name(&intent.action),
         trigger: name(&intent.trigger),
+        reason: entry.reason(),
         error: error.to_string(),
         actor: entry.operator.as_ref().map(|o| o.actor.clone()),
         run_id: entry.operator.as_ref().map(|o| o.run_id.clone()),
@@ -43,6 +44,7 @@ pub(super) fn offboarded(store: &Store, seq: u64, entry: &OutboxEntry, intent: &
         username: intent.username.clone(),
         action: name(&intent.action),
         trigger: name(&intent.trigger),
+        reason: entry.reason(),
         actor: entry.operator.as_ref().map(|o| o.actor.clone()),
         run_id: entry.operator.as_ref().map(|o| o.run_id.clone()),
     })?;

@@ -9,5 +9,5 @@ mod notice;
 mod rule;
 
 pub use config::{validate, GuardFile};
-pub use notice::{brake_engaged_notice, BrakeFacts};
+pub use notice::{brake_engaged_notice, held_notification, BrakeFacts};
 pub use rule::{is_destructive, Guard, Verdict, Window};

@@ -19,8 +19,21 @@ pub struct BrakeFacts {
     pub run_id: String,
 }
 
-/// The brake engaged: the notice (event `held`) as JSON, with the command that approves. The
-/// one call site of the notification for this event (wired to `notify` at merge).
+/// The brake engaged: the admins' notification (`notify`, event `held`), stored in the same
+/// transaction as the held intents, so it is sent once per engagement and never lost. The source
+/// names who caused the surge (the IdP credential or the operator, and the run).
+pub fn held_notification(f: &BrakeFacts) -> crate::notify::Notice {
+    let source = match (f.actor.is_empty(), f.run_id.is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(f.actor.clone()),
+        (true, false) => Some(format!("run {}", f.run_id)),
+        (false, false) => Some(format!("{} (run {})", f.actor, f.run_id)),
+    };
+    crate::notify::Notice::Held { held: f.held, limit: f.limit, window_secs: f.window_secs, source }
+}
+
+/// The brake engaged: the audit record and log line (event `held`) as JSON, with the command
+/// that approves.
 pub fn brake_engaged_notice(f: &BrakeFacts) -> Value {
     json!({
         "event": "held",

@@ -47,6 +47,10 @@ pub enum Notice {
         action: String,
         /// What caused it (`disabled`, `cleanup`...).
         trigger: String,
+        /// Why, in the reason vocabulary (`crate::reason`: `idp_disabled`, `inactive`...);
+        /// empty in notices stored before reasons were carried.
+        #[serde(default)]
+        reason: String,
         error: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         actor: Option<String>,
@@ -89,6 +93,9 @@ pub enum Notice {
         username: String,
         action: String,
         trigger: String,
+        /// Why, in the reason vocabulary (`crate::reason`).
+        #[serde(default)]
+        reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         actor: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

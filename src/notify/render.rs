@@ -35,10 +35,12 @@ fn who(username: &str, user_id: &str) -> String {
     format!("{username} (SCIM id {user_id})")
 }
 
-fn by(actor: Option<&String>, trigger: &str) -> String {
+/// Why: the reason word (`idp_disabled`...), or the trigger of a notice stored without one.
+fn by(actor: Option<&String>, reason: &str, trigger: &str) -> String {
+    let why = if reason.is_empty() { trigger } else { reason };
     match actor {
-        Some(a) => format!("{trigger}, by {a}"),
-        None => trigger.to_string(),
+        Some(a) => format!("{why}, by {a}"),
+        None => why.to_string(),
     }
 }
 
@@ -54,14 +56,15 @@ fn duration(secs: u64) -> String {
 pub fn facts(id: u64, at: &str, notice: &Notice) -> Facts {
     let (title, summary, rows, action): (String, String, Vec<(&str, String)>, Option<String>) = match notice {
         Notice::Held { held, limit, window_secs, source } => (
-            format!("Offboarding brake engaged: {held} destructive actions held"),
+            format!("Offboarding brake engaged: {held} destructive actions held so far"),
             format!(
                 "More than {limit} deactivations, deletions, anonymizations or licence removals were requested within {}; \
                  scimbridge holds the rest. Nothing held reaches Atlassian until an operator approves it; creates, \
-                 group additions and reactivations keep flowing.",
+                 group additions and reactivations keep flowing. This is the one notice for this engagement: a \
+                 surge still arriving is held too, and `scimbridge held list` counts it.",
                 duration(*window_secs)
             ),
-            [("Held", held.to_string()), ("Limit", format!("{limit} per {}", duration(*window_secs)))]
+            [("Held when it engaged", held.to_string()), ("Limit", format!("{limit} per {}", duration(*window_secs)))]
                 .into_iter()
                 .chain(source.iter().map(|s| ("Source", s.clone())))
                 .collect(),
@@ -70,13 +73,13 @@ pub fn facts(id: u64, at: &str, notice: &Notice) -> Facts {
                     .into(),
             ),
         ),
-        Notice::DeadLetter { job, target, user_id, username, action, trigger, error, actor, run_id } => (
+        Notice::DeadLetter { job, target, user_id, username, action, trigger, reason, error, actor, run_id } => (
             format!("Dead letter: {action} of {username} on {target}"),
             format!("Job {job} could not be delivered and will not be tried again until an operator acts."),
             [
                 ("Who", who(username, user_id)),
                 ("What", format!("{action} on {target}")),
-                ("Why", by(actor.as_ref(), trigger)),
+                ("Why", by(actor.as_ref(), reason, trigger)),
                 ("Error", error.clone()),
                 ("Job", job.to_string()),
             ]
@@ -126,13 +129,13 @@ pub fn facts(id: u64, at: &str, notice: &Notice) -> Facts {
             .collect(),
             Some(format!("Report: {report}\nUndo:   scimbridge undo {run_id} --dry-run")),
         ),
-        Notice::Offboarded { job, target, user_id, username, action, trigger, actor, run_id } => (
+        Notice::Offboarded { job, target, user_id, username, action, trigger, reason, actor, run_id } => (
             format!("{username} offboarded on {target} ({action})"),
             format!("scimbridge delivered {action} of {username} to {target}."),
             [
                 ("Who", who(username, user_id)),
                 ("What", format!("{action} on {target}")),
-                ("Why", by(actor.as_ref(), trigger)),
+                ("Why", by(actor.as_ref(), reason, trigger)),
                 ("Job", job.to_string()),
             ]
             .into_iter()
@@ -400,6 +403,7 @@ mod tests {
             username: "<b>erin</b>".into(),
             action: "deactivate".into(),
             trigger: "disabled".into(),
+            reason: "idp_disabled".into(),
             error: "403 Forbidden".into(),
             actor: Some("entra".into()),
             run_id: Some("run-7".into()),
@@ -413,7 +417,7 @@ mod tests {
         assert_eq!(e.subject, "[scimbridge] Dead letter: deactivate of <b>erin</b> on jira");
         for want in [
             "Who: <b>erin</b> (SCIM id u-1)",
-            "Why: disabled, by entra",
+            "Why: idp_disabled, by entra",
             "Error: 403 Forbidden",
             "Run: run-7",
             "scimbridge jobs retry 42",

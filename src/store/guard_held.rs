@@ -30,7 +30,7 @@ use super::outbox::{OutboxEntry, OutboxItem};
 use super::records::Kind;
 use super::supersede::lane_key;
 use super::{tree, Store};
-use crate::guard::{brake_engaged_notice, is_destructive, BrakeFacts, Guard, Verdict, Window};
+use crate::guard::{brake_engaged_notice, held_notification, is_destructive, BrakeFacts, Guard, Verdict, Window};
 
 /// The `jobs list` state of an intent the brake holds.
 pub const GUARD_HELD_STATE: &str = "held";
@@ -57,6 +57,8 @@ pub(crate) struct GuardTrees {
     pub(crate) lanes: sled::Tree,
     pub(crate) window: sled::Tree,
     pub(crate) superseded: sled::Tree,
+    /// The notification lane (`notices.rs`): the brake's notice is written with what it held.
+    pub(crate) notices: sled::Tree,
 }
 
 struct GuardState {
@@ -122,6 +124,8 @@ pub(crate) struct GuardPlan {
     forgotten: Vec<(u64, u64)>,
     records: Vec<(u64, Vec<u8>, Vec<Vec<u8>>)>,
     engaged: Option<Value>,
+    /// The `held` notification of an engagement, when a channel wants it.
+    notice: Option<super::NoticeRow>,
 }
 
 /// The brake's trees inside a caller's transaction.
@@ -132,6 +136,7 @@ pub(crate) struct GuardTx<'a> {
     pub superseded: &'a TransactionalTree,
     pub audit: &'a TransactionalTree,
     pub by_subject: &'a TransactionalTree,
+    pub notices: &'a TransactionalTree,
 }
 
 impl GuardPlan {
@@ -161,6 +166,9 @@ impl GuardPlan {
             for k in index {
                 t.by_subject.insert(k.as_slice(), &[])?;
             }
+        }
+        if let Some(row) = &self.notice {
+            row.put(t.notices)?;
         }
         Ok(())
     }
@@ -318,6 +326,8 @@ impl Store {
                 let notice = brake_engaged_notice(&facts);
                 self.guard_record(&mut plan, GUARD_SUBJECT, &notice)?;
                 plan.engaged = Some(notice);
+                // Once per engagement: only a write that finds nothing held yet engages it.
+                plan.notice = self.notice_row(&held_notification(&facts))?;
             }
         }
         // Nothing is held by a plan that holds nothing; keep the tree of a quiet window small.
@@ -333,6 +343,9 @@ impl Store {
 
     /// Applies a written plan to the brake's memory and says loudly when it engaged.
     pub(crate) fn guard_applied(&self, plan: GuardPlan) {
+        if plan.notice.is_some() {
+            self.notice_written();
+        }
         if plan.held_rows.is_empty() && plan.superseded.is_empty() && plan.admitted.is_empty() {
             return;
         }
@@ -513,6 +526,7 @@ pub(crate) fn guard_trees_of(db: &sled::Db) -> StoreResult<GuardTrees> {
         lanes: db.open_tree("guard_held_by_lane")?,
         window: db.open_tree("guard_window")?,
         superseded: db.open_tree(super::supersede::SUPERSEDED)?,
+        notices: db.open_tree(super::notices::NOTIFY_OUTBOX)?,
     })
 }
 
@@ -572,6 +586,25 @@ mod tests {
         assert!(crate::admin::drop_job(&store, last, &op).expect("drop"));
         assert_eq!(store.guard_status().held, 1);
         assert!(store.audit_of_run("run-2").expect("audit").expect("run").iter().any(|r| r["action"] == "held_reject"));
+    }
+
+    #[test]
+    fn each_engagement_stores_one_held_notice_with_the_holding_write() {
+        let (_d, store) = store(2);
+        store.want_notices(["held".to_string()]);
+        for u in ["a", "b", "c", "d", "e"] {
+            store.enqueue(&[entry(u, IntentAction::Deactivate)]).expect("enqueue");
+        }
+        let notices: Vec<Value> = store.pending_notices().expect("notices").into_iter().map(|n| n.notice).collect();
+        assert_eq!(notices.len(), 1, "one per engagement, not per held intent: {notices:?}");
+        assert_eq!(notices[0], json!({"event": "held", "held": 1, "limit": 2, "window_secs": 3600}));
+        // Released (all rejected) and engaged again: a second engagement, a second notice.
+        let op = Operator { actor: "t".into(), run_id: "run-1".into() };
+        store.guard_decide(None, false, &op, "t", now_ms()).expect("reject");
+        store.enqueue(&[entry("f", IntentAction::Deactivate), entry("g", IntentAction::Delete)]).expect("enqueue");
+        let notices = store.pending_notices().expect("notices");
+        assert_eq!(notices.len(), 2);
+        assert_eq!(notices[1].notice["held"], 2);
     }
 
     #[test]

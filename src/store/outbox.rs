@@ -253,8 +253,18 @@ impl Store {
         let deact_tree = self.deactivations_tree()?;
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        let trees = (&*outbox, &*audit_tree, &*by_subject, &g.held, &g.lanes, &g.window, &g.superseded, &deact_tree);
-        trees.transaction(|(o, a, s, h, l, w, su, z)| {
+        let trees = (
+            &*outbox,
+            &*audit_tree,
+            &*by_subject,
+            &g.held,
+            &g.lanes,
+            &g.window,
+            &g.superseded,
+            &deact_tree,
+            &g.notices,
+        );
+        trees.transaction(|(o, a, s, h, l, w, su, z, n)| {
             for (i, (seq, entry, audit_seq, record, index, deact)) in rows.iter().enumerate() {
                 if let Some(e) = deact {
                     super::deactivations::apply(z, e)?;
@@ -267,7 +277,15 @@ impl Store {
                     s.insert(k.as_slice(), &[])?;
                 }
             }
-            guard.write(&GuardTx { held: h, lanes: l, window: w, superseded: su, audit: a, by_subject: s })?;
+            guard.write(&GuardTx {
+                held: h,
+                lanes: l,
+                window: w,
+                superseded: su,
+                audit: a,
+                by_subject: s,
+                notices: n,
+            })?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
@@ -301,14 +319,22 @@ impl Store {
         let g = self.guard_trees()?;
         let (outbox, audit_tree, by_subject) =
             (self.t(tree::OUTBOX), self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        let trees = (&*outbox, &*audit_tree, &*by_subject, &g.held, &g.lanes, &g.window, &g.superseded);
-        trees.transaction(|(o, a, s, h, l, w, su)| {
+        let trees = (&*outbox, &*audit_tree, &*by_subject, &g.held, &g.lanes, &g.window, &g.superseded, &g.notices);
+        trees.transaction(|(o, a, s, h, l, w, su, n)| {
             for (i, (seq, b)) in seqs.iter().zip(&bytes).enumerate() {
                 if !guard.is_held(i) {
                     o.insert(&seq.to_be_bytes(), b.as_slice())?;
                 }
             }
-            guard.write(&GuardTx { held: h, lanes: l, window: w, superseded: su, audit: a, by_subject: s })?;
+            guard.write(&GuardTx {
+                held: h,
+                lanes: l,
+                window: w,
+                superseded: su,
+                audit: a,
+                by_subject: s,
+                notices: n,
+            })?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();

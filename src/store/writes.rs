@@ -414,7 +414,7 @@ impl Store {
         let g = super::guard_held::guard_trees_of(&gen.db)?;
         let mut trees: Vec<&sled::Tree> = gen.trees.iter().collect();
         let guard_at = trees.len();
-        trees.extend([&g.held, &g.lanes, &g.window, &g.superseded]);
+        trees.extend([&g.held, &g.lanes, &g.window, &g.superseded, &g.notices]);
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
         let (before_name, after_name) =
             (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
@@ -481,6 +481,7 @@ impl Store {
                 lanes: t(guard_at + 1),
                 window: t(guard_at + 2),
                 superseded: t(guard_at + 3),
+                notices: t(guard_at + 4),
                 audit: t(tree::AUDIT),
                 by_subject: t(tree::AUDIT_BY_SUBJECT),
             })?;
