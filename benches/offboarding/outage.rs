@@ -44,9 +44,11 @@ pub async fn run(binary: &str) {
     }
     let tmp = tempfile::tempdir().expect("temp dir");
     let toml = format!(
-        "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n[policy]\ncreate_users = false\n[delivery]\nconcurrency = 32\nbackoff_initial_ms = {BACKOFF_INITIAL_MS}\nbackoff_max_secs = {}\nmax_attempts = {MAX_ATTEMPTS}\nprobe_interval_secs = 1\ndown_after_failures = 3\n",
+        "[[target]]\nname = \"jira\"\nproduct = \"jira\"\nurl = \"{}\"\ntoken_env = \"ATL_TOKEN\"\n[policy]\ncreate_users = false\n[delivery]\nconcurrency = 32\nbackoff_initial_ms = {BACKOFF_INITIAL_MS}\nbackoff_max_secs = {}\nmax_attempts = {MAX_ATTEMPTS}\nprobe_interval_secs = 1\ndown_after_failures = 3\n[guard]\nmax_offboardings = {}\n",
         jira.base_url(),
-        BACKOFF_MAX_MS / 1000
+        BACKOFF_MAX_MS / 1000,
+        // The brake (issue 12) counts every disable but holds none: this measures delivery.
+        users + 1
     );
     let cfg = tmp.path().join("scimbridge.toml");
     std::fs::write(&cfg, toml).expect("config");
