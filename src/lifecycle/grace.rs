@@ -68,9 +68,9 @@ pub fn user_warning_notice(entry: &GraceEntry, dry_run: bool) -> Value {
 
 /// The warning e-mail for `entry` (issue 12 §3: what will happen, when, and that logging in
 /// before then keeps the account; see `notify/templates/warning.txt`). `None` when the account
-/// has no e-mail address.
+/// has no usable e-mail address (none, or one a mail server would refuse, e.g. a bare name).
 pub fn warning_email(entry: &GraceEntry, product: Option<Product>, last_active: Option<String>) -> Option<Notice> {
-    let to = entry.email.clone().filter(|e| !e.trim().is_empty())?;
+    let to = entry.email.as_deref().map(str::trim).filter(|e| e.parse::<lettre::Address>().is_ok())?.to_string();
     Some(Notice::UserWarning {
         to,
         username: entry.username.clone(),
@@ -102,6 +102,8 @@ fn log_user_warning(entry: &GraceEntry, emailed: bool, dry_run: bool) {
         tracing::info!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User warned by e-mail: the action falls due after the grace period unless they log in.");
     } else if dry_run {
         tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "Dry run: the warning is recorded but no e-mail is sent to the user.");
+    } else if let Some(to) = entry.email.as_deref().filter(|e| e.trim().parse::<lettre::Address>().is_err()) {
+        tracing::warn!(target_name = %entry.target, username = %entry.username, address = %to, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but the account's e-mail is not a usable address: the warning cannot be delivered.");
     } else if entry.email.is_none() {
         tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but the account has no e-mail address: the warning cannot be delivered.");
     } else {
@@ -568,7 +570,9 @@ mod tests {
         assert!(mail.text.contains("Logging in to Jira before then keeps your account"), "{}", mail.text);
         let none = GraceEntry { email: None, ..e.clone() };
         assert!(warning_email(&none, None, None).is_none(), "no address: nothing to send");
-        let blank = GraceEntry { email: Some(" ".into()), ..e };
+        let blank = GraceEntry { email: Some(" ".into()), ..e.clone() };
         assert!(warning_email(&blank, None, None).is_none());
+        let bare = GraceEntry { email: Some("ann".into()), ..e };
+        assert!(warning_email(&bare, None, None).is_none(), "a bare name is no address to send to");
     }
 }
