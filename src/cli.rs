@@ -36,7 +36,7 @@ impl Backend {
         match Store::open_with_cache(&config.data_dir, config.cache_bytes) {
             Ok(store) => {
                 // Notices a local run raises (a user's warning...) are kept for `serve` to send.
-                store.want_notices(config.notify.wanted_events());
+                store.want_notices(config.notify.kept_events(&config.missing_credentials));
                 store.set_guard(config.guard);
                 Ok(Backend::Local(store))
             }

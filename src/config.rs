@@ -739,6 +739,8 @@ pub fn validate(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Conf
     let notify =
         crate::notify::config::validate(&file.notify, &|var| lookup(env, var), &mut issues, &mut notify_missing);
     missing_credentials.extend(notify_missing.into_iter().map(|i| ("[notify]".to_string(), i)));
+    let silent = crate::lifecycle::warnings_need_email(&lifecycle, file.notify.smtp.is_some());
+    issues.extend(silent.into_iter().map(|i| ConfigIssue { key: i.key, reason: i.reason }));
     let retention = crate::retention::validate(&file.retention).unwrap_or_else(|found| {
         issues.extend(found.into_iter().map(|(key, reason)| ConfigIssue { key, reason }));
         crate::retention::Retention::default()

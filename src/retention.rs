@@ -92,6 +92,7 @@ pub struct Counters {
     pub index_entries: AtomicU64,
     pub reports: AtomicU64,
     pub report_files: AtomicU64,
+    pub notices: AtomicU64,
 }
 
 impl Counters {
@@ -100,6 +101,7 @@ impl Counters {
         self.index_entries.fetch_add(p.index_entries, Ordering::Relaxed);
         self.reports.fetch_add(p.reports, Ordering::Relaxed);
         self.report_files.fetch_add(files, Ordering::Relaxed);
+        self.notices.fetch_add(p.notices, Ordering::Relaxed);
     }
 
     /// The Prometheus text of the counters.
@@ -117,13 +119,15 @@ impl Counters {
              scimbridge_retention_pruned_total{{kind=\"audit_records\"}} {}\n\
              scimbridge_retention_pruned_total{{kind=\"audit_index_entries\"}} {}\n\
              scimbridge_retention_pruned_total{{kind=\"reports\"}} {}\n\
-             scimbridge_retention_pruned_total{{kind=\"report_files\"}} {}\n",
+             scimbridge_retention_pruned_total{{kind=\"report_files\"}} {}\n\
+             scimbridge_retention_pruned_total{{kind=\"sent_notices\"}} {}\n",
             get(&self.passes),
             get(&self.failed_passes),
             get(&self.audit_records),
             get(&self.index_entries),
             get(&self.reports),
             get(&self.report_files),
+            get(&self.notices),
         )
     }
 }
@@ -157,6 +161,8 @@ pub fn prune_once(
         out.audit_records = a.audit_records;
         out.index_entries = a.index_entries;
         out.kept_for_pending = a.kept_for_pending;
+        // What was told to whom is audit history: it goes with the audit records.
+        out.notices = store.prune_sent_notices(audit_cutoff, BATCH, stop)?;
     }
     if reports_due {
         let r = store.prune_reports(reports_cutoff, &needed, BATCH, stop)?;
@@ -227,6 +233,7 @@ impl RetentionTask {
                                 index_entries = p.index_entries,
                                 reports = p.reports,
                                 report_files = files,
+                                sent_notices = p.notices,
                                 kept_for_pending = p.kept_for_pending,
                                 "Retention removed expired audit records and reports."
                             );

@@ -36,24 +36,9 @@ fn json_hook(extra: &str) -> String {
     format!("[[notify.webhook]]\nurl_env = \"HOOK_URL\"\nformat = \"json\"\nsecret_env = \"HOOK_SECRET\"\n{extra}")
 }
 
-/// The message's text with headers unfolded and quoted-printable soft breaks and escapes undone.
+/// The message's text, decoded (see `Received::readable`).
 pub(crate) fn readable(m: &Received) -> String {
-    let unfolded = m.data.replace("\r\n ", " ").replace("\r\n\t", " ").replace("=\r\n", "").replace("=\n", "");
-    let mut out = String::new();
-    let mut chars = unfolded.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '=' {
-            let hex: String = chars.clone().take(2).collect();
-            if let Ok(b) = u8::from_str_radix(&hex, 16) {
-                out.push(b as char);
-                chars.next();
-                chars.next();
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
+    m.readable()
 }
 
 fn unix_now() -> u64 {

@@ -220,6 +220,27 @@ fn warn_days(v: Option<i64>, key: &str, issues: &mut Vec<Issue>) -> i64 {
     d
 }
 
+/// A warning that can never be e-mailed must not be silent (issue 12 §3): `warn_days > 0` in
+/// `[cleanup]` or `[license]` needs `[notify.smtp]` (`has_smtp`: the table is present; its
+/// variables are checked with the other credentials). One issue per table that warns.
+pub fn warnings_need_email(lc: &LifecycleConfig, has_smtp: bool) -> Vec<Issue> {
+    if has_smtp {
+        return Vec::new();
+    }
+    [("cleanup.warn_days", lc.cleanup.warn_days), ("license.warn_days", lc.license.warn_days)]
+        .into_iter()
+        .filter(|(_, days)| *days > 0)
+        .map(|(key, days)| Issue {
+            key: key.into(),
+            reason: format!(
+                "is {days}, but warnings are e-mailed and there is no [notify.smtp] table: configure \
+                 [notify.smtp] (url_env, from, admins) so users are told, or set warn_days = 0 to act \
+                 without warning"
+            ),
+        })
+        .collect()
+}
+
 fn group(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -393,6 +414,18 @@ mod tests {
         assert_eq!((on.cleanup.warn_days, on.cleanup.warn_days_set), (7, true));
         assert_eq!(on.license.warn_days, 14);
         assert_eq!(keys(check("warn_days = -1", "warn_days = 400")), ["cleanup.warn_days", "license.warn_days"]);
+    }
+
+    #[test]
+    fn warning_without_smtp_is_refused_naming_both_keys() {
+        let on = check("warn_days = 7", "warn_days = 0").expect("valid");
+        assert!(warnings_need_email(&on, true).is_empty());
+        let found = warnings_need_email(&on, false);
+        assert_eq!(found.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["cleanup.warn_days"]);
+        assert!(found[0].reason.contains("[notify.smtp]") && found[0].reason.contains("warn_days = 0"), "{found:?}");
+        let both = check("warn_days = 7", "warn_days = 14").expect("valid");
+        assert_eq!(warnings_need_email(&both, false).len(), 2);
+        assert!(warnings_need_email(&check("", "").expect("valid"), false).is_empty(), "the default warns nobody");
     }
 
     #[test]

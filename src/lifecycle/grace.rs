@@ -13,8 +13,10 @@
 //! the CLI without a server also acts on what fell due. A run during the grace period neither
 //! warns again nor queues anything for an account already warned: it lists the pending warning.
 //!
-//! The warning e-mail itself is sent by the notifications lane: [`user_warning_notice`] is the
-//! one place that hands it the facts.
+//! The warning e-mail goes out through the notifications lane: [`warning_email`] builds its
+//! `Notice::UserWarning`, written in the warning's own transaction (never in dry run, never for
+//! an account without an e-mail address). `[notify.smtp]` is required whenever `warn_days > 0`
+//! (config validation), so a warning is never recorded that could not be sent.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,6 +27,8 @@ use tokio::sync::watch;
 use super::context::{self, TargetView};
 use super::report::{from_ms, rfc3339, Finding, Mode, Report, TargetSummary};
 use super::{Jobs, LifecycleError};
+use crate::atlassian::Product;
+use crate::notify::Notice;
 use crate::policy::{contains_ci, Intent};
 use crate::store::{ActivityRecord, GraceEntry, Operator};
 
@@ -62,17 +66,48 @@ pub fn user_warning_notice(entry: &GraceEntry, dry_run: bool) -> Value {
     })
 }
 
-/// Hands the warning to whoever sends it. Until the notifications lane is wired here, the
-/// warning is the durable `warning` audit record and this loud log line.
-fn send_user_warning(entry: &GraceEntry, dry_run: bool) {
-    let notice = user_warning_notice(entry, dry_run);
-    match &entry.email {
-        Some(_) => {
-            tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, notice = %notice, "User warned: the action falls due after the grace period unless they log in.")
-        }
-        None => {
-            tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but the account has no e-mail address: the warning cannot be delivered.")
-        }
+/// The warning e-mail for `entry` (issue 12 §3: what will happen, when, and that logging in
+/// before then keeps the account; see `notify/templates/warning.txt`). `None` when the account
+/// has no usable e-mail address (none, or one a mail server would refuse, e.g. a bare name).
+pub fn warning_email(entry: &GraceEntry, product: Option<Product>, last_active: Option<String>) -> Option<Notice> {
+    let to = entry.email.as_deref().map(str::trim).filter(|e| e.parse::<lettre::Address>().is_ok())?.to_string();
+    Some(Notice::UserWarning {
+        to,
+        username: entry.username.clone(),
+        display_name: None,
+        target: entry.target.clone(),
+        product: product.map(|p| product_name(p).to_string()),
+        action: entry.action.clone(),
+        reason: super::report::reason_of(&entry.kind, &entry.action).to_string(),
+        last_active,
+        due_at: entry.due_at.clone(),
+        run_id: entry.operator.run_id.clone(),
+    })
+}
+
+/// The product's name as its users know it.
+fn product_name(p: Product) -> &'static str {
+    match p {
+        Product::Jira => "Jira",
+        Product::Confluence => "Confluence",
+        Product::Crowd => "Crowd",
+        Product::Bitbucket => "Bitbucket",
+    }
+}
+
+/// Says in the log that a user was warned (the e-mail is on its way through the lane), or why
+/// no e-mail goes out.
+fn log_user_warning(entry: &GraceEntry, emailed: bool, dry_run: bool) {
+    if emailed {
+        tracing::info!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User warned by e-mail: the action falls due after the grace period unless they log in.");
+    } else if dry_run {
+        tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "Dry run: the warning is recorded but no e-mail is sent to the user.");
+    } else if let Some(to) = entry.email.as_deref().filter(|e| e.trim().parse::<lettre::Address>().is_err()) {
+        tracing::warn!(target_name = %entry.target, username = %entry.username, address = %to, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but the account's e-mail is not a usable address: the warning cannot be delivered.");
+    } else if entry.email.is_none() {
+        tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but the account has no e-mail address: the warning cannot be delivered.");
+    } else {
+        tracing::warn!(target_name = %entry.target, username = %entry.username, due_at = %entry.due_at, run_id = %entry.operator.run_id, "User selected for an action after the grace period, but no [notify.smtp] is configured to e-mail the warning.");
     }
 }
 
@@ -188,9 +223,14 @@ impl Jobs {
                 "run_id": entry.operator.run_id, "dry_run": dry_run,
                 "notice": user_warning_notice(&entry, dry_run),
             });
-            if self.store.grace_warn(&entry, &entry.user_id, &record)? {
+            let product = self.config.targets.iter().find(|t| t.spec.name == entry.target).map(|t| t.spec.product);
+            let row = match warning_email(&entry, product, f.last_active.clone()).filter(|_| !dry_run) {
+                Some(notice) => self.store.notice_row(&notice)?,
+                None => None,
+            };
+            if self.store.grace_warn(&entry, &entry.user_id, &record, row.as_ref())? {
                 f.warned_at = Some(entry.warned_at.clone());
-                send_user_warning(&entry, dry_run);
+                log_user_warning(&entry, row.is_some(), dry_run);
             }
         }
         Ok(out)
@@ -513,5 +553,26 @@ mod tests {
         assert_eq!(n["when"], "2026-01-08T00:00:00Z");
         assert!(n["what"].as_str().is_some_and(|w| w.contains("deactivated")), "{n}");
         assert!(n["keep"].as_str().is_some_and(|k| k.contains("Log in to jira before 2026-01-08")), "{n}");
+    }
+
+    #[test]
+    fn the_warning_email_goes_to_the_account_and_says_what_when_and_how_to_keep_it() {
+        let e = entry("deactivate");
+        let n = warning_email(&e, Some(Product::Jira), Some("2025-09-01T00:00:00Z".into())).expect("a notice");
+        let Notice::UserWarning { to, reason, due_at, run_id, .. } = &n else { panic!("{n:?}") };
+        assert_eq!(
+            (to.as_str(), reason.as_str(), due_at.as_str()),
+            ("ann@example.com", "inactive", "2026-01-08T00:00:00Z")
+        );
+        assert_eq!(run_id, &e.operator.run_id);
+        let mail = crate::notify::render::user_email(&n).expect("renders").expect("an email");
+        assert!(mail.text.contains("deactivated on 2026-01-08T00:00:00Z"), "{}", mail.text);
+        assert!(mail.text.contains("Logging in to Jira before then keeps your account"), "{}", mail.text);
+        let none = GraceEntry { email: None, ..e.clone() };
+        assert!(warning_email(&none, None, None).is_none(), "no address: nothing to send");
+        let blank = GraceEntry { email: Some(" ".into()), ..e.clone() };
+        assert!(warning_email(&blank, None, None).is_none());
+        let bare = GraceEntry { email: Some("ann".into()), ..e };
+        assert!(warning_email(&bare, None, None).is_none(), "a bare name is no address to send to");
     }
 }

@@ -40,6 +40,7 @@ use crate::store::{Operator, Store, StoreError};
 
 pub use bulk::{usernames_from_csv, BulkKind, BulkRequest};
 pub use cleanup::{judge, Criteria, Facts, Verdict};
+pub use config::warnings_need_email;
 pub use config::{
     validate, CleanupAction, CleanupConfig, CleanupFile, JobConfig, JobFile, LicenseConfig, LicenseFile,
     LifecycleConfig, Sections,

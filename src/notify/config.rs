@@ -82,6 +82,18 @@ impl NotifyConfig {
         out
     }
 
+    /// What a process that does not send (a local CLI run) keeps for `serve`: as
+    /// [`Self::wanted_events`], plus users' warnings when `[notify.smtp]` is written but its
+    /// variable is not set here (`missing`: the configuration's missing credentials), so a
+    /// warning recorded by such a run is still e-mailed once `serve` runs with it.
+    pub fn kept_events(&self, missing: &[(String, ConfigIssue)]) -> BTreeSet<String> {
+        let mut out = self.wanted_events();
+        if missing.iter().any(|(_, i)| i.key == "notify.smtp.url_env") {
+            out.insert(super::USER_WARNING.to_string());
+        }
+        out
+    }
+
     pub fn smtp(&self) -> Option<&SmtpChannel> {
         self.channels.iter().find_map(|c| match &c.kind {
             ChannelKind::Smtp(s) => Some(s),
@@ -518,5 +530,25 @@ digest = "daily"
         assert!(issues.join("").contains("must be https://"), "{issues:?}");
         let (_, issues, _) = check("[[notify.webhook]]\nurl_env = \"H\"\nformat = \"slack\"\n", &[("H", "not a url")]);
         assert!(issues.join("").contains("is not a URL"), "{issues:?}");
+    }
+
+    #[test]
+    fn a_run_without_the_smtp_variable_keeps_users_warnings_for_serve() {
+        #[derive(Deserialize)]
+        struct F {
+            notify: NotifyFile,
+        }
+        let smtp = "[notify.smtp]\nurl_env = \"UNSET_SMTP\"\nfrom = \"a@corp.test\"\nadmins = [\"b@corp.test\"]\n";
+        let f: F = toml::from_str(smtp).expect("toml");
+        let (mut issues, mut missing) = (Vec::new(), Vec::new());
+        let cfg = validate(&f.notify, &|_| None, &mut issues, &mut missing);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert!(!cfg.wanted_events().contains(crate::notify::USER_WARNING), "nothing can send here");
+        let missing: Vec<(String, ConfigIssue)> = missing.into_iter().map(|i| ("[notify]".to_string(), i)).collect();
+        assert!(cfg.kept_events(&missing).contains(crate::notify::USER_WARNING), "but serve will: {missing:?}");
+        assert!(
+            !NotifyConfig::default().kept_events(&[]).contains(crate::notify::USER_WARNING),
+            "no [notify.smtp]: nothing to keep"
+        );
     }
 }

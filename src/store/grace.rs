@@ -2,7 +2,9 @@
 //! `grace` tree, key `kind 0x00 target 0x00 lower-cased username` (kind = `cleanup` | `license`).
 //! An entry is written in the same transaction as the audit record of its warning, and removed
 //! in the same transaction as the record of how it ended, so a crash or restart during the grace
-//! period neither loses a warned action nor warns twice. The entry itself is a plain fact list;
+//! period neither loses a warned action nor warns twice. The warning e-mail's notice (when one is
+//! sent) is written in that same transaction, so it is neither lost nor sent twice either. The
+//! entry itself is a plain fact list;
 //! `lifecycle/grace.rs` decides what it means.
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,7 @@ use sled::Transactional;
 use super::audit::{encode, index_keys};
 use super::error::{StoreError, StoreResult};
 use super::keys;
+use super::notices::NoticeRow;
 use super::operator::Operator;
 use super::{tree, Store};
 
@@ -82,13 +85,20 @@ impl Store {
         self.grace_tree()?.iter().values().map(|v| decode(&v?)).collect()
     }
 
-    /// Records a warning: the entry and its audit record (indexed under `subject`, the username
-    /// and the run), in one transaction. Returns false, writing nothing, when the account already
-    /// has a pending entry of this kind: nobody is warned twice for one action.
+    /// Records a warning: the entry, its audit record (indexed under `subject`, the username
+    /// and the run) and the warning e-mail's `notice` (prepared by [`Store::notice_row`]; `None`
+    /// when none is sent), in one transaction. Returns false, writing nothing, when the account
+    /// already has a pending entry of this kind: nobody is warned twice for one action.
     ///
     /// # Errors
     /// On a storage error; nothing is written then.
-    pub fn grace_warn(&self, entry: &GraceEntry, subject: &str, audit: &Value) -> StoreResult<bool> {
+    pub fn grace_warn(
+        &self,
+        entry: &GraceEntry,
+        subject: &str,
+        audit: &Value,
+        notice: Option<&NoticeRow>,
+    ) -> StoreResult<bool> {
         let _guard = self.lock();
         let grace = self.grace_tree()?;
         let key = entry.key();
@@ -96,10 +106,13 @@ impl Store {
             return Ok(false);
         }
         let bytes = serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.with_audit(&grace, subject, audit, |g| {
+        self.with_audit(&grace, subject, audit, notice, |g| {
             g.insert(key.as_slice(), bytes.as_slice())?;
             Ok(())
         })?;
+        if notice.is_some() {
+            self.notice_written();
+        }
         Ok(true)
     }
 
@@ -115,16 +128,23 @@ impl Store {
         if !grace.contains_key(&key)? {
             return Ok(false);
         }
-        self.with_audit(&grace, subject, audit, |g| {
+        self.with_audit(&grace, subject, audit, None, |g| {
             g.remove(key.as_slice())?;
             Ok(())
         })?;
         Ok(true)
     }
 
-    /// Runs `change` on the grace tree and appends `audit` in one transaction (writer lock held
-    /// by the caller).
-    fn with_audit<F>(&self, grace: &sled::Tree, subject: &str, audit: &Value, change: F) -> StoreResult<()>
+    /// Runs `change` on the grace tree, appends `audit` and writes `notice` in one transaction
+    /// (writer lock held by the caller).
+    fn with_audit<F>(
+        &self,
+        grace: &sled::Tree,
+        subject: &str,
+        audit: &Value,
+        notice: Option<&NoticeRow>,
+        change: F,
+    ) -> StoreResult<()>
     where
         F: Fn(&sled::transaction::TransactionalTree) -> Result<(), sled::transaction::UnabortableTransactionError>,
     {
@@ -132,8 +152,12 @@ impl Store {
         let bytes = encode(audit)?;
         let index = index_keys(subject, audit, seq);
         let (audit_tree, by_subject) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
-        (grace, &*audit_tree, &*by_subject).transaction(|(g, a, s)| {
+        let notices = self.notice_tree()?;
+        (grace, &*audit_tree, &*by_subject, &notices).transaction(|(g, a, s, n)| {
             change(g)?;
+            if let Some(row) = notice {
+                row.put(n)?;
+            }
             a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
             for k in &index {
                 s.insert(k.as_slice(), &[])?;
@@ -172,15 +196,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         {
             let store = Store::open(dir.path()).expect("open");
+            store.want_notices(["user_warning".to_string()]);
             let rec = serde_json::json!({"type": "warning", "username": "Ann"});
-            assert!(store.grace_warn(&entry("Ann"), "atlassian:ann", &rec).expect("warn"));
-            assert!(!store.grace_warn(&entry("ANN"), "atlassian:ann", &rec).expect("warn again"), "never twice");
+            let mail = |to: &str| serde_json::json!({"event": "user_warning", "to": to});
+            let row = store.notice_row(&mail("ann@example.com")).expect("row");
+            assert!(store.grace_warn(&entry("Ann"), "atlassian:ann", &rec, row.as_ref()).expect("warn"));
+            let again = store.notice_row(&mail("ann@example.com")).expect("row");
+            assert!(
+                !store.grace_warn(&entry("ANN"), "atlassian:ann", &rec, again.as_ref()).expect("warn again"),
+                "never twice"
+            );
             assert_eq!(store.audit_of("atlassian:ann").expect("audit").len(), 1);
             store.flush_blocking().expect("flush");
         }
         let store = Store::open(dir.path()).expect("reopen");
         let pending = store.grace_entries().expect("entries");
         assert_eq!(pending.len(), 1);
+        let mails = store.pending_notices().expect("notices");
+        assert_eq!(mails.len(), 1, "the warning's e-mail is written with it, once: {mails:?}");
+        assert_eq!(mails[0].notice["to"], "ann@example.com");
         assert!(store.grace_get("cleanup", "jira", "ann").expect("get").is_some());
         let closed = serde_json::json!({"type": "grace", "username": "Ann"});
         assert!(store.grace_close(&pending[0], "atlassian:ann", &closed).expect("close"));

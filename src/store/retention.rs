@@ -1,10 +1,13 @@
-//! Pruning of audit records and stored run reports older than the retention (`[retention]`),
+//! Pruning of audit records, stored run reports and sent notifications (`notify_sent`, by
+//! `audit_days`: the audit log of what was told to whom) older than the retention (`[retention]`),
 //! in bounded batches: each batch is a few hundred deletions applied under the writer lock, so
 //! an IdP write waits at most one small batch, never a pass.
 //!
 //! What is never pruned, whatever its age:
 //! - state: users, groups, memberships, links, link reviews, tokens, the outbox, dead letters,
-//!   superseded and held intents (only the `audit` tree, its index and `reports` are pruned);
+//!   superseded and held intents, notices not yet sent (only the `audit` tree, its index,
+//!   `reports` and `notify_sent` are pruned); pending grace periods (a closed one is only an
+//!   audit record);
 //! - the records and report of a run that still has an intent pending, dead-lettered,
 //!   superseded or held for review (`runs_still_needed`): a dead letter from two years ago still
 //!   shows the change that caused it and every attempt made;
@@ -35,9 +38,18 @@ pub struct Pruned {
     pub audit_records: u64,
     pub index_entries: u64,
     pub reports: u64,
+    /// Sent (or given up) notifications, from `notify_sent`.
+    pub notices: u64,
     /// Records or reports past the retention kept because a pending, dead, superseded or held
     /// intent of their run still needs them.
     pub kept_for_pending: u64,
+}
+
+/// The time a stored notice was raised.
+#[derive(Deserialize)]
+struct AtMs {
+    #[serde(default)]
+    at_ms: Option<u64>,
 }
 
 /// The fields of an audit record or report that decide its fate.
@@ -285,6 +297,46 @@ impl Store {
         Ok(out)
     }
 
+    /// Removes notifications every channel was done with (`notify_sent`) that were raised
+    /// before `cutoff`, oldest first (ids grow with time), in batches; stops at the first
+    /// recent one. Notices still waiting (`notify_outbox`) are never touched.
+    ///
+    /// # Errors
+    /// On a storage error or an unreadable record.
+    pub fn prune_sent_notices(&self, cutoff: DateTime<Utc>, batch: usize, stop: &AtomicBool) -> StoreResult<u64> {
+        let sent = self.inner.db().open_tree(super::notices::NOTIFY_SENT)?;
+        let cutoff_ms = u64::try_from(cutoff.timestamp_millis()).unwrap_or(0);
+        let mut removed = 0;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut doomed = sled::Batch::default();
+            let (mut n, mut reached_recent) = (0usize, false);
+            for kv in sent.iter().take(batch.max(1)) {
+                let (k, v) = kv?;
+                let at_ms = serde_json::from_slice::<AtMs>(&v).ok().and_then(|h| h.at_ms);
+                // An undated record is kept, never guessed old; it also ends the pass.
+                if at_ms.is_none_or(|t| t >= cutoff_ms) {
+                    reached_recent = true;
+                    break;
+                }
+                doomed.remove(k);
+                n += 1;
+            }
+            if n > 0 {
+                let _guard = self.lock();
+                sent.apply_batch(doomed)?;
+                self.mark_committed();
+                removed += n as u64;
+            }
+            if reached_recent || n < batch.max(1) {
+                break;
+            }
+        }
+        Ok(removed)
+    }
+
     /// When the oldest stored report finished (or started), if it says.
     ///
     /// # Errors
@@ -412,5 +464,26 @@ mod tests {
         assert_eq!(store.report(ids[0]).expect("read"), None);
         assert!(store.report(ids[1]).expect("read").is_some());
         assert!(store.report(ids[2]).expect("read").is_some());
+    }
+
+    #[test]
+    fn sent_notices_older_than_the_cutoff_go_and_waiting_ones_stay() {
+        let (_dir, store) = store();
+        store.want_notices(["dead_letter".to_string()]);
+        for job in 0..3 {
+            store.enqueue_notice(&serde_json::json!({"event": "dead_letter", "job": job})).expect("enqueue");
+        }
+        let mut pending = store.pending_notices().expect("pending");
+        let waiting = pending.pop().expect("the third stays waiting");
+        let done: Vec<(super::super::NoticeRecord, bool)> = pending.into_iter().map(|r| (r, true)).collect();
+        store.update_notices(&done).expect("sent");
+        let stop = AtomicBool::new(false);
+        let past = Utc::now() - chrono::Duration::days(1);
+        assert_eq!(store.prune_sent_notices(past, 1, &stop).expect("prune"), 0, "nothing is that old");
+        assert_eq!(store.sent_notices().expect("sent").len(), 2);
+        let future = Utc::now() + chrono::Duration::seconds(5);
+        assert_eq!(store.prune_sent_notices(future, 1, &stop).expect("prune"), 2, "batches of one, all of them");
+        assert!(store.sent_notices().expect("sent").is_empty());
+        assert_eq!(store.pending_notices().expect("pending"), vec![waiting], "a waiting notice is never pruned");
     }
 }

@@ -21,6 +21,26 @@ pub struct Received {
 }
 
 impl Received {
+    /// The message with headers unfolded and quoted-printable soft breaks and escapes undone.
+    pub fn readable(&self) -> String {
+        let unfolded = self.data.replace("\r\n ", " ").replace("\r\n\t", " ").replace("=\r\n", "").replace("=\n", "");
+        let mut out = String::new();
+        let mut chars = unfolded.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '=' {
+                let hex: String = chars.clone().take(2).collect();
+                if let Ok(b) = u8::from_str_radix(&hex, 16) {
+                    out.push(b as char);
+                    chars.next();
+                    chars.next();
+                    continue;
+                }
+            }
+            out.push(c);
+        }
+        out
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         let prefix = format!("{}:", name.to_ascii_lowercase());
         self.data
