@@ -52,6 +52,7 @@ pub(crate) struct GuardCell {
 
 /// The brake's trees, and the superseded jobs (`supersede.rs`), for writers whose transaction
 /// spans them.
+#[derive(Clone)]
 pub(crate) struct GuardTrees {
     pub(crate) held: sled::Tree,
     pub(crate) lanes: sled::Tree,
@@ -143,6 +144,17 @@ impl GuardPlan {
     /// Whether the write's `i`-th intent is held (the caller leaves it out of the outbox).
     pub fn is_held(&self, i: usize) -> bool {
         self.held.get(i).copied().unwrap_or(false)
+    }
+
+    /// Whether [`GuardPlan::write`] has anything to write: a write with no destructive intent
+    /// (most IdP traffic) leaves the brake's trees out of its transaction.
+    pub fn writes_anything(&self) -> bool {
+        !(self.held_rows.is_empty()
+            && self.superseded.is_empty()
+            && self.admitted.is_empty()
+            && self.forgotten.is_empty()
+            && self.records.is_empty()
+            && self.notice.is_none())
     }
 
     pub fn write(&self, t: &GuardTx<'_>) -> TxResult {
@@ -514,7 +526,7 @@ impl Store {
 
     /// The brake's trees and the superseded jobs, for writers whose transaction spans them.
     pub(crate) fn guard_trees(&self) -> StoreResult<GuardTrees> {
-        guard_trees_of(&self.inner.db())
+        Ok(self.inner.gen().guard.clone())
     }
 }
 

@@ -179,6 +179,8 @@ pub(crate) struct Gen {
     tokens: sled::Tree,
     /// sled's log file, opened once for `fdatasync`.
     log_file: Option<std::fs::File>,
+    /// The brake's trees, opened once per opening rather than by name on every write.
+    guard: guard_held::GuardTrees,
 }
 
 impl Inner {

@@ -43,7 +43,8 @@ pub(super) fn open_gen(dir: &std::path::Path, page_cache: u64) -> StoreResult<Ge
             }
         }
     }
-    Ok(Gen { db, trees, tokens, log_file: std::fs::File::open(dir.join("db")).ok() })
+    let guard = super::guard_held::guard_trees_of(&db)?;
+    Ok(Gen { db, trees, tokens, log_file: std::fs::File::open(dir.join("db")).ok(), guard })
 }
 
 impl Gen {

@@ -411,10 +411,12 @@ impl Store {
         let guard_items: Vec<(u64, &super::outbox::OutboxEntry)> = intent_seqs.iter().copied().zip(&entries).collect();
         let guard = self.guard_plan(&guard_items, ctx.now, enqueued_ms)?;
         let gen = self.inner.gen();
-        let g = super::guard_held::guard_trees_of(&gen.db)?;
+        let g = &gen.guard;
         let mut trees: Vec<&sled::Tree> = gen.trees.iter().collect();
-        let guard_at = trees.len();
-        trees.extend([&g.held, &g.lanes, &g.window, &g.superseded, &g.notices]);
+        let guard_at = guard.writes_anything().then_some(trees.len());
+        if guard_at.is_some() {
+            trees.extend([&g.held, &g.lanes, &g.window, &g.superseded, &g.notices]);
+        }
         let last_seq = intent_seqs.last().copied().unwrap_or(seq);
         let (before_name, after_name) =
             (before.and_then(|r| r.unique_name(kind)).map(fold), after.and_then(|r| r.unique_name(kind)).map(fold));
@@ -476,15 +478,17 @@ impl Store {
                     t(tree::OUTBOX).insert(&s.to_be_bytes(), b.as_slice())?;
                 }
             }
-            guard.write(&super::guard_held::GuardTx {
-                held: t(guard_at),
-                lanes: t(guard_at + 1),
-                window: t(guard_at + 2),
-                superseded: t(guard_at + 3),
-                notices: t(guard_at + 4),
-                audit: t(tree::AUDIT),
-                by_subject: t(tree::AUDIT_BY_SUBJECT),
-            })?;
+            if let Some(at) = guard_at {
+                guard.write(&super::guard_held::GuardTx {
+                    held: t(at),
+                    lanes: t(at + 1),
+                    window: t(at + 2),
+                    superseded: t(at + 3),
+                    notices: t(at + 4),
+                    audit: t(tree::AUDIT),
+                    by_subject: t(tree::AUDIT_BY_SUBJECT),
+                })?;
+            }
             t(tree::META).insert(b"seq", &last_seq.to_be_bytes())?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
