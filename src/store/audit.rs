@@ -67,6 +67,22 @@ pub(super) fn run_subject(run_id: &str) -> String {
     format!("run:{run_id}")
 }
 
+/// Writes one audit record and its subject-index keys ([`index_keys`]) inside the caller's
+/// transaction, so a record and the index that finds it (and that retention sweeps) never part.
+pub(super) fn put_in(
+    audit: &sled::transaction::TransactionalTree,
+    by_subject: &sled::transaction::TransactionalTree,
+    seq: u64,
+    record: &[u8],
+    index: &[Vec<u8>],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    audit.insert(&seq.to_be_bytes(), record)?;
+    for k in index {
+        by_subject.insert(k.as_slice(), &[])?;
+    }
+    Ok(())
+}
+
 /// The index keys of a record about `subject` (queued, delivery, operator): the subject, the
 /// Atlassian username the record names, and the run it belongs to, if any.
 pub(super) fn index_keys(subject: &str, record: &Value, seq: u64) -> Vec<Vec<u8>> {

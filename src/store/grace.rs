@@ -158,10 +158,7 @@ impl Store {
             if let Some(row) = notice {
                 row.put(n)?;
             }
-            a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-            for k in &index {
-                s.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(a, s, seq, &bytes, &index)?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();

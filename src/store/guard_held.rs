@@ -174,10 +174,7 @@ impl GuardPlan {
             t.window.remove(window_key(*ms, *seq))?;
         }
         for (seq, bytes, index) in &self.records {
-            t.audit.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-            for k in index {
-                t.by_subject.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(t.audit, t.by_subject, *seq, bytes, index)?;
         }
         if let Some(row) = &self.notice {
             row.put(t.notices)?;
@@ -501,10 +498,7 @@ impl Store {
                 }
             }
             for (seq, bytes, index) in &records {
-                a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                for k in index {
-                    s.insert(k.as_slice(), &[])?;
-                }
+                super::audit::put_in(a, s, *seq, bytes, index)?;
             }
             TxResult::Ok(())
         })?;

@@ -225,10 +225,7 @@ impl Store {
                 e.insert(ext_key(&link.target, x, &link.user_id), &[])?;
             }
             r.remove(keys::pair(&link.target, &link.user_id))?;
-            at.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            for k in &index {
-                s.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(at, s, audit_seq, &audit_bytes, &index)?;
             TxResult::Ok(())
         })?;
         self.mark_committed();
@@ -262,10 +259,7 @@ impl Store {
                 }
             }
             r.remove(keys::pair(target, user_id))?;
-            at.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            for k in &index {
-                s.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(at, s, audit_seq, &audit_bytes, &index)?;
             TxResult::Ok(())
         })?;
         self.mark_committed();
@@ -370,10 +364,7 @@ impl Store {
             }
             h.insert(held_key.as_slice(), entry_bytes.as_slice())?;
             o.remove(&seq.to_be_bytes())?;
-            at.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            for k in &index {
-                s.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(at, s, audit_seq, &audit_bytes, &index)?;
             TxResult::Ok(())
         })?;
         self.mark_committed();
@@ -502,10 +493,7 @@ impl Store {
                 o.insert(&seq.to_be_bytes(), v)?;
             }
             for (seq, bytes, index) in &records {
-                at.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                for k in index {
-                    s.insert(k.as_slice(), &[])?;
-                }
+                super::audit::put_in(at, s, *seq, bytes, index)?;
             }
             TxResult::Ok(())
         })?;

@@ -209,10 +209,7 @@ impl Store {
                 d.insert(&seq.to_be_bytes(), b.as_slice())?;
                 l.insert(lane.as_slice(), &[])?;
             }
-            a.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            for k in &index {
-                s.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(a, s, audit_seq, &audit_bytes, &index)?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
@@ -272,10 +269,7 @@ impl Store {
                 if !guard.is_held(i) {
                     o.insert(&seq.to_be_bytes(), entry.as_slice())?;
                 }
-                a.insert(&audit_seq.to_be_bytes(), record.as_slice())?;
-                for k in index {
-                    s.insert(k.as_slice(), &[])?;
-                }
+                super::audit::put_in(a, s, *audit_seq, record, index)?;
             }
             guard.write(&GuardTx {
                 held: h,
@@ -435,10 +429,7 @@ impl Store {
             } else {
                 s.remove(&seq.to_be_bytes())?;
             }
-            a.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            for k in &index {
-                b.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(a, b, audit_seq, &audit_bytes, &index)?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
@@ -483,10 +474,7 @@ impl Store {
                     h.remove(key)?;
                 }
             }
-            a.insert(&audit_seq.to_be_bytes(), bytes.as_slice())?;
-            for k in &index {
-                s.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(a, s, audit_seq, &bytes, &index)?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();
@@ -512,10 +500,7 @@ impl Store {
         let index = index_keys(subject, audit, seq);
         let (a, s) = (self.t(tree::AUDIT), self.t(tree::AUDIT_BY_SUBJECT));
         (&*a, &*s).transaction(|(a, s)| {
-            a.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-            for k in &index {
-                s.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(a, s, seq, &bytes, &index)?;
             Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         self.mark_committed();

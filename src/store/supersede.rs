@@ -226,10 +226,7 @@ impl Store {
         (&*o, s, &*a, &*by_subject).transaction(|(o, s, a, b)| {
             o.remove(&seq.to_be_bytes())?;
             s.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-            a.insert(&audit_seq.to_be_bytes(), audit_bytes.as_slice())?;
-            for k in &index {
-                b.insert(k.as_slice(), &[])?;
-            }
+            super::audit::put_in(a, b, audit_seq, &audit_bytes, &index)?;
             TxResult::Ok(())
         })?;
         self.mark_committed();
@@ -286,10 +283,7 @@ impl Store {
                 s.insert(&old.to_be_bytes(), bytes.as_slice())?;
             }
             for (audit_seq, bytes, index) in &records {
-                a.insert(&audit_seq.to_be_bytes(), bytes.as_slice())?;
-                for k in index {
-                    b.insert(k.as_slice(), &[])?;
-                }
+                super::audit::put_in(a, b, *audit_seq, bytes, index)?;
             }
             TxResult::Ok(())
         })?;
