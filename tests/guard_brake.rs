@@ -117,7 +117,7 @@ async fn entra_disabling_5000_of_5000_users_delivers_the_limit_holds_the_rest_an
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (mails, hits) = (smtp.messages(), hook.accepted());
     assert_eq!((mails.len(), hits.len()), (1, 1), "exactly one notification each: {mails:#?} {hits:#?}");
-    let text = crate::notify::readable(&mails[0]);
+    let text = mails[0].readable();
     assert!(text.contains("Subject: [scimbridge] Offboarding brake engaged"), "{text}");
     assert!(text.contains("Held when it engaged: ") && text.contains("scimbridge held approve --all"), "{text}");
     assert!(text.contains("Limit: 50 per 1 h") && text.contains("scimbridge held reject --all"), "{text}");

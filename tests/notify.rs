@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::support::atlassian_emulator::{Emulator, Fault, TOKEN as ATL_TOKEN};
 use crate::support::server::{config_with_toml, eventually, TestServer};
-use crate::support::smtp::{Received, SmtpReceiver};
+use crate::support::smtp::SmtpReceiver;
 use crate::support::webhook::WebhookReceiver;
 use scimbridge::atlassian::Product;
 use scimbridge::notify::{sign, Notice, NotifySender};
@@ -36,11 +36,6 @@ fn json_hook(extra: &str) -> String {
     format!("[[notify.webhook]]\nurl_env = \"HOOK_URL\"\nformat = \"json\"\nsecret_env = \"HOOK_SECRET\"\n{extra}")
 }
 
-/// The message's text, decoded (see `Received::readable`).
-pub(crate) fn readable(m: &Received) -> String {
-    m.readable()
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -63,7 +58,7 @@ async fn a_dead_letter_is_emailed_over_real_smtp_and_posted_signed_to_a_json_web
     let mail = &smtp.messages()[0];
     assert_eq!(mail.from, "scimbridge@example.com");
     assert_eq!(mail.to, vec!["atlassian-admins@example.com".to_string(), "oncall@example.com".to_string()]);
-    let text = readable(mail);
+    let text = mail.readable();
     assert!(text.contains("Subject: [scimbridge] Dead letter: deactivate of hank on jira"), "{text}");
     assert!(
         text.contains("multipart/alternative") && text.contains("text/plain") && text.contains("text/html"),
@@ -158,7 +153,7 @@ async fn failing_receivers_are_retried_with_backoff_and_each_gets_the_notice_onc
     eventually("delivered after the failures", WAIT, || smtp.messages().len() == 1 && hook.accepted().len() == 1).await;
     assert_eq!(smtp.attempts.load(std::sync::atomic::Ordering::SeqCst), 2, "one 451, then accepted");
     assert_eq!(hook.hits().iter().map(|h| h.status).collect::<Vec<_>>(), vec![503, 503, 200]);
-    let text = readable(&smtp.messages()[0]);
+    let text = smtp.messages()[0].readable();
     assert!(text.contains("4950 destructive actions held") && text.contains("scimbridge held approve --all"), "{text}");
     eventually("the notice recorded as sent", WAIT, || s.store().sent_notices().is_ok_and(|n| n.len() == 1)).await;
     let sent = s.store().sent_notices().expect("sent");
@@ -202,7 +197,7 @@ async fn a_notice_stored_before_a_restart_is_sent_once_and_a_sent_one_is_not_sen
     let s = TestServer::start_with(config_with_toml(tmp.path(), &toml, &env)).await;
     eventually("sent after the restart", WAIT, || smtp.messages().len() == 1 && hook.accepted().len() == 1).await;
     eventually("recorded as sent", WAIT, || s.store().pending_notices().is_ok_and(|p| p.is_empty())).await;
-    assert!(readable(&smtp.messages()[0]).contains("Target jira unreachable for 6 min"));
+    assert!(smtp.messages()[0].readable().contains("Target jira unreachable for 6 min"));
     s.stop().await;
 
     let s = TestServer::start_with(config_with_toml(tmp.path(), &toml, &env)).await;
@@ -254,7 +249,7 @@ async fn the_daily_digest_sends_one_message_per_channel_at_digest_at_and_never_h
 
     let next = sender.tick(stored).await.expect("tick");
     assert_eq!(smtp.messages().len(), 1, "the brake goes at once");
-    assert!(readable(&smtp.messages()[0]).contains("Offboarding brake engaged"));
+    assert!(smtp.messages()[0].readable().contains("Offboarding brake engaged"));
     assert_eq!(hook.accepted().len(), 1);
     assert_eq!(hook.accepted()[0].json()["event"], "held");
     let due = next.expect("a digest is due later");
@@ -267,7 +262,7 @@ async fn the_daily_digest_sends_one_message_per_channel_at_digest_at_and_never_h
 
     sender.tick(due).await.expect("tick");
     assert_eq!(smtp.messages().len(), 2, "one digest email");
-    let digest = readable(&smtp.messages()[1]);
+    let digest = smtp.messages()[1].readable();
     assert!(digest.contains("Subject: [scimbridge] Daily digest: 3 notices"), "{digest}");
     for name in ["deactivate of ann", "deactivate of bob", "deactivate of cy"] {
         assert!(digest.contains(name), "{name} in {digest}");
@@ -371,7 +366,7 @@ async fn a_users_warning_is_emailed_to_that_user_only_with_replies_to_the_admins
     eventually("the warning email", WAIT, || smtp.messages().len() == 1).await;
     let mail = &smtp.messages()[0];
     assert_eq!(mail.to, vec!["dana@example.com".to_string()], "to the user only, not the admins");
-    let text = readable(mail);
+    let text = mail.readable();
     assert!(text.contains("Reply-To: atlassian-admins@example.com, oncall@example.com"), "{text}");
     for fact in [
         "Hello Dana Scully",
