@@ -456,16 +456,6 @@ impl Deliverer {
             link.source = LinkSource::SameName;
         }
         let previous = self.store.link(&link.user_id, &link.target)?;
-        // A look-up or create was planned for a user with no link; a link that exists now was set
-        // by an operator while the call was in flight, and the operator's choice stands.
-        let looked_up = !matches!(link.source, LinkSource::Renamed | LinkSource::Rehire | LinkSource::Admin);
-        if let Some(p) = previous.as_ref().filter(|p| looked_up && !p.username.eq_ignore_ascii_case(&link.username)) {
-            tracing::warn!(
-                target = %link.target, user = %link.user_id, linked = %p.username, delivered = %link.username,
-                "an operator linked the user while its delivery was in flight; the operator's link is kept"
-            );
-            return Ok(());
-        }
         let op = if link.source == LinkSource::Renamed { "rename" } else { "link" };
         let reason = match link.source {
             LinkSource::Username => "an existing account has the mapped username",
@@ -475,6 +465,18 @@ impl Deliverer {
             LinkSource::Renamed => "rename = \"follow\": the account was renamed",
             LinkSource::Rehire | LinkSource::Admin => "",
         };
-        self.store.link_put(&link, &link_audit(op, &link, previous.as_ref(), reason))
+        let audit = link_audit(op, &link, previous.as_ref(), reason);
+        // A look-up or create was planned for a user with no link; a link to another account that
+        // exists by now was set by an operator while the calls were in flight, and it stands.
+        if matches!(link.source, LinkSource::Renamed | LinkSource::Rehire | LinkSource::Admin) {
+            return self.store.link_put(&link, &audit);
+        }
+        if !self.store.link_put_unless_linked_elsewhere(&link, &audit)? {
+            tracing::warn!(
+                target = %link.target, user = %link.user_id, delivered = %link.username,
+                "an operator linked the user while its delivery was in flight; the operator's link is kept"
+            );
+        }
+        Ok(())
     }
 }

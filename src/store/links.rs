@@ -176,6 +176,28 @@ impl Store {
     /// that still exists; storage errors.
     pub fn link_put(&self, link: &Link, audit: &Value) -> StoreResult<()> {
         let _guard = self.lock();
+        self.link_put_locked(link, audit)
+    }
+
+    /// [`Store::link_put`] unless the user already has a link on that target to another account,
+    /// checked under the same lock as the write: a delivery that looked the account up for an
+    /// unlinked user never replaces a link an operator set while its calls were in flight.
+    /// Whether the link was recorded.
+    ///
+    /// # Errors
+    /// As [`Store::link_put`].
+    pub fn link_put_unless_linked_elsewhere(&self, link: &Link, audit: &Value) -> StoreResult<bool> {
+        let _guard = self.lock();
+        if let Some(current) = self.link(&link.user_id, &link.target)? {
+            if fold(&current.username) != fold(&link.username) {
+                return Ok(false);
+            }
+        }
+        self.link_put_locked(link, audit)?;
+        Ok(true)
+    }
+
+    fn link_put_locked(&self, link: &Link, audit: &Value) -> StoreResult<()> {
         let (links, by_account, by_ext, review) =
             (self.named(LINKS)?, self.named(BY_ACCOUNT)?, self.named(BY_EXT)?, self.named(REVIEW)?);
         let account_key = keys::pair(&link.target, &fold(&link.username));
